@@ -1,0 +1,41 @@
+// Shared small types for the popqorn_fast core: strided matrix views and
+// the error type that the bindings turn into Python ValueError.
+#pragma once
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace pq {
+
+// A non-owning row-major view of a rows x cols matrix with an explicit row stride.
+template <class T>
+struct MatView {
+  T* data = nullptr;
+  std::ptrdiff_t rows = 0, cols = 0, stride = 0;  // stride in elements between rows
+  T& operator()(std::ptrdiff_t i, std::ptrdiff_t j) const { return data[i * stride + j]; }
+  T* row(std::ptrdiff_t i) const { return data + i * stride; }
+};
+
+// An owning row-major matrix (contiguous, stride == cols).
+template <class T>
+struct Mat {
+  std::ptrdiff_t rows = 0, cols = 0;
+  std::vector<T> v;
+  Mat() = default;
+  Mat(std::ptrdiff_t r, std::ptrdiff_t c, T fill = T(0)) : rows(r), cols(c), v(static_cast<size_t>(r * c), fill) {}
+  T& operator()(std::ptrdiff_t i, std::ptrdiff_t j) { return v[static_cast<size_t>(i * cols + j)]; }
+  const T& operator()(std::ptrdiff_t i, std::ptrdiff_t j) const { return v[static_cast<size_t>(i * cols + j)]; }
+  T* row(std::ptrdiff_t i) { return v.data() + i * cols; }
+  const T* row(std::ptrdiff_t i) const { return v.data() + i * cols; }
+  MatView<T> view() { return {v.data(), rows, cols, cols}; }
+  MatView<const T> view() const { return {v.data(), rows, cols, cols}; }
+};
+
+// Invalid arguments that reach the core (the Python layer validates first;
+// this is the last line of defence, mapped to ValueError by pybind11).
+struct InvalidArgument : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+
+}  // namespace pq
