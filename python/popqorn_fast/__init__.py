@@ -1,8 +1,21 @@
-"""popqorn_fast: certified robustness radii (POPQORN) for RNN, LSTM and GRU classifiers."""
+"""popqorn_fast: certified robustness radii (POPQORN) for RNN, LSTM and GRU classifiers.
+
+>>> import popqorn_fast as pf
+>>> w = pf.load_model(pf.default_model_path())
+>>> cert = pf.certify(w, x, eps_max=1.0, p=2)          # x: (T, n) NumPy array
+"""
 from __future__ import annotations
 
+from .certificate import Certificate
+from .certify import (bound_margins, bound_states, certify, certify_gru, certify_lstm, certify_many,
+                      certify_rnn, sensitivity)
+from .model_io import default_model_path, load_inputs, load_model
 from .weights import GRUWeights, LSTMWeights, RNNWeights
 
 __version__ = "0.1.0"
 
-__all__ = ["RNNWeights", "LSTMWeights", "GRUWeights", "__version__"]
+__all__ = [
+    "RNNWeights", "LSTMWeights", "GRUWeights", "load_model", "load_inputs", "default_model_path",
+    "certify", "certify_rnn", "certify_lstm", "certify_gru", "certify_many", "bound_margins",
+    "bound_states", "sensitivity", "Certificate", "__version__",
+]

@@ -1,0 +1,31 @@
+"""Where a bound pass runs: the single seam between *what* is computed and *where*.
+
+``bound_pass`` calls the C++ CPU core (``popqorn_fast._core``) today; the CUDA
+backend plugs in here behind the same arguments (``device="cuda"``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+PLANE_METHODS = ("exact", "1d", "constant")
+
+
+def bound_pass(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.ndarray,
+               spec_w: np.ndarray, spec_b: np.ndarray, planes: str = "exact",
+               want_states: bool = False, device: str = "cpu") -> dict[str, np.ndarray]:
+    """One bound computation (docs/RECURRENCES.md §0) on validated float64 inputs."""
+    if device != "cpu":
+        raise ValueError(f"device must be 'cpu' (the CUDA backend is not built into this package), got {device!r}")
+    from . import _core
+
+    w = weights
+    if w.kind == "rnn":
+        return _core.rnn_bounds(w.weight_ih, w.weight_hh, w.bias_ih + w.bias_hh, w.h0, w.activation,
+                                x, eps, p, mask, spec_w, spec_b, want_states)
+    if w.kind == "lstm":
+        return _core.lstm_bounds(w.weight_ih, w.weight_hh, w.bias_ih + w.bias_hh, w.h0, w.c0,
+                                 x, eps, p, mask, spec_w, spec_b, planes, want_states)
+    return _core.gru_bounds(w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh, w.h0,
+                            x, eps, p, mask, spec_w, spec_b, planes, want_states)

@@ -1,0 +1,259 @@
+"""Public entry points: bound margins and states at a fixed ε, certify a radius,
+per-frame sensitivity, and batches (threads or any concurrent.futures.Executor)."""
+from __future__ import annotations
+
+import time
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from .backend import PLANE_METHODS, bound_pass
+from .bisection import search_radius
+from .certificate import Certificate
+from .specification import fold_specification, margin_classes
+from .validation import (check_batch, check_class, check_eps, check_sequence, frame_mask, parse_p)
+from .weights import GRUWeights, LSTMWeights, RNNWeights
+
+_STATE_NAMES = {"rnn": ("pre", "hidden"), "lstm": ("gates", "cell", "hidden"), "gru": ("gates", "u", "hidden")}
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """Validated arguments shared by every entry point."""
+    weights: Any
+    x: np.ndarray
+    p: float
+    mask: np.ndarray
+    frames: Optional[tuple[int, ...]]
+    label: int
+    target: Optional[int]
+    classes: np.ndarray
+    spec_w: np.ndarray
+    spec_b: np.ndarray
+    planes: str
+    predicted: int
+
+    def run(self, eps: float, want_states: bool = False) -> dict[str, np.ndarray]:
+        return bound_pass(self.weights, self.x, eps, self.p, self.mask, self.spec_w, self.spec_b,
+                          self.planes, want_states)
+
+
+def _check_weights(weights: Any) -> None:
+    if not isinstance(weights, (RNNWeights, LSTMWeights, GRUWeights)):
+        raise TypeError(f"weights must be RNNWeights, LSTMWeights or GRUWeights, got {type(weights).__name__}"
+                        " (use load_model or RNNWeights.from_pytorch to build one)")
+
+
+def _problem(weights: Any, x: Any, p: Any, target: Any, frames: Any, planes: str,
+             label: Any = None) -> _Problem:
+    _check_weights(weights)
+    xv = check_sequence(x, weights.input_size)
+    pv = parse_p(p)
+    if planes not in PLANE_METHODS:
+        raise ValueError(f"planes must be one of {list(PLANE_METHODS)}, got {planes!r}")
+    mask, fr = frame_mask(frames, xv.shape[0])
+    C = weights.num_classes
+    predicted = int(np.argmax(weights.logits(xv)))
+    lab = predicted if label is None else check_class(label, C, "label")
+    tgt = None if target is None else check_class(target, C, "target")
+    if tgt is not None and tgt == lab:
+        raise ValueError(f"target = {tgt} equals the label being certified; choose another class "
+                         f"or target=None for untargeted")
+    classes = margin_classes(lab, C, tgt)
+    spec_w, spec_b = fold_specification(weights.out_weight, weights.out_bias, lab, classes)
+    return _Problem(weights, xv, pv, mask, fr, lab, tgt, classes, spec_w, spec_b, planes, predicted)
+
+
+def bound_margins(weights: Any, x: Any, eps: float, p: Any = 2, target: Any = None, frames: Any = None,
+                  planes: str = "exact", label: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Proven bounds of the margins ``logit_label − logit_j`` at a fixed ε.
+
+    Parameters
+    ----------
+    weights : RNNWeights, LSTMWeights or GRUWeights
+    x : array_like, shape (T, n)
+    eps : float
+        Radius (> 0) of each perturbed frame's lp ball.
+    p : {1, 2, inf}
+    target : int, optional
+        Only the margin against this class; default every class j ≠ label (increasing j).
+    frames : sequence of int, optional
+        Perturbed frames (0-based); default all.
+    planes : {"exact", "1d", "constant"}
+        Relaxation of the LSTM/GRU products (ignored for RNNs).
+    label : int, optional
+        Class whose margins are bounded; default the model's prediction.
+
+    Returns
+    -------
+    (lower, upper) : tuple of numpy.ndarray
+    """
+    pr = _problem(weights, x, p, target, frames, planes, label)
+    out = pr.run(check_eps(eps))
+    return out["lower"], out["upper"]
+
+
+def bound_states(weights: Any, x: Any, eps: float, p: Any = 2, target: Any = None, frames: Any = None,
+                 planes: str = "exact", label: Any = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Proven per-step intervals of every intermediate quantity at a fixed ε.
+
+    Returns a dict name -> (lower, upper), arrays of shape (T, rows): for RNNs
+    ``pre`` and ``hidden``; for LSTMs ``gates`` (i, f, g, o), ``cell``, ``hidden``;
+    for GRUs ``gates`` (y^r, y^z, v), ``u``, ``hidden``; and ``margins``
+    (arrays of shape (K,)). Arguments as in :func:`bound_margins`.
+    """
+    pr = _problem(weights, x, p, target, frames, planes, label)
+    out = pr.run(check_eps(eps), want_states=True)
+    states = {name: (out[f"{name}_lower"], out[f"{name}_upper"]) for name in _STATE_NAMES[weights.kind]}
+    states["margins"] = (out["lower"], out["upper"])
+    return states
+
+
+def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any = None,
+            frames: Any = None, label: Any = None, rtol: float = 1e-3, planes: str = "exact") -> Certificate:
+    """Largest certified ε (bisection over ε) for one input.
+
+    Parameters
+    ----------
+    weights : RNNWeights, LSTMWeights or GRUWeights
+    x : array_like, shape (T, n)
+    eps_max : float
+        Cap of the search; a result equal to it means "certified up to the cap".
+    p : {1, 2, inf}
+    target, frames, planes : see :func:`bound_margins`
+    label : int, optional
+        The class to certify; default the model's prediction. A label the model
+        does not predict gives ``eps = 0.0`` and ``misclassified = True``.
+    rtol : float
+        Relative accuracy of the radius search.
+
+    Returns
+    -------
+    Certificate
+    """
+    t0 = time.perf_counter()
+    eps_max = check_eps(eps_max, "eps_max")
+    if not (np.isfinite(float(rtol)) and 0.0 < float(rtol) < 1.0):
+        raise ValueError(f"rtol must be in (0, 1), got {rtol!r}")
+    pr = _problem(weights, x, p, target, frames, planes, label)
+    if pr.label != pr.predicted:
+        return Certificate(0.0, None, pr.label, pr.target, pr.p, pr.frames, True,
+                           np.full(len(pr.classes), -np.inf), 0, time.perf_counter() - t0, planes,
+                           weights.kind, tuple(int(c) for c in pr.classes))
+    margins: dict[float, np.ndarray] = {}
+
+    def certified(eps: float) -> bool:
+        lower = pr.run(eps)["lower"]
+        margins[eps] = lower
+        return bool(np.all(lower > 0.0))
+
+    res = search_radius(certified, eps_max, float(rtol))
+    if res.eps > 0.0:
+        m = margins[res.eps]
+    else:  # nothing certified: the clean margins' bounds at the smallest probe say why
+        m = margins[min(margins)]
+    return Certificate(res.eps, res.eps_upper, pr.label, pr.target, pr.p, pr.frames, False, m,
+                       res.passes, time.perf_counter() - t0, planes, weights.kind,
+                       tuple(int(c) for c in pr.classes))
+
+
+def _typed(kind: type, name: str):
+    def fn(weights: Any, x: Any, eps_max: float = 10.0, **kwargs: Any) -> Certificate:
+        if not isinstance(weights, kind):
+            raise TypeError(f"{name} needs {kind.__name__}, got {type(weights).__name__}; "
+                            f"use certify() for any architecture")
+        return certify(weights, x, eps_max, **kwargs)
+    fn.__name__ = name
+    fn.__doc__ = f"``certify`` for {kind.__name__} (same arguments and result)."
+    return fn
+
+
+certify_rnn = _typed(RNNWeights, "certify_rnn")
+certify_lstm = _typed(LSTMWeights, "certify_lstm")
+certify_gru = _typed(GRUWeights, "certify_gru")
+
+
+def sensitivity(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, rtol: float = 1e-3,
+                planes: str = "exact", label: Any = None) -> np.ndarray:
+    """Certified ε when only one frame moves, for each frame: shape (T,).
+
+    The per-frame sensitivity of the POPQORN paper (small ε = a sensitive frame).
+    """
+    _check_weights(weights)
+    xv = check_sequence(x, weights.input_size)
+    return np.array([certify(weights, xv, eps_max, p=p, frames=[t], rtol=rtol, planes=planes,
+                             label=label).eps for t in range(xv.shape[0])])
+
+
+def _certify_chunk(weights: Any, X: np.ndarray, labels: Sequence[Any], kwargs: dict[str, Any]) -> list[Certificate]:
+    return [certify(weights, X[i], label=labels[i], **kwargs) for i in range(len(X))]
+
+
+def certify_many(weights: Any, X: Any, labels: Any = None, eps_max: float = 10.0, p: Any = 2,
+                 target: Any = None, frames: Any = None, rtol: float = 1e-3, planes: str = "exact",
+                 threads: Optional[int] = None, device: str = "cpu", executor: Optional[Executor] = None,
+                 progress: bool = False, chunk_size: Optional[int] = None) -> list[Certificate]:
+    """Certify a batch ``X`` of shape (N, T, n); one Certificate per input, in order.
+
+    Parameters
+    ----------
+    labels : array_like of int, optional
+        True labels; misclassified inputs get ``eps = 0`` and ``misclassified = True``.
+        Default: certify each input's own prediction.
+    threads : int, optional
+        Worker threads on this machine (the core releases the GIL); default 1.
+    device : {"cpu"}
+        Where bound passes run.
+    executor : concurrent.futures.Executor, optional
+        Any executor (e.g. a Dask ``Client.get_executor()``); inputs are split into
+        chunks and certified there. Overrides ``threads``.
+    progress : bool
+        Print a progress line to stderr.
+    """
+    _check_weights(weights)
+    if device != "cpu":
+        raise ValueError(f"device must be 'cpu' (no CUDA backend in this build), got {device!r}")
+    Xv = check_batch(X, weights.input_size)
+    N = Xv.shape[0]
+    if labels is None:
+        labs: list[Any] = [None] * N
+    else:
+        arr = np.asarray(labels)
+        if arr.shape != (N,):
+            raise ValueError(f"labels must have shape ({N},) to match X, got {arr.shape}")
+        labs = [check_class(v, weights.num_classes, "labels") for v in arr.tolist()]
+    kwargs = dict(eps_max=eps_max, p=p, target=target, frames=frames, rtol=rtol, planes=planes)
+    if threads is not None and (not isinstance(threads, (int, np.integer)) or threads < 1):
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    own = executor is None and (threads or 1) > 1
+    ex = ThreadPoolExecutor(int(threads)) if own else executor
+    if ex is None:
+        out = []
+        for i in range(N):
+            out.append(certify(weights, Xv[i], label=labs[i], **kwargs))
+            if progress:
+                _progress(i + 1, N)
+        return out
+    size = chunk_size or max(1, min(64, N // (4 * max(1, threads or 2)) or 1))
+    starts = list(range(0, N, size))
+    try:
+        futs = [ex.submit(_certify_chunk, weights, Xv[s:s + size], labs[s:s + size], kwargs) for s in starts]
+        out = []
+        for k, f in enumerate(futs):
+            out.extend(f.result())
+            if progress:
+                _progress(min(N, starts[k] + size), N)
+    finally:
+        if own:
+            ex.shutdown()
+    return out
+
+
+def _progress(done: int, total: int) -> None:
+    import sys
+    sys.stderr.write(f"\rcertified {done}/{total}")
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()

@@ -1,0 +1,38 @@
+"""Shared fixtures: the trained models in tests/data and small random networks."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import popqorn_fast as pf
+
+DATA = Path(__file__).resolve().parent / "data"
+MODEL_FILES = sorted(p.name for p in DATA.glob("*.npz"))
+
+
+def random_weights(kind: str, rng: np.random.Generator, s: int = 4, n: int = 3, C: int = 4,
+                   scale: float = 1.0, activation: str = "tanh", states: bool = False):
+    """A random network of the given kind (PyTorch layout)."""
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[kind]
+    args = [rng.normal(scale=scale, size=(G * s, n)), rng.normal(scale=scale, size=(G * s, s)),
+            rng.normal(scale=scale, size=G * s), rng.normal(scale=scale, size=G * s),
+            rng.normal(size=(C, s)), rng.normal(size=C)]
+    kw = {}
+    if states:
+        kw["h0"] = rng.uniform(-1, 1, size=s)
+        if kind == "lstm":
+            kw["c0"] = rng.normal(size=s)
+    if kind == "rnn":
+        return pf.RNNWeights(*args, activation=activation, **kw)
+    return (pf.LSTMWeights if kind == "lstm" else pf.GRUWeights)(*args, **kw)
+
+
+@pytest.fixture(params=MODEL_FILES)
+def trained(request):
+    """(weights, X, y) of each trained model in tests/data."""
+    path = DATA / request.param
+    with np.load(path) as d:
+        X, y = np.array(d["X"], dtype=np.float64), np.array(d["y"])
+    return pf.load_model(path), X, y
