@@ -1,0 +1,114 @@
+"""Speed benchmark: seconds per input, per bound pass, passes per search and GFLOP/s.
+
+Prints, per architecture and size, a full ε search's cost (float64, one thread,
+rtol 1e-3, p = 2) next to NumPy's matmul GFLOP/s measured in the same run (the
+ratio survives noisy machines), and writes a plot of cost vs T and vs h.
+
+    python bench/run.py                 # the default sweep
+    python bench/run.py --quick         # a small sweep
+    python bench/run.py --plot bench/results/cost.png --md bench/results/run.md
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one thread for NumPy's BLAS too
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import popqorn_fast as pf  # noqa: E402
+from flops import pass_flops  # noqa: E402
+
+
+def random_model(kind: str, T: int, s: int, n: int, seed: int = 0):
+    """A random network with PyTorch-like initialisation (uniform ±1/sqrt(s))."""
+    rng = np.random.default_rng(seed)
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[kind]
+    k = 1.0 / np.sqrt(s)
+    u = lambda *shape: rng.uniform(-k, k, size=shape)
+    args = (u(G * s, n), u(G * s, s), u(G * s), u(G * s), rng.normal(size=(10, s)), rng.normal(size=10))
+    cls = {"rnn": pf.RNNWeights, "lstm": pf.LSTMWeights, "gru": pf.GRUWeights}[kind]
+    X = rng.uniform(0, 1, size=(8, T, n))
+    return cls(*args), X
+
+
+def numpy_gflops(s: int) -> float:
+    """NumPy (BLAS) matmul GFLOP/s, one thread, for a product the size of a back-substitution step."""
+    a = np.random.default_rng(0).normal(size=(8 * s, 4 * s))
+    b = np.random.default_rng(1).normal(size=(4 * s, s))
+    reps = max(3, int(2e8 / (2 * a.shape[0] * a.shape[1] * b.shape[1])))
+    best = np.inf
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        best = min(best, (time.perf_counter() - t0) / reps)
+    return 2 * a.shape[0] * a.shape[1] * b.shape[1] / best / 1e9
+
+
+def measure(kind: str, T: int, s: int, n: int, inputs: int) -> dict:
+    w, X = random_model(kind, T, s, n)
+    secs, passes = [], []
+    for x in X[:inputs]:
+        t0 = time.perf_counter()
+        c = pf.certify(w, x, eps_max=10.0, p=2)
+        secs.append(time.perf_counter() - t0)
+        passes.append(c.bound_passes)
+    s_input = float(np.median(secs))
+    s_pass = float(np.sum(secs) / np.sum(passes))
+    flops = pass_flops(kind, T, s, n, K=9)
+    return dict(kind=kind, T=T, h=s, n=n, s_input=s_input, s_pass=s_pass, passes=float(np.mean(passes)),
+                gflops=flops / s_pass / 1e9, numpy_gflops=numpy_gflops(s))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a small sweep")
+    ap.add_argument("--inputs", type=int, default=3, help="inputs per configuration (median time)")
+    ap.add_argument("--plot", help="write a PNG of cost vs T and vs h")
+    ap.add_argument("--md", help="append the table as Markdown to this file")
+    args = ap.parse_args()
+
+    configs = [("lstm", 8, 32, 8), ("gru", 8, 32, 8), ("rnn", 8, 64, 8)]
+    if not args.quick:
+        configs += [("lstm", T, 32, 8) for T in (4, 16, 32)]
+        configs += [("lstm", 8, h, 8) for h in (16, 64, 128, 256)]
+    rows = []
+    head = f"{'kind':5} {'T':>3} {'h':>4} {'n':>3} {'s/input':>9} {'s/pass':>9} {'passes':>6} {'GFLOP/s':>8} {'numpy':>7} {'ratio':>6}"
+    print(f"# {platform.processor() or platform.machine()}, Python {platform.python_version()}, one thread, float64, p = 2")
+    print(head)
+    for kind, T, s, n in configs:
+        r = measure(kind, T, s, n, args.inputs)
+        rows.append(r)
+        print(f"{kind:5} {T:>3} {s:>4} {n:>3} {r['s_input']:>9.4f} {r['s_pass']:>9.5f} {r['passes']:>6.1f} "
+              f"{r['gflops']:>8.2f} {r['numpy_gflops']:>7.2f} {r['gflops'] / r['numpy_gflops']:>6.2f}", flush=True)
+    if args.md:
+        with open(args.md, "a") as fh:
+            fh.write("| kind | T | h | n | s/input | s/pass | passes | GFLOP/s | NumPy GFLOP/s | ratio |\n|---|---|---|---|---|---|---|---|---|---|\n")
+            for r in rows:
+                fh.write(f"| {r['kind']} | {r['T']} | {r['h']} | {r['n']} | {r['s_input']:.4f} | {r['s_pass']:.5f} | "
+                         f"{r['passes']:.1f} | {r['gflops']:.2f} | {r['numpy_gflops']:.2f} | {r['gflops'] / r['numpy_gflops']:.2f} |\n")
+    if args.plot:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+        for ax, key, fixed in ((axes[0], "T", ("h", 32)), (axes[1], "h", ("T", 8))):
+            sel = sorted((r for r in rows if r["kind"] == "lstm" and r[fixed[0]] == fixed[1]), key=lambda r: r[key])
+            ax.loglog([r[key] for r in sel], [r["s_pass"] for r in sel], "o-")
+            ax.set_xlabel(key); ax.set_ylabel("seconds per bound pass"); ax.set_title(f"LSTM, {fixed[0]} = {fixed[1]}")
+        fig.tight_layout(); fig.savefig(args.plot, dpi=100)
+        print(f"wrote {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
