@@ -1,0 +1,23 @@
+"""The one shared piece: the oracle's 2-D planes are the core's (docs/RECURRENCES.md §3).
+
+``ProductBounds`` is the callable type ``(surface, xl, xu, yl, yu, method) ->
+object with aL, bL, cL, aU, bU, cU``.  The shipped oracle uses
+``popqorn_fast.planes.bound_product``; the LSTM/GRU implementations take the
+callable as an argument so the recurrences can be tested on their own with
+any valid plane (e.g. a corner min/max "constant" plane).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+ProductBounds = Callable[[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, str], Any]
+
+
+def core_bound_product(surface: str, xl: np.ndarray, xu: np.ndarray, yl: np.ndarray,
+                       yu: np.ndarray, method: str) -> Any:
+    """Planes from the C++ core (``popqorn_fast.planes.bound_product``)."""
+    from popqorn_fast.planes import bound_product  # imported late: only this touches the core
+
+    return bound_product(surface, xl, xu, yl, yu, method)
