@@ -42,6 +42,15 @@ def core_function(kind: str) -> Callable[..., dict]:
     return fn
 
 
+def core_lines_or_skip() -> Callable[..., object]:
+    """``popqorn_fast.lines.bound_activation`` (the core's lines), or skip if not built."""
+    try:
+        from popqorn_fast.lines import bound_activation
+    except ImportError as exc:
+        pytest.skip(f"popqorn_fast.lines / _core not available ({exc})")
+    return bound_activation
+
+
 def first_divergence(kind: str, core: dict, ref: dict) -> str | None:
     """Describe the first (step, state, row) where core and oracle differ by more than RTOL."""
     T = ref[f"{STATE_ORDER[kind][0]}_lower"].shape[0] if f"{STATE_ORDER[kind][0]}_lower" in ref else 0
@@ -100,6 +109,29 @@ def random_args(kind: str, rng: np.random.Generator, s: int, n: int, T: int, p: 
     if kind == "lstm":
         return (w_ih, w_hh, b_ih + b_hh, h0, c0, x, eps, p, mask, sw, sb, planes, True)
     return (w_ih, w_hh, b_ih, b_hh, h0, x, eps, p, mask, sw, sb, planes, True)
+
+
+def close(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|a - b| <= RTOL * max(1, |a|, |b|), elementwise."""
+    return np.abs(a - b) <= RTOL * np.maximum(1.0, np.maximum(np.abs(a), np.abs(b)))
+
+
+@pytest.mark.parametrize("fn", ["tanh", "sigmoid", "relu"])
+def test_lines_agree(fn: str) -> None:
+    """The core's 1-D lines (§2) and the oracle's own NumPy lines agree on every interval case."""
+    core_lines = core_lines_or_skip()
+    rng = np.random.default_rng(sum(map(ord, fn)))
+    a = rng.normal(scale=3.0, size=3000)
+    w = np.abs(rng.normal(scale=2.0, size=3000)) * rng.choice([1e-13, 1e-6, 1.0, 10.0], size=3000)
+    l = np.concatenate([a, [-8.0, -3.0, 0.0, -1e-3, -20.0, -40.0, 5.0, -2.0, 0.0, -700.0]])
+    u = np.concatenate([a + w, [-7.0, 4.0, 0.0, 1e-3, 0.3, 40.0, 5.0 + 1e-13, -2.0, 1e-300, 700.0]])
+    got = core_lines(fn, l, u)
+    want = reference.bound_activation(fn, l, u)
+    for field in ("alpha_l", "beta_l", "alpha_u", "beta_u"):
+        ok = close(np.asarray(getattr(got, field)), getattr(want, field))
+        i = int(np.argmin(ok))
+        assert ok.all(), (f"{fn} {field} on [{l[i]!r}, {u[i]!r}]: core {getattr(got, field)[i]!r} "
+                          f"vs oracle {getattr(want, field)[i]!r}")
 
 
 P_VALUES = [1.0, 2.0, math.inf]
