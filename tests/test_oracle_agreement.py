@@ -20,6 +20,12 @@ from popqorn_fast import reference
 
 DATA = Path(__file__).parent / "data"
 RTOL = 1e-9
+# planes="exact" only: its slopes come from an LP solved to an objective gap of 1e-12, so
+# they are determined to ~1e-7 and jump by up to 2e-7 when a box end moves by one ulp
+# (measured on lstm_T8_h16, step 1).  Core and oracle sum in different orders, so their
+# boxes differ by ulps and "exact" runs drift apart by up to ~3e-6 (measured); "1d" and
+# "constant" exercise the same recurrences at RTOL.  See the oracle's report.
+RTOL_EXACT_PLANES = 3e-5
 
 # the order in which each kind's states are computed within one step (§4)
 STATE_ORDER = {"rnn": ("pre", "hidden"), "lstm": ("gates", "cell", "hidden"), "gru": ("gates", "u", "hidden")}
@@ -34,11 +40,8 @@ def core_function(kind: str) -> Callable[..., dict]:
     fn = getattr(_core, f"{kind}_bounds", None)
     if fn is None:
         pytest.skip(f"_core.{kind}_bounds does not exist yet (core branch not merged)")
-    if kind != "rnn":
-        try:
-            from popqorn_fast.planes import bound_product  # noqa: F401 - the oracle's planes
-        except ImportError as exc:
-            pytest.skip(f"popqorn_fast.planes is not available yet ({exc})")
+    if kind != "rnn" and not hasattr(_core, "bound_product"):
+        pytest.skip("_core.bound_product (the oracle's planes) does not exist yet")
     return fn
 
 
@@ -51,8 +54,8 @@ def core_lines_or_skip() -> Callable[..., object]:
     return bound_activation
 
 
-def first_divergence(kind: str, core: dict, ref: dict) -> str | None:
-    """Describe the first (step, state, row) where core and oracle differ by more than RTOL."""
+def first_divergence(kind: str, core: dict, ref: dict, rtol: float = RTOL) -> str | None:
+    """Describe the first (step, state, row) where core and oracle differ by more than rtol."""
     T = ref[f"{STATE_ORDER[kind][0]}_lower"].shape[0] if f"{STATE_ORDER[kind][0]}_lower" in ref else 0
     checks = [(f"step {t + 1} {name}_{side}", core[f"{name}_{side}"][t], ref[f"{name}_{side}"][t])
               for t in range(T) for name in STATE_ORDER[kind] for side in ("lower", "upper")
@@ -62,7 +65,7 @@ def first_divergence(kind: str, core: dict, ref: dict) -> str | None:
         a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
         if a.shape != b.shape:
             return f"{label}: shape core {a.shape} vs oracle {b.shape}"
-        bad = np.abs(a - b) > RTOL * np.maximum(1.0, np.maximum(np.abs(a), np.abs(b)))
+        bad = np.abs(a - b) > rtol * np.maximum(1.0, np.maximum(np.abs(a), np.abs(b)))
         bad |= np.isnan(a) != np.isnan(b)
         if np.any(bad):
             i = int(np.flatnonzero(bad)[0])
@@ -75,7 +78,8 @@ def assert_agree(kind: str, args: tuple, context: str) -> None:
     ref = getattr(reference, f"{kind}_bounds")(*args)
     missing = sorted(set(ref) - set(core))
     assert not missing, f"{context}: core result lacks keys {missing}"
-    where = first_divergence(kind, core, ref)
+    rtol = RTOL_EXACT_PLANES if kind != "rnn" and args[-2] == "exact" else RTOL
+    where = first_divergence(kind, core, ref, rtol)
     assert where is None, f"{context}: first divergence at {where}"
 
 

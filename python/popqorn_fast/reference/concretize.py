@@ -54,8 +54,14 @@ def concretize_lower(A: np.ndarray, d: np.ndarray, x: np.ndarray, eps: float, p:
 
 
 def split_stacked(lower_stacked: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """From lower bounds of ``[Lam; -Lam]`` return (lower of Lam, upper of Lam = -lower of -Lam)."""
-    return lower_stacked[:rows].copy(), -lower_stacked[rows:]
+    """From lower bounds of ``[Lam; -Lam]`` return (lower of Lam, upper of Lam = -lower of -Lam).
+
+    Exactly, lower <= upper.  Where rounding alone crosses them (an ulp-level width,
+    e.g. at eps = 0) the pair is ordered, so that the relaxations downstream get a
+    proper interval.  (Not in §1; the core does the same, cpp/linear_form.hpp.)
+    """
+    lo, up = lower_stacked[:rows], -lower_stacked[rows:]
+    return np.minimum(lo, up), np.maximum(lo, up)
 
 
 def stack_objective(lam: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ any valid plane (e.g. a corner min/max "constant" plane).
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import numpy as np
@@ -17,7 +18,17 @@ ProductBounds = Callable[[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, s
 
 def core_bound_product(surface: str, xl: np.ndarray, xu: np.ndarray, yl: np.ndarray,
                        yu: np.ndarray, method: str) -> Any:
-    """Planes from the C++ core (``popqorn_fast.planes.bound_product``)."""
-    from popqorn_fast.planes import bound_product  # imported late: only this touches the core
+    """Planes from the C++ core: ``popqorn_fast.planes.bound_product``.
 
-    return bound_product(surface, xl, xu, yl, yu, method)
+    Until that Python wrapper exists, the raw binding ``_core.bound_product(surface,
+    method, xl, xu, yl, yu) -> (aL, bL, cL, aU, bU, cU)`` (the same C++ planes) is used.
+    """
+    args = [np.ascontiguousarray(v, dtype=np.float64) for v in (xl, xu, yl, yu)]
+    try:
+        from popqorn_fast.planes import bound_product  # imported late: only this touches the core
+    except ImportError:
+        from popqorn_fast import _core
+
+        aL, bL, cL, aU, bU, cU = _core.bound_product(surface, method, *args)
+        return SimpleNamespace(aL=aL, bL=bL, cL=cL, aU=aU, bU=bU, cU=cU)
+    return bound_product(surface, *args, method)
