@@ -316,3 +316,38 @@ def test_unmasked_frames_do_not_widen_and_frames_matter(kind: str) -> None:
     assert np.any(one["upper"] - one["lower"] < full["upper"] - full["lower"] - 1e-6)
     np.testing.assert_array_equal(none["lower"], zero["lower"])
     np.testing.assert_array_equal(none["upper"], zero["upper"])
+
+
+def fixture_net(path) -> tuple[str, dict, np.ndarray, np.ndarray]:
+    """A trained model of tests/data as a ``random_net``-style dict (untargeted spec), with X, y."""
+    with np.load(path) as z:
+        d = {k: z[k] for k in z.files}
+    kind = str(d["kind"])
+    f = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
+    s = d["weight_hh_l0"].shape[1]
+    net = {"s": s, "act": str(d["activation"]), "w_ih": f(d["weight_ih_l0"]), "w_hh": f(d["weight_hh_l0"]),
+           "b_ih": f(d["bias_ih_l0"]), "b_hh": f(d["bias_hh_l0"]), "h0": np.zeros(s), "c0": np.zeros(s),
+           "w_out": f(d["out.weight"]), "b_out": f(d["out.bias"])}
+    net["b"] = net["b_ih"] + net["b_hh"]
+    return kind, net, f(d["X"]), d["y"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["rnn_tanh_T16_h16", "rnn_relu_T4_h16", "lstm_T8_h16", "gru_T8_h16"])
+def test_trained_models_sampled_soundness(name: str) -> None:
+    """Trained fixtures, core "exact" planes: samples stay inside every bound, p = 2 and inf."""
+    from pathlib import Path
+    kind, net, X, y = fixture_net(Path(__file__).parent / "data" / f"{name}.npz")
+    rng = np.random.default_rng(4)
+    for idx in range(3):
+        C = net["w_out"].shape[0]
+        lab = int(y[idx])
+        S = np.zeros((C - 1, C))
+        S[:, lab] = 1.0
+        S[np.arange(C - 1), [j for j in range(C) if j != lab]] = -1.0
+        net["spec_w"], net["spec_b"] = S @ net["w_out"], S @ net["b_out"]
+        x = X[idx]
+        mask = np.ones(x.shape[0], bool)
+        for p, eps in ((2.0, 0.05), (np.inf, 0.02)):
+            res = run_oracle(kind, net, x, eps, p, mask, "core-exact")
+            check_samples_inside(kind, net, x, eps, p, mask, res, rng, N=2000)
