@@ -54,7 +54,6 @@ def core_planes_or_skip():
     return core_bound_product
 
 
-PLANE_SOURCES = ["corner-local", "core-constant", "core-1d", "core-exact"]
 
 
 def plane_fn(source: str):
