@@ -183,6 +183,15 @@ def logits_vjp(w: Any, x: Any, cotangent: Any) -> tuple[np.ndarray, np.ndarray]:
                          f"{'(C,)' if single else '(N, C)'} with C = {w.num_classes}")
     rec = _run(w, arr)
     out = rec["hidden"][-1] @ w.out_weight.T + w.out_bias
+    grad = _backward(w, arr, rec, ct)
+    if single:
+        return out[0], grad[0]
+    return out, grad
+
+
+def _backward(w: Any, arr: np.ndarray, rec: dict[str, list[np.ndarray]],
+              ct: np.ndarray) -> np.ndarray:
+    """Input gradient of ``sum(ct * logits)`` given the records of :func:`_run`."""
     N, T, n = arr.shape
     s = w.hidden_size
     grad = np.empty_like(arr)
@@ -221,9 +230,7 @@ def logits_vjp(w: Any, x: Any, cotangent: Any) -> tuple[np.ndarray, np.ndarray]:
             gyr = gu * v * r * (1.0 - r)
             grad[:, t, :] = np.concatenate([gyr, gyz, gu], axis=1) @ w.weight_ih
             gh = gh * zg + np.concatenate([gyr, gyz, gu * r], axis=1) @ w.weight_hh
-    if single:
-        return out[0], grad[0]
-    return out, grad
+    return grad
 
 
 def margins(w: Any, x: Any, label: int, target: Optional[int] = None) -> np.ndarray:
