@@ -44,6 +44,17 @@ def test_sample_ball_constraints(p, kind):
     assert np.all(dd.max(axis=0) > 0) and np.all(dd.min(axis=0) < 0)
 
 
+@pytest.mark.parametrize("p", PS)
+def test_sample_surface_tiny_eps_on_large_x(p):
+    """Rounding of x + d is far above ulp(eps) here; samples must still reach the surface."""
+    rng = np.random.default_rng(5)
+    x = 1000.0 + rng.normal(size=(3, 4))
+    S = sample_ball(rng, x, 1e-9, p, None, 500, "surface")
+    d = _frame_dist(S, x, p)
+    assert np.all(d <= 1e-9)
+    assert np.all(d >= 1e-9 * (1 - 1e-3))   # rounding of x + d is ~1e-4 of eps here
+
+
 def test_sample_interior_uniform_l2_radius():
     # uniform in an n-ball: P(||d|| <= r eps) = r^n
     rng = np.random.default_rng(1)

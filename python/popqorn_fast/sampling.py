@@ -127,15 +127,16 @@ def into_ball(x_hat: np.ndarray, x_new: np.ndarray, eps: float, p: float,
     """
     x_new = np.array(x_new, dtype=np.float64, copy=True)
     x_new[..., ~mask, :] = np.broadcast_to(x_hat[~mask], x_new[..., ~mask, :].shape)
-    shrink = 1.0
-    for _ in range(60):
+    for it in range(60):
         nrm = frame_norms(x_new - x_hat, p)
         bad = (nrm > eps) & mask
         if not np.any(bad):
             return x_new
+        # pull in by a relative amount that doubles each round: rounding of x_hat + d can be
+        # far above ulp(eps) when |x_hat| >> eps
+        delta = min(4.0 * np.finfo(float).eps * 2.0 ** it, 0.5)
         d = x_new - x_hat
-        shrink *= 1.0 - 4.0 * np.finfo(float).eps if shrink > 0.5 else 0.5
-        fac = np.where(bad, shrink * eps / np.maximum(nrm, 1e-300), 1.0)
+        fac = np.where(bad, (1.0 - delta) * eps / np.maximum(nrm, 1e-300), 1.0)
         x_new = np.where(bad[..., None], x_hat + d * fac[..., None], x_new)
     # unreachable in practice: fall back to the centre for anything still out
     nrm = frame_norms(x_new - x_hat, p)
