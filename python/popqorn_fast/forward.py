@@ -1,50 +1,293 @@
-"""Plain NumPy forward passes of the RNN / LSTM / GRU classifiers."""
+"""Plain NumPy forward passes of the RNN / LSTM / GRU classifiers.
+
+Three services, all for the weight containers of :mod:`popqorn_fast.weights`:
+
+* :func:`logits` / :func:`final_hidden`: the model itself (used by
+  ``Weights.logits``);
+* :func:`states`: every intermediate quantity per step, named as in
+  ``docs/RECURRENCES.md`` §0 (the quantities that ``bound_states`` bounds),
+  so that soundness tests can compare sampled values against bounds;
+* :func:`logits_vjp` / :func:`margin_gradient`: analytic input gradients by
+  backpropagation through time, written out by hand (used by the attack).
+
+State names and rows (row ``t`` of an array is step ``t + 1``):
+
+========  ===========================================================
+rnn       ``pre`` z_t (s), ``hidden`` h_t (s)
+lstm      ``gates`` y_t = [y^i, y^f, y^g, y^o] (4s), ``cell`` c_t (s),
+          ``hidden`` h_t (s)
+gru       ``gates`` [y^r, y^z, v] (3s) with v = W_hn h_{t-1} + b_hn,
+          ``u`` u_t = W_in x_t + b_in + sigma(y^r) * v (s), ``hidden`` h_t (s)
+========  ===========================================================
+"""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
+
+__all__ = ["final_hidden", "logits", "states", "logits_vjp", "margin_gradient", "margins"]
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-def final_hidden(w: Any, x: np.ndarray) -> np.ndarray:
-    """Last hidden state for a batch ``x`` of shape ``(N, T, n)`` -> ``(N, s)``."""
-    N = x.shape[0]
+def _as_input(w: Any, x: Any, name: str = "x") -> tuple[np.ndarray, bool]:
+    """Return ``x`` as a float64 ``(N, T, n)`` array and whether it was a single input."""
+    arr = np.asarray(x, dtype=np.float64)
+    single = arr.ndim == 2
+    if single:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[2] != w.input_size or arr.shape[1] < 1:
+        raise ValueError(f"{name} has shape {np.shape(x)}; expected (T, {w.input_size}) or "
+                         f"(N, T, {w.input_size}) with T >= 1")
+    return arr, single
+
+
+def _run(w: Any, x: np.ndarray) -> dict[str, list[np.ndarray]]:
+    """Forward pass over a batch ``(N, T, n)`` keeping every per-step quantity.
+
+    Returns lists (one entry per step) of the named states plus the private
+    quantities the backward pass needs (keys starting with ``_``).
+    """
+    N, T, _ = x.shape
     s = w.hidden_size
     h = np.broadcast_to(w.h0, (N, s)).copy()
+    rec: dict[str, list[np.ndarray]] = {"_h_prev": []}
     if w.kind == "lstm":
         c = np.broadcast_to(w.c0, (N, s)).copy()
-    for t in range(x.shape[1]):
+        rec["_c_prev"] = []
+    for t in range(T):
         gi = x[:, t, :] @ w.weight_ih.T + w.bias_ih
         gh = h @ w.weight_hh.T + w.bias_hh
+        rec["_h_prev"].append(h)
         if w.kind == "rnn":
             z = gi + gh
             h = np.tanh(z) if w.activation == "tanh" else np.maximum(z, 0.0)
+            rec.setdefault("pre", []).append(z)
         elif w.kind == "lstm":
             y = gi + gh
             i, f, g, o = np.split(y, 4, axis=1)
+            rec["_c_prev"].append(c)
             c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
             h = _sigmoid(o) * np.tanh(c)
+            rec.setdefault("gates", []).append(y)
+            rec.setdefault("cell", []).append(c)
         else:
             ir, iz, inn = np.split(gi, 3, axis=1)
             hr, hz, hn = np.split(gh, 3, axis=1)
-            r = _sigmoid(ir + hr)
-            zg = _sigmoid(iz + hz)
-            nn = np.tanh(inn + r * hn)
-            h = (1.0 - zg) * nn + zg * h
-    return h
+            yr, yz = ir + hr, iz + hz
+            u = inn + _sigmoid(yr) * hn
+            zg = _sigmoid(yz)
+            h = (1.0 - zg) * np.tanh(u) + zg * h
+            rec.setdefault("gates", []).append(np.concatenate([yr, yz, hn], axis=1))
+            rec.setdefault("u", []).append(u)
+        rec.setdefault("hidden", []).append(h)
+    return rec
+
+
+def final_hidden(w: Any, x: np.ndarray) -> np.ndarray:
+    """Last hidden state.
+
+    Parameters
+    ----------
+    w : RNNWeights | LSTMWeights | GRUWeights
+        The model.
+    x : ndarray
+        One input ``(T, n)`` or a batch ``(N, T, n)``.
+
+    Returns
+    -------
+    ndarray
+        ``h_T``, shape ``(s,)`` or ``(N, s)``.
+    """
+    arr, single = _as_input(w, x)
+    h = _run(w, arr)["hidden"][-1]
+    return h[0] if single else h
 
 
 def logits(w: Any, x: Any) -> np.ndarray:
-    """Logits for ``x`` of shape ``(T, n)`` -> ``(C,)`` or ``(N, T, n)`` -> ``(N, C)``."""
-    x = np.asarray(x, dtype=np.float64)
-    single = x.ndim == 2
-    if single:
-        x = x[None]
-    if x.ndim != 3 or x.shape[2] != w.input_size:
-        raise ValueError(f"x has shape {np.shape(x)}; expected (T, {w.input_size}) or (N, T, {w.input_size})")
-    out = final_hidden(w, x) @ w.out_weight.T + w.out_bias
+    """Logits of the model.
+
+    Parameters
+    ----------
+    w : RNNWeights | LSTMWeights | GRUWeights
+        The model.
+    x : array_like
+        One input ``(T, n)`` or a batch ``(N, T, n)``.
+
+    Returns
+    -------
+    ndarray
+        ``(C,)`` or ``(N, C)``.
+    """
+    arr, single = _as_input(w, x)
+    out = _run(w, arr)["hidden"][-1] @ w.out_weight.T + w.out_bias
     return out[0] if single else out
+
+
+def states(w: Any, x: Any) -> dict[str, np.ndarray]:
+    """Every intermediate quantity of the forward pass, per step.
+
+    Parameters
+    ----------
+    w : RNNWeights | LSTMWeights | GRUWeights
+        The model.
+    x : array_like
+        One input ``(T, n)`` or a batch ``(N, T, n)``.
+
+    Returns
+    -------
+    dict of str to ndarray
+        Names per ``docs/RECURRENCES.md`` §0 (rnn: ``pre``, ``hidden``; lstm:
+        ``gates``, ``cell``, ``hidden``; gru: ``gates``, ``u``, ``hidden``),
+        each of shape ``(T, rows)`` for one input or ``(N, T, rows)`` for a
+        batch; row ``t`` is step ``t + 1``.
+    """
+    arr, single = _as_input(w, x)
+    rec = _run(w, arr)
+    out = {k: np.stack(v, axis=1) for k, v in rec.items() if not k.startswith("_")}
+    return {k: v[0] for k, v in out.items()} if single else out
+
+
+def logits_vjp(w: Any, x: Any, cotangent: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and the input gradient of ``sum(cotangent * logits)`` (backprop through time).
+
+    Parameters
+    ----------
+    w : RNNWeights | LSTMWeights | GRUWeights
+        The model.
+    x : array_like
+        One input ``(T, n)`` or a batch ``(N, T, n)``.
+    cotangent : array_like
+        Weights on the logits, ``(C,)`` or ``(N, C)`` (matching ``x``).
+
+    Returns
+    -------
+    logits : ndarray
+        ``(C,)`` or ``(N, C)``.
+    grad : ndarray
+        Same shape as ``x``: d/dx of ``sum_k cotangent[k] * logits[k]`` per input.
+
+    Notes
+    -----
+    ReLU uses the derivative 1 for z > 0 and 0 otherwise.
+    """
+    arr, single = _as_input(w, x)
+    ct = np.asarray(cotangent, dtype=np.float64)
+    if single and ct.ndim == 1:
+        ct = ct[None]
+    if ct.shape != (arr.shape[0], w.num_classes):
+        raise ValueError(f"cotangent has shape {np.shape(cotangent)}; expected "
+                         f"{'(C,)' if single else '(N, C)'} with C = {w.num_classes}")
+    rec = _run(w, arr)
+    out = rec["hidden"][-1] @ w.out_weight.T + w.out_bias
+    grad = _backward(w, arr, rec, ct)
+    if single:
+        return out[0], grad[0]
+    return out, grad
+
+
+def _backward(w: Any, arr: np.ndarray, rec: dict[str, list[np.ndarray]],
+              ct: np.ndarray) -> np.ndarray:
+    """Input gradient of ``sum(ct * logits)`` given the records of :func:`_run`."""
+    N, T, n = arr.shape
+    s = w.hidden_size
+    grad = np.empty_like(arr)
+    gh = ct @ w.out_weight  # d/dh_T
+    if w.kind == "rnn":
+        for t in range(T - 1, -1, -1):
+            z = rec["pre"][t]
+            if w.activation == "tanh":
+                gz = gh * (1.0 - rec["hidden"][t] ** 2)
+            else:
+                gz = gh * (z > 0.0)
+            grad[:, t, :] = gz @ w.weight_ih
+            gh = gz @ w.weight_hh
+    elif w.kind == "lstm":
+        gc = np.zeros((N, s))
+        for t in range(T - 1, -1, -1):
+            yi, yf, yg, yo = np.split(rec["gates"][t], 4, axis=1)
+            i, f, g, o = _sigmoid(yi), _sigmoid(yf), np.tanh(yg), _sigmoid(yo)
+            tc = np.tanh(rec["cell"][t])
+            gc = gc + gh * o * (1.0 - tc * tc)
+            G = np.concatenate([gc * g * i * (1.0 - i),
+                                gc * rec["_c_prev"][t] * f * (1.0 - f),
+                                gc * i * (1.0 - g * g),
+                                gh * tc * o * (1.0 - o)], axis=1)
+            grad[:, t, :] = G @ w.weight_ih
+            gh = G @ w.weight_hh
+            gc = gc * f
+    else:
+        for t in range(T - 1, -1, -1):
+            yr, yz, v = np.split(rec["gates"][t], 3, axis=1)
+            r, zg = _sigmoid(yr), _sigmoid(yz)
+            nn = np.tanh(rec["u"][t])
+            h_prev = rec["_h_prev"][t]
+            gu = gh * (1.0 - zg) * (1.0 - nn * nn)
+            gyz = gh * (h_prev - nn) * zg * (1.0 - zg)
+            gyr = gu * v * r * (1.0 - r)
+            grad[:, t, :] = np.concatenate([gyr, gyz, gu], axis=1) @ w.weight_ih
+            gh = gh * zg + np.concatenate([gyr, gyz, gu * r], axis=1) @ w.weight_hh
+    return grad
+
+
+def margins(w: Any, x: Any, label: int, target: Optional[int] = None) -> np.ndarray:
+    """Margins ``logit_label - logit_j``.
+
+    Parameters
+    ----------
+    w : RNNWeights | LSTMWeights | GRUWeights
+        The model.
+    x : array_like
+        One input ``(T, n)`` or a batch ``(N, T, n)``.
+    label : int
+        The class whose logit comes first.
+    target : int, optional
+        ``None``: every ``j != label`` in increasing order; else only ``j = target``.
+
+    Returns
+    -------
+    ndarray
+        ``(K,)`` or ``(N, K)`` with K = C - 1 (untargeted) or 1 (targeted),
+        the layout of ``bound_margins``.
+    """
+    z = logits(w, x)
+    C = w.num_classes
+    if not 0 <= int(label) < C:
+        raise ValueError(f"label {label} out of range 0..{C - 1}")
+    others = [j for j in range(C) if j != label] if target is None else [int(target)]
+    return z[..., [label]] - z[..., others]
+
+
+def margin_gradient(w: Any, x: Any, label: int, other: int) -> tuple[np.ndarray, np.ndarray]:
+    """Margin ``logit_label - logit_other`` and its input gradient.
+
+    Parameters
+    ----------
+    w : RNNWeights | LSTMWeights | GRUWeights
+        The model.
+    x : array_like
+        One input ``(T, n)`` or a batch ``(N, T, n)``.
+    label, other : int
+        Classes (distinct, in ``0..C-1``).
+
+    Returns
+    -------
+    margin : ndarray
+        ``()`` or ``(N,)``.
+    grad : ndarray
+        Same shape as ``x``.
+    """
+    C = w.num_classes
+    for name, v in (("label", label), ("other", other)):
+        if not 0 <= int(v) < C:
+            raise ValueError(f"{name} {v} out of range 0..{C - 1}")
+    arr, single = _as_input(w, x)
+    ct = np.zeros((arr.shape[0], C))
+    ct[:, label] += 1.0
+    ct[:, other] -= 1.0
+    z, g = logits_vjp(w, arr, ct)
+    m = z[:, label] - z[:, other]
+    return (m[0], g[0]) if single else (m, g)
