@@ -101,14 +101,12 @@ def bound_states(weights: Any, x: Any, eps: float, p: Any = 2, target: Any = Non
 
     Returns a dict name -> (lower, upper), arrays of shape (T, rows): for RNNs
     ``pre`` and ``hidden``; for LSTMs ``gates`` (i, f, g, o), ``cell``, ``hidden``;
-    for GRUs ``gates`` (y^r, y^z, v), ``u``, ``hidden``; and ``margins``
-    (arrays of shape (K,)). Arguments as in :func:`bound_margins`.
+    for GRUs ``gates`` (y^r, y^z, v), ``u``, ``hidden`` (docs/RECURRENCES.md §0).
+    Arguments as in :func:`bound_margins`.
     """
     pr = _problem(weights, x, p, target, frames, planes, label)
     out = pr.run(check_eps(eps), want_states=True)
-    states = {name: (out[f"{name}_lower"], out[f"{name}_upper"]) for name in _STATE_NAMES[weights.kind]}
-    states["margins"] = (out["lower"], out["upper"])
-    return states
+    return {name: (out[f"{name}_lower"], out[f"{name}_upper"]) for name in _STATE_NAMES[weights.kind]}
 
 
 def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any = None,

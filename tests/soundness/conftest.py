@@ -1,12 +1,9 @@
 """Fixtures of the soundness battery.
 
-``api`` is the module under test: anything with ``bound_states``,
-``bound_margins`` and ``certify`` as in docs/API.md. Until the real
-implementation is merged it is the interval-arithmetic stand-in
-``ibp_standin`` (sound but loose), which lets the battery check itself.
-
-To point the battery at the real public API, change the one marked line to
-``return popqorn_fast``.
+``api`` is the module under test: the public API of popqorn_fast
+(``bound_states``, ``bound_margins`` and ``certify`` as in docs/API.md).
+``ibp_standin`` (interval arithmetic, sound but loose) stays for
+test_battery_detects.py, which shows the battery catches broken APIs.
 """
 from __future__ import annotations
 
@@ -14,10 +11,10 @@ from types import ModuleType
 
 import pytest
 
-from . import ibp_standin
+import popqorn_fast
 
 
 @pytest.fixture(scope="session")
 def api() -> ModuleType:
     """The module whose bounds and certificates the battery checks."""
-    return ibp_standin  # <- the one line to change: `import popqorn_fast; return popqorn_fast`
+    return popqorn_fast
