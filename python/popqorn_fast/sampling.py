@@ -16,62 +16,19 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
+from .validation import frame_mask as validated_frame_mask
+from .validation import parse_p
+
 __all__ = ["sample_ball", "parse_p", "frame_mask", "frame_norms", "project", "into_ball",
            "project_l1"]
 
 _KINDS = ("interior", "surface", "vertices")
 
 
-def parse_p(p: Any) -> float:
-    """Return ``p`` as ``1.0``, ``2.0`` or ``inf``.
-
-    Parameters
-    ----------
-    p : int, float or str
-        ``1``, ``2``, ``inf`` in any of the spellings ``2``, ``2.0``, ``"2"``,
-        ``"inf"``, ``np.inf``, ``float("inf")``.
-
-    Raises
-    ------
-    ValueError
-        Naming ``p`` for any other value.
-    """
-    if isinstance(p, (bool, np.bool_)):
-        raise ValueError(f"p must be 1, 2 or inf, got {p!r}")
-    try:
-        v = float(p)
-    except (TypeError, ValueError):
-        raise ValueError(f"p must be 1, 2 or inf, got {p!r}") from None
-    if v not in (1.0, 2.0, np.inf):
-        raise ValueError(f"p must be 1, 2 or inf, got {p!r}")
-    return v
-
-
 def frame_mask(frames: Optional[Iterable[int]], T: int) -> np.ndarray:
-    """``(T,)`` bool mask of the perturbed frames (``None``: all).
-
-    Raises ``ValueError`` naming ``frames`` when empty, not integers, out of
-    ``0..T-1`` or repeated.
-    """
-    mask = np.zeros(T, dtype=bool)
-    if frames is None:
-        mask[:] = True
-        return mask
-    try:
-        idx = [int(f) for f in np.atleast_1d(np.asarray(frames)).ravel()]
-        raw = np.atleast_1d(np.asarray(frames)).ravel()
-    except (TypeError, ValueError):
-        raise ValueError(f"frames must be a sequence of frame indices, got {frames!r}") from None
-    if raw.size and not (np.issubdtype(raw.dtype, np.integer)):
-        raise ValueError(f"frames must hold integer frame indices, got {frames!r}")
-    if not idx:
-        raise ValueError("frames is empty; pass None for all frames or at least one index")
-    if any(f < 0 or f >= T for f in idx):
-        raise ValueError(f"frames {idx} out of range: 0-based indices in 0..{T - 1} expected")
-    if len(set(idx)) != len(idx):
-        raise ValueError(f"frames {idx} has repeated indices")
-    mask[idx] = True
-    return mask
+    """``(T,)`` bool mask of the perturbed frames (``None``: all); validated by
+    :func:`popqorn_fast.validation.frame_mask`."""
+    return validated_frame_mask(frames, T)[0]
 
 
 def frame_norms(d: np.ndarray, p: float) -> np.ndarray:
