@@ -16,7 +16,8 @@ from typing import Any, Iterable, Optional
 import numpy as np
 
 from . import forward
-from .sampling import frame_mask, frame_norms, into_ball, parse_p, project, sample_ball
+from .sampling import frame_mask, frame_norms, into_ball, project, sample_ball
+from .validation import check_eps, check_sequence, parse_p
 
 __all__ = ["AttackResult", "pgd"]
 
@@ -132,17 +133,8 @@ def pgd(weights: Any, x: Any, eps: float, p: Any = 2, target: Optional[int] = No
     normalised gradient steps, p = 1 steps spread over the ~10% largest
     gradient coordinates followed by the exact l1-ball projection.
     """
-    xh = np.asarray(x, dtype=np.float64) if not isinstance(x, np.ndarray) else x.astype(np.float64)
-    if xh.ndim != 2 or xh.shape[1] != weights.input_size or xh.shape[0] < 1:
-        raise ValueError(f"x has shape {np.shape(x)}; expected (T, {weights.input_size})")
-    if not np.all(np.isfinite(xh)):
-        raise ValueError("x contains NaN or infinite values")
-    try:
-        eps = float(eps)
-    except (TypeError, ValueError):
-        raise ValueError(f"eps must be a real number >= 0, got {eps!r}") from None
-    if not np.isfinite(eps) or eps < 0:
-        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+    xh = check_sequence(x, weights.input_size)
+    eps = check_eps(eps, allow_zero=True)
     p = parse_p(p)
     steps = _int_arg(steps, "steps", 0)
     restarts = _int_arg(restarts, "restarts", 1)

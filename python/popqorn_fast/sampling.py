@@ -17,7 +17,7 @@ from typing import Any, Iterable, Optional
 import numpy as np
 
 from .validation import frame_mask as validated_frame_mask
-from .validation import parse_p
+from .validation import check_eps, check_sequence, parse_p
 
 __all__ = ["sample_ball", "parse_p", "frame_mask", "frame_norms", "project", "into_ball",
            "project_l1"]
@@ -142,17 +142,8 @@ def sample_ball(rng: np.random.Generator, x: Any, eps: float, p: Any = 2,
     """
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    xh = np.asarray(x, dtype=np.float64)
-    if xh.ndim != 2 or xh.shape[0] < 1 or xh.shape[1] < 1:
-        raise ValueError(f"x has shape {np.shape(x)}; expected (T, n)")
-    if not np.all(np.isfinite(xh)):
-        raise ValueError("x contains NaN or infinite values")
-    try:
-        eps = float(eps)
-    except (TypeError, ValueError):
-        raise ValueError(f"eps must be a real number >= 0, got {eps!r}") from None
-    if not np.isfinite(eps) or eps < 0:
-        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+    xh = check_sequence(x, None)
+    eps = check_eps(eps, allow_zero=True)
     p = parse_p(p)
     if isinstance(count, (bool, np.bool_)) or not isinstance(count, (int, np.integer)) or count < 0:
         raise ValueError(f"count must be an integer >= 0, got {count!r}")

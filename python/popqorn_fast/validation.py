@@ -53,20 +53,24 @@ def p_name(p: float) -> str:
     return "inf" if p == np.inf else str(int(p))
 
 
-def check_eps(eps: Any, name: str = "eps") -> float:
-    """A finite, strictly positive radius."""
+def check_eps(eps: Any, name: str = "eps", allow_zero: bool = False) -> float:
+    """A finite radius, strictly positive (or >= 0 with ``allow_zero``)."""
+    bound = ">= 0" if allow_zero else "> 0"
     try:
         val = float(eps)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, got {eps!r}") from None
-    if not np.isfinite(val) or val <= 0.0:
-        raise ValueError(f"{name} must be finite and > 0, got {eps!r}")
+        raise ValueError(f"{name} must be a number {bound}, got {eps!r}") from None
+    if not np.isfinite(val) or val < 0.0 or (val == 0.0 and not allow_zero):
+        raise ValueError(f"{name} must be finite and {bound}, got {eps!r}")
     return val
 
 
-def check_sequence(x: Any, input_size: int, name: str = "x") -> np.ndarray:
-    """One input sequence of shape (T, n) with T >= 1, converted to float64."""
+def check_sequence(x: Any, input_size: int | None, name: str = "x") -> np.ndarray:
+    """One input sequence of shape (T, n) with T >= 1, converted to float64
+    (``input_size=None``: any n >= 1)."""
     arr = as_real_array(x, name)
+    if input_size is None and arr.ndim == 2 and arr.shape[1] >= 1:
+        input_size = arr.shape[1]
     if arr.ndim != 2:
         raise ValueError(f"{name} must have shape (T, {input_size}) (T frames of {input_size} values), "
                          f"got shape {arr.shape}")
