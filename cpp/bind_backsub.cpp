@@ -1,4 +1,202 @@
-// Python bindings of the RNN/LSTM/GRU bound passes (owned by the core work).
+// Python bindings of the RNN/LSTM/GRU bound passes (RECURRENCES.md §0):
+// _core.rnn_bounds, _core.lstm_bounds, _core.gru_bounds. Every shape and value is
+// checked here (pq::InvalidArgument -> ValueError naming the argument) before the
+// GIL is released for the computation; results come back as a dict of arrays.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+
+#include <cmath>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "bound_state.hpp"
+#include "gru_backsub.hpp"
+#include "lstm_backsub.hpp"
+#include "rnn_backsub.hpp"
+
 namespace py = pybind11;
-void bind_backsub(py::module_& m) { (void)m; }
+
+namespace {
+
+using Arr = py::array_t<double, py::array::c_style | py::array::forcecast>;
+using BoolArr = py::array_t<bool, py::array::c_style | py::array::forcecast>;
+
+std::string shape_str(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) {
+    s += std::to_string(a.shape(i));
+    if (a.ndim() == 1 || i + 1 < a.ndim()) s += a.ndim() == 1 ? "," : ", ";
+  }
+  return s + ")";
+}
+
+// Require a.shape == shape exactly (entries < 0 = any size >= 1) and finite values.
+void check(const Arr& a, const char* name, std::vector<std::ptrdiff_t> shape) {
+  bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
+  for (size_t i = 0; ok && i < shape.size(); ++i)
+    ok = shape[i] < 0 ? a.shape(i) >= 1 : a.shape(i) == shape[i];
+  if (!ok) {
+    std::string want = "(";
+    for (size_t i = 0; i < shape.size(); ++i)
+      want += (shape[i] < 0 ? std::string("*") : std::to_string(shape[i])) +
+              (shape.size() == 1 ? "," : (i + 1 < shape.size() ? ", " : ""));
+    throw pq::InvalidArgument(std::string(name) + " has shape " + shape_str(a) + "; expected " +
+                              want + ")");
+  }
+  const double* p = a.data();
+  for (py::ssize_t i = 0; i < a.size(); ++i)
+    if (!std::isfinite(p[i]))
+      throw pq::InvalidArgument(std::string(name) + " contains NaN or infinite values");
+}
+
+pq::MatView<const double> mat(const Arr& a) {
+  return {a.data(), static_cast<std::ptrdiff_t>(a.shape(0)), static_cast<std::ptrdiff_t>(a.shape(1)),
+          static_cast<std::ptrdiff_t>(a.shape(1))};
+}
+
+pq::PlaneMethod parse_planes(const std::string& s) {
+  if (s == "exact") return pq::PlaneMethod::Exact;
+  if (s == "1d") return pq::PlaneMethod::OneD;
+  if (s == "constant") return pq::PlaneMethod::Constant;
+  throw pq::InvalidArgument("planes must be \"exact\", \"1d\" or \"constant\", got \"" + s + "\"");
+}
+
+// Checks the arguments every architecture shares, given the hidden size s.
+pq::PassCommon<double> common(const Arr& x, double eps, double p, const BoolArr& mask,
+                              const Arr& spec_w, const Arr& spec_b, bool want_states,
+                              std::ptrdiff_t n, std::ptrdiff_t s) {
+  check(x, "x", {-1, n});
+  const std::ptrdiff_t T = x.shape(0);
+  if (!(std::isfinite(eps) && eps >= 0.0))
+    throw pq::InvalidArgument("eps must be finite and >= 0, got " + std::to_string(eps));
+  if (mask.ndim() != 1 || mask.shape(0) != T)
+    throw pq::InvalidArgument("frame_mask has shape " + shape_str(mask) + "; expected (" +
+                              std::to_string(T) + ",) (one entry per frame of x)");
+  check(spec_w, "spec_weight", {-1, s});
+  check(spec_b, "spec_bias", {spec_w.shape(0)});
+  pq::PassCommon<double> pc;
+  pc.ball.x = mat(x);
+  pc.ball.eps = eps;
+  pc.ball.q = pq::dual_of_p(p);
+  pc.ball.mask = mask.data();
+  pc.spec_w = mat(spec_w);
+  pc.spec_b = spec_b.data();
+  pc.want_states = want_states;
+  return pc;
+}
+
+py::dict to_dict(const pq::BoundResult<double>& r) {
+  py::dict out;
+  const py::ssize_t K = static_cast<py::ssize_t>(r.lower.size());
+  py::array_t<double> lo(K), up(K);
+  std::copy(r.lower.begin(), r.lower.end(), lo.mutable_data());
+  std::copy(r.upper.begin(), r.upper.end(), up.mutable_data());
+  out["lower"] = lo;
+  out["upper"] = up;
+  for (const auto& st : r.states) {
+    py::array_t<double> a({st.lower.rows, st.lower.cols}), b({st.upper.rows, st.upper.cols});
+    std::copy(st.lower.v.begin(), st.lower.v.end(), a.mutable_data());
+    std::copy(st.upper.v.begin(), st.upper.v.end(), b.mutable_data());
+    out[py::str(st.name + "_lower")] = a;
+    out[py::str(st.name + "_upper")] = b;
+  }
+  return out;
+}
+
+std::ptrdiff_t hidden_size(const Arr& w_hh, std::ptrdiff_t gates) {
+  if (w_hh.ndim() != 2 || w_hh.shape(1) < 1 || w_hh.shape(0) != gates * w_hh.shape(1))
+    throw pq::InvalidArgument("weight_hh has shape " + shape_str(w_hh) + "; expected (" +
+                              std::to_string(gates) + "*s, s) with s >= 1");
+  return w_hh.shape(1);
+}
+
+std::ptrdiff_t input_size(const Arr& w_ih, std::ptrdiff_t rows) {
+  if (w_ih.ndim() != 2 || w_ih.shape(0) != rows || w_ih.shape(1) < 1)
+    throw pq::InvalidArgument("weight_ih has shape " + shape_str(w_ih) + "; expected (" +
+                              std::to_string(rows) + ", n) with n >= 1");
+  return w_ih.shape(1);
+}
+
+py::dict rnn(const Arr& w_ih, const Arr& w_hh, const Arr& bias, const Arr& h0,
+             const std::string& activation, const Arr& x, double eps, double p,
+             const BoolArr& mask, const Arr& spec_w, const Arr& spec_b, bool want_states) {
+  const std::ptrdiff_t s = hidden_size(w_hh, 1), n = input_size(w_ih, s);
+  check(w_ih, "weight_ih", {s, n});
+  check(w_hh, "weight_hh", {s, s});
+  check(bias, "bias", {s});
+  check(h0, "h0", {s});
+  pq::RnnNet<double> net;
+  if (activation == "tanh") net.act = pq::Activation::Tanh;
+  else if (activation == "relu") net.act = pq::Activation::Relu;
+  else throw pq::InvalidArgument("activation must be \"tanh\" or \"relu\", got \"" + activation + "\"");
+  net.w_ih = mat(w_ih); net.w_hh = mat(w_hh); net.bias = bias.data(); net.h0 = h0.data();
+  const auto pc = common(x, eps, p, mask, spec_w, spec_b, want_states, n, s);
+  pq::BoundResult<double> r;
+  {
+    py::gil_scoped_release nogil;
+    r = pq::rnn_bounds(net, pc);
+  }
+  return to_dict(r);
+}
+
+py::dict lstm(const Arr& w_ih, const Arr& w_hh, const Arr& bias, const Arr& h0, const Arr& c0,
+              const Arr& x, double eps, double p, const BoolArr& mask, const Arr& spec_w,
+              const Arr& spec_b, const std::string& planes, bool want_states) {
+  const std::ptrdiff_t s = hidden_size(w_hh, 4), n = input_size(w_ih, 4 * s);
+  check(w_ih, "weight_ih", {4 * s, n});
+  check(w_hh, "weight_hh", {4 * s, s});
+  check(bias, "bias", {4 * s});
+  check(h0, "h0", {s});
+  check(c0, "c0", {s});
+  pq::LstmNet<double> net;
+  net.w_ih = mat(w_ih); net.w_hh = mat(w_hh); net.bias = bias.data();
+  net.h0 = h0.data(); net.c0 = c0.data();
+  net.planes = parse_planes(planes);
+  const auto pc = common(x, eps, p, mask, spec_w, spec_b, want_states, n, s);
+  pq::BoundResult<double> r;
+  {
+    py::gil_scoped_release nogil;
+    r = pq::lstm_bounds(net, pc);
+  }
+  return to_dict(r);
+}
+
+py::dict gru(const Arr& w_ih, const Arr& w_hh, const Arr& b_ih, const Arr& b_hh, const Arr& h0,
+             const Arr& x, double eps, double p, const BoolArr& mask, const Arr& spec_w,
+             const Arr& spec_b, const std::string& planes, bool want_states) {
+  const std::ptrdiff_t s = hidden_size(w_hh, 3), n = input_size(w_ih, 3 * s);
+  check(w_ih, "weight_ih", {3 * s, n});
+  check(w_hh, "weight_hh", {3 * s, s});
+  check(b_ih, "bias_ih", {3 * s});
+  check(b_hh, "bias_hh", {3 * s});
+  check(h0, "h0", {s});
+  pq::GruNet<double> net;
+  net.w_ih = mat(w_ih); net.w_hh = mat(w_hh); net.b_ih = b_ih.data(); net.b_hh = b_hh.data();
+  net.h0 = h0.data();
+  net.planes = parse_planes(planes);
+  const auto pc = common(x, eps, p, mask, spec_w, spec_b, want_states, n, s);
+  pq::BoundResult<double> r;
+  {
+    py::gil_scoped_release nogil;
+    r = pq::gru_bounds(net, pc);
+  }
+  return to_dict(r);
+}
+
+}  // namespace
+
+void bind_backsub(py::module_& m) {
+  using namespace pybind11::literals;
+  m.def("rnn_bounds", &rnn, "weight_ih"_a, "weight_hh"_a, "bias"_a, "h0"_a, "activation"_a, "x"_a,
+        "eps"_a, "p"_a, "frame_mask"_a, "spec_weight"_a, "spec_bias"_a, "want_states"_a = false,
+        "Bounds of spec_weight @ h_T + spec_bias for a vanilla RNN (RECURRENCES.md §0, §4).");
+  m.def("lstm_bounds", &lstm, "weight_ih"_a, "weight_hh"_a, "bias"_a, "h0"_a, "c0"_a, "x"_a,
+        "eps"_a, "p"_a, "frame_mask"_a, "spec_weight"_a, "spec_bias"_a, "planes"_a = "exact",
+        "want_states"_a = false,
+        "Bounds of spec_weight @ h_T + spec_bias for an LSTM (RECURRENCES.md §0, §4).");
+  m.def("gru_bounds", &gru, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a, "bias_hh"_a, "h0"_a, "x"_a,
+        "eps"_a, "p"_a, "frame_mask"_a, "spec_weight"_a, "spec_bias"_a, "planes"_a = "exact",
+        "want_states"_a = false,
+        "Bounds of spec_weight @ h_T + spec_bias for a GRU (RECURRENCES.md §0, §4).");
+}

@@ -1,0 +1,67 @@
+// Inputs and outputs of one bound pass (RECURRENCES.md §0): the weights as
+// strided views, the threat model, the folded specification head, and the
+// result (bounds of spec_weight @ h_T + spec_bias plus optional per-step
+// state intervals, each (T, rows)).
+#pragma once
+#include <cstddef>
+#include <string>
+#include <vector>
+#include "common.hpp"
+#include "linear_form.hpp"
+#include "lines.hpp"
+#include "planes.hpp"
+
+namespace pq {
+
+// Interval bounds of one named state over all steps (row k = step k+1).
+template <class T>
+struct StateBounds {
+  std::string name;
+  Mat<T> lower, upper;
+};
+
+template <class T>
+struct BoundResult {
+  std::vector<T> lower, upper;          // (K,)
+  std::vector<StateBounds<T>> states;   // filled only with want_states
+};
+
+// The part shared by every architecture: input ball, head, options.
+template <class T>
+struct PassCommon {
+  InputBall<T> ball;
+  MatView<const T> spec_w;   // (K, s)
+  const T* spec_b = nullptr; // (K,)
+  bool want_states = false;
+};
+
+// z_t = W_ih x_t + W_hh h_{t-1} + b, h_t = φ(z_t).
+template <class T>
+struct RnnNet {
+  MatView<const T> w_ih, w_hh;  // (s, n), (s, s)
+  const T* bias = nullptr;      // (s,) = b_ih + b_hh
+  const T* h0 = nullptr;        // (s,)
+  Activation act = Activation::Tanh;
+};
+
+// Gates stacked i, f, g, o: y_t = W_ih x_t + W_hh h_{t-1} + b.
+template <class T>
+struct LstmNet {
+  MatView<const T> w_ih, w_hh;  // (4s, n), (4s, s)
+  const T* bias = nullptr;      // (4s,) = b_ih + b_hh
+  const T* h0 = nullptr;        // (s,)
+  const T* c0 = nullptr;        // (s,)
+  PlaneMethod planes = PlaneMethod::Exact;
+};
+
+// PyTorch GRU, gates r, z, n; b_hn inside the reset product.
+template <class T>
+struct GruNet {
+  MatView<const T> w_ih, w_hh;  // (3s, n), (3s, s)
+  const T* b_ih = nullptr;      // (3s,)
+  const T* b_hh = nullptr;      // (3s,)
+  const T* h0 = nullptr;        // (s,)
+  PlaneMethod planes = PlaneMethod::Exact;
+};
+
+}  // namespace pq

@@ -1,0 +1,134 @@
+// Back-substitution through time for the GRU (ALGORITHM.md §4 "GRU",
+// RECURRENCES.md §4 GRU). PyTorch gates r, z, n with b_hn inside the reset product:
+//   g_t = [y^r; y^z; v] = [W_ir x + W_hr h + b_ir + b_hr; W_iz x + W_hz h + b_iz + b_hz; W_hn h + b_hn]
+//   u_t = W_in x_t + b_in + F2(v_t, y^r_t)                     (P^r)
+//   h_t = F1(u_t, −y^z_t) + F2(h_{t-1}, y^z_t)                 (P^u, P^z; 1−σ(y) = σ(−y))
+// Per step, forward order: gate bounds, P^r, u bounds (objective entering at u_t),
+// P^u and P^z, hidden bounds (objective [I; −I] on h_t, a full back-substitution).
+// The stacked coefficient buffer is G4 = [Λ_yr | Λ_yz | Λ_v | Λ_u] (R x 4s): its first
+// three blocks times W_hh give Λ_{h,t-1}; [Λ_yr, Λ_yz] W_ih[r,z] + Λ_u W_in give A_t.
+// Code indexes steps from 0; h0 is the state before step 0.
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <utility>
+#include <vector>
+#include "bound_state.hpp"
+#include "linear_form.hpp"
+#include "matmul.hpp"
+#include "sign_rule.hpp"
+
+namespace pq {
+
+template <class T>
+BoundResult<T> gru_bounds(const GruNet<T>& net, const PassCommon<T>& pc) {
+  const std::ptrdiff_t s = net.w_hh.cols, n = net.w_ih.cols, s3 = 3 * s, s4 = 4 * s;
+  const std::ptrdiff_t Tn = pc.ball.x.rows, K = pc.spec_w.rows;
+  const std::ptrdiff_t Rmax = std::max(2 * s3, 2 * K);
+  const InputBall<T>& ball = pc.ball;
+
+  // Clean input of the four coefficient blocks at step k (so d += G4 · xb4_k):
+  // [W_ir x̂ + b_ir + b_hr; W_iz x̂ + b_iz + b_hz; b_hn; W_in x̂ + b_in].
+  Mat<T> xb4(Tn, s4);
+  for (std::ptrdiff_t k = 0; k < Tn; ++k) {
+    T* r = xb4.row(k);
+    for (std::ptrdiff_t i = 0; i < 2 * s; ++i) r[i] = net.b_ih[i] + net.b_hh[i];
+    for (std::ptrdiff_t i = 0; i < s; ++i) {
+      r[2 * s + i] = net.b_hh[2 * s + i];
+      r[3 * s + i] = net.b_ih[2 * s + i];
+    }
+    add_rowdots(block(net.w_ih, 0, 2 * s, 0, n), ball.x.row(k), r);
+    add_rowdots(block(net.w_ih, 2 * s, s, 0, n), ball.x.row(k), r + 3 * s);
+  }
+
+  Mat<T> gl(Tn, s3), gu(Tn, s3), ul(Tn, s), uu(Tn, s), hl(Tn, s), hu(Tn, s);
+  std::vector<PlaneSet<T>> Pr(Tn), Pu(Tn), Pz(Tn);
+  Mat<T> Lh(Rmax, s), Lh2(Rmax, s), G4(Rmax, s4), A(Rmax, n);
+  std::vector<T> d(static_cast<size_t>(Rmax)), wl(s), wu(s);
+
+  auto blk = [&](std::ptrdiff_t R, std::ptrdiff_t j) { return block(top_rows(G4, R), 0, R, j * s, s); };
+  // G4 on step k's affine inputs: constant + frame k, and Λ_{h,k-1} (+)= [Λ_yr Λ_yz Λ_v] W_hh
+  // into Lh2, which then becomes Lh.
+  auto through_inputs = [&](std::ptrdiff_t k, std::ptrdiff_t R, bool acc_h) {
+    MatView<const T> Gv = cview(top_rows(G4, R));
+    add_rowdots(Gv, xb4.row(k), d.data());
+    if (ball.moves(k)) {
+      MatView<T> Av = top_rows(A, R);
+      gemm(block(Gv, 0, R, 0, 2 * s), block(net.w_ih, 0, 2 * s, 0, n), Av, false);
+      gemm(block(Gv, 0, R, 3 * s, s), block(net.w_ih, 2 * s, s, 0, n), Av, true);
+      subtract_ball_radius(cview(Av), ball.eps, ball.q, d.data());
+    }
+    gemm(block(Gv, 0, R, 0, s3), net.w_hh, top_rows(Lh2, R), acc_h);
+    std::swap(Lh, Lh2);
+  };
+  // Λ_u in the u block on u_k: P^r (Λ_v = λ a_r, Λ_yr = λ b_r), then the inputs.
+  auto u_node = [&](std::ptrdiff_t k, std::ptrdiff_t R, bool acc_h) {
+    pass_plane<false, false>(cview(blk(R, 3)), Pr[k], blk(R, 2), blk(R, 0), T(1), d.data());
+    through_inputs(k, R, acc_h);
+  };
+  // Λ in Lh on h_{k_top}: full steps k_top..0, then h0 into the constant.
+  auto backward = [&](std::ptrdiff_t k_top, std::ptrdiff_t R) {
+    for (std::ptrdiff_t k = k_top; k >= 0; --k) {
+      MatView<const T> L = cview(top_rows(Lh, R));
+      // P^u over (u, −y^z): Λ_u = λ a_u, Λ_yz = −λ b_u
+      pass_plane<false, false>(L, Pu[k], blk(R, 3), blk(R, 1), T(-1), d.data());
+      // P^z over (h_{k-1}, y^z): Λ_{h,k-1} = λ a_z, Λ_yz += λ b_z
+      pass_plane<false, true>(L, Pz[k], top_rows(Lh2, R), blk(R, 1), T(1), d.data());
+      u_node(k, R, true);
+    }
+    add_rowdots(cview(top_rows(Lh, R)), net.h0, d.data());
+  };
+
+  for (std::ptrdiff_t t = 0; t < Tn; ++t) {
+    // 1. gates: [I; −I] on g_t = [y^r; y^z; v] (u block zero)
+    const std::ptrdiff_t Rg = 2 * s3;
+    std::fill(d.begin(), d.begin() + Rg, T(0));
+    set_stacked_identity(top_rows(G4, Rg), s3, 0);
+    through_inputs(t, Rg, false);
+    backward(t - 1, Rg);
+    finish_stacked(d.data(), s3, gl.row(t), gu.row(t));
+    // 2. P^r over (v_t, y^r_t)
+    Pr[t].compute(Surface::XSigmoid, net.planes, gl.row(t) + 2 * s, gu.row(t) + 2 * s, gl.row(t),
+                  gu.row(t), s);
+    // 3. u: [I; −I] entering at u_t (the other blocks start at zero)
+    const std::ptrdiff_t Ru = 2 * s;
+    std::fill(d.begin(), d.begin() + Ru, T(0));
+    set_stacked_identity(top_rows(G4, Ru), s, 3 * s);
+    u_node(t, Ru, false);
+    backward(t - 1, Ru);
+    finish_stacked(d.data(), s, ul.row(t), uu.row(t));
+    // 4. P^u over (u_t, w_t = −y^z_t), P^z over (h_{t-1}, y^z_t)
+    for (std::ptrdiff_t i = 0; i < s; ++i) {
+      wl[i] = -gu(t, s + i);
+      wu[i] = -gl(t, s + i);
+    }
+    Pu[t].compute(Surface::TanhSigmoid, net.planes, ul.row(t), uu.row(t), wl.data(), wu.data(), s);
+    const T* hpl = t == 0 ? net.h0 : hl.row(t - 1);
+    const T* hpu = t == 0 ? net.h0 : hu.row(t - 1);
+    Pz[t].compute(Surface::XSigmoid, net.planes, hpl, hpu, gl.row(t) + s, gu.row(t) + s, s);
+    // 5. hidden: [I; −I] on h_t (the last step's only serves want_states)
+    if (t + 1 < Tn || pc.want_states) {
+      const std::ptrdiff_t Rh = 2 * s;
+      std::fill(d.begin(), d.begin() + Rh, T(0));
+      set_stacked_identity(top_rows(Lh, Rh), s, 0);
+      backward(t, Rh);
+      finish_stacked(d.data(), s, hl.row(t), hu.row(t));
+    }
+  }
+
+  BoundResult<T> res;
+  set_stacked_spec(pc.spec_w, pc.spec_b, top_rows(Lh, 2 * K), d.data());
+  backward(Tn - 1, 2 * K);
+  res.lower.resize(K);
+  res.upper.resize(K);
+  finish_stacked(d.data(), K, res.lower.data(), res.upper.data());
+
+  if (pc.want_states) {
+    res.states.push_back({"gates", std::move(gl), std::move(gu)});
+    res.states.push_back({"u", std::move(ul), std::move(uu)});
+    res.states.push_back({"hidden", std::move(hl), std::move(hu)});
+  }
+  return res;
+}
+
+}  // namespace pq

@@ -1,0 +1,132 @@
+// Back-substitution through time for the LSTM (ALGORITHM.md §4 "LSTM",
+// RECURRENCES.md §4 LSTM). Gates stacked i, f, g, o:
+//   y_t = W_ih x_t + W_hh h_{t-1} + b,
+//   c_t = σ(y^f)·c_{t-1} + σ(y^i)·tanh(y^g) ≤/≥ P^f(c_{t-1}, y^f) + P^ig(y^g, y^i),
+//   h_t = σ(y^o)·tanh(c_t)                 ≤/≥ P^o(c_t, y^o).
+// Per step, forward order: gate bounds (objective [I; −I] on y_t), planes P^f and
+// P^ig, cell bounds (objective [I; −I] entering at c_t, P^o unused), plane P^o.
+// The backward state is (Λ_h, Λ_c); one product of the stacked gate coefficients
+// G = [Λ_yi, Λ_yf, Λ_yg, Λ_yo] with W_hh (and one with W_ih) serves all four gates.
+// Code indexes steps from 0; (h0, c0) is the state before step 0.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <utility>
+#include <vector>
+#include "bound_state.hpp"
+#include "linear_form.hpp"
+#include "matmul.hpp"
+#include "sign_rule.hpp"
+
+namespace pq {
+
+template <class T>
+BoundResult<T> lstm_bounds(const LstmNet<T>& net, const PassCommon<T>& pc) {
+  const std::ptrdiff_t s = net.w_hh.cols, n = net.w_ih.cols, s4 = 4 * s;
+  const std::ptrdiff_t Tn = pc.ball.x.rows, K = pc.spec_w.rows;
+  const std::ptrdiff_t Rmax = std::max(2 * s4, 2 * K);
+  const InputBall<T>& ball = pc.ball;
+
+  // xb_k = W_ih x̂_k + b (clean input of the four gates at step k).
+  Mat<T> xb(Tn, s4);
+  for (std::ptrdiff_t k = 0; k < Tn; ++k) {
+    std::copy(net.bias, net.bias + s4, xb.row(k));
+    add_rowdots(net.w_ih, ball.x.row(k), xb.row(k));
+  }
+
+  Mat<T> yl(Tn, s4), yu(Tn, s4), cl(Tn, s), cu(Tn, s);
+  std::vector<PlaneSet<T>> Pf(Tn), Pig(Tn), Po(Tn);
+  Mat<T> Lh(Rmax, s), Lc(Rmax, s), Lc2(Rmax, s), G(Rmax, s4), A(Rmax, n);
+  std::vector<T> d(static_cast<size_t>(Rmax));
+
+  // Gate coefficients G (R x 4s) on y_k: constant, frame k, Λ_h on h_{k-1}.
+  auto through_affine = [&](std::ptrdiff_t k, std::ptrdiff_t R) {
+    MatView<const T> Gv = cview(top_rows(G, R));
+    add_rowdots(Gv, xb.row(k), d.data());
+    if (ball.moves(k)) {
+      gemm(Gv, net.w_ih, top_rows(A, R), false);
+      subtract_ball_radius(cview(top_rows(A, R)), ball.eps, ball.q, d.data());
+    }
+    gemm(Gv, net.w_hh, top_rows(Lh, R), false);
+  };
+  // (Λ_h, Λ_c) in (Lh, Lc) on (h_{k_top}, c_{k_top}); pass steps k_top..0, then the
+  // initial state into the constant. skip_o: the objective enters at c_{k_top}.
+  auto backward = [&](std::ptrdiff_t k_top, std::ptrdiff_t R, bool skip_o) {
+    for (std::ptrdiff_t k = k_top; k >= 0; --k) {
+      MatView<T> Gv = top_rows(G, R);
+      MatView<T> g_i = block(Gv, 0, R, 0, s), g_f = block(Gv, 0, R, s, s);
+      MatView<T> g_g = block(Gv, 0, R, 2 * s, s), g_o = block(Gv, 0, R, 3 * s, s);
+      if (skip_o && k == k_top) {
+        for (std::ptrdiff_t r = 0; r < R; ++r) std::fill(g_o.row(r), g_o.row(r) + s, T(0));
+      } else {  // h_k = P^o(c_k, y^o_k): Λ_c += λ a_o, Λ_yo = λ b_o
+        pass_plane<true, false>(cview(top_rows(Lh, R)), Po[k], top_rows(Lc, R), g_o, T(1),
+                                d.data());
+      }
+      // c_k = P^f(c_{k-1}, y^f) + P^ig(y^g, y^i), one sign decision per coefficient
+      pass_plane_pair(cview(top_rows(Lc, R)), Pf[k], Pig[k], top_rows(Lc2, R), g_f, g_g, g_i,
+                      d.data());
+      through_affine(k, R);
+      std::swap(Lc, Lc2);
+    }
+    add_rowdots(cview(top_rows(Lh, R)), net.h0, d.data());
+    add_rowdots(cview(top_rows(Lc, R)), net.c0, d.data());
+  };
+  auto zero_rows = [](Mat<T>& M, std::ptrdiff_t R) { std::fill(M.v.begin(), M.v.begin() + R * M.cols, T(0)); };
+
+  for (std::ptrdiff_t t = 0; t < Tn; ++t) {
+    // 1. gates: [I; −I] on y_t
+    const std::ptrdiff_t Rg = 2 * s4;
+    std::fill(d.begin(), d.begin() + Rg, T(0));
+    set_stacked_identity(top_rows(G, Rg), s4, 0);
+    through_affine(t, Rg);
+    zero_rows(Lc, Rg);
+    backward(t - 1, Rg, false);
+    finish_stacked(d.data(), s4, yl.row(t), yu.row(t));
+    // 2. planes P^f over (c_{t-1}, y^f_t) and P^ig over (y^g_t, y^i_t)
+    const T* cpl = t == 0 ? net.c0 : cl.row(t - 1);
+    const T* cpu = t == 0 ? net.c0 : cu.row(t - 1);
+    Pf[t].compute(Surface::XSigmoid, net.planes, cpl, cpu, yl.row(t) + s, yu.row(t) + s, s);
+    Pig[t].compute(Surface::TanhSigmoid, net.planes, yl.row(t) + 2 * s, yu.row(t) + 2 * s,
+                   yl.row(t), yu.row(t), s);
+    // 3. cell: [I; −I] entering at c_t
+    const std::ptrdiff_t Rc = 2 * s;
+    std::fill(d.begin(), d.begin() + Rc, T(0));
+    set_stacked_identity(top_rows(Lc, Rc), s, 0);
+    zero_rows(Lh, Rc);
+    backward(t, Rc, true);
+    finish_stacked(d.data(), s, cl.row(t), cu.row(t));
+    // 4. plane P^o over (c_t, y^o_t)
+    Po[t].compute(Surface::TanhSigmoid, net.planes, cl.row(t), cu.row(t), yl.row(t) + 3 * s,
+                  yu.row(t) + 3 * s, s);
+  }
+
+  BoundResult<T> res;
+  set_stacked_spec(pc.spec_w, pc.spec_b, top_rows(Lh, 2 * K), d.data());
+  zero_rows(Lc, 2 * K);
+  backward(Tn - 1, 2 * K, false);
+  res.lower.resize(K);
+  res.upper.resize(K);
+  finish_stacked(d.data(), K, res.lower.data(), res.upper.data());
+
+  if (pc.want_states) {
+    // hidden: corner min/max of tanh(c)·σ(y^o) over the (c_t, y^o_t) box
+    StateBounds<T> hid{"hidden", Mat<T>(Tn, s), Mat<T>(Tn, s)};
+    for (std::ptrdiff_t k = 0; k < Tn; ++k)
+      for (std::ptrdiff_t i = 0; i < s; ++i) {
+        const T tl = activation_value<T>(Activation::Tanh, cl(k, i));
+        const T tu = activation_value<T>(Activation::Tanh, cu(k, i));
+        const T sl = activation_value<T>(Activation::Sigmoid, yl(k, 3 * s + i));
+        const T su = activation_value<T>(Activation::Sigmoid, yu(k, 3 * s + i));
+        const T c1 = tl * sl, c2 = tl * su, c3 = tu * sl, c4 = tu * su;
+        hid.lower(k, i) = std::min(std::min(c1, c2), std::min(c3, c4));
+        hid.upper(k, i) = std::max(std::max(c1, c2), std::max(c3, c4));
+      }
+    res.states.push_back({"gates", std::move(yl), std::move(yu)});
+    res.states.push_back({"cell", std::move(cl), std::move(cu)});
+    res.states.push_back(std::move(hid));
+  }
+  return res;
+}
+
+}  // namespace pq
