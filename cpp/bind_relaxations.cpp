@@ -1,14 +1,22 @@
 // Python bindings of the 1-D lines and 2-D planes (popqorn_fast._core):
 //   bound_activation(fn, l, u) -> (alpha_l, beta_l, alpha_u, beta_u)
+//   bound_product(surface, method, xl, xu, yl, yu) -> (aL, bL, cL, aU, bU, cU)
+//   plane_offset(surface, a, b, xl, xu, yl, yu) -> (c_min, c_max)   exact, no margin
+//   product_candidates(surface, a, b, xl, xu, yl, yu) -> (x, y)     one box (scalars)
+//   _exact_stats(surface, xl, xu, yl, yu) -> (iters_upper, iters_lower, converged_u, converged_l)
 // All arrays float64, 1-D, equal length (the Python layer validates and broadcasts).
 // The GIL is released inside the loops; pq::InvalidArgument -> ValueError.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cmath>
 #include <string>
 #include <utility>
 
 #include "lines.hpp"
+#include "planes.hpp"
+
+#include <vector>
 
 namespace py = pybind11;
 using Arr = py::array_t<double, py::array::c_style | py::array::forcecast>;
@@ -46,6 +54,93 @@ py::tuple bound_activation_py(const std::string& fn_name, const Arr& l, const Ar
   return py::make_tuple(al, bl, au, bu);
 }
 
+pq::Surface parse_surface(const std::string& s) {
+  if (s == "tanh_sigmoid") return pq::Surface::TanhSigmoid;
+  if (s == "x_sigmoid") return pq::Surface::XSigmoid;
+  throw py::value_error("surface must be 'tanh_sigmoid' or 'x_sigmoid', got '" + s + "'");
+}
+
+pq::PlaneMethod parse_method(const std::string& s) {
+  if (s == "exact") return pq::PlaneMethod::Exact;
+  if (s == "1d") return pq::PlaneMethod::OneD;
+  if (s == "constant") return pq::PlaneMethod::Constant;
+  throw py::value_error("method must be 'exact', '1d' or 'constant', got '" + s + "'");
+}
+
+void check_box(double xl, double xu, double yl, double yu) {
+  if (!(xl <= xu) || !(yl <= yu) || !std::isfinite(xl) || !std::isfinite(xu) || !std::isfinite(yl) ||
+      !std::isfinite(yu))
+    throw pq::InvalidArgument("need finite xl <= xu and yl <= yu");
+}
+
+py::tuple bound_product_py(const std::string& surface, const std::string& method, const Arr& xl, const Arr& xu,
+                           const Arr& yl, const Arr& yu) {
+  const pq::Surface sf = parse_surface(surface);
+  const pq::PlaneMethod pm = parse_method(method);
+  const py::ssize_t n = common_length({{"xl", &xl}, {"xu", &xu}, {"yl", &yl}, {"yu", &yu}});
+  Arr aL(n), bL(n), cL(n), aU(n), bU(n), cU(n);
+  const double *pxl = xl.data(), *pxu = xu.data(), *pyl = yl.data(), *pyu = yu.data();
+  double *o0 = aL.mutable_data(), *o1 = bL.mutable_data(), *o2 = cL.mutable_data();
+  double *o3 = aU.mutable_data(), *o4 = bU.mutable_data(), *o5 = cU.mutable_data();
+  {
+    py::gil_scoped_release release;
+    pq::bound_product<double>(sf, pm, pxl, pxu, pyl, pyu, n, o0, o1, o2, o3, o4, o5);
+  }
+  return py::make_tuple(aL, bL, cL, aU, bU, cU);
+}
+
+py::tuple plane_offset_py(const std::string& surface, const Arr& a, const Arr& b, const Arr& xl, const Arr& xu,
+                          const Arr& yl, const Arr& yu) {
+  const pq::Surface sf = parse_surface(surface);
+  const py::ssize_t n =
+      common_length({{"a", &a}, {"b", &b}, {"xl", &xl}, {"xu", &xu}, {"yl", &yl}, {"yu", &yu}});
+  Arr cmin(n), cmax(n);
+  const double *pa = a.data(), *pb = b.data(), *pxl = xl.data(), *pxu = xu.data(), *pyl = yl.data(),
+               *pyu = yu.data();
+  double *omin = cmin.mutable_data(), *omax = cmax.mutable_data();
+  {
+    py::gil_scoped_release release;
+    for (py::ssize_t i = 0; i < n; ++i) check_box(pxl[i], pxu[i], pyl[i], pyu[i]);
+    pq::plane_offset<double>(sf, pa, pb, pxl, pxu, pyl, pyu, n, omin, omax);
+  }
+  return py::make_tuple(cmin, cmax);
+}
+
+py::tuple product_candidates_py(const std::string& surface, double a, double b, double xl, double xu, double yl,
+                                double yu) {
+  const pq::Surface sf = parse_surface(surface);
+  check_box(xl, xu, yl, yu);
+  std::vector<double> xs, ys;
+  pq::detail::for_each_candidate(sf, a, b, pq::detail::Box<double>{xl, xu, yl, yu}, [&](double x, double y) {
+    xs.push_back(x);
+    ys.push_back(y);
+  });
+  return py::make_tuple(Arr(static_cast<py::ssize_t>(xs.size()), xs.data()),
+                        Arr(static_cast<py::ssize_t>(ys.size()), ys.data()));
+}
+
+py::tuple exact_stats_py(const std::string& surface, const Arr& xl, const Arr& xu, const Arr& yl, const Arr& yu) {
+  const pq::Surface sf = parse_surface(surface);
+  const py::ssize_t n = common_length({{"xl", &xl}, {"xu", &xu}, {"yl", &yl}, {"yu", &yu}});
+  py::array_t<int> iu(n), il(n);
+  py::array_t<bool> cu(n), cl(n);
+  const double *pxl = xl.data(), *pxu = xu.data(), *pyl = yl.data(), *pyu = yu.data();
+  int *piu = iu.mutable_data(), *pil = il.mutable_data();
+  bool *pcu = cu.mutable_data(), *pcl = cl.mutable_data();
+  {
+    py::gil_scoped_release release;
+    for (py::ssize_t i = 0; i < n; ++i) {
+      check_box(pxl[i], pxu[i], pyl[i], pyu[i]);
+      pq::detail::ExactStats su, sl;
+      double t[6];
+      pq::detail::exact_planes(sf, pq::detail::Box<double>{pxl[i], pxu[i], pyl[i], pyu[i]}, t[0], t[1], t[2], t[3],
+                               t[4], t[5], &su, &sl);
+      piu[i] = su.iterations; pil[i] = sl.iterations; pcu[i] = su.converged; pcl[i] = sl.converged;
+    }
+  }
+  return py::make_tuple(iu, il, cu, cl);
+}
+
 }  // namespace
 
 void bind_relaxations(py::module_& m) {
@@ -58,4 +153,15 @@ void bind_relaxations(py::module_& m) {
   });
   m.def("bound_activation", &bound_activation_py, py::arg("fn"), py::arg("l"), py::arg("u"),
         "Lines alpha_l*z+beta_l <= fn(z) <= alpha_u*z+beta_u on [l, u] (fn: tanh|sigmoid|relu).");
+  m.def("bound_product", &bound_product_py, py::arg("surface"), py::arg("method"), py::arg("xl"), py::arg("xu"),
+        py::arg("yl"), py::arg("yu"),
+        "Planes aL x+bL y+cL <= F <= aU x+bU y+cU on boxes (surface: tanh_sigmoid|x_sigmoid; "
+        "method: exact|1d|constant).");
+  m.def("plane_offset", &plane_offset_py, py::arg("surface"), py::arg("a"), py::arg("b"), py::arg("xl"),
+        py::arg("xu"), py::arg("yl"), py::arg("yu"),
+        "Exact (min, max) of F - a x - b y over each box (no safety margin).");
+  m.def("product_candidates", &product_candidates_py, py::arg("surface"), py::arg("a"), py::arg("b"),
+        py::arg("xl"), py::arg("xu"), py::arg("yl"), py::arg("yu"),
+        "Candidate extreme points (x, y) of F - a x - b y on one box (corners, edge and interior critical points).");
+  m.def("_exact_stats", &exact_stats_py, "Diagnostics: pricing calls and convergence of the exact method per box.");
 }

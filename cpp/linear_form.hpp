@@ -29,11 +29,15 @@ void subtract_ball_radius(MatView<const T> A, T eps, DualNorm q, T* d) {
 }
 
 // Rows [0, m) of d hold lower bounds of Λ, rows [m, 2m) lower bounds of −Λ.
+// Exactly, lower <= upper; where rounding alone crosses them (a width at the ulp
+// level, e.g. eps = 0) the pair is ordered, so that the relaxations downstream
+// always receive a proper interval (they reject l > u).
 template <class T>
 void finish_stacked(const T* d, std::ptrdiff_t m, T* lower, T* upper) {
   for (std::ptrdiff_t i = 0; i < m; ++i) {
-    lower[i] = d[i];
-    upper[i] = -d[m + i];
+    const T lo = d[i], up = -d[m + i];
+    lower[i] = lo <= up ? lo : up;
+    upper[i] = lo <= up ? up : lo;
   }
 }
 

@@ -1,24 +1,267 @@
 // Bounding planes for the 2-D products of LSTM/GRU cells (ALGORITHM.md §3):
 //   F1(x, y) = tanh(x) * sigmoid(y),   F2(x, y) = x * sigmoid(y)
 // on boxes [xl, xu] x [yl, yu].
-// INTERFACE FIXED BY THE SKELETON; implementation owned by the relaxations work.
 //
 // For every box i and every (x, y) in it:
 //   aL[i]*x + bL[i]*y + cL[i] <= F(x, y) <= aU[i]*x + bU[i]*y + cU[i]
-// guaranteed in floating point (exact offsets from all candidate extremes,
-// plus a documented tiny margin). Degenerate boxes (xl == xu and/or yl == yu)
-// are allowed.
+// guaranteed in floating point: whatever the method chose as slopes, the offsets
+// are the exact extremes of F - a x - b y over the box (planes_offset.hpp: all
+// candidate extremes in closed form / bracketed roots) widened by plane_margin
+// (8 eps of the magnitudes). Degenerate boxes (xl == xu and/or yl == yu) are allowed.
+//
+// Methods (slopes only; offsets always exact):
+//  * Constant: slopes 0 (offsets = corner min / max: F is monotone in each variable).
+//  * OneD (paper appendix B.1 baseline): sigma(y) bounded by the 1-D lines of lines.hpp,
+//    f(x) (tanh x or x) by its interval endpoint:  f(x) sigma(y) <= fu sigma(y) <=
+//    fu (alpha_u y + beta_u) if fu >= 0, fu (alpha_l y + beta_l) if fu < 0 (sigma > 0);
+//    lower mirrored with fl. So a = 0, b = fu*alpha_{u|l} (upper), fl*alpha_{l|u} (lower).
+//  * Exact: the volume-minimising plane (upper: minimise a xc + b yc + c_max(a, b),
+//    (xc, yc) the box centre; lower: maximise with c_min). The optimum is the supporting
+//    plane of the concave envelope of F at the centre:
+//        min_{a,b} a xc + b yc + c_max(a,b) = max { sum lam_k F(p_k) : p_k in box,
+//                                                 lam >= 0, sum lam = 1, sum lam p = centre }.
+//    We run the simplex method on the right-hand (dual) LP with column generation:
+//    the basis is a triangle of box points containing the centre, the current plane
+//    interpolates F at its vertices, pricing is the EXACT offset computation (the global
+//    maximiser p* of F - plane over the box, planes_offset.hpp), p* enters and the
+//    vertex chosen by the barycentric ratio test leaves (the centre stays in the
+//    triangle, the interpolated value at the centre never decreases). Stop when the gap
+//    c_max - c_plane <= tol = max(1e-12 * range(F on box), 16 eps * magnitudes) or after
+//    50 iterations; the plane with the smallest objective seen is returned with its exact
+//    offset, so it is valid whatever happens. Why this method: it is finite-step exact on
+//    the "corner" optima, needs no step sizes, each iteration costs one exact-offset
+//    evaluation, and its optimality certificate (gap) is exact. Before the simplex we try
+//    the tangent plane at the centre: if its exact offset is attained at the centre, the
+//    envelope equals F(centre) there and the tangent plane is optimal (1 evaluation).
+//    Nearly degenerate sides (width <= 1e-12 max(1,|end|)) get slope 0 and the 1-D version
+//    of the same method on the remaining variable (the 2-point basis brackets the centre).
 #pragma once
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
+#include <limits>
+
 #include "common.hpp"
+#include "lines.hpp"
+#include "planes_offset.hpp"
 
 namespace pq {
 
-enum class Surface { TanhSigmoid, XSigmoid };
 enum class PlaneMethod { Exact, OneD, Constant };
+
+namespace detail {
+
+template <class T>
+inline bool nearly_degenerate(T lo, T hi) {
+  return hi - lo <= T(1e-12) * std::max(T(1), std::max(std::fabs(lo), std::fabs(hi)));
+}
+
+// max over the box of G - A x - B y with G = sense * F, and its argmax.
+template <class T>
+inline void price(Surface sf, int sense, T A, T B, const Box<T>& bx, T& gmax, T& xs, T& ys) {
+  if (sense > 0) {
+    const auto r = offset_extremes(sf, A, B, bx);
+    gmax = r.gmax; xs = r.xmax; ys = r.ymax;
+  } else {
+    const auto r = offset_extremes(sf, -A, -B, bx);
+    gmax = -r.gmin; xs = r.xmin; ys = r.ymin;
+  }
+}
+
+struct ExactStats {
+  int iterations = 0;   // pricing calls
+  bool converged = false;
+};
+
+// Slopes (A, B) and exact offset C (max of G - A x - B y over the box) of the
+// volume-minimising plane over G = sense * F (see the header comment).
+template <class T>
+inline void exact_plane(Surface sf, int sense, const Box<T>& bx, T& A_out, T& B_out, T& C_out,
+                        ExactStats* stats = nullptr, int max_iter = 50) {
+  const T eps = std::numeric_limits<T>::epsilon();
+  const bool dx = nearly_degenerate(bx.xl, bx.xu), dy = nearly_degenerate(bx.yl, bx.yu);
+  const T xc = T(0.5) * bx.xl + T(0.5) * bx.xu, yc = T(0.5) * bx.yl + T(0.5) * bx.yu;
+  const T hx = T(0.5) * (bx.xu - bx.xl), hy = T(0.5) * (bx.yu - bx.yl);
+  const T s = T(sense);
+  auto G = [&](T x, T y) { return s * surface_value(sf, x, y); };
+  // magnitudes for the stopping tolerance
+  const T g00 = G(bx.xl, bx.yl), g10 = G(bx.xu, bx.yl), g11 = G(bx.xu, bx.yu), g01 = G(bx.xl, bx.yu);
+  const T gmaxc = std::max(std::max(g00, g10), std::max(g11, g01));
+  const T gminc = std::min(std::min(g00, g10), std::min(g11, g01));
+  const T gabs = std::max(std::fabs(gmaxc), std::fabs(gminc));
+  const T X = std::max(std::fabs(bx.xl), std::fabs(bx.xu)), Y = std::max(std::fabs(bx.yl), std::fabs(bx.yu));
+  auto tol_for = [&](T A, T B) {
+    return std::max(T(1e-12) * (gmaxc - gminc), T(16) * eps * (gabs + std::fabs(A) * X + std::fabs(B) * Y));
+  };
+  int iters = 0;
+  T bestV = std::numeric_limits<T>::infinity(), bestA = 0, bestB = 0, bestC = 0;
+  bool conv = false;
+  // Evaluate slopes: exact offset, objective V = A xc + B yc + C; returns gap to the
+  // value the plane would have at (xs, ys) from the basis (caller computes).
+  auto consider = [&](T A, T B, T gmax) {
+    const T V = A * xc + B * yc + gmax;
+    if (V < bestV) { bestV = V; bestA = A; bestB = B; bestC = gmax; }
+  };
+
+  if (dx && dy) {  // a point (up to 1e-12): constant
+    T gm, xs, ys;
+    price(sf, sense, T(0), T(0), bx, gm, xs, ys);
+    ++iters;
+    consider(T(0), T(0), gm);
+    conv = true;
+  } else if (dx || dy) {
+    // 1-D: G restricted to a segment; slope 0 on the collapsed variable.
+    // x collapsed: F is increasing in x, so max_x G(x, y) is at x = xu (sense > 0) or xl.
+    const T xsel = sense > 0 ? bx.xu : bx.xl;
+    const Box<T> seg = dx ? Box<T>{xsel, xsel, bx.yl, bx.yu} : Box<T>{bx.xl, bx.xu, yc, yc};
+    const T h = dx ? hy : hx;
+    auto pt = [&](T t, T& x, T& y) {
+      if (dx) { x = xsel; y = yc + h * t; } else { x = xc + h * t; y = yc; }
+    };
+    T t0 = -1, t1 = 1, x, y;
+    pt(t0, x, y); T v0 = G(x, y);
+    pt(t1, x, y); T v1 = G(x, y);
+    for (int it = 0; it < max_iter; ++it) {
+      const T m = (v1 - v0) / (t1 - t0);         // slope in t
+      const T gam = v0 - m * t0;                   // value at the centre
+      const T A = dx ? T(0) : m / h, B = dx ? m / h : T(0);
+      T gm, xs, ys;
+      price(sf, sense, A, B, seg, gm, xs, ys);
+      ++iters;
+      const T ts = dx ? (ys - yc) / h : (xs - xc) / h;
+      const T gap = G(xs, ys) - (m * ts + gam);
+      if (gap <= tol_for(A, B)) { conv = true; consider(A, B, gm); break; }
+      consider(A, B, gm);
+      if (ts > T(0)) { t1 = ts; v1 = G(xs, ys); } else { t0 = ts; v0 = G(xs, ys); }
+      if (!(t1 > t0)) break;
+    }
+    // offset over the full (thin) box for the best slopes
+    T gm, xs, ys;
+    price(sf, sense, bestA, bestB, bx, gm, xs, ys);
+    ++iters;
+    bestC = gm;
+  } else {
+    // 2-D. Normalised coordinates u = (x - xc)/hx, v = (y - yc)/hy in [-1, 1]^2.
+    auto xy = [&](T u, T v, T& x, T& y) { x = xc + hx * u; y = yc + hy * v; };
+    // 0) tangent plane at the centre (optimal iff its exact offset is attained at the centre)
+    {
+      const T sgc = sigmoid(yc);
+      const T fxc = surface_factor(sf, xc);
+      const T dfx = sf == Surface::TanhSigmoid ? dtanh(xc) : T(1);
+      const T A = s * dfx * sgc, B = s * fxc * dsigmoid(yc);
+      T gm, xs, ys;
+      price(sf, sense, A, B, bx, gm, xs, ys);
+      ++iters;
+      consider(A, B, gm);
+      const T gcen = G(xc, yc) - A * xc - B * yc;
+      if (gm - gcen <= tol_for(A, B)) conv = true;
+    }
+    if (!conv) {
+      T pu[3], pv[3], pg[3];
+      // start: the corner diagonal with the larger mean (centre on it), plus the better other corner
+      const T cu[4] = {-1, 1, 1, -1}, cv[4] = {-1, -1, 1, 1};
+      const T cg[4] = {g00, g10, g11, g01};
+      int i0, i1, i2;
+      if (g00 + g11 >= g10 + g01) { i0 = 0; i1 = 2; i2 = (g10 >= g01) ? 1 : 3; }
+      else { i0 = 1; i1 = 3; i2 = (g00 >= g11) ? 0 : 2; }
+      pu[0] = cu[i0]; pv[0] = cv[i0]; pg[0] = cg[i0];
+      pu[1] = cu[i1]; pv[1] = cv[i1]; pg[1] = cg[i1];
+      pu[2] = cu[i2]; pv[2] = cv[i2]; pg[2] = cg[i2];
+      for (int it = 0; it < max_iter; ++it) {
+        const T e1u = pu[1] - pu[0], e1v = pv[1] - pv[0], e2u = pu[2] - pu[0], e2v = pv[2] - pv[0];
+        const T D = e1u * e2v - e1v * e2u;
+        if (!(std::fabs(D) > T(64) * eps)) break;  // flat triangle: keep the best plane seen
+        const T d1 = pg[1] - pg[0], d2 = pg[2] - pg[0];
+        const T al = (d1 * e2v - e1v * d2) / D;     // dG/du of the interpolating plane
+        const T be = (e1u * d2 - d1 * e2u) / D;     // dG/dv
+        const T gam = pg[0] - al * pu[0] - be * pv[0];  // its value at the centre
+        const T A = al / hx, B = be / hy;
+        T gm, xs, ys;
+        price(sf, sense, A, B, bx, gm, xs, ys);
+        ++iters;
+        consider(A, B, gm);
+        const T us = (xs - xc) / hx, vs = (ys - yc) / hy;
+        const T gs = G(xs, ys);
+        const T gap = gs - (al * us + be * vs + gam);
+        if (gap <= tol_for(A, B)) { conv = true; break; }
+        // barycentric coordinates of the centre (lam) and of p* (mu)
+        auto bary = [&](T qu, T qv, T out[3]) {
+          const T wu = qu - pu[0], wv = qv - pv[0];
+          out[1] = (wu * e2v - wv * e2u) / D;
+          out[2] = (e1u * wv - e1v * wu) / D;
+          out[0] = T(1) - out[1] - out[2];
+        };
+        T lam[3], mu[3];
+        bary(T(0), T(0), lam);
+        bary(us, vs, mu);
+        int leave = -1;
+        T theta = std::numeric_limits<T>::infinity();
+        for (int k = 0; k < 3; ++k) {
+          if (mu[k] > T(1e-15)) {
+            const T r = std::max(lam[k], T(0)) / mu[k];
+            if (r < theta) { theta = r; leave = k; }
+          }
+        }
+        if (leave < 0) break;
+        pu[leave] = us; pv[leave] = vs; pg[leave] = gs;
+      }
+    }
+  }
+  if (stats) { stats->iterations = iters; stats->converged = conv; }
+  A_out = bestA; B_out = bestB; C_out = bestC;
+}
+
+// F-plane from a G-plane: upper (sense +1) as is; lower: a = -A, b = -B, c = -C.
+template <class T>
+inline void exact_planes(Surface sf, const Box<T>& bx, T& aL, T& bL, T& cL, T& aU, T& bU, T& cU,
+                         ExactStats* su = nullptr, ExactStats* sl = nullptr) {
+  T A, B, C;
+  exact_plane(sf, +1, bx, A, B, C, su);
+  aU = A; bU = B; cU = C + plane_margin(sf, A, B, bx);
+  exact_plane(sf, -1, bx, A, B, C, sl);
+  aL = -A; bL = -B; cL = -C - plane_margin(sf, aL, bL, bx);
+}
+
+template <class T>
+inline void oned_planes(Surface sf, const Box<T>& bx, T& aL, T& bL, T& cL, T& aU, T& bU, T& cU) {
+  T al, bl_, au, bu_;
+  if (bx.yu - bx.yl <= T(0)) { al = au = T(0); }
+  else sshape_lines(Activation::Sigmoid, bx.yl, bx.yu, al, bl_, au, bu_);
+  const T fl = surface_factor(sf, bx.xl), fu = surface_factor(sf, bx.xu);
+  aU = T(0); bU = fu >= T(0) ? fu * au : fu * al;
+  aL = T(0); bL = fl >= T(0) ? fl * al : fl * au;
+  const auto ru = offset_extremes(sf, aU, bU, bx);
+  const auto rl = offset_extremes(sf, aL, bL, bx);
+  cU = ru.gmax + plane_margin(sf, aU, bU, bx);
+  cL = rl.gmin - plane_margin(sf, aL, bL, bx);
+}
+
+template <class T>
+inline void constant_planes(Surface sf, const Box<T>& bx, T& aL, T& bL, T& cL, T& aU, T& bU, T& cU) {
+  const T v[4] = {surface_value(sf, bx.xl, bx.yl), surface_value(sf, bx.xl, bx.yu),
+                  surface_value(sf, bx.xu, bx.yl), surface_value(sf, bx.xu, bx.yu)};
+  const T m = plane_margin(sf, T(0), T(0), bx);
+  aL = bL = aU = bU = T(0);
+  cU = std::max(std::max(v[0], v[1]), std::max(v[2], v[3])) + m;
+  cL = std::min(std::min(v[0], v[1]), std::min(v[2], v[3])) - m;
+}
+
+}  // namespace detail
 
 template <class T>
 void bound_product(Surface s, PlaneMethod m, const T* xl, const T* xu, const T* yl, const T* yu,
-                   std::ptrdiff_t n, T* aL, T* bL, T* cL, T* aU, T* bU, T* cU);
+                   std::ptrdiff_t n, T* aL, T* bL, T* cL, T* aU, T* bU, T* cU) {
+  for (std::ptrdiff_t i = 0; i < n; ++i) {
+    const detail::Box<T> bx{xl[i], xu[i], yl[i], yu[i]};
+    if (!(bx.xl <= bx.xu) || !(bx.yl <= bx.yu) || !std::isfinite(bx.xl) || !std::isfinite(bx.xu) ||
+        !std::isfinite(bx.yl) || !std::isfinite(bx.yu))
+      throw InvalidArgument("bound_product: need finite xl <= xu and yl <= yu");
+    switch (m) {
+      case PlaneMethod::Exact: detail::exact_planes(s, bx, aL[i], bL[i], cL[i], aU[i], bU[i], cU[i]); break;
+      case PlaneMethod::OneD: detail::oned_planes(s, bx, aL[i], bL[i], cL[i], aU[i], bU[i], cU[i]); break;
+      default: detail::constant_planes(s, bx, aL[i], bL[i], cL[i], aU[i], bU[i], cU[i]);
+    }
+  }
+}
 
 }  // namespace pq

@@ -1,0 +1,217 @@
+// Exact offsets of a plane under / over the 2-D products of LSTM/GRU cells
+// (ALGORITHM.md §3):   F1(x, y) = tanh(x) * sigmoid(y),   F2(x, y) = x * sigmoid(y)
+// on a box [xl, xu] x [yl, yu] (degenerate boxes allowed).
+//
+// For slopes (a, b), g = F - a x - b y is smooth, so its max and min over the box
+// are attained among (§3):
+//   * the 4 corners;
+//   * edge x = x0: f(x0) sigma'(y) = b, i.e. sech^2(y/2) = 4 b / f(x0)   (f = tanh or id);
+//   * edge y = y0 (F1 only; F2 is linear in x there): sigma(y0) sech^2(x) = a;
+//   * interior (F1 only): s (1 - t^2) = a, t s (1 - s) = b with s = sigma(y), t = tanh(x):
+//     s solves s (s - a)(1 - s)^2 = b^2 on (max(a, 0), 1), which needs 0 < a < 1.
+//     log h(s), h = s(s-a)(1-s)^2, is strictly concave on (a, 1), so h rises to one peak
+//     s_p = ((2 + 3a) + sqrt(9a^2 - 4a + 4)) / 8 (root of h'(s) = 0) and falls: at most one
+//     root per branch. Each branch is solved in y = logit(s) (accurate for saturated s)
+//     by safeguarded Newton on L(y) = log s + log(s - a) + 2 log(1 - s) - 2 log|b|
+//     (no under/overflow for tiny b or huge y) inside a sign-change bracket.
+//     F2's interior critical points are saddles (Hessian det -sigma'^2 < 0), never extremes.
+// Any point of the box is a harmless extra candidate (g there is <= max, >= min), so
+// candidates are only ever kept when they lie in the box; missing none is what matters.
+// Root/closed-form location errors enter g only at second order (g is stationary there).
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "lines.hpp"
+
+namespace pq {
+
+enum class Surface { TanhSigmoid, XSigmoid };
+
+namespace detail {
+
+template <class T>
+struct Box {
+  T xl, xu, yl, yu;
+  bool contains(T x, T y) const { return x >= xl && x <= xu && y >= yl && y <= yu; }
+};
+
+template <class T>
+inline T surface_factor(Surface s, T x) {
+  return s == Surface::TanhSigmoid ? std::tanh(x) : x;
+}
+
+template <class T>
+inline T surface_value(Surface s, T x, T y) {
+  return surface_factor(s, x) * sigmoid(y);
+}
+
+// log(sigma(z)) = -softplus(-z), stable for all z.
+template <class T>
+inline T log_sigmoid(T z) {
+  return z >= T(0) ? -std::log1p(std::exp(-z)) : z - std::log1p(std::exp(z));
+}
+
+template <class T>
+inline T logit(T s) {
+  return std::log(s) - std::log1p(-s);
+}
+
+// Interior critical points of F1 - a x - b y (0 < a < 1, b != 0): roots y of
+// L(y) = log s + log(s - a) + 2 log(1 - s) - 2 log|b| on [lo, hi] where L is monotone
+// (increasing if rising, else decreasing); calls visit(y) for a root if the bracket
+// has a sign change. s - a <= 0 is treated as L = -inf (h(s) = 0 < b^2 there).
+template <class T, class Visit>
+inline void solve_branch(T a, T logb2, T lo, T hi, bool rising, Visit&& visit) {
+  if (!(lo <= hi)) return;
+  auto L = [&](T y) -> T {
+    const T s = sigmoid(y);
+    const T sa = s - a;
+    if (!(sa > T(0))) return -std::numeric_limits<T>::infinity();
+    return log_sigmoid(y) + std::log(sa) + T(2) * log_sigmoid(-y) - logb2;
+  };
+  // dL/dy = (1 - s) + s(1 - s)/(s - a) - 2 s
+  auto dL = [&](T y) -> T {
+    const T s = sigmoid(y), r = sigmoid(-y);
+    return r + s * r / (s - a) - T(2) * s;
+  };
+  T flo = L(lo), fhi = L(hi);
+  if (!rising) { flo = -flo; fhi = -fhi; }  // make it increasing: root where it crosses 0
+  if (flo > T(0) || fhi < T(0)) return;     // no root in [lo, hi]
+  if (flo == T(0)) { visit(lo); return; }
+  if (fhi == T(0)) { visit(hi); return; }
+  const T eps = std::numeric_limits<T>::epsilon();
+  T y = T(0.5) * lo + T(0.5) * hi;
+  for (int it = 0; it < 100; ++it) {
+    T fy = L(y);
+    if (!rising) fy = -fy;
+    if (fy < T(0)) lo = y; else if (fy > T(0)) hi = y; else break;
+    if (hi - lo <= T(4) * eps * std::max(T(1), std::fabs(y))) break;
+    T d = dL(y);
+    if (!rising) d = -d;
+    T next = (d > T(0) && std::isfinite(fy)) ? y - fy / d : T(0.5) * (lo + hi);
+    if (!(next > lo && next < hi)) next = T(0.5) * lo + T(0.5) * hi;
+    if (next == y) break;
+    y = next;
+  }
+  visit(y);
+}
+
+// Calls visit(x, y) for every candidate extreme of F - a x - b y in the box (§3).
+template <class T, class Visit>
+inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, Visit&& visit) {
+  const T inf = std::numeric_limits<T>::infinity();
+  // corners (duplicates in degenerate boxes are harmless)
+  visit(bx.xl, bx.yl);
+  visit(bx.xl, bx.yu);
+  visit(bx.xu, bx.yl);
+  visit(bx.xu, bx.yu);
+  // edges x = x0: f(x0) sigma'(y) = b  <=>  sech^2(y/2) = 4 b / f(x0)
+  const int nx = (bx.xl == bx.xu) ? 1 : 2;
+  for (int e = 0; e < nx; ++e) {
+    const T x0 = e == 0 ? bx.xl : bx.xu;
+    const T f0 = surface_factor(sf, x0);
+    if (f0 == T(0)) continue;
+    const T k = T(4) * (b / f0);
+    if (!(k > T(0))) continue;
+    const T ys = T(2) * inv_sech2(std::min(k, T(1)));
+    if (ys < inf) {
+      if (ys >= bx.yl && ys <= bx.yu) visit(x0, ys);
+      if (-ys >= bx.yl && -ys <= bx.yu && ys != T(0)) visit(x0, -ys);
+    }
+  }
+  if (sf != Surface::TanhSigmoid) return;  // F2: linear in x on y-edges, saddles inside
+  // edges y = y0: sigma(y0) sech^2(x) = a
+  const int ny = (bx.yl == bx.yu) ? 1 : 2;
+  for (int e = 0; e < ny; ++e) {
+    const T y0 = e == 0 ? bx.yl : bx.yu;
+    const T s0 = sigmoid(y0);
+    const T k = a / s0;
+    if (!(k > T(0))) continue;
+    const T xs = inv_sech2(std::min(k, T(1)));
+    if (xs < inf) {
+      if (xs >= bx.xl && xs <= bx.xu) visit(xs, y0);
+      if (-xs >= bx.xl && -xs <= bx.xu && xs != T(0)) visit(-xs, y0);
+    }
+  }
+  // interior: needs 0 < a < 1
+  if (!(a > T(0) && a < T(1))) return;
+  if (b == T(0)) {  // t = 0, s = a
+    const T y = logit(a);
+    if (bx.contains(T(0), y)) visit(T(0), y);
+    return;
+  }
+  const T ya = logit(a);
+  const T rt = std::sqrt(T(9) * a * a - T(4) * a + T(4));
+  const T sp = ((T(2) + T(3) * a) + rt) / T(8);
+  const T one_minus_sp = T(4) * (T(1) - a) / ((T(6) - T(3) * a) + rt);  // no cancellation
+  const T yp = std::log(sp) - std::log(one_minus_sp);
+  const T logb2 = T(2) * std::log(std::fabs(b));
+  const T sgn = b > T(0) ? T(1) : T(-1);
+  auto on_root = [&](T y) {
+    const T s = sigmoid(y);
+    const T xabs = inv_sech2(a / s);  // sech^2 x = a / s
+    if (xabs < inf) {
+      const T x = sgn * xabs;
+      if (bx.contains(x, y)) visit(x, y);
+    }
+  };
+  solve_branch(a, logb2, std::max(bx.yl, ya), std::min(bx.yu, yp), true, on_root);
+  solve_branch(a, logb2, std::max(bx.yl, yp), bx.yu, false, on_root);
+}
+
+// Extremes of g = F - a x - b y over the box, with their arguments.
+template <class T>
+struct Extremes {
+  T gmax, xmax, ymax;
+  T gmin, xmin, ymin;
+};
+
+template <class T>
+inline Extremes<T> offset_extremes(Surface sf, T a, T b, const Box<T>& bx) {
+  Extremes<T> r;
+  r.gmax = -std::numeric_limits<T>::infinity();
+  r.gmin = std::numeric_limits<T>::infinity();
+  r.xmax = r.xmin = bx.xl;
+  r.ymax = r.ymin = bx.yl;
+  for_each_candidate(sf, a, b, bx, [&](T x, T y) {
+    const T g = surface_value(sf, x, y) - a * x - b * y;
+    if (g > r.gmax) { r.gmax = g; r.xmax = x; r.ymax = y; }
+    if (g < r.gmin) { r.gmin = g; r.xmin = x; r.ymin = y; }
+  });
+  return r;
+}
+
+// Safety margin for plane offsets: 8 eps (max|F| + |a| max|x| + |b| max|y|) (+ tiny).
+// Rounding budget (unit roundoff u = eps/2): F costs <= ~5u|F| (tanh, sigmoid, product),
+// g = F - a x - b y another ~3u of the magnitudes, and the consumer's evaluation of
+// a x + b y + c about 3u of them (|c| <= |F| + |a x| + |b y|) plus its own ~5u|F|:
+// about 15u|F| + 9u(|a x| + |b y|) <= 16u(...) = 8 eps (...).
+// max|F| over the box is attained at a corner (F is monotone in each variable).
+template <class T>
+inline T plane_margin(Surface sf, T a, T b, const Box<T>& bx) {
+  const T eps = std::numeric_limits<T>::epsilon();
+  const T fmax = std::max(std::max(std::fabs(surface_value(sf, bx.xl, bx.yl)), std::fabs(surface_value(sf, bx.xl, bx.yu))),
+                          std::max(std::fabs(surface_value(sf, bx.xu, bx.yl)), std::fabs(surface_value(sf, bx.xu, bx.yu))));
+  const T xmax = std::max(std::fabs(bx.xl), std::fabs(bx.xu));
+  const T ymax = std::max(std::fabs(bx.yl), std::fabs(bx.yu));
+  return T(8) * eps * (fmax + std::fabs(a) * xmax + std::fabs(b) * ymax) + std::numeric_limits<T>::min();
+}
+
+}  // namespace detail
+
+// Exact (unwidened) min and max of F - a x - b y over the box: the tightest valid
+// offsets for the slopes (a, b). bound_product adds plane_margin on top of these.
+template <class T>
+void plane_offset(Surface s, const T* a, const T* b, const T* xl, const T* xu, const T* yl, const T* yu,
+                  std::ptrdiff_t n, T* cmin, T* cmax) {
+  for (std::ptrdiff_t i = 0; i < n; ++i) {
+    const detail::Box<T> bx{xl[i], xu[i], yl[i], yu[i]};
+    const auto r = detail::offset_extremes(s, a[i], b[i], bx);
+    cmin[i] = r.gmin;
+    cmax[i] = r.gmax;
+  }
+}
+
+}  // namespace pq
