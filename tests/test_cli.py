@@ -3,7 +3,6 @@ on the bundled model and on files the tests write; a few error paths in-process
 through ``cli.main`` (same code, no interpreter start-up)."""
 from __future__ import annotations
 
-import copy
 import json
 import re
 import struct
