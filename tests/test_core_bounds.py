@@ -10,12 +10,15 @@ moving frame's lp ball.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pytest
 
 from popqorn_fast import _core
+
+DATA = Path(__file__).parent / "data"
 
 PS = [1.0, 2.0, np.inf]
 ARCHS = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
@@ -48,13 +51,19 @@ class Case:
         return fn(**self.args, **common, planes=planes)
 
 
-def make_case(kind: str, seed: int) -> Case:
-    """Random network of the given kind with a specification head folded in."""
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+
+
+def make_case(kind: str, seed: int, size: tuple[int, int, int] | None = None) -> Case:
+    """Random network of the given kind (size (s, n, T), else random) with a
+    specification head folded in."""
     rng = np.random.default_rng(seed)
     s, n, T = int(rng.integers(1, 7)), int(rng.integers(1, 5)), int(rng.integers(1, 6))
+    if size is not None:
+        s, n, T = size
     C = int(rng.integers(2, 5))
     scale = rng.uniform(0.5, 2.0)
-    G = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}[kind]
+    G = GATES[kind]
     w_ih = rng.normal(size=(G * s, n)) * scale / np.sqrt(n)
     w_hh = rng.normal(size=(G * s, s)) * scale / np.sqrt(s)
     b_ih, b_hh = rng.normal(size=G * s) * 0.5, rng.normal(size=G * s) * 0.5
@@ -62,6 +71,15 @@ def make_case(kind: str, seed: int) -> Case:
     c0 = rng.normal(size=s) * 0.3 if rng.random() < 0.5 else np.zeros(s)
     w_out, b_out = rng.normal(size=(C, s)), rng.normal(size=C) * 0.1
     x = rng.normal(size=(T, n))
+    return case_from_weights(kind, w_ih, w_hh, b_ih, b_hh, h0, c0, w_out, b_out, x)
+
+
+def case_from_weights(kind: str, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray,
+                      b_hh: np.ndarray, h0: np.ndarray, c0: np.ndarray, w_out: np.ndarray,
+                      b_out: np.ndarray, x: np.ndarray) -> Case:
+    """The case of given PyTorch-layout weights and clean input x (T, n); the
+    specification is untargeted around the model's own prediction."""
+    s, (T, n), C = w_hh.shape[1], x.shape, w_out.shape[0]
 
     def forward(xb: np.ndarray) -> dict:
         N = xb.shape[0]
@@ -229,6 +247,48 @@ def test_every_plane_method_is_sound(kind: str, planes: str) -> None:
     mask = np.ones(T, dtype=bool)
     b = case.bounds(0.1, 2.0, mask, planes=planes)
     assert_enclosed(b, case.forward(perturbed(case, rng, 2000, 2.0, 0.1, mask)))
+
+
+@pytest.mark.parametrize("kind", ARCHS)
+@pytest.mark.parametrize("size", [(1, 1, 1), (1, 3, 5), (6, 1, 1), (4, 2, 5)])
+def test_edge_sizes_are_sound(kind: str, size: tuple[int, int, int]) -> None:
+    case = make_case(kind, sum(size), size=size)
+    rng = np.random.default_rng(5)
+    mask = np.ones(size[2], dtype=bool)
+    for p in PS:
+        b = case.bounds(0.2, p, mask)
+        assert_enclosed(b, case.forward(perturbed(case, rng, 1000, p, 0.2, mask)))
+
+
+@pytest.mark.parametrize("name", sorted(f.stem for f in DATA.glob("*.npz")))
+def test_trained_models_are_sound(name: str) -> None:
+    """The bundled trained digit classifiers, a real test input, every frame moving."""
+    d = np.load(DATA / f"{name}.npz")
+    kind = "lstm" if name.startswith("lstm") else "gru" if name.startswith("gru") else \
+        "rnn_" + str(d["activation"])
+    s = d["weight_hh_l0"].shape[1]
+    case = case_from_weights(kind, d["weight_ih_l0"], d["weight_hh_l0"], d["bias_ih_l0"],
+                             d["bias_hh_l0"], np.zeros(s), np.zeros(s), d["out.weight"],
+                             d["out.bias"], np.asarray(d["X"][0], dtype=np.float64))
+    rng = np.random.default_rng(0)
+    mask = np.ones(case.x.shape[0], dtype=bool)
+    for p, eps in ((2.0, 0.05), (np.inf, 0.01)):
+        b = case.bounds(eps, p, mask)
+        assert_enclosed(b, case.forward(perturbed(case, rng, 2000, p, eps, mask)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ARCHS)
+def test_many_random_networks_are_sound(kind: str) -> None:
+    for seed in range(200):
+        case = make_case(kind, 10_000 + seed)
+        rng = np.random.default_rng(seed)
+        T = case.x.shape[0]
+        p = PS[seed % 3]
+        mask = random_mask(rng, T)
+        eps = float(10.0 ** rng.uniform(-3.0, 0.0))
+        b = case.bounds(eps, p, mask, planes=("exact", "1d", "constant")[(seed // 3) % 3])
+        assert_enclosed(b, case.forward(perturbed(case, rng, 3000, p, eps, mask)))
 
 
 def test_margin_bounds_are_the_stacked_pair() -> None:
