@@ -2,7 +2,7 @@
 //   bound_activation(fn, l, u) -> (alpha_l, beta_l, alpha_u, beta_u)
 //   bound_product(surface, method, xl, xu, yl, yu) -> (aL, bL, cL, aU, bU, cU)
 //   plane_offset(surface, a, b, xl, xu, yl, yu) -> (c_min, c_max)   exact, no margin
-//   product_candidates(surface, a, b, xl, xu, yl, yu) -> (x, y)     one box (scalars)
+//   product_candidates(surface, a, b, xl, xu, yl, yu) -> (box_index, x, y)   all candidates
 //   _exact_stats(surface, xl, xu, yl, yu) -> (iters_upper, iters_lower, converged_u, converged_l)
 // All arrays float64, 1-D, equal length (the Python layer validates and broadcasts).
 // The GIL is released inside the loops; pq::InvalidArgument -> ValueError.
@@ -16,6 +16,7 @@
 #include "lines.hpp"
 #include "planes.hpp"
 
+#include <cstdint>
 #include <vector>
 
 namespace py = pybind11;
@@ -106,17 +107,29 @@ py::tuple plane_offset_py(const std::string& surface, const Arr& a, const Arr& b
   return py::make_tuple(cmin, cmax);
 }
 
-py::tuple product_candidates_py(const std::string& surface, double a, double b, double xl, double xu, double yl,
-                                double yu) {
+py::tuple product_candidates_py(const std::string& surface, const Arr& a, const Arr& b, const Arr& xl, const Arr& xu,
+                                const Arr& yl, const Arr& yu) {
   const pq::Surface sf = parse_surface(surface);
-  check_box(xl, xu, yl, yu);
+  const py::ssize_t n =
+      common_length({{"a", &a}, {"b", &b}, {"xl", &xl}, {"xu", &xu}, {"yl", &yl}, {"yu", &yu}});
+  const double *pa = a.data(), *pb = b.data(), *pxl = xl.data(), *pxu = xu.data(), *pyl = yl.data(),
+               *pyu = yu.data();
+  std::vector<std::int64_t> idx;
   std::vector<double> xs, ys;
-  pq::detail::for_each_candidate(sf, a, b, pq::detail::Box<double>{xl, xu, yl, yu}, [&](double x, double y) {
-    xs.push_back(x);
-    ys.push_back(y);
-  });
-  return py::make_tuple(Arr(static_cast<py::ssize_t>(xs.size()), xs.data()),
-                        Arr(static_cast<py::ssize_t>(ys.size()), ys.data()));
+  {
+    py::gil_scoped_release release;
+    for (py::ssize_t i = 0; i < n; ++i) {
+      check_box(pxl[i], pxu[i], pyl[i], pyu[i]);
+      pq::detail::for_each_candidate(sf, pa[i], pb[i], pq::detail::Box<double>{pxl[i], pxu[i], pyl[i], pyu[i]},
+                                     [&](double x, double y) {
+                                       idx.push_back(i);
+                                       xs.push_back(x);
+                                       ys.push_back(y);
+                                     });
+    }
+  }
+  const auto m = static_cast<py::ssize_t>(xs.size());
+  return py::make_tuple(py::array_t<std::int64_t>(m, idx.data()), Arr(m, xs.data()), Arr(m, ys.data()));
 }
 
 py::tuple exact_stats_py(const std::string& surface, const Arr& xl, const Arr& xu, const Arr& yl, const Arr& yu) {

@@ -1,11 +1,67 @@
-"""The certificate record returned by ``certify``: a frozen, self-describing result."""
+"""The certificate record returned by ``certify``: a frozen, self-describing result,
+plus the SHA-256 fingerprints of models and inputs that let a saved certificate be
+re-checked against the very model and input it was computed for."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
+
+
+def _package_version() -> str:
+    from . import __version__
+    return __version__
+
+
+def input_sha256(x: Any) -> str:
+    """SHA-256 (hex) of an input's float64 C-order bytes.
+
+    Parameters
+    ----------
+    x : array_like
+        The input sequence (any dtype and memory order; converted to float64, C order).
+
+    Returns
+    -------
+    str
+        64 hex digits. The shape is not hashed: equal values in equal order hash equal.
+    """
+    return hashlib.sha256(np.ascontiguousarray(np.asarray(x, dtype=np.float64)).tobytes()).hexdigest()
+
+
+def model_sha256(weights: Any) -> str:
+    """SHA-256 (hex) of a model: its kind and activation, then every parameter's shape
+    and float64 C-order bytes.
+
+    The header line ``"<kind>:<activation>"`` (activation ``tanh`` for LSTM/GRU) is hashed
+    first, then for each field in the order ``weight_ih, weight_hh, bias_ih, bias_hh,
+    out_weight, out_bias, h0`` (and ``c0`` for an LSTM) its shape as text and its bytes, so
+    two models hash equal exactly when they compute the same function with the same
+    parameters.
+
+    Parameters
+    ----------
+    weights : RNNWeights, LSTMWeights or GRUWeights
+
+    Returns
+    -------
+    str
+        64 hex digits.
+    """
+    h = hashlib.sha256()
+    h.update(f"{weights.kind}:{getattr(weights, 'activation', 'tanh')}\n".encode())
+    names = ["weight_ih", "weight_hh", "bias_ih", "bias_hh", "out_weight", "out_bias", "h0"]
+    if weights.kind == "lstm":
+        names.append("c0")
+    for name in names:
+        arr = np.ascontiguousarray(np.asarray(getattr(weights, name), dtype=np.float64))
+        h.update(f"{name}{arr.shape}\n".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -41,6 +97,15 @@ class Certificate:
         Relaxation of the 2-D products used (LSTM/GRU).
     kind : str
         Architecture: "rnn", "lstm" or "gru".
+    classes : tuple of int or None
+        The classes j of ``margin_lower``, in order.
+    model_sha256 : str or None
+        :func:`model_sha256` of the model certified (set by ``certify_many`` and the
+        command line; ``None`` when not recorded).
+    input_sha256 : str or None
+        :func:`input_sha256` of the input certified (``None`` when not recorded).
+    version : str
+        ``popqorn_fast`` version that computed the certificate.
     """
     eps: float
     eps_upper: Optional[float]
@@ -55,6 +120,13 @@ class Certificate:
     planes: str
     kind: str = ""
     classes: Optional[tuple[int, ...]] = field(default=None)
+    model_sha256: Optional[str] = None
+    input_sha256: Optional[str] = None
+    version: str = field(default_factory=_package_version)
+
+    def with_provenance(self, weights: Any, x: Any) -> "Certificate":
+        """A copy that records the SHA-256 of ``weights`` and of the input ``x``."""
+        return dataclasses.replace(self, model_sha256=model_sha256(weights), input_sha256=input_sha256(x))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (p as 1, 2 or "inf")."""
@@ -73,7 +145,42 @@ class Certificate:
             "seconds": float(self.seconds),
             "planes": self.planes,
             "kind": self.kind,
+            "model_sha256": self.model_sha256,
+            "input_sha256": self.input_sha256,
+            "version": self.version,
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Certificate":
+        """Rebuild a certificate from :meth:`to_dict` output (e.g. read back from JSON).
+
+        Raises ``ValueError`` naming the missing fields if ``d`` is not such a record.
+        """
+        from .validation import parse_p
+        need = ["eps", "label", "p", "margin_lower"]
+        missing = [k for k in need if k not in d]
+        if missing:
+            raise ValueError(f"not a certificate record: missing {missing}; found {sorted(d)}")
+        frames = d.get("frames")
+        classes = d.get("margin_classes")
+        return cls(
+            eps=float(d["eps"]),
+            eps_upper=None if d.get("eps_upper") is None else float(d["eps_upper"]),
+            label=int(d["label"]),
+            target=None if d.get("target") is None else int(d["target"]),
+            p=parse_p(d["p"]),
+            frames=None if frames is None else tuple(int(f) for f in frames),
+            misclassified=bool(d.get("misclassified", False)),
+            margin_lower=np.asarray(d["margin_lower"], dtype=np.float64),
+            bound_passes=int(d.get("bound_passes", 0)),
+            seconds=float(d.get("seconds", 0.0)),
+            planes=str(d.get("planes", "exact")),
+            kind=str(d.get("kind", "")),
+            classes=None if classes is None else tuple(int(c) for c in classes),
+            model_sha256=d.get("model_sha256"),
+            input_sha256=d.get("input_sha256"),
+            version=str(d.get("version", "")),
+        )
 
     def to_json(self, **kwargs: Any) -> str:
         """The record as a JSON string (``kwargs`` go to ``json.dumps``)."""

@@ -186,30 +186,58 @@ def sensitivity(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, rtol: f
 
 
 def _certify_chunk(weights: Any, X: np.ndarray, labels: Sequence[Any], kwargs: dict[str, Any]) -> list[Certificate]:
-    return [certify(weights, X[i], label=labels[i], **kwargs) for i in range(len(X))]
+    """Certify a chunk of inputs (runs wherever the executor puts it) and fingerprint each result."""
+    import dataclasses
+
+    from .certificate import input_sha256, model_sha256
+    mh = model_sha256(weights)
+    return [dataclasses.replace(certify(weights, X[i], label=labels[i], **kwargs), model_sha256=mh,
+                                input_sha256=input_sha256(X[i])) for i in range(len(X))]
 
 
 def certify_many(weights: Any, X: Any, labels: Any = None, eps_max: float = 10.0, p: Any = 2,
                  target: Any = None, frames: Any = None, rtol: float = 1e-3, planes: str = "exact",
                  threads: Optional[int] = None, device: str = "cpu", executor: Optional[Executor] = None,
-                 progress: bool = False, chunk_size: Optional[int] = None) -> list[Certificate]:
+                 progress: Any = False, chunk_size: Optional[int] = None) -> list[Certificate]:
     """Certify a batch ``X`` of shape (N, T, n); one Certificate per input, in order.
+
+    Every certificate records the SHA-256 of the model and of its input
+    (``model_sha256``, ``input_sha256``), so that it can be re-checked later
+    (``popqorn-fast verify``).
 
     Parameters
     ----------
+    weights : RNNWeights, LSTMWeights or GRUWeights
+    X : array_like, shape (N, T, n)
     labels : array_like of int, optional
         True labels; misclassified inputs get ``eps = 0`` and ``misclassified = True``.
         Default: certify each input's own prediction.
+    eps_max, p, target, frames, rtol, planes
+        As in :func:`certify`, the same for every input.
     threads : int, optional
         Worker threads on this machine (the core releases the GIL); default 1.
     device : {"cpu"}
         Where bound passes run.
     executor : concurrent.futures.Executor, optional
-        Any executor (e.g. a Dask ``Client.get_executor()``); inputs are split into
-        chunks and certified there. Overrides ``threads``.
-    progress : bool
-        Print a progress line to stderr.
+        Any executor (a ``ThreadPoolExecutor``, a ``ProcessPoolExecutor``, a Dask
+        ``Client.get_executor()``, ...): inputs are split into chunks of
+        ``chunk_size`` and certified there. Overrides ``threads``. The executor is
+        not shut down.
+    progress : bool or callable, optional
+        ``True``: a progress bar with rate and ETA on stderr (shown once the run has
+        taken over a second). A callable ``progress(done, total)`` is called instead
+        after each finished input or chunk.
+    chunk_size : int, optional
+        Inputs per task when running on threads or an executor (default: about four
+        tasks per worker, at most 64 inputs each).
+
+    Returns
+    -------
+    list of Certificate
+        In the order of ``X``; the same values whichever executor ran them.
     """
+    from concurrent.futures import as_completed
+
     _check_weights(weights)
     if device != "cpu":
         raise ValueError(f"device must be 'cpu' (no CUDA backend in this build), got {device!r}")
@@ -223,35 +251,96 @@ def certify_many(weights: Any, X: Any, labels: Any = None, eps_max: float = 10.0
             raise ValueError(f"labels must have shape ({N},) to match X, got {arr.shape}")
         labs = [check_class(v, weights.num_classes, "labels") for v in arr.tolist()]
     kwargs = dict(eps_max=eps_max, p=p, target=target, frames=frames, rtol=rtol, planes=planes)
-    if threads is not None and (not isinstance(threads, (int, np.integer)) or threads < 1):
+    # validate the shared arguments once, here, rather than N times on the workers
+    check_eps(eps_max, "eps_max")
+    parse_p(p)
+    if planes not in PLANE_METHODS:
+        raise ValueError(f"planes must be one of {list(PLANE_METHODS)}, got {planes!r}")
+    frame_mask(frames, Xv.shape[1])
+    if target is not None:
+        check_class(target, weights.num_classes, "target")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
+                                or threads < 1):
         raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer))
+                                   or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    if executor is not None and not isinstance(executor, Executor):
+        raise TypeError(f"executor must be a concurrent.futures.Executor, got {type(executor).__name__}")
+    report = _progress_callback(progress, N)
     own = executor is None and (threads or 1) > 1
     ex = ThreadPoolExecutor(int(threads)) if own else executor
     if ex is None:
-        out = []
+        out: list[Certificate] = []
         for i in range(N):
-            out.append(certify(weights, Xv[i], label=labs[i], **kwargs))
-            if progress:
-                _progress(i + 1, N)
+            out.extend(_certify_chunk(weights, Xv[i:i + 1], labs[i:i + 1], kwargs))
+            report(i + 1)
         return out
-    size = chunk_size or max(1, min(64, N // (4 * max(1, threads or 2)) or 1))
+    workers = int(threads) if threads else 4
+    size = int(chunk_size) if chunk_size else max(1, min(64, -(-N // (4 * workers))))
     starts = list(range(0, N, size))
+    parts: dict[int, list[Certificate]] = {}
+    futs: dict[Any, int] = {}
     try:
-        futs = [ex.submit(_certify_chunk, weights, Xv[s:s + size], labs[s:s + size], kwargs) for s in starts]
-        out = []
-        for k, f in enumerate(futs):
-            out.extend(f.result())
-            if progress:
-                _progress(min(N, starts[k] + size), N)
+        for s in starts:
+            futs[ex.submit(_certify_chunk, weights, Xv[s:s + size], labs[s:s + size], kwargs)] = s
+        done = 0
+        for f in as_completed(futs):
+            res = f.result()
+            parts[futs[f]] = res
+            done += len(res)
+            report(done)
+    except BaseException:
+        for f in futs:
+            f.cancel()
+        raise
     finally:
         if own:
-            ex.shutdown()
-    return out
+            ex.shutdown(wait=True, cancel_futures=True)
+    return [c for s in starts for c in parts[s]]
 
 
-def _progress(done: int, total: int) -> None:
-    import sys
-    sys.stderr.write(f"\rcertified {done}/{total}")
-    if done == total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
+class _ProgressBar:
+    """A one-line progress bar with rate and ETA on stderr, shown once a run takes over ``delay`` s."""
+
+    def __init__(self, total: int, label: str = "certify", delay: float = 1.0, stream: Any = None) -> None:
+        import sys
+        self.total, self.label, self.delay = total, label, delay
+        self.stream = sys.stderr if stream is None else stream
+        self.t0 = time.perf_counter()
+        self.last = -1.0
+        self.shown = False
+        isatty = getattr(self.stream, "isatty", None)
+        self.tty = bool(isatty and isatty())
+
+    def __call__(self, done: int) -> None:
+        now = time.perf_counter()
+        elapsed = now - self.t0
+        final = done >= self.total
+        if elapsed < self.delay and not (final and self.shown):
+            return
+        # a terminal gets ten redraws a second; a log file one line every five seconds
+        if not final and now - self.last < (0.1 if self.tty else 5.0):
+            return
+        self.last = now
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - done) / rate if rate > 0 else float("nan")
+        width = 24
+        fill = int(width * done / self.total) if self.total else width
+        bar = "#" * fill + "." * (width - fill)
+        eta_s = "--:--" if not np.isfinite(eta) else f"{int(eta) // 60:02d}:{int(eta) % 60:02d}"
+        line = (f"{self.label} [{bar}] {done}/{self.total} {100.0 * done / max(self.total, 1):5.1f}% "
+                f"{rate:.2f} it/s elapsed {int(elapsed) // 60:02d}:{int(elapsed) % 60:02d} ETA {eta_s}")
+        end = "\n" if (final or not self.tty) else ""
+        self.stream.write(("\r" if self.tty else "") + line + end)
+        self.stream.flush()
+        self.shown = True
+
+
+def _progress_callback(progress: Any, total: int) -> Any:
+    """Normalise ``progress`` (bool or callable(done, total)) into a callable(done)."""
+    if callable(progress):
+        return lambda done: progress(done, total)
+    if progress:
+        return _ProgressBar(total)
+    return lambda done: None
