@@ -88,7 +88,9 @@ class Certificate:
         True when a given ``label`` is not the model's prediction (then ``eps == 0``).
     margin_lower : numpy.ndarray
         Proven lower bounds of ``logit_label − logit_j`` at ``eps`` (j ≠ label in
-        increasing order, or only the target).
+        increasing order, or only the target; see ``classes``). When nothing was
+        certified (``eps == 0``) they are the bounds at the smallest probed ε;
+        empty when the input is misclassified (nothing is proven).
     bound_passes : int
         Bound computations spent by the search (bounded by the search's cap).
     seconds : float
@@ -100,8 +102,8 @@ class Certificate:
     classes : tuple of int or None
         The classes j of ``margin_lower``, in order.
     model_sha256 : str or None
-        :func:`model_sha256` of the model certified (set by ``certify_many`` and the
-        command line; ``None`` when not recorded).
+        :func:`model_sha256` of the model certified (``None`` when not recorded,
+        e.g. in a record built by hand).
     input_sha256 : str or None
         :func:`input_sha256` of the input certified (``None`` when not recorded).
     version : str

@@ -11,7 +11,7 @@ import numpy as np
 
 from .backend import PLANE_METHODS, bound_pass
 from .bisection import search_radius
-from .certificate import Certificate
+from .certificate import Certificate, input_sha256, model_sha256
 from .specification import fold_specification, margin_classes
 from .validation import (check_batch, check_class, check_eps, check_sequence, frame_mask, parse_p)
 from .weights import GRUWeights, LSTMWeights, RNNWeights
@@ -136,10 +136,11 @@ def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any
     if not (np.isfinite(float(rtol)) and 0.0 < float(rtol) < 1.0):
         raise ValueError(f"rtol must be in (0, 1), got {rtol!r}")
     pr = _problem(weights, x, p, target, frames, planes, label)
-    if pr.label != pr.predicted:
-        return Certificate(0.0, None, pr.label, pr.target, pr.p, pr.frames, True,
-                           np.full(len(pr.classes), -np.inf), 0, time.perf_counter() - t0, planes,
-                           weights.kind, tuple(int(c) for c in pr.classes))
+    hashes = dict(model_sha256=model_sha256(weights), input_sha256=input_sha256(pr.x))
+    if pr.label != pr.predicted:  # nothing is proven: no margin bounds
+        return Certificate(0.0, None, pr.label, pr.target, pr.p, pr.frames, True, np.zeros(0), 0,
+                           time.perf_counter() - t0, planes, weights.kind,
+                           tuple(int(c) for c in pr.classes), **hashes)
     margins: dict[float, np.ndarray] = {}
 
     def certified(eps: float) -> bool:
@@ -154,7 +155,7 @@ def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any
         m = margins[min(margins)]
     return Certificate(res.eps, res.eps_upper, pr.label, pr.target, pr.p, pr.frames, False, m,
                        res.passes, time.perf_counter() - t0, planes, weights.kind,
-                       tuple(int(c) for c in pr.classes))
+                       tuple(int(c) for c in pr.classes), **hashes)
 
 
 def _typed(kind: type, name: str):
@@ -186,13 +187,8 @@ def sensitivity(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, rtol: f
 
 
 def _certify_chunk(weights: Any, X: np.ndarray, labels: Sequence[Any], kwargs: dict[str, Any]) -> list[Certificate]:
-    """Certify a chunk of inputs (runs wherever the executor puts it) and fingerprint each result."""
-    import dataclasses
-
-    from .certificate import input_sha256, model_sha256
-    mh = model_sha256(weights)
-    return [dataclasses.replace(certify(weights, X[i], label=labels[i], **kwargs), model_sha256=mh,
-                                input_sha256=input_sha256(X[i])) for i in range(len(X))]
+    """Certify a chunk of inputs (runs wherever the executor puts it)."""
+    return [certify(weights, X[i], label=labels[i], **kwargs) for i in range(len(X))]
 
 
 def certify_many(weights: Any, X: Any, labels: Any = None, eps_max: float = 10.0, p: Any = 2,
