@@ -12,8 +12,8 @@
 //     log h(s), h = s(s-a)(1-s)^2, is strictly concave on (a, 1), so h rises to one peak
 //     s_p = ((2 + 3a) + sqrt(9a^2 - 4a + 4)) / 8 (root of h'(s) = 0) and falls: at most one
 //     root per branch. Each branch is solved in y = logit(s) (accurate for saturated s)
-//     by safeguarded Newton on L(y) = log s + log(s - a) + 2 log(1 - s) - 2 log|b|
-//     (no under/overflow for tiny b or huge y) inside a sign-change bracket.
+//     by safeguarded Newton on h(y) - b^2 (log form for |b| < 1e-150) inside a
+//     sign-change bracket.
 //     F2's interior critical points are saddles (Hessian det -sigma'^2 < 0), never extremes.
 // Any point of the box is a harmless extra candidate (g there is <= max, >= min), so
 // candidates are only ever kept when they lie in the box; missing none is what matters.
@@ -47,50 +47,56 @@ inline T surface_value(Surface s, T x, T y) {
   return surface_factor(s, x) * sigmoid(y);
 }
 
-// log(sigma(z)) = -softplus(-z), stable for all z.
-template <class T>
-inline T log_sigmoid(T z) {
-  return z >= T(0) ? -std::log1p(std::exp(-z)) : z - std::log1p(std::exp(z));
-}
-
 template <class T>
 inline T logit(T s) {
   return std::log(s) - std::log1p(-s);
 }
 
 // Interior critical points of F1 - a x - b y (0 < a < 1, b != 0): roots y of
-// L(y) = log s + log(s - a) + 2 log(1 - s) - 2 log|b| on [lo, hi] where L is monotone
-// (increasing if rising, else decreasing); calls visit(y) for a root if the bracket
-// has a sign change. s - a <= 0 is treated as L = -inf (h(s) = 0 < b^2 there).
+// h(y) = b^2, h = s (s - a) r^2 with s = sigma(y), r = 1 - s = sigma(-y), on [lo, hi]
+// where h is monotone (increasing if rising, else decreasing); calls visit(y) for the
+// root if the bracket has a sign change. Residual: R(y) = h(y) - b^2 for |b| >= 1e-150
+// (b^2 normal), else the log form L(y) = log s + log(s - a) + 2 log r - 2 log|b| (no
+// underflow). s - a <= 0 counts as h = 0 < b^2. Safeguarded Newton in a shrinking bracket.
 template <class T, class Visit>
-inline void solve_branch(T a, T logb2, T lo, T hi, bool rising, Visit&& visit) {
+inline void solve_branch(T a, T b, T lo, T hi, bool rising, Visit&& visit) {
   if (!(lo <= hi)) return;
-  auto L = [&](T y) -> T {
-    const T s = sigmoid(y);
+  const bool logform = std::fabs(b) < T(1e-150);
+  const T b2 = b * b, logb2 = T(2) * std::log(std::fabs(b));
+  // residual and derivative in y (flipped so that it is increasing on the branch)
+  auto eval = [&](T y, T& R, T& dR) {
+    T s, r;
+    if (y >= T(0)) { const T e = std::exp(-y); s = T(1) / (T(1) + e); r = e / (T(1) + e); }
+    else { const T e = std::exp(y); s = e / (T(1) + e); r = T(1) / (T(1) + e); }
     const T sa = s - a;
-    if (!(sa > T(0))) return -std::numeric_limits<T>::infinity();
-    return log_sigmoid(y) + std::log(sa) + T(2) * log_sigmoid(-y) - logb2;
+    const T q = -T(4) * s * s + (T(2) + T(3) * a) * s - a;  // dh/ds / r
+    if (!(sa > T(0))) {
+      R = logform ? -std::numeric_limits<T>::infinity() : -b2;
+      dR = T(0);
+    } else if (logform) {
+      R = std::log(s) + std::log(sa) + T(2) * std::log(r) - logb2;   // r > 0 here unless y > ~745
+      dR = q / sa;  // d log h / dy = (q r * s r) / (s sa r^2)
+      if (!std::isfinite(R)) R = -std::numeric_limits<T>::infinity();
+    } else {
+      R = s * sa * r * r - b2;
+      dR = q * r * s * r;  // dh/dy = (dh/ds) s r = q r * s r
+    }
+    if (!rising) { R = -R; dR = -dR; }
   };
-  // dL/dy = (1 - s) + s(1 - s)/(s - a) - 2 s
-  auto dL = [&](T y) -> T {
-    const T s = sigmoid(y), r = sigmoid(-y);
-    return r + s * r / (s - a) - T(2) * s;
-  };
-  T flo = L(lo), fhi = L(hi);
-  if (!rising) { flo = -flo; fhi = -fhi; }  // make it increasing: root where it crosses 0
-  if (flo > T(0) || fhi < T(0)) return;     // no root in [lo, hi]
+  T flo, fhi, d;
+  eval(lo, flo, d);
+  eval(hi, fhi, d);
+  if (flo > T(0) || fhi < T(0)) return;  // no root in [lo, hi]
   if (flo == T(0)) { visit(lo); return; }
   if (fhi == T(0)) { visit(hi); return; }
   const T eps = std::numeric_limits<T>::epsilon();
   T y = T(0.5) * lo + T(0.5) * hi;
   for (int it = 0; it < 100; ++it) {
-    T fy = L(y);
-    if (!rising) fy = -fy;
+    T fy, dy;
+    eval(y, fy, dy);
     if (fy < T(0)) lo = y; else if (fy > T(0)) hi = y; else break;
     if (hi - lo <= T(4) * eps * std::max(T(1), std::fabs(y))) break;
-    T d = dL(y);
-    if (!rising) d = -d;
-    T next = (d > T(0) && std::isfinite(fy)) ? y - fy / d : T(0.5) * (lo + hi);
+    T next = (dy > T(0) && std::isfinite(fy)) ? y - fy / dy : T(0.5) * (lo + hi);
     if (!(next > lo && next < hi)) next = T(0.5) * lo + T(0.5) * hi;
     if (next == y) break;
     y = next;
@@ -147,7 +153,6 @@ inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, Visit&& v
   const T sp = ((T(2) + T(3) * a) + rt) / T(8);
   const T one_minus_sp = T(4) * (T(1) - a) / ((T(6) - T(3) * a) + rt);  // no cancellation
   const T yp = std::log(sp) - std::log(one_minus_sp);
-  const T logb2 = T(2) * std::log(std::fabs(b));
   const T sgn = b > T(0) ? T(1) : T(-1);
   auto on_root = [&](T y) {
     const T s = sigmoid(y);
@@ -157,8 +162,8 @@ inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, Visit&& v
       if (bx.contains(x, y)) visit(x, y);
     }
   };
-  solve_branch(a, logb2, std::max(bx.yl, ya), std::min(bx.yu, yp), true, on_root);
-  solve_branch(a, logb2, std::max(bx.yl, yp), bx.yu, false, on_root);
+  solve_branch(a, b, std::max(bx.yl, ya), std::min(bx.yu, yp), true, on_root);
+  solve_branch(a, b, std::max(bx.yl, yp), bx.yu, false, on_root);
 }
 
 // Extremes of g = F - a x - b y over the box, with their arguments.
