@@ -55,13 +55,13 @@ inline T logit(T s) {
 // Interior critical points of F1 - a x - b y (0 < a < 1, b != 0): roots y of
 // h(y) = b^2, h = s (s - a) r^2 with s = sigma(y), r = 1 - s = sigma(-y), on [lo, hi]
 // where h is monotone (increasing if rising, else decreasing); calls visit(y) for the
-// root if the bracket has a sign change. Residual: R(y) = h(y) - b^2 for |b| >= 1e-150
+// root if the bracket has a sign change. Residual: R(y) = h(y) - b^2 for |b| >= 1e4 sqrt(min normal) (1.5e-150 in double)
 // (b^2 normal), else the log form L(y) = log s + log(s - a) + 2 log r - 2 log|b| (no
 // underflow). s - a <= 0 counts as h = 0 < b^2. Safeguarded Newton in a shrinking bracket.
 template <class T, class Visit>
 inline void solve_branch(T a, T b, T lo, T hi, bool rising, Visit&& visit) {
   if (!(lo <= hi)) return;
-  const bool logform = std::fabs(b) < T(1e-150);
+  const bool logform = std::fabs(b) < std::sqrt(std::numeric_limits<T>::min()) * T(1e4);  // b^2 not normal
   const T b2 = b * b, logb2 = T(2) * std::log(std::fabs(b));
   // residual and derivative in y (flipped so that it is increasing on the branch)
   auto eval = [&](T y, T& R, T& dR) {
