@@ -26,13 +26,19 @@
 //    maximiser p* of F - plane over the box, planes_offset.hpp), p* enters and the
 //    vertex chosen by the barycentric ratio test leaves (the centre stays in the
 //    triangle, the interpolated value at the centre never decreases). Stop when the gap
-//    c_max - c_plane <= tol = max(1e-12 * range(F on box), 16 eps * magnitudes) or after
-//    50 iterations; the plane with the smallest objective seen is returned with its exact
-//    offset, so it is valid whatever happens. Why this method: it is finite-step exact on
-//    the "corner" optima, needs no step sizes, each iteration costs one exact-offset
-//    evaluation, and its optimality certificate (gap) is exact. Before the simplex we try
-//    the tangent plane at the centre: if its exact offset is attained at the centre, the
-//    envelope equals F(centre) there and the tangent plane is optimal (1 evaluation).
+//    c_max - c_plane <= tol = max(1e-12 * range(F on box), 16 eps * magnitudes), or when
+//    the best primal objective minus the best dual value (the interpolated value at the
+//    centre of box points that contain it) is <= tol, or after 50 iterations; the plane with
+//    the smallest objective seen is returned with its exact offset, so it is valid whatever
+//    happens. Why this method: no step sizes, each iteration costs one exact-offset
+//    evaluation, its optimality certificate (primal - dual gap) is exact, and on supports
+//    made of corners it ends in a few pivots (degenerate cycling is bounded by the cap). Two cheap starts come first: (0) the tangent plane at the
+//    centre: if its exact offset is attained at the centre, the envelope equals F(centre)
+//    and it is optimal; (1) the best pair of points symmetric about the centre on opposite
+//    edges (a few Newton steps on a 1-D function), with the plane through them tangent along
+//    the edges: optimal whenever F is concave along one axis and convex along the other
+//    (smooth two-point supports, which the plain simplex approaches only linearly). Both
+//    only seed the basis / the dual bound; they never affect validity.
 //    Nearly degenerate sides (width <= 1e-12 max(1,|end|)) get slope 0 and the 1-D version
 //    of the same method on the remaining variable (the 2-point basis brackets the centre).
 #pragma once

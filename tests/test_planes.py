@@ -325,3 +325,30 @@ def test_broadcast_shape_and_bad_input() -> None:
         _core.bound_product("nope", "exact", np.zeros(1), np.ones(1), np.zeros(1), np.ones(1))
     with pytest.raises(ValueError):
         _core.bound_product("x_sigmoid", "exact", np.ones(1), np.zeros(1), np.zeros(1), np.ones(1))
+
+
+@pytest.mark.parametrize("surface", SURFACES)
+def test_exact_never_worse_than_baselines_per_box(surface: str) -> None:
+    """The exact upper (lower) plane minimises (maximises) its value at the box centre,
+    i.e. its volume above (below) the box, over ALL valid planes; "1d" and "constant" give
+    valid planes, so on every box and each side exact must be at least as good, up to a slack
+    of 1e-9 of F's range (the solver stops at 1e-12, or at its 50-iteration cap) plus the
+    safety margins (8 eps of the magnitudes each)."""
+    rng = np.random.default_rng(77)
+    boxes = random_boxes(rng, 100_000)
+    xl, xu, yl, yu = boxes
+    xc, yc = 0.5 * (xl + xu), 0.5 * (yl + yu)
+    pls = {m: bound_product(surface, *boxes, method=m) for m in ("exact", "1d", "constant")}
+    rng_f, _ = _range_and_scale(surface, boxes, 0.0, 0.0)
+    for other in ("1d", "constant"):
+        for side in "UL":
+            ex, ot = pls["exact"], pls[other]
+            a_e, b_e, c_e = (getattr(ex, f"{k}{side}") for k in "abc")
+            a_o, b_o, c_o = (getattr(ot, f"{k}{side}") for k in "abc")
+            v_e = a_e * xc + b_e * yc + c_e
+            v_o = a_o * xc + b_o * yc + c_o
+            _, mag_e = _range_and_scale(surface, boxes, a_e, b_e)
+            _, mag_o = _range_and_scale(surface, boxes, a_o, b_o)
+            slack = 1e-9 * rng_f + 32 * EPS * (mag_e + mag_o) + 1e-300
+            worse = (v_e - v_o) if side == "U" else (v_o - v_e)
+            assert np.all(worse <= slack), (other, side, float(np.max(worse - slack)))
