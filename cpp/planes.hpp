@@ -64,12 +64,13 @@ inline bool nearly_degenerate(T lo, T hi) {
 
 // max over the box of G - A x - B y with G = sense * F, and its argmax.
 template <class T>
-inline void price(Surface sf, int sense, T A, T B, const Box<T>& bx, T& gmax, T& xs, T& ys) {
+inline void price(Surface sf, int sense, T A, T B, const Box<T>& bx, const SideValues<T>& sv, T& gmax, T& xs,
+                  T& ys) {
   if (sense > 0) {
-    const auto r = offset_extremes(sf, A, B, bx);
+    const auto r = offset_extremes(sf, A, B, bx, sv);
     gmax = r.gmax; xs = r.xmax; ys = r.ymax;
   } else {
-    const auto r = offset_extremes(sf, -A, -B, bx);
+    const auto r = offset_extremes(sf, -A, -B, bx, sv);
     gmax = -r.gmin; xs = r.xmin; ys = r.ymin;
   }
 }
@@ -90,8 +91,9 @@ inline void exact_plane(Surface sf, int sense, const Box<T>& bx, T& A_out, T& B_
   const T hx = T(0.5) * (bx.xu - bx.xl), hy = T(0.5) * (bx.yu - bx.yl);
   const T s = T(sense);
   auto G = [&](T x, T y) { return s * surface_value(sf, x, y); };
+  const SideValues<T> sv = side_values(sf, bx);
   // magnitudes for the stopping tolerance
-  const T g00 = G(bx.xl, bx.yl), g10 = G(bx.xu, bx.yl), g11 = G(bx.xu, bx.yu), g01 = G(bx.xl, bx.yu);
+  const T g00 = s * sv.fxl * sv.syl, g10 = s * sv.fxu * sv.syl, g11 = s * sv.fxu * sv.syu, g01 = s * sv.fxl * sv.syu;
   const T gmaxc = std::max(std::max(g00, g10), std::max(g11, g01));
   const T gminc = std::min(std::min(g00, g10), std::min(g11, g01));
   const T gabs = std::max(std::fabs(gmaxc), std::fabs(gminc));
@@ -111,7 +113,7 @@ inline void exact_plane(Surface sf, int sense, const Box<T>& bx, T& A_out, T& B_
 
   if (dx && dy) {  // a point (up to 1e-12): constant
     T gm, xs, ys;
-    price(sf, sense, T(0), T(0), bx, gm, xs, ys);
+    price(sf, sense, T(0), T(0), bx, sv, gm, xs, ys);
     ++iters;
     consider(T(0), T(0), gm);
     conv = true;
@@ -120,6 +122,7 @@ inline void exact_plane(Surface sf, int sense, const Box<T>& bx, T& A_out, T& B_
     // x collapsed: F is increasing in x, so max_x G(x, y) is at x = xu (sense > 0) or xl.
     const T xsel = sense > 0 ? bx.xu : bx.xl;
     const Box<T> seg = dx ? Box<T>{xsel, xsel, bx.yl, bx.yu} : Box<T>{bx.xl, bx.xu, yc, yc};
+    const SideValues<T> ssv = side_values(sf, seg);
     const T h = dx ? hy : hx;
     auto pt = [&](T t, T& x, T& y) {
       if (dx) { x = xsel; y = yc + h * t; } else { x = xc + h * t; y = yc; }
@@ -132,7 +135,7 @@ inline void exact_plane(Surface sf, int sense, const Box<T>& bx, T& A_out, T& B_
       const T gam = v0 - m * t0;                   // value at the centre
       const T A = dx ? T(0) : m / h, B = dx ? m / h : T(0);
       T gm, xs, ys;
-      price(sf, sense, A, B, seg, gm, xs, ys);
+      price(sf, sense, A, B, seg, ssv, gm, xs, ys);
       ++iters;
       const T ts = dx ? (ys - yc) / h : (xs - xc) / h;
       const T gap = G(xs, ys) - (m * ts + gam);
@@ -143,7 +146,7 @@ inline void exact_plane(Surface sf, int sense, const Box<T>& bx, T& A_out, T& B_
     }
     // offset over the full (thin) box for the best slopes
     T gm, xs, ys;
-    price(sf, sense, bestA, bestB, bx, gm, xs, ys);
+    price(sf, sense, bestA, bestB, bx, sv, gm, xs, ys);
     ++iters;
     bestC = gm;
   } else {
@@ -158,7 +161,7 @@ inline void exact_plane(Surface sf, int sense, const Box<T>& bx, T& A_out, T& B_
     {
       const T A = Gx(xc, yc), B = Gy(xc, yc);
       T gm, xs, ys;
-      price(sf, sense, A, B, bx, gm, xs, ys);
+      price(sf, sense, A, B, bx, sv, gm, xs, ys);
       ++iters;
       consider(A, B, gm);
       lb = G(xc, yc);
@@ -220,7 +223,7 @@ inline void exact_plane(Surface sf, int sense, const Box<T>& bx, T& A_out, T& B_
       if (best_pair > -std::numeric_limits<T>::infinity()) {
         lb = std::max(lb, best_pair);
         T gm, xs, ys;
-        price(sf, sense, pA, pB, bx, gm, xs, ys);
+        price(sf, sense, pA, pB, bx, sv, gm, xs, ys);
         ++iters;
         consider(pA, pB, gm);
         if (bestV - lb <= tol_for(bestA, bestB)) conv = true;
@@ -258,7 +261,7 @@ inline void exact_plane(Surface sf, int sense, const Box<T>& bx, T& A_out, T& B_
         if (bestV - lb <= tol_for(bestA, bestB)) { conv = true; break; }
         const T A = al / hx, B = be / hy;
         T gm, xs, ys;
-        price(sf, sense, A, B, bx, gm, xs, ys);
+        price(sf, sense, A, B, bx, sv, gm, xs, ys);
         ++iters;
         consider(A, B, gm);
         const T us = (xs - xc) / hx, vs = (ys - yc) / hy;
@@ -297,10 +300,11 @@ template <class T>
 inline void exact_planes(Surface sf, const Box<T>& bx, T& aL, T& bL, T& cL, T& aU, T& bU, T& cU,
                          ExactStats* su = nullptr, ExactStats* sl = nullptr) {
   T A, B, C;
+  const SideValues<T> sv = side_values(sf, bx);
   exact_plane(sf, +1, bx, A, B, C, su);
-  aU = A; bU = B; cU = C + plane_margin(sf, A, B, bx);
+  aU = A; bU = B; cU = C + plane_margin(A, B, bx, sv);
   exact_plane(sf, -1, bx, A, B, C, sl);
-  aL = -A; bL = -B; cL = -C - plane_margin(sf, aL, bL, bx);
+  aL = -A; bL = -B; cL = -C - plane_margin(aL, bL, bx, sv);
 }
 
 template <class T>

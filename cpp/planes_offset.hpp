@@ -37,6 +37,12 @@ struct Box {
   bool contains(T x, T y) const { return x >= xl && x <= xu && y >= yl && y <= yu; }
 };
 
+// f(x) and sigma(y) at the box's sides, computed once per box and reused by every pricing.
+template <class T>
+struct SideValues {
+  T fxl, fxu, syl, syu;
+};
+
 template <class T>
 inline T surface_factor(Surface s, T x) {
   return s == Surface::TanhSigmoid ? std::tanh(x) : x;
@@ -45,6 +51,11 @@ inline T surface_factor(Surface s, T x) {
 template <class T>
 inline T surface_value(Surface s, T x, T y) {
   return surface_factor(s, x) * sigmoid(y);
+}
+
+template <class T>
+inline SideValues<T> side_values(Surface sf, const Box<T>& bx) {
+  return {surface_factor(sf, bx.xl), surface_factor(sf, bx.xu), sigmoid(bx.yl), sigmoid(bx.yu)};
 }
 
 template <class T>
@@ -104,27 +115,29 @@ inline void solve_branch(T a, T b, T lo, T hi, bool rising, Visit&& visit) {
   visit(y);
 }
 
-// Calls visit(x, y) for every candidate extreme of F - a x - b y in the box (§3).
+// Calls visit(x, y, F(x, y)) for every candidate extreme of F - a x - b y in the box (§3).
+// F at corners and on the sides reuses sv (f and sigma at the sides).
 template <class T, class Visit>
-inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, Visit&& visit) {
+inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, const SideValues<T>& sv, Visit&& visit) {
   const T inf = std::numeric_limits<T>::infinity();
   // corners (duplicates in degenerate boxes are harmless)
-  visit(bx.xl, bx.yl);
-  visit(bx.xl, bx.yu);
-  visit(bx.xu, bx.yl);
-  visit(bx.xu, bx.yu);
+  visit(bx.xl, bx.yl, sv.fxl * sv.syl);
+  visit(bx.xl, bx.yu, sv.fxl * sv.syu);
+  visit(bx.xu, bx.yl, sv.fxu * sv.syl);
+  visit(bx.xu, bx.yu, sv.fxu * sv.syu);
   // edges x = x0: f(x0) sigma'(y) = b  <=>  sech^2(y/2) = 4 b / f(x0)
   const int nx = (bx.xl == bx.xu) ? 1 : 2;
   for (int e = 0; e < nx; ++e) {
     const T x0 = e == 0 ? bx.xl : bx.xu;
-    const T f0 = surface_factor(sf, x0);
+    const T f0 = e == 0 ? sv.fxl : sv.fxu;
     if (f0 == T(0)) continue;
     const T k = T(4) * (b / f0);
     if (!(k > T(0))) continue;
+    // k > 1 has no solution; min(k, 1) then only adds the harmless point y = 0
     const T ys = T(2) * inv_sech2(std::min(k, T(1)));
     if (ys < inf) {
-      if (ys >= bx.yl && ys <= bx.yu) visit(x0, ys);
-      if (-ys >= bx.yl && -ys <= bx.yu && ys != T(0)) visit(x0, -ys);
+      if (ys >= bx.yl && ys <= bx.yu) visit(x0, ys, f0 * sigmoid(ys));
+      if (-ys >= bx.yl && -ys <= bx.yu && ys != T(0)) visit(x0, -ys, f0 * sigmoid(-ys));
     }
   }
   if (sf != Surface::TanhSigmoid) return;  // F2: linear in x on y-edges, saddles inside
@@ -132,20 +145,20 @@ inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, Visit&& v
   const int ny = (bx.yl == bx.yu) ? 1 : 2;
   for (int e = 0; e < ny; ++e) {
     const T y0 = e == 0 ? bx.yl : bx.yu;
-    const T s0 = sigmoid(y0);
+    const T s0 = e == 0 ? sv.syl : sv.syu;
     const T k = a / s0;
     if (!(k > T(0))) continue;
     const T xs = inv_sech2(std::min(k, T(1)));
     if (xs < inf) {
-      if (xs >= bx.xl && xs <= bx.xu) visit(xs, y0);
-      if (-xs >= bx.xl && -xs <= bx.xu && xs != T(0)) visit(-xs, y0);
+      if (xs >= bx.xl && xs <= bx.xu) visit(xs, y0, std::tanh(xs) * s0);
+      if (-xs >= bx.xl && -xs <= bx.xu && xs != T(0)) visit(-xs, y0, std::tanh(-xs) * s0);
     }
   }
   // interior: needs 0 < a < 1
   if (!(a > T(0) && a < T(1))) return;
   if (b == T(0)) {  // t = 0, s = a
     const T y = logit(a);
-    if (bx.contains(T(0), y)) visit(T(0), y);
+    if (bx.contains(T(0), y)) visit(T(0), y, T(0));
     return;
   }
   const T ya = logit(a);
@@ -159,11 +172,16 @@ inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, Visit&& v
     const T xabs = inv_sech2(a / s);  // sech^2 x = a / s
     if (xabs < inf) {
       const T x = sgn * xabs;
-      if (bx.contains(x, y)) visit(x, y);
+      if (bx.contains(x, y)) visit(x, y, std::tanh(x) * s);
     }
   };
   solve_branch(a, b, std::max(bx.yl, ya), std::min(bx.yu, yp), true, on_root);
   solve_branch(a, b, std::max(bx.yl, yp), bx.yu, false, on_root);
+}
+
+template <class T, class Visit>
+inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, Visit&& visit) {
+  for_each_candidate(sf, a, b, bx, side_values(sf, bx), [&](T x, T y, T) { visit(x, y); });
 }
 
 // Extremes of g = F - a x - b y over the box, with their arguments.
@@ -174,18 +192,23 @@ struct Extremes {
 };
 
 template <class T>
-inline Extremes<T> offset_extremes(Surface sf, T a, T b, const Box<T>& bx) {
+inline Extremes<T> offset_extremes(Surface sf, T a, T b, const Box<T>& bx, const SideValues<T>& sv) {
   Extremes<T> r;
   r.gmax = -std::numeric_limits<T>::infinity();
   r.gmin = std::numeric_limits<T>::infinity();
   r.xmax = r.xmin = bx.xl;
   r.ymax = r.ymin = bx.yl;
-  for_each_candidate(sf, a, b, bx, [&](T x, T y) {
-    const T g = surface_value(sf, x, y) - a * x - b * y;
+  for_each_candidate(sf, a, b, bx, sv, [&](T x, T y, T f) {
+    const T g = f - a * x - b * y;
     if (g > r.gmax) { r.gmax = g; r.xmax = x; r.ymax = y; }
     if (g < r.gmin) { r.gmin = g; r.xmin = x; r.ymin = y; }
   });
   return r;
+}
+
+template <class T>
+inline Extremes<T> offset_extremes(Surface sf, T a, T b, const Box<T>& bx) {
+  return offset_extremes(sf, a, b, bx, side_values(sf, bx));
 }
 
 // Safety margin for plane offsets: 8 eps (max|F| + |a| max|x| + |b| max|y|) (+ tiny).
@@ -195,13 +218,17 @@ inline Extremes<T> offset_extremes(Surface sf, T a, T b, const Box<T>& bx) {
 // about 15u|F| + 9u(|a x| + |b y|) <= 16u(...) = 8 eps (...).
 // max|F| over the box is attained at a corner (F is monotone in each variable).
 template <class T>
-inline T plane_margin(Surface sf, T a, T b, const Box<T>& bx) {
+inline T plane_margin(T a, T b, const Box<T>& bx, const SideValues<T>& sv) {
   const T eps = std::numeric_limits<T>::epsilon();
-  const T fmax = std::max(std::max(std::fabs(surface_value(sf, bx.xl, bx.yl)), std::fabs(surface_value(sf, bx.xl, bx.yu))),
-                          std::max(std::fabs(surface_value(sf, bx.xu, bx.yl)), std::fabs(surface_value(sf, bx.xu, bx.yu))));
+  const T fmax = std::max(std::fabs(sv.fxl), std::fabs(sv.fxu)) * std::max(sv.syl, sv.syu);
   const T xmax = std::max(std::fabs(bx.xl), std::fabs(bx.xu));
   const T ymax = std::max(std::fabs(bx.yl), std::fabs(bx.yu));
   return T(8) * eps * (fmax + std::fabs(a) * xmax + std::fabs(b) * ymax) + std::numeric_limits<T>::min();
+}
+
+template <class T>
+inline T plane_margin(Surface sf, T a, T b, const Box<T>& bx) {
+  return plane_margin(a, b, bx, side_values(sf, bx));
 }
 
 }  // namespace detail
