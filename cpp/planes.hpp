@@ -26,13 +26,19 @@
 //    maximiser p* of F - plane over the box, planes_offset.hpp), p* enters and the
 //    vertex chosen by the barycentric ratio test leaves (the centre stays in the
 //    triangle, the interpolated value at the centre never decreases). Stop when the gap
-//    c_max - c_plane <= tol = max(1e-12 * range(F on box), 16 eps * magnitudes) or after
-//    50 iterations; the plane with the smallest objective seen is returned with its exact
-//    offset, so it is valid whatever happens. Why this method: it is finite-step exact on
-//    the "corner" optima, needs no step sizes, each iteration costs one exact-offset
-//    evaluation, and its optimality certificate (gap) is exact. Before the simplex we try
-//    the tangent plane at the centre: if its exact offset is attained at the centre, the
-//    envelope equals F(centre) there and the tangent plane is optimal (1 evaluation).
+//    c_max - c_plane <= tol = max(1e-12 * range(F on box), 16 eps * magnitudes), or when
+//    the best primal objective minus the best dual value (the interpolated value at the
+//    centre of box points that contain it) is <= tol, or after 50 iterations; the plane with
+//    the smallest objective seen is returned with its exact offset, so it is valid whatever
+//    happens. Why this method: no step sizes, each iteration costs one exact-offset
+//    evaluation, its optimality certificate (primal - dual gap) is exact, and on supports
+//    made of corners it ends in a few pivots (degenerate cycling is bounded by the cap). Two cheap starts come first: (0) the tangent plane at the
+//    centre: if its exact offset is attained at the centre, the envelope equals F(centre)
+//    and it is optimal; (1) the best pair of points symmetric about the centre on opposite
+//    edges (a few Newton steps on a 1-D function), with the plane through them tangent along
+//    the edges: optimal whenever F is concave along one axis and convex along the other
+//    (smooth two-point supports, which the plain simplex approaches only linearly). Both
+//    only seed the basis / the dual bound; they never affect validity.
 //    Nearly degenerate sides (width <= 1e-12 max(1,|end|)) get slope 0 and the 1-D version
 //    of the same method on the remaining variable (the 2-point basis brackets the centre).
 #pragma once
@@ -58,12 +64,13 @@ inline bool nearly_degenerate(T lo, T hi) {
 
 // max over the box of G - A x - B y with G = sense * F, and its argmax.
 template <class T>
-inline void price(Surface sf, int sense, T A, T B, const Box<T>& bx, T& gmax, T& xs, T& ys) {
+inline void price(Surface sf, int sense, T A, T B, const Box<T>& bx, const SideValues<T>& sv, T& gmax, T& xs,
+                  T& ys) {
   if (sense > 0) {
-    const auto r = offset_extremes(sf, A, B, bx);
+    const auto r = offset_extremes(sf, A, B, bx, sv);
     gmax = r.gmax; xs = r.xmax; ys = r.ymax;
   } else {
-    const auto r = offset_extremes(sf, -A, -B, bx);
+    const auto r = offset_extremes(sf, -A, -B, bx, sv);
     gmax = -r.gmin; xs = r.xmin; ys = r.ymin;
   }
 }
@@ -84,8 +91,9 @@ inline void exact_plane(Surface sf, int sense, const Box<T>& bx, T& A_out, T& B_
   const T hx = T(0.5) * (bx.xu - bx.xl), hy = T(0.5) * (bx.yu - bx.yl);
   const T s = T(sense);
   auto G = [&](T x, T y) { return s * surface_value(sf, x, y); };
+  const SideValues<T> sv = side_values(sf, bx);
   // magnitudes for the stopping tolerance
-  const T g00 = G(bx.xl, bx.yl), g10 = G(bx.xu, bx.yl), g11 = G(bx.xu, bx.yu), g01 = G(bx.xl, bx.yu);
+  const T g00 = s * sv.fxl * sv.syl, g10 = s * sv.fxu * sv.syl, g11 = s * sv.fxu * sv.syu, g01 = s * sv.fxl * sv.syu;
   const T gmaxc = std::max(std::max(g00, g10), std::max(g11, g01));
   const T gminc = std::min(std::min(g00, g10), std::min(g11, g01));
   const T gabs = std::max(std::fabs(gmaxc), std::fabs(gminc));
@@ -105,7 +113,7 @@ inline void exact_plane(Surface sf, int sense, const Box<T>& bx, T& A_out, T& B_
 
   if (dx && dy) {  // a point (up to 1e-12): constant
     T gm, xs, ys;
-    price(sf, sense, T(0), T(0), bx, gm, xs, ys);
+    price(sf, sense, T(0), T(0), bx, sv, gm, xs, ys);
     ++iters;
     consider(T(0), T(0), gm);
     conv = true;
@@ -114,6 +122,7 @@ inline void exact_plane(Surface sf, int sense, const Box<T>& bx, T& A_out, T& B_
     // x collapsed: F is increasing in x, so max_x G(x, y) is at x = xu (sense > 0) or xl.
     const T xsel = sense > 0 ? bx.xu : bx.xl;
     const Box<T> seg = dx ? Box<T>{xsel, xsel, bx.yl, bx.yu} : Box<T>{bx.xl, bx.xu, yc, yc};
+    const SideValues<T> ssv = side_values(sf, seg);
     const T h = dx ? hy : hx;
     auto pt = [&](T t, T& x, T& y) {
       if (dx) { x = xsel; y = yc + h * t; } else { x = xc + h * t; y = yc; }
@@ -126,7 +135,7 @@ inline void exact_plane(Surface sf, int sense, const Box<T>& bx, T& A_out, T& B_
       const T gam = v0 - m * t0;                   // value at the centre
       const T A = dx ? T(0) : m / h, B = dx ? m / h : T(0);
       T gm, xs, ys;
-      price(sf, sense, A, B, seg, gm, xs, ys);
+      price(sf, sense, A, B, seg, ssv, gm, xs, ys);
       ++iters;
       const T ts = dx ? (ys - yc) / h : (xs - xc) / h;
       const T gap = G(xs, ys) - (m * ts + gam);
@@ -137,36 +146,109 @@ inline void exact_plane(Surface sf, int sense, const Box<T>& bx, T& A_out, T& B_
     }
     // offset over the full (thin) box for the best slopes
     T gm, xs, ys;
-    price(sf, sense, bestA, bestB, bx, gm, xs, ys);
+    price(sf, sense, bestA, bestB, bx, sv, gm, xs, ys);
     ++iters;
     bestC = gm;
   } else {
     // 2-D. Normalised coordinates u = (x - xc)/hx, v = (y - yc)/hy in [-1, 1]^2.
-    auto xy = [&](T u, T v, T& x, T& y) { x = xc + hx * u; y = yc + hy * v; };
+    // lb: best dual value seen (the interpolated value at the centre of points of the box
+    // with the centre in their convex hull) <= optimum <= bestV.
+    T lb = -std::numeric_limits<T>::infinity();
+    // Derivatives of G = s f(x) sigma(y).
+    auto Gx = [&](T x, T y) { return s * (sf == Surface::TanhSigmoid ? dtanh(x) : T(1)) * sigmoid(y); };
+    auto Gy = [&](T x, T y) { return s * surface_factor(sf, x) * dsigmoid(y); };
     // 0) tangent plane at the centre (optimal iff its exact offset is attained at the centre)
     {
-      const T sgc = sigmoid(yc);
-      const T fxc = surface_factor(sf, xc);
-      const T dfx = sf == Surface::TanhSigmoid ? dtanh(xc) : T(1);
-      const T A = s * dfx * sgc, B = s * fxc * dsigmoid(yc);
+      const T A = Gx(xc, yc), B = Gy(xc, yc);
       T gm, xs, ys;
-      price(sf, sense, A, B, bx, gm, xs, ys);
+      price(sf, sense, A, B, bx, sv, gm, xs, ys);
       ++iters;
       consider(A, B, gm);
-      const T gcen = G(xc, yc) - A * xc - B * yc;
-      if (gm - gcen <= tol_for(A, B)) conv = true;
+      lb = G(xc, yc);
+      if (bestV - lb <= tol_for(A, B)) conv = true;
     }
+    T pu[3], pv[3], pg[3];
+    bool have_basis = false;
+    // 1) warm start (a heuristic; validity and optimality never depend on it): the best
+    //    pair of points symmetric about the centre on opposite edges, p = (x1, yl),
+    //    q = (2xc - x1, yu) (or the same on the x-edges), maximising (G(p) + G(q))/2 by a
+    //    few Newton steps from the symmetric start. When F is concave along one axis and
+    //    convex along the other the envelope is supported by exactly such a pair, and the
+    //    plane through p, q tangent along the edges is optimal; the simplex alone would
+    //    approach such smooth supports only linearly.
     if (!conv) {
-      T pu[3], pv[3], pg[3];
-      // start: the corner diagonal with the larger mean (centre on it), plus the better other corner
-      const T cu[4] = {-1, 1, 1, -1}, cv[4] = {-1, -1, 1, 1};
-      const T cg[4] = {g00, g10, g11, g01};
-      int i0, i1, i2;
-      if (g00 + g11 >= g10 + g01) { i0 = 0; i1 = 2; i2 = (g10 >= g01) ? 1 : 3; }
-      else { i0 = 1; i1 = 3; i2 = (g00 >= g11) ? 0 : 2; }
-      pu[0] = cu[i0]; pv[0] = cv[i0]; pg[0] = cg[i0];
-      pu[1] = cu[i1]; pv[1] = cv[i1]; pg[1] = cg[i1];
-      pu[2] = cu[i2]; pv[2] = cv[i2]; pg[2] = cg[i2];
+      T best_pair = -std::numeric_limits<T>::infinity(), pA = 0, pB = 0;
+      T p1x = 0, p1y = 0, p2x = 0, p2y = 0;
+      for (int axis = 0; axis < 2; ++axis) {  // 0: p, q on the y-edges (x1 free); 1: on the x-edges
+        if (axis == 0 && sf == Surface::XSigmoid) continue;  // G linear in x along y-edges: corners
+        const T lo = axis == 0 ? bx.xl : bx.yl, hi = axis == 0 ? bx.xu : bx.yu, c0 = axis == 0 ? xc : yc;
+        auto pts = [&](T t, T& ax, T& ay, T& bxx, T& byy) {
+          if (axis == 0) { ax = t; ay = bx.yl; bxx = std::min(std::max(T(2) * xc - t, bx.xl), bx.xu); byy = bx.yu; }
+          else { ax = bx.xl; ay = t; bxx = bx.xu; byy = std::min(std::max(T(2) * yc - t, bx.yl), bx.yu); }
+        };
+        T t = c0;
+        for (int k = 0; k < 8; ++k) {
+          T ax, ay, bxx, byy;
+          pts(t, ax, ay, bxx, byy);
+          T d1, d2;
+          if (axis == 0) {
+            d1 = Gx(ax, ay) - Gx(bxx, byy);
+            const T h1 = -T(2) * std::tanh(ax) * Gx(ax, ay), h2 = -T(2) * std::tanh(bxx) * Gx(bxx, byy);
+            d2 = h1 + h2;
+          } else {
+            d1 = Gy(ax, ay) - Gy(bxx, byy);
+            const T h1 = Gy(ax, ay) * (T(1) - T(2) * sigmoid(ay)), h2 = Gy(bxx, byy) * (T(1) - T(2) * sigmoid(byy));
+            d2 = h1 + h2;
+          }
+          if (!(d2 < T(0))) break;  // not locally concave: stop here
+          const T tn = std::min(std::max(t - d1 / d2, lo), hi);
+          if (tn == t) break;
+          t = tn;
+        }
+        T ax, ay, bxx, byy;
+        pts(t, ax, ay, bxx, byy);
+        const T val = T(0.5) * (G(ax, ay) + G(bxx, byy));
+        if (val > best_pair) {
+          best_pair = val;
+          p1x = ax; p1y = ay; p2x = bxx; p2y = byy;
+          if (axis == 0) {
+            pA = T(0.5) * (Gx(ax, ay) + Gx(bxx, byy));
+            pB = (G(bxx, byy) - G(ax, ay) - pA * (bxx - ax)) / (byy - ay);
+          } else {
+            pB = T(0.5) * (Gy(ax, ay) + Gy(bxx, byy));
+            pA = (G(bxx, byy) - G(ax, ay) - pB * (byy - ay)) / (bxx - ax);
+          }
+        }
+      }
+      if (best_pair > -std::numeric_limits<T>::infinity()) {
+        lb = std::max(lb, best_pair);
+        T gm, xs, ys;
+        price(sf, sense, pA, pB, bx, sv, gm, xs, ys);
+        ++iters;
+        consider(pA, pB, gm);
+        if (bestV - lb <= tol_for(bestA, bestB)) conv = true;
+        else {
+          pu[0] = (p1x - xc) / hx; pv[0] = (p1y - yc) / hy; pg[0] = G(p1x, p1y);
+          pu[1] = (p2x - xc) / hx; pv[1] = (p2y - yc) / hy; pg[1] = G(p2x, p2y);
+          pu[2] = (xs - xc) / hx; pv[2] = (ys - yc) / hy; pg[2] = G(xs, ys);
+          const T D = (pu[1] - pu[0]) * (pv[2] - pv[0]) - (pv[1] - pv[0]) * (pu[2] - pu[0]);
+          have_basis = std::fabs(D) > T(1e-6);
+        }
+      }
+    }
+    // 2) simplex on the dual LP with exact pricing
+    if (!conv) {
+      if (!have_basis) {
+        // the corner diagonal with the larger mean (centre on it), plus the better other corner
+        const T cu[4] = {-1, 1, 1, -1}, cv[4] = {-1, -1, 1, 1};
+        const T cg[4] = {g00, g10, g11, g01};
+        int i0, i1, i2;
+        if (g00 + g11 >= g10 + g01) { i0 = 0; i1 = 2; i2 = (g10 >= g01) ? 1 : 3; }
+        else { i0 = 1; i1 = 3; i2 = (g00 >= g11) ? 0 : 2; }
+        pu[0] = cu[i0]; pv[0] = cv[i0]; pg[0] = cg[i0];
+        pu[1] = cu[i1]; pv[1] = cv[i1]; pg[1] = cg[i1];
+        pu[2] = cu[i2]; pv[2] = cv[i2]; pg[2] = cg[i2];
+      }
       for (int it = 0; it < max_iter; ++it) {
         const T e1u = pu[1] - pu[0], e1v = pv[1] - pv[0], e2u = pu[2] - pu[0], e2v = pv[2] - pv[0];
         const T D = e1u * e2v - e1v * e2u;
@@ -175,15 +257,17 @@ inline void exact_plane(Surface sf, int sense, const Box<T>& bx, T& A_out, T& B_
         const T al = (d1 * e2v - e1v * d2) / D;     // dG/du of the interpolating plane
         const T be = (e1u * d2 - d1 * e2u) / D;     // dG/dv
         const T gam = pg[0] - al * pu[0] - be * pv[0];  // its value at the centre
+        lb = std::max(lb, gam);
+        if (bestV - lb <= tol_for(bestA, bestB)) { conv = true; break; }
         const T A = al / hx, B = be / hy;
         T gm, xs, ys;
-        price(sf, sense, A, B, bx, gm, xs, ys);
+        price(sf, sense, A, B, bx, sv, gm, xs, ys);
         ++iters;
         consider(A, B, gm);
         const T us = (xs - xc) / hx, vs = (ys - yc) / hy;
         const T gs = G(xs, ys);
         const T gap = gs - (al * us + be * vs + gam);
-        if (gap <= tol_for(A, B)) { conv = true; break; }
+        if (gap <= tol_for(A, B) || bestV - lb <= tol_for(bestA, bestB)) { conv = true; break; }
         // barycentric coordinates of the centre (lam) and of p* (mu)
         auto bary = [&](T qu, T qv, T out[3]) {
           const T wu = qu - pu[0], wv = qv - pv[0];
@@ -216,10 +300,11 @@ template <class T>
 inline void exact_planes(Surface sf, const Box<T>& bx, T& aL, T& bL, T& cL, T& aU, T& bU, T& cU,
                          ExactStats* su = nullptr, ExactStats* sl = nullptr) {
   T A, B, C;
+  const SideValues<T> sv = side_values(sf, bx);
   exact_plane(sf, +1, bx, A, B, C, su);
-  aU = A; bU = B; cU = C + plane_margin(sf, A, B, bx);
+  aU = A; bU = B; cU = C + plane_margin(A, B, bx, sv);
   exact_plane(sf, -1, bx, A, B, C, sl);
-  aL = -A; bL = -B; cL = -C - plane_margin(sf, aL, bL, bx);
+  aL = -A; bL = -B; cL = -C - plane_margin(aL, bL, bx, sv);
 }
 
 template <class T>

@@ -12,8 +12,8 @@
 //     log h(s), h = s(s-a)(1-s)^2, is strictly concave on (a, 1), so h rises to one peak
 //     s_p = ((2 + 3a) + sqrt(9a^2 - 4a + 4)) / 8 (root of h'(s) = 0) and falls: at most one
 //     root per branch. Each branch is solved in y = logit(s) (accurate for saturated s)
-//     by safeguarded Newton on L(y) = log s + log(s - a) + 2 log(1 - s) - 2 log|b|
-//     (no under/overflow for tiny b or huge y) inside a sign-change bracket.
+//     by safeguarded Newton on h(y) - b^2 (log form for |b| < 1e-150) inside a
+//     sign-change bracket.
 //     F2's interior critical points are saddles (Hessian det -sigma'^2 < 0), never extremes.
 // Any point of the box is a harmless extra candidate (g there is <= max, >= min), so
 // candidates are only ever kept when they lie in the box; missing none is what matters.
@@ -37,6 +37,12 @@ struct Box {
   bool contains(T x, T y) const { return x >= xl && x <= xu && y >= yl && y <= yu; }
 };
 
+// f(x) and sigma(y) at the box's sides, computed once per box and reused by every pricing.
+template <class T>
+struct SideValues {
+  T fxl, fxu, syl, syu;
+};
+
 template <class T>
 inline T surface_factor(Surface s, T x) {
   return s == Surface::TanhSigmoid ? std::tanh(x) : x;
@@ -47,10 +53,9 @@ inline T surface_value(Surface s, T x, T y) {
   return surface_factor(s, x) * sigmoid(y);
 }
 
-// log(sigma(z)) = -softplus(-z), stable for all z.
 template <class T>
-inline T log_sigmoid(T z) {
-  return z >= T(0) ? -std::log1p(std::exp(-z)) : z - std::log1p(std::exp(z));
+inline SideValues<T> side_values(Surface sf, const Box<T>& bx) {
+  return {surface_factor(sf, bx.xl), surface_factor(sf, bx.xu), sigmoid(bx.yl), sigmoid(bx.yu)};
 }
 
 template <class T>
@@ -59,38 +64,50 @@ inline T logit(T s) {
 }
 
 // Interior critical points of F1 - a x - b y (0 < a < 1, b != 0): roots y of
-// L(y) = log s + log(s - a) + 2 log(1 - s) - 2 log|b| on [lo, hi] where L is monotone
-// (increasing if rising, else decreasing); calls visit(y) for a root if the bracket
-// has a sign change. s - a <= 0 is treated as L = -inf (h(s) = 0 < b^2 there).
+// h(y) = b^2, h = s (s - a) r^2 with s = sigma(y), r = 1 - s = sigma(-y), on [lo, hi]
+// where h is monotone (increasing if rising, else decreasing); calls visit(y) for the
+// root if the bracket has a sign change. Residual: R(y) = h(y) - b^2 for |b| >= 1e4 sqrt(min normal) (1.5e-150 in double)
+// (b^2 normal), else the log form L(y) = log s + log(s - a) + 2 log r - 2 log|b| (no
+// underflow). s - a <= 0 counts as h = 0 < b^2. Safeguarded Newton in a shrinking bracket.
 template <class T, class Visit>
-inline void solve_branch(T a, T logb2, T lo, T hi, bool rising, Visit&& visit) {
+inline void solve_branch(T a, T b, T lo, T hi, bool rising, Visit&& visit) {
   if (!(lo <= hi)) return;
-  auto L = [&](T y) -> T {
-    const T s = sigmoid(y);
+  const bool logform = std::fabs(b) < std::sqrt(std::numeric_limits<T>::min()) * T(1e4);  // b^2 not normal
+  const T b2 = b * b, logb2 = T(2) * std::log(std::fabs(b));
+  // residual and derivative in y (flipped so that it is increasing on the branch)
+  auto eval = [&](T y, T& R, T& dR) {
+    T s, r;
+    if (y >= T(0)) { const T e = std::exp(-y); s = T(1) / (T(1) + e); r = e / (T(1) + e); }
+    else { const T e = std::exp(y); s = e / (T(1) + e); r = T(1) / (T(1) + e); }
     const T sa = s - a;
-    if (!(sa > T(0))) return -std::numeric_limits<T>::infinity();
-    return log_sigmoid(y) + std::log(sa) + T(2) * log_sigmoid(-y) - logb2;
+    const T q = -T(4) * s * s + (T(2) + T(3) * a) * s - a;  // dh/ds / r
+    if (!(sa > T(0))) {
+      R = logform ? -std::numeric_limits<T>::infinity() : -b2;
+      dR = T(0);
+    } else if (logform) {
+      R = std::log(s) + std::log(sa) + T(2) * std::log(r) - logb2;   // r > 0 here unless y > ~745
+      dR = q / sa;  // d log h / dy = (q r * s r) / (s sa r^2)
+      if (!std::isfinite(R)) R = -std::numeric_limits<T>::infinity();
+    } else {
+      R = s * sa * r * r - b2;
+      dR = q * r * s * r;  // dh/dy = (dh/ds) s r = q r * s r
+    }
+    if (!rising) { R = -R; dR = -dR; }
   };
-  // dL/dy = (1 - s) + s(1 - s)/(s - a) - 2 s
-  auto dL = [&](T y) -> T {
-    const T s = sigmoid(y), r = sigmoid(-y);
-    return r + s * r / (s - a) - T(2) * s;
-  };
-  T flo = L(lo), fhi = L(hi);
-  if (!rising) { flo = -flo; fhi = -fhi; }  // make it increasing: root where it crosses 0
-  if (flo > T(0) || fhi < T(0)) return;     // no root in [lo, hi]
+  T flo, fhi, d;
+  eval(lo, flo, d);
+  eval(hi, fhi, d);
+  if (flo > T(0) || fhi < T(0)) return;  // no root in [lo, hi]
   if (flo == T(0)) { visit(lo); return; }
   if (fhi == T(0)) { visit(hi); return; }
   const T eps = std::numeric_limits<T>::epsilon();
   T y = T(0.5) * lo + T(0.5) * hi;
   for (int it = 0; it < 100; ++it) {
-    T fy = L(y);
-    if (!rising) fy = -fy;
+    T fy, dy;
+    eval(y, fy, dy);
     if (fy < T(0)) lo = y; else if (fy > T(0)) hi = y; else break;
     if (hi - lo <= T(4) * eps * std::max(T(1), std::fabs(y))) break;
-    T d = dL(y);
-    if (!rising) d = -d;
-    T next = (d > T(0) && std::isfinite(fy)) ? y - fy / d : T(0.5) * (lo + hi);
+    T next = (dy > T(0) && std::isfinite(fy)) ? y - fy / dy : T(0.5) * (lo + hi);
     if (!(next > lo && next < hi)) next = T(0.5) * lo + T(0.5) * hi;
     if (next == y) break;
     y = next;
@@ -98,27 +115,29 @@ inline void solve_branch(T a, T logb2, T lo, T hi, bool rising, Visit&& visit) {
   visit(y);
 }
 
-// Calls visit(x, y) for every candidate extreme of F - a x - b y in the box (§3).
+// Calls visit(x, y, F(x, y)) for every candidate extreme of F - a x - b y in the box (§3).
+// F at corners and on the sides reuses sv (f and sigma at the sides).
 template <class T, class Visit>
-inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, Visit&& visit) {
+inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, const SideValues<T>& sv, Visit&& visit) {
   const T inf = std::numeric_limits<T>::infinity();
   // corners (duplicates in degenerate boxes are harmless)
-  visit(bx.xl, bx.yl);
-  visit(bx.xl, bx.yu);
-  visit(bx.xu, bx.yl);
-  visit(bx.xu, bx.yu);
+  visit(bx.xl, bx.yl, sv.fxl * sv.syl);
+  visit(bx.xl, bx.yu, sv.fxl * sv.syu);
+  visit(bx.xu, bx.yl, sv.fxu * sv.syl);
+  visit(bx.xu, bx.yu, sv.fxu * sv.syu);
   // edges x = x0: f(x0) sigma'(y) = b  <=>  sech^2(y/2) = 4 b / f(x0)
   const int nx = (bx.xl == bx.xu) ? 1 : 2;
   for (int e = 0; e < nx; ++e) {
     const T x0 = e == 0 ? bx.xl : bx.xu;
-    const T f0 = surface_factor(sf, x0);
+    const T f0 = e == 0 ? sv.fxl : sv.fxu;
     if (f0 == T(0)) continue;
     const T k = T(4) * (b / f0);
     if (!(k > T(0))) continue;
+    // k > 1 has no solution; min(k, 1) then only adds the harmless point y = 0
     const T ys = T(2) * inv_sech2(std::min(k, T(1)));
     if (ys < inf) {
-      if (ys >= bx.yl && ys <= bx.yu) visit(x0, ys);
-      if (-ys >= bx.yl && -ys <= bx.yu && ys != T(0)) visit(x0, -ys);
+      if (ys >= bx.yl && ys <= bx.yu) visit(x0, ys, f0 * sigmoid(ys));
+      if (-ys >= bx.yl && -ys <= bx.yu && ys != T(0)) visit(x0, -ys, f0 * sigmoid(-ys));
     }
   }
   if (sf != Surface::TanhSigmoid) return;  // F2: linear in x on y-edges, saddles inside
@@ -126,20 +145,20 @@ inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, Visit&& v
   const int ny = (bx.yl == bx.yu) ? 1 : 2;
   for (int e = 0; e < ny; ++e) {
     const T y0 = e == 0 ? bx.yl : bx.yu;
-    const T s0 = sigmoid(y0);
+    const T s0 = e == 0 ? sv.syl : sv.syu;
     const T k = a / s0;
     if (!(k > T(0))) continue;
     const T xs = inv_sech2(std::min(k, T(1)));
     if (xs < inf) {
-      if (xs >= bx.xl && xs <= bx.xu) visit(xs, y0);
-      if (-xs >= bx.xl && -xs <= bx.xu && xs != T(0)) visit(-xs, y0);
+      if (xs >= bx.xl && xs <= bx.xu) visit(xs, y0, std::tanh(xs) * s0);
+      if (-xs >= bx.xl && -xs <= bx.xu && xs != T(0)) visit(-xs, y0, std::tanh(-xs) * s0);
     }
   }
   // interior: needs 0 < a < 1
   if (!(a > T(0) && a < T(1))) return;
   if (b == T(0)) {  // t = 0, s = a
     const T y = logit(a);
-    if (bx.contains(T(0), y)) visit(T(0), y);
+    if (bx.contains(T(0), y)) visit(T(0), y, T(0));
     return;
   }
   const T ya = logit(a);
@@ -147,18 +166,22 @@ inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, Visit&& v
   const T sp = ((T(2) + T(3) * a) + rt) / T(8);
   const T one_minus_sp = T(4) * (T(1) - a) / ((T(6) - T(3) * a) + rt);  // no cancellation
   const T yp = std::log(sp) - std::log(one_minus_sp);
-  const T logb2 = T(2) * std::log(std::fabs(b));
   const T sgn = b > T(0) ? T(1) : T(-1);
   auto on_root = [&](T y) {
     const T s = sigmoid(y);
     const T xabs = inv_sech2(a / s);  // sech^2 x = a / s
     if (xabs < inf) {
       const T x = sgn * xabs;
-      if (bx.contains(x, y)) visit(x, y);
+      if (bx.contains(x, y)) visit(x, y, std::tanh(x) * s);
     }
   };
-  solve_branch(a, logb2, std::max(bx.yl, ya), std::min(bx.yu, yp), true, on_root);
-  solve_branch(a, logb2, std::max(bx.yl, yp), bx.yu, false, on_root);
+  solve_branch(a, b, std::max(bx.yl, ya), std::min(bx.yu, yp), true, on_root);
+  solve_branch(a, b, std::max(bx.yl, yp), bx.yu, false, on_root);
+}
+
+template <class T, class Visit>
+inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, Visit&& visit) {
+  for_each_candidate(sf, a, b, bx, side_values(sf, bx), [&](T x, T y, T) { visit(x, y); });
 }
 
 // Extremes of g = F - a x - b y over the box, with their arguments.
@@ -169,18 +192,23 @@ struct Extremes {
 };
 
 template <class T>
-inline Extremes<T> offset_extremes(Surface sf, T a, T b, const Box<T>& bx) {
+inline Extremes<T> offset_extremes(Surface sf, T a, T b, const Box<T>& bx, const SideValues<T>& sv) {
   Extremes<T> r;
   r.gmax = -std::numeric_limits<T>::infinity();
   r.gmin = std::numeric_limits<T>::infinity();
   r.xmax = r.xmin = bx.xl;
   r.ymax = r.ymin = bx.yl;
-  for_each_candidate(sf, a, b, bx, [&](T x, T y) {
-    const T g = surface_value(sf, x, y) - a * x - b * y;
+  for_each_candidate(sf, a, b, bx, sv, [&](T x, T y, T f) {
+    const T g = f - a * x - b * y;
     if (g > r.gmax) { r.gmax = g; r.xmax = x; r.ymax = y; }
     if (g < r.gmin) { r.gmin = g; r.xmin = x; r.ymin = y; }
   });
   return r;
+}
+
+template <class T>
+inline Extremes<T> offset_extremes(Surface sf, T a, T b, const Box<T>& bx) {
+  return offset_extremes(sf, a, b, bx, side_values(sf, bx));
 }
 
 // Safety margin for plane offsets: 8 eps (max|F| + |a| max|x| + |b| max|y|) (+ tiny).
@@ -190,13 +218,17 @@ inline Extremes<T> offset_extremes(Surface sf, T a, T b, const Box<T>& bx) {
 // about 15u|F| + 9u(|a x| + |b y|) <= 16u(...) = 8 eps (...).
 // max|F| over the box is attained at a corner (F is monotone in each variable).
 template <class T>
-inline T plane_margin(Surface sf, T a, T b, const Box<T>& bx) {
+inline T plane_margin(T a, T b, const Box<T>& bx, const SideValues<T>& sv) {
   const T eps = std::numeric_limits<T>::epsilon();
-  const T fmax = std::max(std::max(std::fabs(surface_value(sf, bx.xl, bx.yl)), std::fabs(surface_value(sf, bx.xl, bx.yu))),
-                          std::max(std::fabs(surface_value(sf, bx.xu, bx.yl)), std::fabs(surface_value(sf, bx.xu, bx.yu))));
+  const T fmax = std::max(std::fabs(sv.fxl), std::fabs(sv.fxu)) * std::max(sv.syl, sv.syu);
   const T xmax = std::max(std::fabs(bx.xl), std::fabs(bx.xu));
   const T ymax = std::max(std::fabs(bx.yl), std::fabs(bx.yu));
   return T(8) * eps * (fmax + std::fabs(a) * xmax + std::fabs(b) * ymax) + std::numeric_limits<T>::min();
+}
+
+template <class T>
+inline T plane_margin(Surface sf, T a, T b, const Box<T>& bx) {
+  return plane_margin(a, b, bx, side_values(sf, bx));
 }
 
 }  // namespace detail
