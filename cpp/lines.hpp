@@ -164,7 +164,11 @@ inline T upper_slope_crossing(Activation fn, T l, T u) {
     if (next == d) break;
     d = next;
   }
-  return dphi(fn, d);
+  // Every tangent at d' in [d, u] is a valid upper line (its value at l only rises as d'
+  // moves right on the concave part); the one with the least area over [l, u] touches at
+  // the midpoint when d < (l+u)/2 (the same rule as the midpoint tangent of §2's convex
+  // and concave cases; auto_LiRPA's CROWN makes the same choice).
+  return dphi(fn, std::max(d, T(0.5) * l + T(0.5) * u));
 }
 
 // One neuron's tanh/sigmoid lines per RECURRENCES.md §2.

@@ -109,7 +109,14 @@ def test_touching(fn: str) -> None:
     assert np.all(lo(mid)[neg] <= tol[neg])
     assert np.all(lo(l)[pos] <= tol[pos]) and np.all(lo(u)[pos] <= tol[pos])
     assert np.all(up(mid)[pos] <= tol[pos])
-    assert np.all(up(l)[cross] <= tol[cross]) and np.all(lo(u)[cross] <= tol[cross])
+    # crossing case: the upper line passes through (l, phi(l)) (tangent through it, or the
+    # chord), unless that tangent point lies left of the midpoint: then it is the midpoint
+    # tangent (least area among the valid tangents). Lower line: the mirror image.
+    dmid = DPHI[fn](mid)
+    up_mid = np.isclose(ln.alpha_u, dmid, rtol=1e-12, atol=0) & (up(mid) <= tol)
+    lo_mid = np.isclose(ln.alpha_l, dmid, rtol=1e-12, atol=0) & (lo(mid) <= tol)
+    assert np.all(((up(l) <= tol) | up_mid)[cross]) and np.all(((lo(u) <= tol) | lo_mid)[cross])
+    assert np.any(up_mid[cross] & (up(l) > 1e-6)[cross])  # both branches occur in this sample
     # midpoint tangent slope is phi'(mid) itself
     np.testing.assert_allclose(ln.alpha_l[neg], DPHI[fn](mid[neg]), rtol=1e-12, atol=1e-300)
     np.testing.assert_allclose(ln.alpha_u[pos], DPHI[fn](mid[pos]), rtol=1e-12, atol=1e-300)
@@ -118,8 +125,9 @@ def test_touching(fn: str) -> None:
 @pytest.mark.parametrize("fn", ["tanh", "sigmoid"])
 def test_crossing_tangent_point_solved(fn: str) -> None:
     """In the crossing case the upper line is either the chord (tangent point beyond u)
-    or the tangent at d in (0, u] through (l, phi(l)): then phi'(d) = alpha_u has a
-    solution d in (0, u] and the line touches the curve at d."""
+    or a tangent at d in [(l+u)/2, u] with d > 0: phi'(d) = alpha_u has such a solution,
+    the line touches the curve at d, and it passes through (l, phi(l)) unless d is the
+    midpoint."""
     phi, dphi = FUNCS[fn], DPHI[fn]
     rng = np.random.default_rng(11)
     l = -(10.0 ** rng.uniform(-3, 1.3, 5000))
@@ -134,6 +142,10 @@ def test_crossing_tangent_point_solved(fn: str) -> None:
     else:
         d = 2.0 * np.arccosh(1.0 / np.sqrt(4.0 * ln.alpha_u[t]))
     assert np.all(d <= u[t] * (1 + 1e-9) + 1e-9)
+    m = 0.5 * (l[t] + u[t])
+    assert np.all(d >= m - 1e-6 * np.maximum(1, np.abs(m)))
+    through_l = np.abs(ln.alpha_u[t] * l[t] + ln.beta_u[t] - phi(l[t])) <= 1e-9
+    assert np.all(through_l | np.isclose(d, m, rtol=1e-6, atol=1e-9))
     gap = ln.alpha_u[t] * d + ln.beta_u[t] - phi(d)
     assert np.all(gap <= 1e-9) and np.all(gap >= -1e-15)
     np.testing.assert_allclose(dphi(d), ln.alpha_u[t], rtol=1e-9)

@@ -193,25 +193,39 @@ def test_lines_valid_and_touching_on_dense_grids(fn: str) -> None:
 
 @pytest.mark.parametrize("fn", ["tanh", "sigmoid"])
 def test_lines_follow_the_section2_choices(fn: str) -> None:
-    """Straddling: upper line through (l, phi(l)) and tangent at d in (0, u] (or the chord);
-    convex piece: upper = chord; points: horizontal lines."""
+    """Straddling: upper line = the chord, or the tangent at max(d, m) where d in (0, u] is the
+    tangent point of the line through (l, phi(l)) and m the midpoint (it passes through
+    (l, phi(l)) when d >= m); lower line mirrored; convex piece: upper = chord."""
     phi = FUNCS[fn]
     dphi = (lambda z: 1 - np.tanh(z) ** 2) if fn == "tanh" else (lambda z: sig(z) * (1 - sig(z)))
     rng = np.random.default_rng(5)
+    through_l = at_mid = 0
     for _ in range(200):
         l, u = -abs(rng.normal(scale=4)) - 1e-3, abs(rng.normal(scale=4)) + 1e-3
+        m = 0.5 * (l + u)
         ln = bound_activation(fn, [l], [u])
         au, bu, al, bl = ln.alpha_u[0], ln.beta_u[0], ln.alpha_l[0], ln.beta_l[0]
-        assert abs(au * l + bu - phi(l)) <= 1e-12, "upper line must pass through (l, phi(l))"
-        assert abs(al * u + bl - phi(u)) <= 1e-12, "lower line must pass through (u, phi(u))"
         chord = (phi(u) - phi(l)) / (u - l)
-        if not math.isclose(au, chord, rel_tol=1e-12):
-            # tangent at some d in (0, u]: phi'(d) = au, and the line touches phi there
-            d = np.linspace(0, u, 20001)
-            k = np.argmin(np.abs(dphi(d) - au))
-            assert abs(au * d[k] + bu - phi(d[k])) <= 1e-7
-        else:  # chord chosen: then no tangent point exists in (0, u): phi'(u)(u - l) >= phi(u) - phi(l)
+        if math.isclose(au, chord, rel_tol=1e-12):
+            # chord chosen: no tangent point in (0, u]: phi'(u)(u - l) >= phi(u) - phi(l)
             assert dphi(u) * (u - l) >= phi(u) - phi(l) - 1e-12
+            assert abs(au * l + bu - phi(l)) <= 1e-12
+        else:
+            d = np.linspace(0, u, 200001)
+            on_l = np.abs(dphi(d) * (d - l) - (phi(d) - phi(l)))
+            d_star = d[np.argmin(on_l)]  # the tangent point through (l, phi(l)), to grid accuracy
+            t = max(d_star, m)
+            assert math.isclose(au, dphi(t), rel_tol=1e-4), (l, u, au, dphi(t))
+            if d_star >= m + 1e-3:
+                assert abs(au * l + bu - phi(l)) <= 1e-12, "upper line must pass through (l, phi(l))"
+                through_l += 1
+            elif d_star < m - 1e-3:
+                assert abs(au * m + bu - phi(m)) <= 1e-12, "upper line must touch at the midpoint"
+                at_mid += 1
+        # the mirror image gives the lower line
+        mirror = bound_activation(fn, [-u], [-l])
+        assert math.isclose(al, mirror.alpha_u[0], rel_tol=1e-12)
+    assert through_l > 0 and at_mid > 0
     # convex piece: upper line is the chord (touches both ends)
     ln = bound_activation(fn, [-3.0], [-1.0])
     assert abs(ln.alpha_u[0] * -3.0 + ln.beta_u[0] - phi(-3.0)) <= 1e-12

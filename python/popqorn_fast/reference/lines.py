@@ -134,7 +134,8 @@ def _slopes(fn: str, l: float, u: float) -> tuple[float, float]:
     if f_up(u) >= 0.0:  # root at or beyond u: the chord is valid and tighter
         alpha_u = chord
     else:
-        alpha_u = dphi(_bisect_decreasing_root(f_up, 0.0, u))
+        # any tangent at d' in [d, u] is valid; the least-area one touches at max(d, mid)
+        alpha_u = dphi(max(_bisect_decreasing_root(f_up, 0.0, u), mid))
     # Lower (mirror): root d in [l, 0) of phi'(d)(u - d) = phi(u) - phi(d); f_lo increasing on d < 0.
 
     def f_lo(d: float) -> float:
@@ -143,7 +144,7 @@ def _slopes(fn: str, l: float, u: float) -> tuple[float, float]:
     if f_lo(l) >= 0.0:  # root at or below l: chord
         alpha_l = chord
     else:
-        alpha_l = dphi(_bisect_increasing_root(f_lo, l, 0.0))
+        alpha_l = dphi(min(_bisect_increasing_root(f_lo, l, 0.0), mid))
     return alpha_l, alpha_u
 
 
