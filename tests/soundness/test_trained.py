@@ -15,7 +15,7 @@ from .models import TRAINED, load_trained
 
 PS = [2.0, np.inf, 1.0]
 EPS_CAP = {2.0: 2.0, np.inf: 0.5, 1.0: 4.0}   # pgd flips every one of the first 10 inputs below these
-REFERENCE = Path("/work/shared/reference/lirpa_crown_dev.json")
+REFERENCE = Path(__file__).resolve().parents[1] / "data" / "lirpa_crown_eps.json"  # from shared/reference
 
 
 def _pgd_radius(w, x, p, lo, hi, target=None, frames=None, iters=8):
@@ -75,16 +75,15 @@ def test_trained_first_ten_all_variants(api, name, p):
                             eps_probe=0.1)
 
 
-@pytest.mark.skipif(not REFERENCE.exists(), reason="shared reference radii not present")
 @pytest.mark.parametrize("name", TRAINED)
 def test_attack_respects_reference_certificates(name):
     """auto_LiRPA's CROWN radii (an independent sound verifier) are never beaten by pgd:
     a cross-check of the attack, the trained models and the threat model."""
     w, X, y = load_trained(name)
-    runs = next(r for r in json.loads(REFERENCE.read_text())["results"] if r["fixture"] + ".npz" == name)
-    crown = [r for r in runs["runs"] if r["method"] == "CROWN"]
-    for r in crown[:6]:
-        p = np.inf if r["norm"] == "inf" else float(r["norm"])
-        res = pgd(w, X[r["index"]], r["eps"], p=p, steps=100, restarts=8, seed=0)
-        assert not res.success, (r, res.margin)
+    crown = json.loads(REFERENCE.read_text())["crown"][name.removesuffix(".npz")]
+    runs = [(norm, int(i), e) for norm, by_index in crown.items() for i, e in by_index.items()]
+    for norm, i, eps in runs[:6]:
+        p = np.inf if norm == "inf" else float(norm)
+        res = pgd(w, X[i], eps, p=p, steps=100, restarts=8, seed=0)
+        assert not res.success, (norm, i, eps, res.margin)
         assert res.margin > 0

@@ -1,0 +1,57 @@
+"""Tightness guards on the trained models (regressions here cost users certified radius).
+
+- ``planes="exact"`` certifies at least what the ``"1d"`` and ``"constant"`` baselines do
+  (issue "LSTM": exact planes give ε ≥ 1d and constant on trained models);
+- the vanilla RNN reproduces auto_LiRPA's CROWN radii (same relaxations, same
+  back-substitution), and the LSTM's mean radius is at least CROWN's (POPQORN's planes
+  beat a generic bilinear relaxation). The CROWN radii are auto_LiRPA 0.7.1's, copied
+  from the project's shared reference into tests/data/lirpa_crown_eps.json.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import popqorn_fast as pf
+from conftest import DATA
+
+CROWN = json.loads((DATA / "lirpa_crown_eps.json").read_text())["crown"]
+
+
+def _inputs(name: str, count: int):
+    w = pf.load_model(DATA / f"{name}.npz")
+    with np.load(DATA / f"{name}.npz") as d:
+        return w, np.array(d["X"][:count], dtype=np.float64), np.array(d["y"][:count])
+
+
+@pytest.mark.parametrize("name", ["lstm_T8_h16", "lstm_T4_h24", "gru_T8_h16", "gru_T4_h24"])
+def test_exact_planes_certify_at_least_the_baselines(name):
+    w, X, y = _inputs(name, 3)
+    for x, label in zip(X, y):
+        eps = {m: pf.certify(w, x, 1.0, p=2, label=int(label), planes=m).eps for m in ("exact", "1d", "constant")}
+        assert eps["exact"] > 0
+        # rtol: the bisection stops within 1e-3 relative of the probes it made
+        assert eps["exact"] >= eps["1d"] * (1 - 2e-3), eps
+        assert eps["exact"] >= eps["constant"] * (1 - 2e-3), eps
+        assert eps["1d"] >= eps["constant"] * (1 - 2e-3), eps
+
+
+@pytest.mark.parametrize("name", ["rnn_tanh_T16_h16", "rnn_relu_T4_h16"])
+@pytest.mark.parametrize("norm", ["2", "inf"])
+def test_vanilla_rnn_reproduces_crown(name, norm):
+    w, X, y = _inputs(name, 4)
+    for i in range(4):
+        ours = pf.certify(w, X[i], 1.0, p=norm, label=int(y[i])).eps
+        ref = CROWN[name][norm][str(i)]
+        # both searches bisect to hi - lo <= 1e-3 lo from the same start: equal up to rtol
+        assert ours == pytest.approx(ref, rel=2e-3), (i, ours, ref)
+
+
+@pytest.mark.parametrize("name", ["lstm_T8_h16", "lstm_T4_h24"])
+def test_lstm_exact_planes_beat_crown_on_average(name):
+    w, X, y = _inputs(name, 5)
+    ours = np.array([pf.certify(w, X[i], 1.0, p=2, label=int(y[i])).eps for i in range(5)])
+    ref = np.array([CROWN[name]["2"][str(i)] for i in range(5)])
+    assert ours.mean() >= ref.mean(), (ours / ref)
