@@ -9,7 +9,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .backend import PLANE_METHODS, bound_pass
+from .backend import PLANE_METHODS, BoundOverflowError, bound_pass
 from .bisection import search_radius
 from .certificate import Certificate, input_sha256, model_sha256
 from .specification import fold_specification, margin_classes
@@ -144,15 +144,20 @@ def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any
     margins: dict[float, np.ndarray] = {}
 
     def certified(eps: float) -> bool:
-        lower = pr.run(eps)["lower"]
+        try:
+            lower = pr.run(eps)["lower"]
+        except BoundOverflowError:  # bounds left float64 at this eps: nothing proven there
+            return False
         margins[eps] = lower
         return bool(np.all(lower > 0.0))
 
     res = search_radius(certified, eps_max, float(rtol))
     if res.eps > 0.0:
         m = margins[res.eps]
-    else:  # nothing certified: the clean margins' bounds at the smallest probe say why
+    elif margins:  # nothing certified: the clean margins' bounds at the smallest probe say why
         m = margins[min(margins)]
+    else:  # every probe overflowed float64: no margin bounds to report
+        m = np.zeros(0)
     return Certificate(res.eps, res.eps_upper, pr.label, pr.target, pr.p, pr.frames, False, m,
                        res.passes, time.perf_counter() - t0, planes, weights.kind,
                        tuple(int(c) for c in pr.classes), **hashes)
