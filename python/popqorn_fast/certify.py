@@ -133,7 +133,11 @@ def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any
     """
     t0 = time.perf_counter()
     eps_max = check_eps(eps_max, "eps_max")
-    if not (np.isfinite(float(rtol)) and 0.0 < float(rtol) < 1.0):
+    try:
+        rtol_v = float(rtol)
+    except (TypeError, ValueError):
+        raise ValueError(f"rtol must be a number in (0, 1), got {rtol!r}") from None
+    if not (np.isfinite(rtol_v) and 0.0 < rtol_v < 1.0):
         raise ValueError(f"rtol must be in (0, 1), got {rtol!r}")
     pr = _problem(weights, x, p, target, frames, planes, label)
     hashes = dict(model_sha256=model_sha256(weights), input_sha256=input_sha256(pr.x))
@@ -151,7 +155,7 @@ def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any
         margins[eps] = lower
         return bool(np.all(lower > 0.0))
 
-    res = search_radius(certified, eps_max, float(rtol))
+    res = search_radius(certified, eps_max, rtol_v)
     if res.eps > 0.0:
         m = margins[res.eps]
     elif margins:  # nothing certified: the clean margins' bounds at the smallest probe say why
