@@ -44,12 +44,21 @@ def _core_pass(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.ndarr
     """The C++ CPU core's bound pass for ``weights.kind``."""
     from . import _core
 
+    fn = getattr(_core, f"{weights.kind}_bounds")
+    return fn(*pass_arguments(weights, x, eps, p, mask, spec_w, spec_b, planes, want_states))
+
+
+def pass_arguments(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.ndarray,
+                   spec_w: np.ndarray, spec_b: np.ndarray, planes: str = "exact",
+                   want_states: bool = False) -> tuple:
+    """Positional arguments of ``_core.<kind>_bounds`` (and of the NumPy oracle
+    ``popqorn_fast.reference.<kind>_bounds``, which has the same signature)."""
     w = weights
     if w.kind == "rnn":
-        return _core.rnn_bounds(w.weight_ih, w.weight_hh, w.bias_ih + w.bias_hh, w.h0, w.activation,
-                                x, eps, p, mask, spec_w, spec_b, want_states)
+        return (w.weight_ih, w.weight_hh, w.bias_ih + w.bias_hh, w.h0, w.activation,
+                x, eps, p, mask, spec_w, spec_b, want_states)
     if w.kind == "lstm":
-        return _core.lstm_bounds(w.weight_ih, w.weight_hh, w.bias_ih + w.bias_hh, w.h0, w.c0,
-                                 x, eps, p, mask, spec_w, spec_b, planes, want_states)
-    return _core.gru_bounds(w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh, w.h0,
-                            x, eps, p, mask, spec_w, spec_b, planes, want_states)
+        return (w.weight_ih, w.weight_hh, w.bias_ih + w.bias_hh, w.h0, w.c0,
+                x, eps, p, mask, spec_w, spec_b, planes, want_states)
+    return (w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh, w.h0,
+            x, eps, p, mask, spec_w, spec_b, planes, want_states)
