@@ -505,3 +505,11 @@ def test_core_non_contiguous_and_fortran_arrays_work():
     out = _core.lstm_bounds(**odd)
     np.testing.assert_array_equal(ref["lower"], out["lower"])
     np.testing.assert_array_equal(ref["upper"], out["upper"])
+
+
+def test_x_whose_forward_pass_overflows():
+    """A relu RNN on inputs near DBL_MAX: NaN logits are no prediction to certify."""
+    g = random_weights("rnn", np.random.default_rng(13), s=3, n=4, C=3, activation="relu")
+    big = np.full((3, 4), 1.5e308) * np.array([1.0, -1.0, 1.0, -1.0])
+    with pytest.raises(ValueError, match="x is too large for this model"):
+        pf.certify(g, big)

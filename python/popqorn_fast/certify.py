@@ -55,7 +55,12 @@ def _problem(weights: Any, x: Any, p: Any, target: Any, frames: Any, planes: str
         raise ValueError(f"planes must be one of {list(PLANE_METHODS)}, got {planes!r}")
     mask, fr = frame_mask(frames, xv.shape[0])
     C = weights.num_classes
-    predicted = int(np.argmax(weights.logits(xv)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        logits = weights.logits(xv)
+    if not np.all(np.isfinite(logits)):
+        raise ValueError("x is too large for this model: its forward pass overflows float64 "
+                         f"(logits {logits}); no prediction to certify")
+    predicted = int(np.argmax(logits))
     lab = predicted if label is None else check_class(label, C, "label")
     tgt = None if target is None else check_class(target, C, "target")
     if tgt is not None and tgt == lab:
