@@ -27,9 +27,19 @@ T dual_norm(const T* a, std::ptrdiff_t n, DualNorm q) {
     case DualNorm::L1:
       for (std::ptrdiff_t j = 0; j < n; ++j) acc += std::abs(a[j]);
       return acc;
-    case DualNorm::L2:
+    case DualNorm::L2: {
       for (std::ptrdiff_t j = 0; j < n; ++j) acc += a[j] * a[j];
-      return std::sqrt(acc);
+      if (acc >= std::numeric_limits<T>::min() && acc <= std::numeric_limits<T>::max())
+        return std::sqrt(acc);
+      // the squares overflowed (|a_j| > ~1e154) or underflowed (|a_j| < ~1e-154, where a
+      // zero norm would collapse the ball to a point): redo the sum scaled by max |a_j|
+      T m = T(0);
+      for (std::ptrdiff_t j = 0; j < n; ++j) m = std::max(m, std::abs(a[j]));
+      if (m == T(0) || !std::isfinite(m)) return m;
+      acc = T(0);
+      for (std::ptrdiff_t j = 0; j < n; ++j) acc += (a[j] / m) * (a[j] / m);
+      return m * std::sqrt(acc);
+    }
     case DualNorm::Linf:
       for (std::ptrdiff_t j = 0; j < n; ++j) acc = std::max(acc, std::abs(a[j]));
       return acc;

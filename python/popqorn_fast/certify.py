@@ -9,7 +9,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .backend import PLANE_METHODS, bound_pass
+from .backend import PLANE_METHODS, BoundOverflowError, bound_pass
 from .bisection import search_radius
 from .certificate import Certificate, input_sha256, model_sha256
 from .specification import fold_specification, margin_classes
@@ -55,7 +55,12 @@ def _problem(weights: Any, x: Any, p: Any, target: Any, frames: Any, planes: str
         raise ValueError(f"planes must be one of {list(PLANE_METHODS)}, got {planes!r}")
     mask, fr = frame_mask(frames, xv.shape[0])
     C = weights.num_classes
-    predicted = int(np.argmax(weights.logits(xv)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        logits = weights.logits(xv)
+    if not np.all(np.isfinite(logits)):
+        raise ValueError("x is too large for this model: its forward pass overflows float64 "
+                         f"(logits {logits}); no prediction to certify")
+    predicted = int(np.argmax(logits))
     lab = predicted if label is None else check_class(label, C, "label")
     tgt = None if target is None else check_class(target, C, "target")
     if tgt is not None and tgt == lab:
@@ -133,7 +138,11 @@ def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any
     """
     t0 = time.perf_counter()
     eps_max = check_eps(eps_max, "eps_max")
-    if not (np.isfinite(float(rtol)) and 0.0 < float(rtol) < 1.0):
+    try:
+        rtol_v = float(rtol)
+    except (TypeError, ValueError):
+        raise ValueError(f"rtol must be a number in (0, 1), got {rtol!r}") from None
+    if not (np.isfinite(rtol_v) and 0.0 < rtol_v < 1.0):
         raise ValueError(f"rtol must be in (0, 1), got {rtol!r}")
     pr = _problem(weights, x, p, target, frames, planes, label)
     hashes = dict(model_sha256=model_sha256(weights), input_sha256=input_sha256(pr.x))
@@ -144,15 +153,20 @@ def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any
     margins: dict[float, np.ndarray] = {}
 
     def certified(eps: float) -> bool:
-        lower = pr.run(eps)["lower"]
+        try:
+            lower = pr.run(eps)["lower"]
+        except BoundOverflowError:  # bounds left float64 at this eps: nothing proven there
+            return False
         margins[eps] = lower
         return bool(np.all(lower > 0.0))
 
-    res = search_radius(certified, eps_max, float(rtol))
+    res = search_radius(certified, eps_max, rtol_v)
     if res.eps > 0.0:
         m = margins[res.eps]
-    else:  # nothing certified: the clean margins' bounds at the smallest probe say why
+    elif margins:  # nothing certified: the clean margins' bounds at the smallest probe say why
         m = margins[min(margins)]
+    else:  # every probe overflowed float64: no margin bounds to report
+        m = np.zeros(0)
     return Certificate(res.eps, res.eps_upper, pr.label, pr.target, pr.p, pr.frames, False, m,
                        res.passes, time.perf_counter() - t0, planes, weights.kind,
                        tuple(int(c) for c in pr.classes), **hashes)

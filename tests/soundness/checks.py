@@ -39,6 +39,7 @@ class PointReport:
     samples: int
     min_margin_sampled: float
     min_margin_bound: float
+    attacks: int = 0              # PGD restarts run at the certified radius
 
 
 def aligned_samples(rng: np.random.Generator, w: Any, x: np.ndarray, eps: float, p: float,
@@ -92,14 +93,15 @@ def assert_inside(name: str, values: np.ndarray, lo: np.ndarray, hi: np.ndarray)
 
 def check_bounds_at(api: Any, w: Any, x: np.ndarray, eps: float, p: float,
                     frames: Optional[Sequence[int]], target: Optional[int], label: int,
-                    S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                    S: np.ndarray, planes: str = "exact") -> tuple[np.ndarray, np.ndarray]:
     """States and margins of the samples ``S`` inside the bounds at ``eps``; returns (margins, lower)."""
-    bs = api.bound_states(w, x, eps, p=p, target=target, frames=frames)
+    bs = api.bound_states(w, x, eps, p=p, target=target, frames=frames, planes=planes)
     st = forward.states(w, S)
     assert set(bs) == set(st), (sorted(bs), sorted(st))
     for k, (lo, hi) in bs.items():
         assert_inside(f"state {k!r} at eps={eps:.6g}", st[k], np.asarray(lo), np.asarray(hi))
-    mlo, mhi = (np.asarray(a) for a in api.bound_margins(w, x, eps, p=p, target=target, frames=frames))
+    mlo, mhi = (np.asarray(a) for a in api.bound_margins(w, x, eps, p=p, target=target, frames=frames,
+                                                         planes=planes))
     m = forward.margins(w, S, label, target)
     assert_inside(f"margins at eps={eps:.6g}", m, mlo, mhi)
     return m, mlo
@@ -108,19 +110,22 @@ def check_bounds_at(api: Any, w: Any, x: np.ndarray, eps: float, p: float,
 def check_point(api: Any, w: Any, x: np.ndarray, p: Any, frames: Optional[Sequence[int]],
                 target: Optional[int], rng: np.random.Generator, n_samples: int = 10_000,
                 eps_max: float = 10.0, eps_probe: Optional[float] = None,
-                pgd_steps: int = 40, pgd_restarts: int = 4) -> PointReport:
-    """All checks for one point (see the module docstring). Raises AssertionError on a violation."""
+                pgd_steps: int = 40, pgd_restarts: int = 4, planes: str = "exact") -> PointReport:
+    """All checks for one point (see the module docstring). Raises AssertionError on a violation.
+
+    ``planes`` is the relaxation of the LSTM/GRU products used for every bound and the certificate.
+    """
     p = parse_p(p)
     x = np.asarray(x, dtype=np.float64)
     label = int(np.argmax(forward.logits(w, x)))
-    cert = api.certify(w, x, eps_max, p=p, target=target, frames=frames)
+    cert = api.certify(w, x, eps_max, p=p, target=target, frames=frames, planes=planes)
     assert int(cert.label) == label
     eps = float(cert.eps)
     assert 0.0 <= eps <= eps_max
-    min_sampled, min_bound, count = np.inf, np.inf, 0
+    min_sampled, min_bound, count, attacks = np.inf, np.inf, 0, 0
     if eps > 0:
         S = samples_for(rng, x, eps, p, frames, n_samples, w)
-        m, mlo = check_bounds_at(api, w, x, eps, p, frames, target, label, S)
+        m, mlo = check_bounds_at(api, w, x, eps, p, frames, target, label, S, planes)
         assert np.all(mlo > 0), f"certify returned eps={eps} but bound_margins' lower bounds {mlo} are not > 0"
         assert np.all(m > 0), f"label flipped by a sample at the certified eps={eps}: margin {m.min()}"
         if target is None:
@@ -129,8 +134,9 @@ def check_point(api: Any, w: Any, x: np.ndarray, p: Any, frames: Optional[Sequen
                 restarts=pgd_restarts, seed=int(rng.integers(2**31)))
         assert not r.success, f"PGD flipped the label at the certified eps={eps} (margin {r.margin})"
         min_sampled, min_bound, count = float(min(m.min(), r.margin)), float(mlo.min()), len(S)
+        attacks = pgd_restarts
     if eps_probe is not None:
         S2 = samples_for(rng, x, eps_probe, p, frames, max(n_samples // 5, 200), w)
-        check_bounds_at(api, w, x, eps_probe, p, frames, target, label, S2)
+        check_bounds_at(api, w, x, eps_probe, p, frames, target, label, S2, planes)
         count += len(S2)
-    return PointReport(eps, label, count, min_sampled, min_bound)
+    return PointReport(eps, label, count, min_sampled, min_bound, attacks)

@@ -148,7 +148,8 @@ class Certificate:
 
 
 def certify(weights: Any, x: Any, eps_max: float, p: Any = 2, target: Optional[int] = None,
-            frames: Optional[Iterable[int]] = None, rtol: float = 1e-3) -> Certificate:
+            frames: Optional[Iterable[int]] = None, rtol: float = 1e-3,
+            planes: str = "exact") -> Certificate:
     """Largest probed eps with all margin lower bounds > 0 (search of RECURRENCES.md §5)."""
     label = int(np.argmax(forward.logits(weights, np.asarray(x, dtype=np.float64))))
     passes = 0

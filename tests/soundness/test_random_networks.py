@@ -1,5 +1,6 @@
 """Soundness battery on random small networks (hypothesis): every architecture, every p,
-frame subsets, targeted and untargeted, ordinary and saturated (large) weights."""
+frame subsets, targeted and untargeted, ordinary and saturated (large) weights, every
+plane method of the LSTM/GRU products."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from .checks import check_point
+from .conftest import arch_of
 from .models import KINDS, random_weights
 
 _SETTINGS = dict(deadline=None, derandomize=True, database=None,
@@ -29,10 +31,11 @@ def cases(draw, kind: str):
         frames=draw(st.none() | st.lists(st.integers(0, T - 1), min_size=1, max_size=T, unique=True)),
         targeted=draw(st.booleans()),
         eps_probe=draw(st.sampled_from([0.01, 0.3, 2.0])),
+        planes=draw(st.sampled_from(["exact", "1d", "constant"])),
     )
 
 
-def _run_case(api, c, n_samples):
+def _run_case(api, tally, c, n_samples):
     rng = np.random.default_rng(c["seed"])
     w = random_weights(rng, c["kind"], c["n"], c["s"], c["C"], c["scale"], c["bias_scale"],
                        c["random_state"])
@@ -41,18 +44,19 @@ def _run_case(api, c, n_samples):
     target = None
     if c["targeted"]:
         target = int(rng.choice([j for j in range(c["C"]) if j != label]))
-    return check_point(api, w, x, c["p"], c["frames"], target, rng, n_samples=n_samples,
-                       eps_probe=c["eps_probe"], pgd_steps=30, pgd_restarts=4)
+    return tally.run(arch_of(w), check_point, api, w, x, c["p"], c["frames"], target, rng,
+                     n_samples=n_samples, eps_probe=c["eps_probe"], pgd_steps=30, pgd_restarts=4,
+                     planes=c["planes"])
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_random_networks(api, kind):
+def test_random_networks(api, tally, kind):
     reports = []
 
     @settings(max_examples=50, **_SETTINGS)
     @given(c=cases(kind))
     def run(c):
-        reports.append(_run_case(api, c, n_samples=10_000))
+        reports.append(_run_case(api, tally, c, n_samples=10_000))
 
     run()
     assert len(reports) >= 50
@@ -64,10 +68,10 @@ def test_random_networks(api, kind):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
-def test_random_networks_large(api, kind):
+def test_random_networks_large(api, tally, kind):
     @settings(max_examples=400, **_SETTINGS)
     @given(c=cases(kind))
     def run(c):
-        _run_case(api, c, n_samples=30_000)
+        _run_case(api, tally, c, n_samples=30_000)
 
     run()

@@ -11,6 +11,7 @@ import pytest
 from popqorn_fast.attack import pgd
 
 from .checks import check_point
+from .conftest import arch_of
 from .models import TRAINED, load_trained
 
 PS = [2.0, np.inf, 1.0]
@@ -33,12 +34,12 @@ def _pgd_radius(w, x, p, lo, hi, target=None, frames=None, iters=8):
 
 @pytest.mark.parametrize("name", TRAINED)
 @pytest.mark.parametrize("p", PS)
-def test_trained_untargeted(api, name, p):
+def test_trained_untargeted(api, tally, name, p):
     w, X, y = load_trained(name)
     rng = np.random.default_rng(0)
     for i in range(2):
-        rep = check_point(api, w, X[i], p, None, None, rng, n_samples=10_000, eps_max=EPS_CAP[p],
-                          eps_probe=0.02)
+        rep = tally.run(arch_of(w), check_point, api, w, X[i], p, None, None, rng, n_samples=10_000,
+                        eps_max=EPS_CAP[p], eps_probe=0.02)
         assert rep.label == y[i]
         # PGD finds real adversarial examples, and only above the certified radius
         adv = _pgd_radius(w, X[i], p, rep.eps_cert, EPS_CAP[p])
@@ -47,15 +48,15 @@ def test_trained_untargeted(api, name, p):
 
 
 @pytest.mark.parametrize("name", TRAINED)
-def test_trained_targeted_and_frames(api, name):
+def test_trained_targeted_and_frames(api, tally, name):
     w, X, y = load_trained(name)
     T = X.shape[1]
     rng = np.random.default_rng(1)
     lab = int(y[2])
     for p, frames, target in [(2.0, None, (lab + 1) % 10), (np.inf, [T - 1], None),
                               (1.0, [0, T // 2], (lab + 5) % 10), (2.0, [T // 2], None)]:
-        rep = check_point(api, w, X[2], p, frames, target, rng, n_samples=10_000, eps_max=8.0,
-                          eps_probe=0.05)
+        rep = tally.run(arch_of(w), check_point, api, w, X[2], p, frames, target, rng, n_samples=10_000,
+                        eps_max=8.0, eps_probe=0.05)
         adv = _pgd_radius(w, X[2], p, rep.eps_cert, 8.0, target=target, frames=frames)
         if adv is not None:
             assert adv > rep.eps_cert
@@ -64,15 +65,29 @@ def test_trained_targeted_and_frames(api, name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", TRAINED)
 @pytest.mark.parametrize("p", PS)
-def test_trained_first_ten_all_variants(api, name, p):
+def test_trained_first_ten_all_variants(api, tally, name, p):
     w, X, y = load_trained(name)
     T = X.shape[1]
     rng = np.random.default_rng(2)
     for i in range(10):
         for frames in (None, [0], [T - 1], list(range(0, T, 2))):
             for target in (None, (int(y[i]) + 1 + i) % 10 if (int(y[i]) + 1 + i) % 10 != y[i] else None):
-                check_point(api, w, X[i], p, frames, target, rng, n_samples=20_000, eps_max=8.0,
-                            eps_probe=0.1)
+                for planes in (("exact", "1d", "constant") if w.kind != "rnn" else ("exact",)):
+                    tally.run(arch_of(w), check_point, api, w, X[i], p, frames, target, rng,
+                              n_samples=20_000, eps_max=8.0, eps_probe=0.1, planes=planes)
+
+
+@pytest.mark.parametrize("name", [n for n in TRAINED if not n.startswith("rnn")])
+@pytest.mark.parametrize("planes", ["1d", "constant"])
+def test_trained_baseline_planes(api, tally, name, planes):
+    """The baseline relaxations of the products on the trained LSTMs/GRUs: untargeted l2,
+    targeted linf with the last frame only."""
+    w, X, y = load_trained(name)
+    rng = np.random.default_rng(3)
+    T = X.shape[1]
+    for p, frames, target in [(2.0, None, None), (np.inf, [T - 1], (int(y[3]) + 3) % 10)]:
+        tally.run(arch_of(w), check_point, api, w, X[3], p, frames, target, rng, n_samples=6_000,
+                  eps_max=8.0, eps_probe=0.05, planes=planes)
 
 
 @pytest.mark.parametrize("name", TRAINED)
