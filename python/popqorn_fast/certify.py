@@ -143,12 +143,14 @@ def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any
                            tuple(int(c) for c in pr.classes), **hashes)
     margins: dict[float, np.ndarray] = {}
 
-    def certified(eps: float) -> bool:
+    def certified(eps: float) -> float:  # the smallest margin lower bound: certified iff > 0
         lower = pr.run(eps)["lower"]
         margins[eps] = lower
-        return bool(np.all(lower > 0.0))
+        return float(np.min(lower))
 
-    res = search_radius(certified, eps_max, float(rtol))
+    logits = weights.logits(pr.x)  # the clean margins steer the first probes (bisection.py)
+    clean = float(np.min(logits[pr.label] - logits[pr.classes]))
+    res = search_radius(certified, eps_max, float(rtol), margin_at_zero=clean)
     if res.eps > 0.0:
         m = margins[res.eps]
     else:  # nothing certified: the clean margins' bounds at the smallest probe say why
