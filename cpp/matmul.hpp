@@ -44,6 +44,12 @@ MatView<T> top_rows(Mat<T>& m, std::ptrdiff_t r) { return {m.v.data(), r, m.cols
 #define PQ_ALWAYS_INLINE inline
 #endif
 
+// Vector-typed helpers are always inlined into their ISA's kernel: no ABI crossing.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
 namespace detail {
 
 constexpr std::ptrdiff_t kMR = 4;  // rows of a register tile
@@ -180,6 +186,10 @@ inline std::ptrdiff_t* k_scratch(std::ptrdiff_t K) {
 }
 
 }  // namespace detail
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 // C = A B (accumulate=false) or C += A B. A: R x K, B: K x N, C: R x N; C must not
 // overlap A or B.

@@ -87,21 +87,21 @@ template <class T>
 void pass_plane_pair(MatView<const T> L, const PlaneSet<T>& P1, const PlaneSet<T>& P2,
                      MatView<T> ox1, MatView<T> oy1, MatView<T> ox2, MatView<T> oy2, T* d) {
   const std::ptrdiff_t s = L.cols;
+  const T* aL1 = P1.aL.data(); const T* bL1 = P1.bL.data(); const T* cL1 = P1.cL.data();
+  const T* aU1 = P1.aU.data(); const T* bU1 = P1.bU.data(); const T* cU1 = P1.cU.data();
+  const T* aL2 = P2.aL.data(); const T* bL2 = P2.bL.data(); const T* cL2 = P2.cL.data();
+  const T* aU2 = P2.aU.data(); const T* bU2 = P2.bU.data(); const T* cU2 = P2.cU.data();
   for (std::ptrdiff_t r = 0; r < L.rows; ++r) {
     const T* lam = L.row(r);
-    T* x1 = ox1.row(r); T* y1 = oy1.row(r); T* x2 = ox2.row(r); T* y2 = oy2.row(r);
+    T* __restrict x1 = ox1.row(r); T* __restrict y1 = oy1.row(r);
+    T* __restrict x2 = ox2.row(r); T* __restrict y2 = oy2.row(r);
     T acc = T(0);
-    for (std::ptrdiff_t i = 0; i < s; ++i) {
+    for (std::ptrdiff_t i = 0; i < s; ++i) {  // selects, not branches: signs are random
       const T v = lam[i];
-      if (v >= T(0)) {
-        x1[i] = v * P1.aL[i]; y1[i] = v * P1.bL[i];
-        x2[i] = v * P2.aL[i]; y2[i] = v * P2.bL[i];
-        acc += v * P1.cL[i] + v * P2.cL[i];
-      } else {
-        x1[i] = v * P1.aU[i]; y1[i] = v * P1.bU[i];
-        x2[i] = v * P2.aU[i]; y2[i] = v * P2.bU[i];
-        acc += v * P1.cU[i] + v * P2.cU[i];
-      }
+      const bool lo = v >= T(0);
+      x1[i] = v * (lo ? aL1[i] : aU1[i]); y1[i] = v * (lo ? bL1[i] : bU1[i]);
+      x2[i] = v * (lo ? aL2[i] : aU2[i]); y2[i] = v * (lo ? bL2[i] : bU2[i]);
+      acc += v * (lo ? cL1[i] : cU1[i]) + v * (lo ? cL2[i] : cU2[i]);
     }
     d[r] += acc;
   }
