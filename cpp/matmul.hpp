@@ -4,7 +4,8 @@
 //
 // gemm is register-blocked: a 4-row x NR-column tile of C stays in registers while
 // k runs over the (nonzero) columns of those 4 rows of A, streaming one row of B per
-// k. The list of k where the 4 rows are not all zero is built once per row block, so
+// k. For sparse rows (first row of the block at most half nonzero) the list of k
+// where the 4 rows are not all zero is built once per row block, so
 // objectives that are identities or diagonal blocks (the first step of every
 // back-substitution) cost only their nonzeros. The same body is compiled twice: for
 // the baseline ISA and, on x86-64 with GCC/Clang, for AVX2+FMA, chosen at run time
@@ -52,7 +53,7 @@ MatView<T> top_rows(Mat<T>& m, std::ptrdiff_t r) { return {m.v.data(), r, m.cols
 
 namespace detail {
 
-constexpr std::ptrdiff_t kMR = 4;  // rows of a register tile
+constexpr std::ptrdiff_t kMR = 4;  // rows of a register tile (the nonzero test below spells out 4)
 
 // C[rows, j0:j0+nr] (+)= Σ_{k in ks} A[rows, k] B[k, j0:j0+nr] for MR rows (MR <= kMR),
 // nr <= NR columns, NR = 2 vectors of VB bytes (GCC/Clang vector extensions keep the
@@ -65,7 +66,7 @@ struct Vec {
   static PQ_ALWAYS_INLINE void store(T* p, type v) { __builtin_memcpy(p, &v, sizeof v); }
 };
 
-template <class T, int MR, int VB>
+template <class T, int MR, int VB, bool Sparse>
 PQ_ALWAYS_INLINE void tile(const T* const* a, const std::ptrdiff_t* ks, std::ptrdiff_t nk,
                            const T* B, std::ptrdiff_t ldb, T* const* c, std::ptrdiff_t j0,
                            std::ptrdiff_t nr, bool acc) {
@@ -79,7 +80,7 @@ PQ_ALWAYS_INLINE void tile(const T* const* a, const std::ptrdiff_t* ks, std::ptr
       t1[r] = acc ? V::load(c[r] + j0 + W) : v_t{};
     }
     for (std::ptrdiff_t q = 0; q < nk; ++q) {
-      const std::ptrdiff_t k = ks[q];
+      const std::ptrdiff_t k = Sparse ? ks[q] : q;
       const T* b = B + k * ldb + j0;
       const v_t b0 = V::load(b), b1 = V::load(b + W);
       for (int r = 0; r < MR; ++r) {
@@ -99,7 +100,7 @@ PQ_ALWAYS_INLINE void tile(const T* const* a, const std::ptrdiff_t* ks, std::ptr
   for (int r = 0; r < MR; ++r)
     for (std::ptrdiff_t j = 0; j < nr; ++j) t[r][j] = acc ? c[r][j0 + j] : T(0);
   for (std::ptrdiff_t q = 0; q < nk; ++q) {
-    const std::ptrdiff_t k = ks[q];
+    const std::ptrdiff_t k = Sparse ? ks[q] : q;
     const T* b = B + k * ldb + j0;
     for (int r = 0; r < MR; ++r) {
       const T ar = a[r][k];
@@ -111,13 +112,13 @@ PQ_ALWAYS_INLINE void tile(const T* const* a, const std::ptrdiff_t* ks, std::ptr
 }
 
 // All columns of MR rows of C, given their nonzero k list.
-template <class T, int MR, int VB>
+template <class T, int MR, int VB, bool Sparse>
 PQ_ALWAYS_INLINE void row_block(const T* const* a, const std::ptrdiff_t* ks, std::ptrdiff_t nk,
                                 MatView<const T> B, T* const* c, bool acc) {
   constexpr std::ptrdiff_t NR = 2 * Vec<T, VB>::n;
   const std::ptrdiff_t N = B.cols;
   for (std::ptrdiff_t j0 = 0; j0 < N; j0 += NR)
-    tile<T, MR, VB>(a, ks, nk, B.data, B.stride, c, j0, N - j0 < NR ? N - j0 : NR, acc);
+    tile<T, MR, VB, Sparse>(a, ks, nk, B.data, B.stride, c, j0, N - j0 < NR ? N - j0 : NR, acc);
 }
 
 template <class T, int VB>
@@ -133,10 +134,22 @@ PQ_ALWAYS_INLINE void gemm_body(MatView<const T> A, MatView<const T> B, MatView<
       a[r] = A.row(i);
       c[r] = C.row(i);
     }
+    // Dense rows (the usual case after the first step) skip the index list; the
+    // density test looks at the block's first row only (either choice is exact).
+    std::ptrdiff_t nz0 = 0;
+    for (std::ptrdiff_t k = 0; k < K; ++k) nz0 += a[0][k] != T(0);
+    if (2 * nz0 > K) {
+      switch (mr) {
+        case 4: row_block<T, 4, VB, false>(a, ks, K, B, c, acc); break;
+        case 3: row_block<T, 3, VB, false>(a, ks, K, B, c, acc); break;
+        case 2: row_block<T, 2, VB, false>(a, ks, K, B, c, acc); break;
+        default: row_block<T, 1, VB, false>(a, ks, K, B, c, acc); break;
+      }
+      continue;
+    }
     std::ptrdiff_t nk = 0;
-    for (std::ptrdiff_t k = 0; k < K; ++k) {
-      bool nz = false;
-      for (int r = 0; r < mr; ++r) nz |= a[r][k] != T(0);
+    for (std::ptrdiff_t k = 0; k < K; ++k) {  // rows past mr alias row mr-1: harmless
+      const bool nz = (a[0][k] != T(0)) | (a[1][k] != T(0)) | (a[2][k] != T(0)) | (a[3][k] != T(0));
       ks[nk] = k;
       nk += nz;
     }
@@ -146,10 +159,10 @@ PQ_ALWAYS_INLINE void gemm_body(MatView<const T> A, MatView<const T> B, MatView<
       continue;
     }
     switch (mr) {
-      case 4: row_block<T, 4, VB>(a, ks, nk, B, c, acc); break;
-      case 3: row_block<T, 3, VB>(a, ks, nk, B, c, acc); break;
-      case 2: row_block<T, 2, VB>(a, ks, nk, B, c, acc); break;
-      default: row_block<T, 1, VB>(a, ks, nk, B, c, acc); break;
+      case 4: row_block<T, 4, VB, true>(a, ks, nk, B, c, acc); break;
+      case 3: row_block<T, 3, VB, true>(a, ks, nk, B, c, acc); break;
+      case 2: row_block<T, 2, VB, true>(a, ks, nk, B, c, acc); break;
+      default: row_block<T, 1, VB, true>(a, ks, nk, B, c, acc); break;
     }
   }
 }
@@ -204,12 +217,17 @@ void gemm(MatView<const T> A, MatView<const T> B, MatView<T> C, bool accumulate)
 }
 
 // d[i] += A[i, :] . v  for every row i.
+// Four partial sums per row, so that the loop vectorises without -ffast-math.
 template <class T>
 void add_rowdots(MatView<const T> A, const T* v, T* d) {
+  const std::ptrdiff_t n = A.cols, n4 = n - n % 4;
   for (std::ptrdiff_t i = 0; i < A.rows; ++i) {
     const T* a = A.row(i);
-    T acc = T(0);
-    for (std::ptrdiff_t j = 0; j < A.cols; ++j) acc += a[j] * v[j];
+    T p[4] = {T(0), T(0), T(0), T(0)};
+    for (std::ptrdiff_t j = 0; j < n4; j += 4)
+      for (int l = 0; l < 4; ++l) p[l] += a[j + l] * v[j + l];
+    T acc = (p[0] + p[1]) + (p[2] + p[3]);
+    for (std::ptrdiff_t j = n4; j < n; ++j) acc += a[j] * v[j];
     d[i] += acc;
   }
 }
