@@ -25,7 +25,8 @@ import numpy as np
 MAX_PASSES = 200
 EPS_FLOOR = 1e-7
 EPS_START = 0.1
-GROW_MAX = 16.0  # the largest factor between consecutive probes outside a bracket
+GROW_MAX = 16.0     # the largest factor of an aimed step up before any probe failed
+SHRINK_MAX = 256.0  # the largest factor of an aimed step down before any probe certified
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def search_radius(certified: Callable[[float], Union[bool, float]], eps_max: flo
             if r is None or r >= hi:
                 nxt = 0.5 * hi
             else:
-                nxt = max(r * (1.0 - side), hi / GROW_MAX)
+                nxt = max(r * (1.0 - side), hi / SHRINK_MAX)
                 if aimed_short:              # the last aimed step still failed: at least halve
                     nxt = min(nxt, 0.5 * hi)
             if nxt < EPS_FLOOR:
@@ -153,6 +154,13 @@ def search_radius(certified: Callable[[float], Union[bool, float]], eps_max: flo
             bisected = True
         else:                                # aim just past the root, on the side not yet pinned
             nxt = r * (1.0 + side) if last_ok else r * (1.0 - side)
+            # snap: a probe aimed within 2 rtol of the pinned end moves to exactly rtol from
+            # it, so that landing on the expected side ends the search
+            close_up, close_dn = lo * (1.0 + rtol * (1.0 - 1e-9)), hi / (1.0 + rtol * (1.0 - 1e-9))
+            if last_ok and close_up < nxt <= lo * (1.0 + 2.0 * rtol):
+                nxt = close_up
+            elif not last_ok and hi / (1.0 + 2.0 * rtol) <= nxt < close_dn:
+                nxt = close_dn
             inner = 0.25 * rtol * lo         # keep the probe strictly inside the bracket
             nxt = min(max(nxt, lo + inner), hi - inner)
         probe(nxt)
