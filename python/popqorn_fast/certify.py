@@ -34,6 +34,7 @@ class _Problem:
     spec_b: np.ndarray
     planes: str
     predicted: int
+    clean_margin: float  # min_j (logit_label - logit_j) of the clean input: steers the ε search
 
     def run(self, eps: float, want_states: bool = False) -> dict[str, np.ndarray]:
         return bound_pass(self.weights, self.x, eps, self.p, self.mask, self.spec_w, self.spec_b,
@@ -55,7 +56,8 @@ def _problem(weights: Any, x: Any, p: Any, target: Any, frames: Any, planes: str
         raise ValueError(f"planes must be one of {list(PLANE_METHODS)}, got {planes!r}")
     mask, fr = frame_mask(frames, xv.shape[0])
     C = weights.num_classes
-    predicted = int(np.argmax(weights.logits(xv)))
+    logits = weights.logits(xv)
+    predicted = int(np.argmax(logits))
     lab = predicted if label is None else check_class(label, C, "label")
     tgt = None if target is None else check_class(target, C, "target")
     if tgt is not None and tgt == lab:
@@ -63,7 +65,8 @@ def _problem(weights: Any, x: Any, p: Any, target: Any, frames: Any, planes: str
                          f"or target=None for untargeted")
     classes = margin_classes(lab, C, tgt)
     spec_w, spec_b = fold_specification(weights.out_weight, weights.out_bias, lab, classes)
-    return _Problem(weights, xv, pv, mask, fr, lab, tgt, classes, spec_w, spec_b, planes, predicted)
+    clean = float(np.min(logits[lab] - logits[classes]))
+    return _Problem(weights, xv, pv, mask, fr, lab, tgt, classes, spec_w, spec_b, planes, predicted, clean)
 
 
 def bound_margins(weights: Any, x: Any, eps: float, p: Any = 2, target: Any = None, frames: Any = None,
@@ -148,9 +151,7 @@ def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any
         margins[eps] = lower
         return float(np.min(lower))
 
-    logits = weights.logits(pr.x)  # the clean margins steer the first probes (bisection.py)
-    clean = float(np.min(logits[pr.label] - logits[pr.classes]))
-    res = search_radius(certified, eps_max, float(rtol), margin_at_zero=clean)
+    res = search_radius(certified, eps_max, float(rtol), margin_at_zero=pr.clean_margin)
     if res.eps > 0.0:
         m = margins[res.eps]
     else:  # nothing certified: the clean margins' bounds at the smallest probe say why
