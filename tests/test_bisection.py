@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import popqorn_fast as pf
+from conftest import random_weights
 from popqorn_fast.bisection import EPS_FLOOR, MAX_PASSES, search_radius
 
 
@@ -113,3 +115,24 @@ def test_non_monotone_margins_never_return_a_failed_probe():
         r = search_radius(margin, 1.0, 1e-3, margin_at_zero=1.0)
         assert r.eps == 0.0 or seen[r.eps] > 0
         assert r.eps_upper is None or seen[r.eps_upper] <= 0
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_certify_search_on_real_bounds(kind):
+    """certify's aimed search on real bound passes: a certified probe, within rtol of plain
+    bisection's radius, in fewer passes."""
+    rng = np.random.default_rng(11)
+    w = random_weights(kind, rng, s=6, n=3, C=3, scale=0.5)
+    aimed = plain = 0
+    for _ in range(3):
+        x = rng.normal(size=(4, 3))
+        c = pf.certify(w, x, rtol=1e-3, planes="constant")
+        lower, _ = pf.bound_margins(w, x, c.eps, planes="constant")
+        assert np.all(lower > 0)
+        if c.eps_upper is not None:
+            assert not np.all(pf.bound_margins(w, x, c.eps_upper, planes="constant")[0] > 0)
+        ref = search_radius(lambda e: bool(np.all(pf.bound_margins(w, x, e, planes="constant")[0] > 0)), 10.0, 1e-3)
+        assert abs(c.eps - ref.eps) <= 2e-3 * ref.eps
+        aimed += c.bound_passes
+        plain += ref.passes
+    assert aimed < plain
