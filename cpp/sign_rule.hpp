@@ -34,6 +34,19 @@ struct PlaneSet {
   }
 };
 
+// Σ_{i<n} f(i) with four partial sums, so that the loop (f also writes the passed
+// coefficients) vectorises without -ffast-math.
+template <class T, class F>
+inline T sum4(std::ptrdiff_t n, F&& f) {
+  const std::ptrdiff_t n4 = n - n % 4;
+  T p[4] = {T(0), T(0), T(0), T(0)};
+  for (std::ptrdiff_t i = 0; i < n4; i += 4)
+    for (int l = 0; l < 4; ++l) p[l] += f(i + l);
+  T acc = (p[0] + p[1]) + (p[2] + p[3]);
+  for (std::ptrdiff_t i = n4; i < n; ++i) acc += f(i);
+  return acc;
+}
+
 // Λ (R x s) on φ(z) -> out (R x s) on z, d[r] += Σ_i λ·β.
 template <class T>
 void pass_lines(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d) {
@@ -42,15 +55,13 @@ void pass_lines(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d) 
   const T* au = ln.au.data(); const T* bu = ln.bu.data();
   for (std::ptrdiff_t r = 0; r < L.rows; ++r) {
     const T* lam = L.row(r);
-    T* o = out.row(r);
-    T acc = T(0);
-    for (std::ptrdiff_t i = 0; i < s; ++i) {
+    T* __restrict o = out.row(r);
+    d[r] += sum4<T>(s, [&](std::ptrdiff_t i) {
       const T v = lam[i];
       const bool lo = v >= T(0);
       o[i] = v * (lo ? al[i] : au[i]);
-      acc += v * (lo ? bl[i] : bu[i]);
-    }
-    d[r] += acc;
+      return v * (lo ? bl[i] : bu[i]);
+    });
   }
 }
 
@@ -65,19 +76,17 @@ void pass_plane(MatView<const T> L, const PlaneSet<T>& P, MatView<T> ox, MatView
   const T* aU = P.aU.data(); const T* bU = P.bU.data(); const T* cU = P.cU.data();
   for (std::ptrdiff_t r = 0; r < L.rows; ++r) {
     const T* lam = L.row(r);
-    T* x = ox.row(r);
-    T* y = oy.row(r);
-    T acc = T(0);
-    for (std::ptrdiff_t i = 0; i < s; ++i) {
+    T* __restrict x = ox.row(r);
+    T* __restrict y = oy.row(r);
+    d[r] += sum4<T>(s, [&](std::ptrdiff_t i) {
       const T v = lam[i];
       const bool lo = v >= T(0);
       const T ax = v * (lo ? aL[i] : aU[i]);
       const T by = y_scale * (v * (lo ? bL[i] : bU[i]));
       if (AccX) x[i] += ax; else x[i] = ax;
       if (AccY) y[i] += by; else y[i] = by;
-      acc += v * (lo ? cL[i] : cU[i]);
-    }
-    d[r] += acc;
+      return v * (lo ? cL[i] : cU[i]);
+    });
   }
 }
 
@@ -87,23 +96,21 @@ template <class T>
 void pass_plane_pair(MatView<const T> L, const PlaneSet<T>& P1, const PlaneSet<T>& P2,
                      MatView<T> ox1, MatView<T> oy1, MatView<T> ox2, MatView<T> oy2, T* d) {
   const std::ptrdiff_t s = L.cols;
+  const T* aL1 = P1.aL.data(); const T* bL1 = P1.bL.data(); const T* cL1 = P1.cL.data();
+  const T* aU1 = P1.aU.data(); const T* bU1 = P1.bU.data(); const T* cU1 = P1.cU.data();
+  const T* aL2 = P2.aL.data(); const T* bL2 = P2.bL.data(); const T* cL2 = P2.cL.data();
+  const T* aU2 = P2.aU.data(); const T* bU2 = P2.bU.data(); const T* cU2 = P2.cU.data();
   for (std::ptrdiff_t r = 0; r < L.rows; ++r) {
     const T* lam = L.row(r);
-    T* x1 = ox1.row(r); T* y1 = oy1.row(r); T* x2 = ox2.row(r); T* y2 = oy2.row(r);
-    T acc = T(0);
-    for (std::ptrdiff_t i = 0; i < s; ++i) {
+    T* __restrict x1 = ox1.row(r); T* __restrict y1 = oy1.row(r);
+    T* __restrict x2 = ox2.row(r); T* __restrict y2 = oy2.row(r);
+    d[r] += sum4<T>(s, [&](std::ptrdiff_t i) {  // selects, not branches: signs are random
       const T v = lam[i];
-      if (v >= T(0)) {
-        x1[i] = v * P1.aL[i]; y1[i] = v * P1.bL[i];
-        x2[i] = v * P2.aL[i]; y2[i] = v * P2.bL[i];
-        acc += v * P1.cL[i] + v * P2.cL[i];
-      } else {
-        x1[i] = v * P1.aU[i]; y1[i] = v * P1.bU[i];
-        x2[i] = v * P2.aU[i]; y2[i] = v * P2.bU[i];
-        acc += v * P1.cU[i] + v * P2.cU[i];
-      }
-    }
-    d[r] += acc;
+      const bool lo = v >= T(0);
+      x1[i] = v * (lo ? aL1[i] : aU1[i]); y1[i] = v * (lo ? bL1[i] : bU1[i]);
+      x2[i] = v * (lo ? aL2[i] : aU2[i]); y2[i] = v * (lo ? bL2[i] : bU2[i]);
+      return v * (lo ? cL1[i] : cU1[i]) + v * (lo ? cL2[i] : cU2[i]);
+    });
   }
 }
 

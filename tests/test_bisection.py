@@ -1,10 +1,14 @@
 """The radius search: returns a probed, certified ε, reaches rtol, and always stops."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import popqorn_fast as pf
+from conftest import random_weights
 from popqorn_fast.bisection import EPS_FLOOR, MAX_PASSES, search_radius
 
 
@@ -48,3 +52,87 @@ def test_never_certified_stops_at_floor_and_pass_cap():
     assert r.eps == 0.0 and r.passes < 40
     r = search_radius(lambda e: True, 1e300, max_passes=25)
     assert r.passes == 25 and r.eps > 0
+
+
+# Margin-valued probes: the search aims with the values but must keep every guarantee.
+MARGINS = {
+    "linear": lambda e, r: 1.0 - e / r,
+    "concave": lambda e, r: 1.0 - (e / r) ** 3,
+    "convex": lambda e, r: math.exp(-3.0 * e / r) - math.exp(-3.0),
+    "blowup": lambda e, r: 1.0 - math.expm1(min(8.0 * e / r, 700.0)) / math.expm1(8.0),
+    "kinked": lambda e, r: (1.0 - e / r) if e < r else -1e6 * (e - r) - 1e-12,
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(true_eps=st.floats(1e-5, 50.0), eps_max=st.floats(1e-3, 100.0), rtol=st.sampled_from([1e-1, 1e-3, 1e-6]),
+       shape=st.sampled_from(sorted(MARGINS)), m0=st.sampled_from([None, "exact", "off"]))
+def test_margin_valued_search_keeps_the_guarantees(true_eps, eps_max, rtol, shape, m0):
+    f = MARGINS[shape]
+    probes = {}
+
+    def margin(e):
+        probes[e] = f(e, true_eps)
+        return probes[e]
+
+    hint = None if m0 is None else (f(0.0, true_eps) if m0 == "exact" else 10.0 * f(0.0, true_eps))
+    r = search_radius(margin, eps_max, rtol, margin_at_zero=hint)
+    assert r.passes == len(probes) <= MAX_PASSES
+    assert r.eps == 0.0 or (probes[r.eps] > 0 and r.eps <= eps_max)
+    if r.eps_upper is None:  # certified up to the cap
+        assert r.eps == eps_max and probes[eps_max] > 0 and true_eps >= eps_max * (1 - 1e-9)
+    else:
+        assert probes[r.eps_upper] <= 0 and true_eps <= eps_max * (1 + 1e-9)
+        assert r.eps_upper - r.eps <= rtol * r.eps
+    # never much worse than plain bisection on the same problem
+    plain = search_radius(lambda e: f(e, true_eps) > 0, eps_max, rtol)
+    assert r.passes <= 2 * plain.passes + 2
+
+
+@pytest.mark.parametrize("shape, ratio", [("linear", 0.4), ("concave", 0.8), ("blowup", 0.9), ("kinked", 0.8)])
+def test_margin_values_save_probes(shape, ratio):
+    """On smooth margins the values cut the probes below plain bisection."""
+    rng = np.random.default_rng(1)
+    aimed = plain = 0
+    for true_eps in 10.0 ** rng.uniform(-4, 0.5, 40):
+        f = lambda e: MARGINS[shape](e, true_eps)
+        aimed += search_radius(f, 10.0, 1e-3, margin_at_zero=f(0.0)).passes
+        plain += search_radius(lambda e: f(e) > 0, 10.0, 1e-3).passes
+    assert aimed < ratio * plain
+
+
+def test_non_monotone_margins_never_return_a_failed_probe():
+    rng = np.random.default_rng(2)
+    for _ in range(200):
+        cuts = np.sort(rng.uniform(0, 1, size=6))
+        seen = {}
+
+        def margin(e):  # alternating certified/failed bands, values that mislead the secant
+            k = int(np.searchsorted(cuts, e))
+            seen[e] = (1.0 if k % 2 == 0 else -1.0) * (1.0 + 10.0 * abs(np.sin(40.0 * e)))
+            return seen[e]
+
+        r = search_radius(margin, 1.0, 1e-3, margin_at_zero=1.0)
+        assert r.eps == 0.0 or seen[r.eps] > 0
+        assert r.eps_upper is None or seen[r.eps_upper] <= 0
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_certify_search_on_real_bounds(kind):
+    """certify's aimed search on real bound passes: a certified probe, within rtol of plain
+    bisection's radius, in fewer passes."""
+    rng = np.random.default_rng(11)
+    w = random_weights(kind, rng, s=6, n=3, C=3, scale=0.5)
+    aimed = plain = 0
+    for _ in range(3):
+        x = rng.normal(size=(4, 3))
+        c = pf.certify(w, x, rtol=1e-3, planes="constant")
+        lower, _ = pf.bound_margins(w, x, c.eps, planes="constant")
+        assert np.all(lower > 0)
+        if c.eps_upper is not None:
+            assert not np.all(pf.bound_margins(w, x, c.eps_upper, planes="constant")[0] > 0)
+        ref = search_radius(lambda e: bool(np.all(pf.bound_margins(w, x, e, planes="constant")[0] > 0)), 10.0, 1e-3)
+        assert abs(c.eps - ref.eps) <= 2e-3 * ref.eps
+        aimed += c.bound_passes
+        plain += ref.passes
+    assert aimed < plain

@@ -1,17 +1,32 @@
-"""Bisection over ε (ALGORITHM.md §1, docs/RECURRENCES.md §5).
+"""Radius search over ε (ALGORITHM.md §1, docs/RECURRENCES.md §5).
 
 Sound whatever the bound does between probes: the returned ε is always one
 at which certification succeeded (or 0), since a certified ball certifies
 every smaller ball.
+
+The probe callable may return the smallest lower bound of the margins (a
+float, certified iff > 0) rather than a bool. The values then steer the
+probes: secant steps on ε ↦ margin, each placed just
+past the estimated root on the side the bracket still lacks, so that a good
+estimate closes the bracket to ``rtol`` in two probes. Every step is
+safeguarded (kept inside the bracket, at most 16x from the last certified ε,
+and replaced by a bisection when the bracket stops shrinking), so the search
+never takes more probes than about twice plain bisection. A bool gives plain
+doubling / bisection.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
+
+import numpy as np
 
 MAX_PASSES = 200
 EPS_FLOOR = 1e-7
 EPS_START = 0.1
+GROW_MAX = 16.0     # the largest factor of an aimed step up before any probe failed
+SHRINK_MAX = 256.0  # the largest factor of an aimed step down before any probe certified
 
 
 @dataclass(frozen=True)
@@ -22,54 +37,131 @@ class SearchResult:
     passes: int                     # bound computations spent
 
 
-def search_radius(certified: Callable[[float], bool], eps_max: float, rtol: float = 1e-3,
-                  eps_start: float = EPS_START, max_passes: int = MAX_PASSES) -> SearchResult:
+def _secant_root(e1: float, f1: float, e2: float, f2: float) -> Optional[float]:
+    """Root of the line through (e1, f1) and (e2, f2), None if it has none (or is not finite)."""
+    if not (math.isfinite(f1) and math.isfinite(f2)) or f1 == f2:
+        return None
+    r = e2 - f2 * (e2 - e1) / (f2 - f1)
+    return r if math.isfinite(r) else None
+
+
+def search_radius(certified: Callable[[float], Union[bool, float]], eps_max: float, rtol: float = 1e-3,
+                  eps_start: float = EPS_START, max_passes: int = MAX_PASSES,
+                  margin_at_zero: Optional[float] = None) -> SearchResult:
     """Largest certified ε in ``(0, eps_max]`` to relative accuracy ``rtol``.
 
     Parameters
     ----------
     certified : callable
-        ``certified(eps)`` runs one bound pass and says whether every margin's
-        lower bound is > 0 at ``eps``.
+        ``certified(eps)`` runs one bound pass. It returns either a bool (is every
+        margin's lower bound > 0 at ``eps``?) or a float, the smallest margin lower
+        bound (certified iff > 0), which lets the search aim its probes.
     eps_max : float
         The search never probes above it; returning it means "certified up to the cap".
     rtol : float
         Stop when ``hi - lo <= rtol * lo``.
+    eps_start : float
+        The first probe (capped at ``eps_max``).
+    max_passes : int
+        Hard cap on the number of probes.
+    margin_at_zero : float, optional
+        The smallest margin of the clean input (the bound at ε = 0); only steers the
+        probes, never decides certification.
+
+    Returns
+    -------
+    SearchResult
+        ``eps`` is a probed ε at which ``certified`` succeeded (or 0.0); ``eps_upper``
+        a probed ε at which it failed (None if none did).
     """
     passes = 0
-    lo, hi = 0.0, None
-    eps = min(eps_start, eps_max)
+    informative = True
+    pts: list[tuple[float, float]] = []      # every probe (ε, value), in order
+    lo, f_lo = 0.0, (margin_at_zero if margin_at_zero is not None else math.nan)
+    hi: Optional[float] = None
+    f_hi = math.nan
+    side = rtol / 3.0                        # offset of a probe from the estimated root
 
     def probe(e: float) -> bool:
-        nonlocal passes
+        nonlocal passes, informative, lo, f_lo, hi, f_hi
         passes += 1
-        return certified(e)
-
-    if probe(eps):
-        lo = eps
-        while lo < eps_max and passes < max_passes:
-            nxt = min(2.0 * lo, eps_max)
-            if probe(nxt):
-                lo = nxt
-            else:
-                hi = nxt
-                break
-        if hi is None:  # certified at eps_max (or out of passes)
-            return SearchResult(lo, None, passes)
-    else:
-        hi = eps
-        while passes < max_passes:
-            nxt = 0.5 * hi
-            if nxt < EPS_FLOOR:
-                return SearchResult(0.0, hi, passes)
-            if probe(nxt):
-                lo = nxt
-                break
-            hi = nxt
-    while hi - lo > rtol * lo and passes < max_passes:
-        mid = 0.5 * (lo + hi)
-        if probe(mid):
-            lo = mid
+        raw = certified(e)
+        if isinstance(raw, (bool, np.bool_)):
+            informative = False
+            v = 1.0 if raw else -1.0
         else:
-            hi = mid
+            v = float(raw)
+        ok = v > 0.0
+        pts.append((e, v))
+        if ok and e > lo:
+            lo, f_lo = e, v
+        elif not ok and (hi is None or e < hi):
+            hi, f_hi = e, v
+        return ok
+
+    zero = [(0.0, margin_at_zero)] if margin_at_zero is not None else []
+    probe(min(eps_start, eps_max))
+    widths: list[float] = []
+    bisected = False
+    aimed_short = False                      # the last aimed step outside a bracket fell short
+    while passes < max_passes:
+        if hi is None:                       # everything so far certified: grow
+            if lo >= eps_max:
+                break
+            r = None
+            if informative:
+                good = sorted([p for p in pts if p[1] > 0.0] + zero)  # good[-1] is (lo, f_lo)
+                if len(good) > 1:
+                    r = _secant_root(good[-2][0], good[-2][1], lo, f_lo)
+            if r is None or r <= lo or aimed_short:
+                nxt = 2.0 * lo if r is None or r <= lo else min(max(r * (1.0 + side), 2.0 * lo), GROW_MAX * lo)
+            else:
+                nxt = min(max(r * (1.0 + side), lo * (1.0 + 2.0 * side)), GROW_MAX * lo)
+            aimed_short = probe(min(nxt, eps_max))
+            continue
+        if lo == 0.0:                        # nothing certified yet: shrink
+            r = _secant_root(0.0, f_lo, hi, f_hi) if informative else None
+            if r is None or r >= hi:
+                nxt = 0.5 * hi
+            else:
+                nxt = max(r * (1.0 - side), hi / SHRINK_MAX)
+                if aimed_short:              # the last aimed step still failed: at least halve
+                    nxt = min(nxt, 0.5 * hi)
+            if nxt < EPS_FLOOR:
+                break
+            aimed_short = not probe(nxt)
+            continue
+        width = hi - lo
+        if width <= rtol * lo:
+            break
+        widths.append(width)
+        last_ok = pts[-1][1] > 0.0
+        r = None
+        if informative:                      # candidate roots: the chord, the certified side's secant
+            good = sorted([p for p in pts if p[1] > 0.0] + zero)[-2:]
+            cands = [_secant_root(lo, f_lo, hi, f_hi)]
+            if len(good) == 2:
+                cands.append(_secant_root(good[0][0], good[0][1], good[1][0], good[1][1]))
+            found = [c for c in cands if c is not None]
+            if found:  # aim to cross: after a success the largest estimate, after a failure the
+                r = max(found) if last_ok else min(found)  # smallest (outside the bracket: bisect)
+        # two aimed probes did not halve the bracket: bisect once (bounds the probes at
+        # about three times plain bisection whatever the values say)
+        stalled = len(widths) >= 3 and widths[-1] > 0.5 * widths[-3] and not bisected
+        bisected = False
+        if r is None or not (lo < r < hi) or stalled:
+            nxt = math.sqrt(lo * hi) if hi > 4.0 * lo else 0.5 * (lo + hi)
+            bisected = True
+        else:                                # aim just past the root, on the side not yet pinned
+            nxt = r * (1.0 + side) if last_ok else r * (1.0 - side)
+            # snap: a probe aimed within 2 rtol of the pinned end moves to exactly rtol from
+            # it, so that landing on the expected side ends the search
+            close_up, close_dn = lo * (1.0 + rtol * (1.0 - 1e-9)), hi / (1.0 + rtol * (1.0 - 1e-9))
+            if last_ok and close_up < nxt <= lo * (1.0 + 2.0 * rtol):
+                nxt = close_up
+            elif not last_ok and hi / (1.0 + 2.0 * rtol) <= nxt < close_dn:
+                nxt = close_dn
+            inner = 0.25 * rtol * lo         # keep the probe strictly inside the bracket
+            nxt = min(max(nxt, lo + inner), hi - inner)
+        probe(nxt)
     return SearchResult(lo, hi, passes)

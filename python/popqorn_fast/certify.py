@@ -34,6 +34,7 @@ class _Problem:
     spec_b: np.ndarray
     planes: str
     predicted: int
+    clean_margin: float  # min_j (logit_label - logit_j) of the clean input: steers the ε search
 
     def run(self, eps: float, want_states: bool = False) -> dict[str, np.ndarray]:
         return bound_pass(self.weights, self.x, eps, self.p, self.mask, self.spec_w, self.spec_b,
@@ -68,7 +69,8 @@ def _problem(weights: Any, x: Any, p: Any, target: Any, frames: Any, planes: str
                          f"or target=None for untargeted")
     classes = margin_classes(lab, C, tgt)
     spec_w, spec_b = fold_specification(weights.out_weight, weights.out_bias, lab, classes)
-    return _Problem(weights, xv, pv, mask, fr, lab, tgt, classes, spec_w, spec_b, planes, predicted)
+    clean = float(np.min(logits[lab] - logits[classes]))
+    return _Problem(weights, xv, pv, mask, fr, lab, tgt, classes, spec_w, spec_b, planes, predicted, clean)
 
 
 def bound_margins(weights: Any, x: Any, eps: float, p: Any = 2, target: Any = None, frames: Any = None,
@@ -152,15 +154,15 @@ def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any
                            tuple(int(c) for c in pr.classes), **hashes)
     margins: dict[float, np.ndarray] = {}
 
-    def certified(eps: float) -> bool:
+    def certified(eps: float) -> float:  # the smallest margin lower bound: certified iff > 0
         try:
             lower = pr.run(eps)["lower"]
         except BoundOverflowError:  # bounds left float64 at this eps: nothing proven there
-            return False
+            return -np.inf
         margins[eps] = lower
-        return bool(np.all(lower > 0.0))
+        return float(np.min(lower))
 
-    res = search_radius(certified, eps_max, rtol_v)
+    res = search_radius(certified, eps_max, rtol_v, margin_at_zero=pr.clean_margin)
     if res.eps > 0.0:
         m = margins[res.eps]
     elif margins:  # nothing certified: the clean margins' bounds at the smallest probe say why
