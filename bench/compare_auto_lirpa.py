@@ -99,12 +99,12 @@ def unrolled_module(w, T):
                     if h is None:
                         r, z = torch.sigmoid(self.ir(x)), torch.sigmoid(self.iz(x))
                         n = torch.tanh(self.in_(x) + r * self.b_hn)
-                        h = n - z * n                   # (1 - z) n, h0 = 0
+                        h = (1 - z) * n                 # h0 = 0
                     else:
                         r = torch.sigmoid(self.ir(x) + self.hr(h))
                         z = torch.sigmoid(self.iz(x) + self.hz(h))
                         n = torch.tanh(self.in_(x) + r * self.hn(h))
-                        h = n + z * (h - n)             # (1 - z) n + z h
+                        h = (1 - z) * n + z * h         # PyTorch's form (the relaxation depends on it)
             return self.out(h)
 
     return Unrolled().eval()
