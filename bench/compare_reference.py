@@ -41,6 +41,10 @@ How the reference is driven
 * p = inf is passed to the LSTM as ``float('inf')`` and to the RNN as the string ``'inf'``: its last layer
   (``computeLast2sideBound``) only recognises the string and computes
   q = inf/(inf-1) = nan for ``float('inf')``.
+* ReLU RNNs: the reference stores line offsets divided by slopes
+  (``bl = bl/kl`` in ``compute2sideBound``) and its ReLU lines have slope 0 for
+  inactive neurons (u <= 0), so any inactive neuron makes every bound NaN and
+  nothing is certified; rows where the reference produced NaN bounds say so.
 * ``vanilla_rnn`` imports torchvision at module level (for MNIST loading only);
   when torchvision is absent an empty stand-in module is registered so that the
   import succeeds (no torchvision code is used).
@@ -213,6 +217,7 @@ class ReferenceLSTM:
             lo, hi = self.mod.get_last_layer_bound(W, b, lstm, xt, torch.tensor([eps]), p,
                                                    verify_bound=self.verify_bound, reset=True)
         lo, hi = lo[0].double().numpy(), hi[0].double().numpy()
+        self.saw_nan |= bool(np.isnan(lo).any() or np.isnan(hi).any())
         if self.spec == "margins":
             return bool(np.all(lo > 0))
         others = np.delete(hi, label)
@@ -244,7 +249,9 @@ class ReferenceRNN:
         p = "inf" if np.isinf(self._p) else self._p
         with contextlib.redirect_stdout(open(os.devnull, "w")), torch_1_0_masks():
             lo, _ = rnn.getLastLayerBound(eps, p, X=xt, clearIntermediateVariables=True)
-        return bool(np.all(lo[0].double().numpy() > 0))
+        lo = lo[0].double().numpy()
+        self.saw_nan |= bool(np.isnan(lo).any())
+        return bool(np.all(lo > 0))
 
 
 def _spec_matrix(C, label):
@@ -313,13 +320,15 @@ def main() -> None:
                 t0 = time.perf_counter()
                 eps0 = c.eps if args.ref_eps0 == "ours" and c.eps > 0 else float(
                     0.1 if args.ref_eps0 == "ours" else args.ref_eps0)
+                ref.saw_nan = False
                 e_ref, calls = search(lambda e: ref.check(X[i], int(y[i]), e), eps0=eps0,
                                       rtol=args.ref_rtol)
                 t_ref = time.perf_counter() - t0
                 r = c.eps / e_ref if e_ref > 0 else float("inf")
                 ratios.append(r)
                 rts.append(t_ref / t_ours)
-                row = (f"| {name} | {norm} | {i} | {e_ref:.6g} | {c.eps:.6g} | {r:.4f} | {t_ref:.3g} | "
+                e_txt = f"{e_ref:.6g}" + (" (NaN bounds)" if ref.saw_nan else "")
+                row = (f"| {name} | {norm} | {i} | {e_txt} | {c.eps:.6g} | {r:.4f} | {t_ref:.3g} | "
                        f"{t_ours:.3g} | {t_ref / t_ours:.3g} | {calls} | {c.bound_passes} |")
                 print(row, flush=True)
                 lines.append(row)
