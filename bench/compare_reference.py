@@ -10,6 +10,11 @@ and seconds side by side with the ratios.
         --models tests/data/lstm_T4_h24.npz tests/data/rnn_tanh_T16_h16.npz \
         --norms 2 inf -n 3 [--spec native|margins] [--md out.md]
 
+The reference's LSTM takes minutes per bound pass (about 200 s on a loaded
+2-core machine for lstm_T4_h24); bound its run with e.g.
+``-n 1 --ref-eps0 ours --ref-rtol 0.05`` (start the reference's search at our
+eps* and stop it at 5%).
+
 How the reference is driven
 ---------------------------
 * LSTM: ``lstm/lstm.py``: ``My_lstm(nn.LSTM, device, W_out, b_out, T, a0, c0)``
