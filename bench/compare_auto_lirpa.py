@@ -1,0 +1,228 @@
+"""popqorn_fast next to auto_LiRPA (CROWN), run live when auto_LiRPA is installed.
+
+Same model, same inputs, same threat model (every frame in its own lp ball of
+radius eps, untargeted, no clipping) and the same eps search on both sides
+(docs/RECURRENCES.md §5; also what shared/reference/lirpa_crown_dev.md used:
+eps0 = 0.1, double/halve, bisect until hi - lo <= 1e-3 lo). Prints eps and
+seconds side by side with the ratios.
+
+    python bench/compare_auto_lirpa.py [--models tests/data/*.npz] [--norms 2 inf] \
+        [-n 3] [--indices 0 1 2] [--method CROWN|IBP] \
+        [--bound-opt s_shaped_disable_smoothness_enhancement=true] [--md out.md]
+
+Encoding: the network is unrolled into an explicit torch module (b_ih + b_hh
+folded where PyTorch adds them, PyTorch gate orders i,f,g,o / r,z,n, zero
+initial state, head on h_T); each frame is its own BoundedTensor with
+PerturbationLpNorm(p, eps); the specification is C with rows e_y - e_j and
+bound_upper=False; certified when every lower bound is > 0. torch runs on one
+thread in float32 (auto_LiRPA's default). Seconds are the whole radius search
+of one input (the BoundedModule is built once per model, not counted).
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import popqorn_fast as pf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare_reference import search  # noqa: E402  (the same eps search for every tool)
+
+
+def unrolled_module(w, T):
+    """An explicit torch module computing w.logits(x) from T frames (each (1, n))."""
+    import torch
+    from torch import nn
+
+    f32 = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
+
+    def linear(W, b=None):
+        m = nn.Linear(W.shape[1], W.shape[0], bias=b is not None)
+        with torch.no_grad():
+            m.weight.copy_(f32(W))
+            if b is not None:
+                m.bias.copy_(f32(b))
+        return m
+
+    s = w.weight_hh.shape[1]
+    kind = type(w).__name__
+
+    class Unrolled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.out = linear(w.out_weight, w.out_bias)
+            if kind == "RNNWeights":
+                self.ih = linear(w.weight_ih, w.bias_ih + w.bias_hh)
+                self.hh = linear(w.weight_hh)
+                self.act = torch.tanh if w.activation == "tanh" else torch.relu
+            elif kind == "LSTMWeights":
+                b = w.bias_ih + w.bias_hh
+                self.ih = nn.ModuleList([linear(w.weight_ih[k * s:(k + 1) * s], b[k * s:(k + 1) * s])
+                                         for k in range(4)])
+                self.hh = nn.ModuleList([linear(w.weight_hh[k * s:(k + 1) * s]) for k in range(4)])
+            elif kind == "GRUWeights":
+                sl = lambda a, k: a[k * s:(k + 1) * s]  # noqa: E731
+                bi, bh = w.bias_ih, w.bias_hh
+                self.ir = linear(sl(w.weight_ih, 0), sl(bi, 0) + sl(bh, 0))
+                self.iz = linear(sl(w.weight_ih, 1), sl(bi, 1) + sl(bh, 1))
+                self.in_ = linear(sl(w.weight_ih, 2), sl(bi, 2))
+                self.hr = linear(sl(w.weight_hh, 0))
+                self.hz = linear(sl(w.weight_hh, 1))
+                self.hn = linear(sl(w.weight_hh, 2), sl(bh, 2))
+                self.register_buffer("b_hn", f32(sl(bh, 2)).unsqueeze(0))
+            else:
+                raise TypeError(kind)
+            if any(getattr(w, a, None) is not None and np.any(getattr(w, a)) for a in ("h0", "c0")):
+                raise ValueError("nonzero initial states are not encoded here")
+
+        def forward(self, *xs):
+            h = c = None
+            for x in xs:
+                if kind == "RNNWeights":
+                    z = self.ih(x) if h is None else self.ih(x) + self.hh(h)
+                    h = self.act(z)
+                elif kind == "LSTMWeights":
+                    y = [self.ih[k](x) if h is None else self.ih[k](x) + self.hh[k](h) for k in range(4)]
+                    i, f, g, o = torch.sigmoid(y[0]), torch.sigmoid(y[1]), torch.tanh(y[2]), torch.sigmoid(y[3])
+                    c = i * g if c is None else f * c + i * g
+                    h = o * torch.tanh(c)
+                else:
+                    if h is None:
+                        r, z = torch.sigmoid(self.ir(x)), torch.sigmoid(self.iz(x))
+                        n = torch.tanh(self.in_(x) + r * self.b_hn)
+                        h = (1 - z) * n                 # h0 = 0
+                    else:
+                        r = torch.sigmoid(self.ir(x) + self.hr(h))
+                        z = torch.sigmoid(self.iz(x) + self.hz(h))
+                        n = torch.tanh(self.in_(x) + r * self.hn(h))
+                        h = (1 - z) * n + z * h         # PyTorch's form (the relaxation depends on it)
+            return self.out(h)
+
+    return Unrolled().eval()
+
+
+class Lirpa:
+    def __init__(self, w, T, n, bound_opts=None, method="CROWN"):
+        import torch
+        from auto_LiRPA import BoundedModule
+        self.torch, self.method = torch, method
+        self.net = unrolled_module(w, T)
+        dummy = tuple(torch.zeros(1, n) for _ in range(T))
+        self.model = BoundedModule(self.net, dummy, bound_opts=bound_opts or {}, device="cpu",
+                                   verbose=False)
+        self.C_out = w.out_weight.shape[0]
+
+    def spec(self, label):
+        C = self.torch.zeros(1, self.C_out - 1, self.C_out)
+        for r, j in enumerate(j for j in range(self.C_out) if j != label):
+            C[0, r, label], C[0, r, j] = 1.0, -1.0
+        return C
+
+    def lower(self, x, label, eps, p):
+        from auto_LiRPA import BoundedTensor, PerturbationLpNorm
+        torch = self.torch
+        xs = tuple(BoundedTensor(torch.tensor(x[t:t + 1], dtype=torch.float32),
+                                 PerturbationLpNorm(norm=p, eps=eps)) for t in range(x.shape[0]))
+        with torch.no_grad():
+            lb, _ = self.model.compute_bounds(x=xs, C=self.spec(label), method=self.method,
+                                              bound_upper=False)
+        return lb[0].double().numpy()
+
+    def check(self, x, label, eps, p):
+        return bool(np.all(self.lower(x, label, eps, p) > 0))
+
+
+def _parse_opt(s):
+    k, v = s.split("=", 1)
+    low = v.lower()
+    if low in ("true", "false"):
+        return k, low == "true"
+    try:
+        return k, float(v)
+    except ValueError:
+        return k, v
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+",
+                    default=["tests/data/lstm_T4_h24.npz", "tests/data/rnn_tanh_T16_h16.npz"])
+    ap.add_argument("--norms", nargs="+", default=["2", "inf"])
+    ap.add_argument("-n", type=int, default=3, help="first n correctly classified stored inputs")
+    ap.add_argument("--indices", nargs="*", type=int, help="these test indices instead of -n")
+    ap.add_argument("--method", default="CROWN")
+    ap.add_argument("--bound-opt", action="append", default=[],
+                    help="auto_LiRPA bound_opts entry KEY=VALUE (repeatable)")
+    ap.add_argument("--rtol", type=float, default=1e-3)
+    ap.add_argument("--md", help="append the Markdown table to this file")
+    args = ap.parse_args()
+
+    try:
+        import auto_LiRPA
+        import torch
+    except ImportError as e:
+        sys.exit(f"auto_LiRPA and torch are needed for this comparison ({e})")
+    torch.set_num_threads(1)
+    opts = dict(_parse_opt(s) for s in args.bound_opt)
+    print(f"# python {platform.python_version()}, torch {torch.__version__}, auto_LiRPA "
+          f"{auto_LiRPA.__version__}, numpy {np.__version__}, popqorn_fast "
+          f"{getattr(pf, '__version__', '?')}; method={args.method}, bound_opts={opts}, rtol={args.rtol}")
+    head = ("| model | p | input | LiRPA eps | ours eps | ours/LiRPA | LiRPA s | ours s | LiRPA/ours time | "
+            "LiRPA calls | ours passes |")
+    lines = [head, "|" + "---|" * 11]
+    print(head, flush=True)
+    for path in args.models:
+        w = pf.load_model(path)
+        with np.load(path) as d:
+            X, y = np.array(d["X"]), np.array(d["y"])
+        name = Path(path).stem
+        T, n = X.shape[1], X.shape[2]
+        t0 = time.perf_counter()
+        lirpa = Lirpa(w, T, n, opts, args.method)
+        build = time.perf_counter() - t0
+        with torch.no_grad():
+            xt = tuple(torch.tensor(X[:1, t], dtype=torch.float32) for t in range(T))
+            gap = float(np.max(np.abs(lirpa.net(*xt).double().numpy()[0] - w.logits(X[0]))))
+        print(f"# {name}: BoundedModule built in {build:.2f} s; |unrolled logits - popqorn_fast logits| "
+              f"= {gap:.2e} on input 0", flush=True)
+        if args.indices:
+            idx = args.indices
+        else:
+            pred = np.argmax(w.logits(X), axis=1)
+            idx = [i for i in range(len(X)) if pred[i] == y[i]][: args.n]
+        for norm in args.norms:
+            p = float(norm)
+            ratios, rts = [], []
+            for i in idx:
+                t0 = time.perf_counter()
+                c = pf.certify(w, X[i], eps_max=10.0, p=norm, label=int(y[i]), rtol=args.rtol)
+                t_ours = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                e_l, calls = search(lambda e: lirpa.check(X[i], int(y[i]), e, p), rtol=args.rtol)
+                t_l = time.perf_counter() - t0
+                r = c.eps / e_l if e_l > 0 else float("inf")
+                ratios.append(r)
+                rts.append(t_l / t_ours)
+                row = (f"| {name} | {norm} | {i} | {e_l:.6g} | {c.eps:.6g} | {r:.4f} | {t_l:.3g} | "
+                       f"{t_ours:.3g} | {t_l / t_ours:.3g} | {calls} | {c.bound_passes} |")
+                print(row, flush=True)
+                lines.append(row)
+            row = f"| {name} | {norm} | mean | | | {np.mean(ratios):.4f} | | | {np.mean(rts):.3g} | | |"
+            print(row, flush=True)
+            lines.append(row)
+    if args.md:
+        with open(args.md, "a") as fh:
+            fh.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
