@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+from . import attack, lines, planes  # researchers' modules (API.md): pf.lines.bound_activation, ...
 from .certificate import Certificate
 from .certify import (bound_margins, bound_states, certify, certify_gru, certify_lstm, certify_many,
                       certify_rnn, sensitivity)
@@ -17,5 +18,5 @@ __version__ = "0.1.0"
 __all__ = [
     "RNNWeights", "LSTMWeights", "GRUWeights", "load_model", "load_inputs", "default_model_path",
     "certify", "certify_rnn", "certify_lstm", "certify_gru", "certify_many", "bound_margins",
-    "bound_states", "sensitivity", "Certificate", "__version__",
+    "bound_states", "sensitivity", "Certificate", "attack", "lines", "planes", "__version__",
 ]
