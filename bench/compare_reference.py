@@ -73,6 +73,7 @@ from pathlib import Path
 import numpy as np
 
 import popqorn_fast as pf
+from popqorn_fast.bisection import search_radius
 
 # module names that exist in both reference folders (lstm/ and vanilla_rnn/)
 _CLASHING = ("utils", "get_bound_for_general_activation_function", "lstm", "lstm_utils",
@@ -153,44 +154,12 @@ def torch_1_0_masks():
         T.__rsub__, T.__sub__, T.byte, T.__setitem__ = rsub, sub, byte, setitem
 
 
-def search(check, eps0=0.1, eps_max=10.0, rtol=1e-3, min_eps=1e-7, max_calls=200):
-    """popqorn_fast's eps search (RECURRENCES.md §5) around any certify-at-eps callable."""
-    calls = 0
-
-    def ok(e):
-        nonlocal calls
-        calls += 1
-        return check(e)
-
-    eps = min(eps0, eps_max)
-    if ok(eps):
-        lo = eps
-        while True:
-            if lo >= eps_max:
-                return lo, calls
-            e = min(2 * lo, eps_max)
-            if ok(e):
-                lo = e
-            else:
-                hi = e
-                break
-    else:
-        hi = eps
-        while True:
-            e = hi / 2
-            if e < min_eps:
-                return 0.0, calls
-            if ok(e):
-                lo = e
-                break
-            hi = e
-    while hi - lo > rtol * lo and calls < max_calls:
-        mid = 0.5 * (lo + hi)
-        if ok(mid):
-            lo = mid
-        else:
-            hi = mid
-    return lo, calls
+def search(check, eps0=0.1, eps_max=10.0, rtol=1e-3, max_calls=200):
+    """The eps search of shared/reference (double / halve from eps0, then bisect to rtol)
+    around any certify-at-eps callable: popqorn_fast's search_radius with a yes/no
+    predicate (plain bisection). Returns (eps, calls)."""
+    res = search_radius(lambda e: bool(check(e)), eps_max, rtol, eps_start=eps0, max_passes=max_calls)
+    return res.eps, res.passes
 
 
 class ReferenceLSTM:
