@@ -55,11 +55,20 @@ pq::MatView<const double> mat(const Arr& a) {
           static_cast<std::ptrdiff_t>(a.shape(1))};
 }
 
-pq::PlaneMethod parse_planes(const std::string& s) {
+// "optimized" = exact planes for the intermediate bounds, then per-row slope optimisation
+// of the final margins (optim_planes.hpp).
+pq::PlaneMethod parse_planes(const std::string& s, pq::OptSettings& opt, int opt_iters, double opt_lr, int opt_br) {
+  if (s == "optimized") {
+    opt.br_iters = opt_br;
+    if (opt_iters < 0 || !(opt_lr > 0.0)) throw pq::InvalidArgument("opt_iters must be >= 0 and opt_lr > 0");
+    opt.iters = opt_iters;
+    opt.lr = opt_lr;
+    return pq::PlaneMethod::Exact;
+  }
   if (s == "exact") return pq::PlaneMethod::Exact;
   if (s == "1d") return pq::PlaneMethod::OneD;
   if (s == "constant") return pq::PlaneMethod::Constant;
-  throw pq::InvalidArgument("planes must be \"exact\", \"1d\" or \"constant\", got \"" + s + "\"");
+  throw pq::InvalidArgument("planes must be \"exact\", \"optimized\", \"1d\" or \"constant\", got \"" + s + "\"");
 }
 
 // Checks the arguments every architecture shares, given the hidden size s.
@@ -142,7 +151,8 @@ py::dict rnn(const Arr& w_ih, const Arr& w_hh, const Arr& bias, const Arr& h0,
 
 py::dict lstm(const Arr& w_ih, const Arr& w_hh, const Arr& bias, const Arr& h0, const Arr& c0,
               const Arr& x, double eps, double p, const BoolArr& mask, const Arr& spec_w,
-              const Arr& spec_b, const std::string& planes, bool want_states) {
+              const Arr& spec_b, const std::string& planes, bool want_states, int opt_iters,
+              double opt_lr, int opt_br) {
   const std::ptrdiff_t s = hidden_size(w_hh, 4), n = input_size(w_ih, 4 * s);
   check(w_ih, "weight_ih", {4 * s, n});
   check(w_hh, "weight_hh", {4 * s, s});
@@ -152,7 +162,7 @@ py::dict lstm(const Arr& w_ih, const Arr& w_hh, const Arr& bias, const Arr& h0, 
   pq::LstmNet<double> net;
   net.w_ih = mat(w_ih); net.w_hh = mat(w_hh); net.bias = bias.data();
   net.h0 = h0.data(); net.c0 = c0.data();
-  net.planes = parse_planes(planes);
+  net.planes = parse_planes(planes, net.opt, opt_iters, opt_lr, opt_br);
   const auto pc = common(x, eps, p, mask, spec_w, spec_b, want_states, n, s);
   pq::BoundResult<double> r;
   {
@@ -164,7 +174,8 @@ py::dict lstm(const Arr& w_ih, const Arr& w_hh, const Arr& bias, const Arr& h0, 
 
 py::dict gru(const Arr& w_ih, const Arr& w_hh, const Arr& b_ih, const Arr& b_hh, const Arr& h0,
              const Arr& x, double eps, double p, const BoolArr& mask, const Arr& spec_w,
-             const Arr& spec_b, const std::string& planes, bool want_states) {
+             const Arr& spec_b, const std::string& planes, bool want_states, int opt_iters,
+              double opt_lr, int opt_br) {
   const std::ptrdiff_t s = hidden_size(w_hh, 3), n = input_size(w_ih, 3 * s);
   check(w_ih, "weight_ih", {3 * s, n});
   check(w_hh, "weight_hh", {3 * s, s});
@@ -174,7 +185,9 @@ py::dict gru(const Arr& w_ih, const Arr& w_hh, const Arr& b_ih, const Arr& b_hh,
   pq::GruNet<double> net;
   net.w_ih = mat(w_ih); net.w_hh = mat(w_hh); net.b_ih = b_ih.data(); net.b_hh = b_hh.data();
   net.h0 = h0.data();
-  net.planes = parse_planes(planes);
+  if (planes == "optimized")  // experimental, LSTM only (optim_planes.hpp)
+    throw pq::InvalidArgument("planes=\"optimized\" is experimental and implemented for the LSTM only");
+  net.planes = parse_planes(planes, net.opt, opt_iters, opt_lr, opt_br);
   const auto pc = common(x, eps, p, mask, spec_w, spec_b, want_states, n, s);
   pq::BoundResult<double> r;
   {
@@ -193,10 +206,10 @@ void bind_backsub(py::module_& m) {
         "Bounds of spec_weight @ h_T + spec_bias for a vanilla RNN (RECURRENCES.md §0, §4).");
   m.def("lstm_bounds", &lstm, "weight_ih"_a, "weight_hh"_a, "bias"_a, "h0"_a, "c0"_a, "x"_a,
         "eps"_a, "p"_a, "frame_mask"_a, "spec_weight"_a, "spec_bias"_a, "planes"_a = "exact",
-        "want_states"_a = false,
+        "want_states"_a = false, "opt_iters"_a = 6, "opt_lr"_a = 0.01, "opt_br"_a = 6,
         "Bounds of spec_weight @ h_T + spec_bias for an LSTM (RECURRENCES.md §0, §4).");
   m.def("gru_bounds", &gru, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a, "bias_hh"_a, "h0"_a, "x"_a,
         "eps"_a, "p"_a, "frame_mask"_a, "spec_weight"_a, "spec_bias"_a, "planes"_a = "exact",
-        "want_states"_a = false,
+        "want_states"_a = false, "opt_iters"_a = 20, "opt_lr"_a = 0.01, "opt_br"_a = 6,
         "Bounds of spec_weight @ h_T + spec_bias for a GRU (RECURRENCES.md §0, §4).");
 }

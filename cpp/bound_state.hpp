@@ -44,6 +44,14 @@ struct RnnNet {
   Activation act = Activation::Tanh;
 };
 
+// "optimized" planes (optim_planes.hpp): after the pass with exact planes, `iters`
+// Adam steps of size `lr` per margin row on that row's plane slopes (iters = 0: off).
+struct OptSettings {
+  int iters = 0;
+  double lr = 0.02;
+  int br_iters = 0;  // the first br_iters iterations are best responses (tangent at the sweep's values)
+};
+
 // Gates stacked i, f, g, o: y_t = W_ih x_t + W_hh h_{t-1} + b.
 template <class T>
 struct LstmNet {
@@ -52,6 +60,7 @@ struct LstmNet {
   const T* h0 = nullptr;        // (s,)
   const T* c0 = nullptr;        // (s,)
   PlaneMethod planes = PlaneMethod::Exact;
+  OptSettings opt;
 };
 
 // PyTorch GRU, gates r, z, n; b_hn inside the reset product.
@@ -62,6 +71,7 @@ struct GruNet {
   const T* b_hh = nullptr;      // (3s,)
   const T* h0 = nullptr;        // (s,)
   PlaneMethod planes = PlaneMethod::Exact;
+  OptSettings opt;
 };
 
 }  // namespace pq

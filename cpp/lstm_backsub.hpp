@@ -11,12 +11,14 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <cstddef>
 #include <utility>
 #include <vector>
 #include "bound_state.hpp"
 #include "linear_form.hpp"
 #include "matmul.hpp"
+#include "optim_planes.hpp"
 #include "sign_rule.hpp"
 
 namespace pq {
@@ -52,21 +54,32 @@ BoundResult<T> lstm_bounds(const LstmNet<T>& net, const PassCommon<T>& pc) {
   };
   // (Λ_h, Λ_c) in (Lh, Lc) on (h_{k_top}, c_{k_top}); pass steps k_top..0, then the
   // initial state into the constant. skip_o: the objective enters at c_{k_top}.
-  auto backward = [&](std::ptrdiff_t k_top, std::ptrdiff_t R, bool skip_o) {
+  // The planes are Pf/Pig/Po unless a row's own copies are given (optimized planes, R = 1);
+  // rec (R = 1) records, per step, the coefficients met by P^o and by the cell, and G.
+  struct Rec { Mat<T> vo, vc, g, a; };
+  auto backward = [&](std::ptrdiff_t k_top, std::ptrdiff_t R, bool skip_o,
+                      const PlaneSet<T>* const* own = nullptr, Rec* rec = nullptr) {
     for (std::ptrdiff_t k = k_top; k >= 0; --k) {
+      const PlaneSet<T>& pf = own ? *own[3 * k] : Pf[k];
+      const PlaneSet<T>& pig = own ? *own[3 * k + 1] : Pig[k];
+      const PlaneSet<T>& po = own ? *own[3 * k + 2] : Po[k];
       MatView<T> Gv = top_rows(G, R);
       MatView<T> g_i = block(Gv, 0, R, 0, s), g_f = block(Gv, 0, R, s, s);
       MatView<T> g_g = block(Gv, 0, R, 2 * s, s), g_o = block(Gv, 0, R, 3 * s, s);
+      if (rec) std::copy(Lh.row(0), Lh.row(0) + s, rec->vo.row(k));
       if (skip_o && k == k_top) {
         for (std::ptrdiff_t r = 0; r < R; ++r) std::fill(g_o.row(r), g_o.row(r) + s, T(0));
       } else {  // h_k = P^o(c_k, y^o_k): Λ_c += λ a_o, Λ_yo = λ b_o
-        pass_plane<true, false>(cview(top_rows(Lh, R)), Po[k], top_rows(Lc, R), g_o, T(1),
+        pass_plane<true, false>(cview(top_rows(Lh, R)), po, top_rows(Lc, R), g_o, T(1),
                                 d.data());
       }
+      if (rec) std::copy(Lc.row(0), Lc.row(0) + s, rec->vc.row(k));
       // c_k = P^f(c_{k-1}, y^f) + P^ig(y^g, y^i), one sign decision per coefficient
-      pass_plane_pair(cview(top_rows(Lc, R)), Pf[k], Pig[k], top_rows(Lc2, R), g_f, g_g, g_i,
+      pass_plane_pair(cview(top_rows(Lc, R)), pf, pig, top_rows(Lc2, R), g_f, g_g, g_i,
                       d.data());
+      if (rec) std::copy(G.row(0), G.row(0) + s4, rec->g.row(k));
       through_affine(k, R);
+      if (rec && ball.moves(k)) std::copy(A.row(0), A.row(0) + n, rec->a.row(k));
       std::swap(Lc, Lc2);
     }
     add_rowdots(cview(top_rows(Lh, R)), net.h0, d.data());
@@ -108,6 +121,69 @@ BoundResult<T> lstm_bounds(const LstmNet<T>& net, const PassCommon<T>& pc) {
   res.lower.resize(K);
   res.upper.resize(K);
   finish_stacked(d.data(), K, res.lower.data(), res.upper.data());
+
+  if (net.opt.iters > 0) {
+    // Optimized planes (optim_planes.hpp): per margin row, gradient ascent on the lower
+    // bound over the slopes of that row's own copies of the planes; intermediate bounds
+    // fixed. Only the lower bounds (what certification uses) are improved.
+    std::vector<PlaneBoxes<T>> bx(3 * Tn);
+    for (std::ptrdiff_t k = 0; k < Tn; ++k) {
+      const T* cpl = k == 0 ? net.c0 : cl.row(k - 1);
+      const T* cpu = k == 0 ? net.c0 : cu.row(k - 1);
+      bx[3 * k].set(Surface::XSigmoid, cpl, cpu, yl.row(k) + s, yu.row(k) + s, s);
+      bx[3 * k + 1].set(Surface::TanhSigmoid, yl.row(k) + 2 * s, yu.row(k) + 2 * s, yl.row(k), yu.row(k), s);
+      bx[3 * k + 2].set(Surface::TanhSigmoid, cl.row(k), cu.row(k), yl.row(k) + 3 * s, yu.row(k) + 3 * s, s);
+    }
+    std::vector<OptPlaneSet<T>> init(3 * Tn);
+    for (std::ptrdiff_t k = 0; k < Tn; ++k) {
+      init[3 * k].init_from(Pf[k], bx[3 * k]);
+      init[3 * k + 1].init_from(Pig[k], bx[3 * k + 1]);
+      init[3 * k + 2].init_from(Po[k], bx[3 * k + 2]);
+    }
+    std::vector<const PlaneSet<T>*> own(3 * Tn);
+    Rec rec{Mat<T>(Tn, s), Mat<T>(Tn, s), Mat<T>(Tn, s4), Mat<T>(Tn, n)};
+    std::vector<T> xs(n), my(s4), mh(s), mc(s), mh2(s), mc2(s);
+    for (std::ptrdiff_t r = 0; r < K; ++r) {
+      std::vector<OptPlaneSet<T>> op = init;
+      for (std::ptrdiff_t j = 0; j < 3 * Tn; ++j) own[j] = &op[j].P;
+      T best = -std::numeric_limits<T>::infinity();
+      for (int it = 0; it <= net.opt.iters; ++it) {
+        // the lower bound of row r with the row's planes (every iterate is sound)
+        std::copy(pc.spec_w.row(r), pc.spec_w.row(r) + s, Lh.row(0));
+        d[0] = pc.spec_b[r];
+        std::fill(Lc.row(0), Lc.row(0) + s, T(0));
+        backward(Tn - 1, 1, false, own.data(), &rec);
+        best = std::max(best, d[0]);
+        if (it == net.opt.iters) break;
+        // forward sweep at the worst-case input: values μ and (super)gradients
+        for (auto& o : op) o.zero_grad();
+        std::copy(net.h0, net.h0 + s, mh.begin());
+        std::copy(net.c0, net.c0 + s, mc.begin());
+        for (std::ptrdiff_t k = 0; k < Tn; ++k) {
+          const bool mv = ball.moves(k);
+          worst_input(ball.x.row(k), rec.a.row(k), n, ball.eps, ball.q, mv, xs.data());
+          std::copy(net.bias, net.bias + s4, my.begin());
+          matvec(net.w_ih, xs.data(), my.data(), true);
+          matvec(net.w_hh, mh.data(), my.data(), true);
+          OptPlaneSet<T>& pf = op[3 * k];
+          OptPlaneSet<T>& pig = op[3 * k + 1];
+          OptPlaneSet<T>& po = op[3 * k + 2];
+          for (std::ptrdiff_t i = 0; i < s; ++i) {
+            const T v = rec.vc(k, i);
+            mc2[i] = pf.eval_and_grad(i, v, mc[i], my[s + i]) + pig.eval_and_grad(i, v, my[2 * s + i], my[i]);
+          }
+          for (std::ptrdiff_t i = 0; i < s; ++i) mh2[i] = po.eval_and_grad(i, rec.vo(k, i), mc2[i], my[3 * s + i]);
+          std::swap(mh, mh2);
+          std::swap(mc, mc2);
+        }
+        if (it < net.opt.br_iters)
+          for (std::ptrdiff_t j = 0; j < 3 * Tn; ++j) op[j].tangent_response(bx[j]);
+        else
+          for (std::ptrdiff_t j = 0; j < 3 * Tn; ++j) op[j].adam_step(bx[j], it + 1 - net.opt.br_iters, T(net.opt.lr));
+      }
+      if (best > res.lower[r]) res.lower[r] = best;
+    }
+  }
 
   if (pc.want_states) {
     // hidden: corner min/max of tanh(c)·σ(y^o) over the (c_t, y^o_t) box

@@ -10,6 +10,9 @@ from typing import Any
 import numpy as np
 
 PLANE_METHODS = ("exact", "1d", "constant")
+# Experimental, not part of the public API (issue 11, unfinished): the core's LSTM pass
+# accepts planes="optimized" (cpp/optim_planes.hpp); certify/bound_margins reject it.
+EXPERIMENTAL_PLANE_METHODS = ("optimized",)
 
 
 class BoundOverflowError(ValueError):

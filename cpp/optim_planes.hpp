@@ -1,0 +1,202 @@
+// "optimized" planes (issue 11): slopes chosen for the final margin, offsets exact.
+//
+// With every intermediate bound fixed (from a pass with "exact" planes), the lower
+// bound L_r of margin row r is a function of the slopes (a, b) of every plane that
+// row's final back-substitution passes through. Each row gets its own copy of the
+// planes (a plane is valid whatever its slopes, because its offset is the exact
+// extreme of F - a x - b y over the box, offset_extremes, widened by plane_margin),
+// so every iterate is a sound bound and the best L_r seen is returned.
+//
+// Gradient. The backward pass is linear in Λ with sign-selected planes; its adjoint is
+// a forward sweep: the relaxed network evaluated at the worst-case input x*_k =
+// x̂_k − eps ∇||A_k||_q (A_k: the coefficients on frame k), every product replaced by
+// the plane its coefficient selected. Writing μ for the forward values, L_r equals the
+// spec row applied to μ at h_T (checked in tests), and for a plane with coefficient v,
+// input values (μx, μy) and offset attained at (x*, y*) (envelope theorem):
+//     dL/da = v (μx − x*),   dL/db = v (μy − y*).
+// Only the selected side (lower for v >= 0, upper for v < 0) of a plane moves.
+// Step: gradient ascent in box-scaled coordinates, the largest move t; t grows x1.5 after
+// an improvement, halves (and the iterate returns to the best one) after a failure.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+#include "dual_norm.hpp"
+#include "planes.hpp"
+#include "sign_rule.hpp"
+
+namespace pq {
+
+
+// The boxes of one layer of s planes, with f and sigma at their sides (fixed while optimising).
+template <class T>
+struct PlaneBoxes {
+  Surface sf = Surface::TanhSigmoid;
+  std::vector<detail::Box<T>> box;
+  std::vector<detail::SideValues<T>> sv;
+  void set(Surface f, const T* xl, const T* xu, const T* yl, const T* yu, std::ptrdiff_t s) {
+    sf = f;
+    box.resize(s);
+    sv.resize(s);
+    for (std::ptrdiff_t i = 0; i < s; ++i) {
+      box[i] = {xl[i], xu[i], yl[i], yu[i]};
+      sv[i] = detail::side_values(f, box[i]);
+    }
+  }
+};
+
+// One row's copy of a layer of planes: the PlaneSet the backward pass reads, the points
+// where each side's offset is attained, and the Adam state of the four slopes.
+template <class T>
+struct OptPlaneSet {
+  PlaneSet<T> P;
+  std::vector<T> xsL, ysL, xsU, ysU;               // argmin (lower) / argmax (upper)
+  std::vector<T> gaL, gbL, gaU, gbU;               // gradients (accumulated by the sweep)
+  std::vector<T> maL, mbL, maU, mbU, vaL, vbL, vaU, vbU;  // Adam moments
+  void init_from(const PlaneSet<T>& src, const PlaneBoxes<T>& bx) {
+    P = src;
+    const std::size_t s = src.aL.size();
+    for (auto* v : {&xsL, &ysL, &xsU, &ysU, &gaL, &gbL, &gaU, &gbU, &maL, &mbL, &maU, &mbU, &vaL, &vbL, &vaU, &vbU})
+      v->assign(s, T(0));
+    for (std::size_t i = 0; i < s; ++i) {
+      refresh(bx, i, true);
+      refresh(bx, i, false);
+    }
+  }
+  // Exact offset (and where it is attained) of side `lower` of plane i for its slopes.
+  void refresh(const PlaneBoxes<T>& bx, std::size_t i, bool lower) {
+    if (lower) {
+      const auto r = detail::offset_extremes(bx.sf, P.aL[i], P.bL[i], bx.box[i], bx.sv[i]);
+      P.cL[i] = r.gmin - detail::plane_margin(P.aL[i], P.bL[i], bx.box[i], bx.sv[i]);
+      xsL[i] = r.xmin; ysL[i] = r.ymin;
+    } else {
+      const auto r = detail::offset_extremes(bx.sf, P.aU[i], P.bU[i], bx.box[i], bx.sv[i]);
+      P.cU[i] = r.gmax + detail::plane_margin(P.aU[i], P.bU[i], bx.box[i], bx.sv[i]);
+      xsU[i] = r.xmax; ysU[i] = r.ymax;
+    }
+  }
+  void zero_grad() {
+    for (auto* v : {&gaL, &gbL, &gaU, &gbU}) std::fill(v->begin(), v->end(), T(0));
+  }
+  // Forward value of the plane selected by coefficient v at inputs (mx, my); accumulates
+  // the gradient of L w.r.t. the selected side's slopes.
+  std::vector<T> mxv, myv, vv;                     // last sweep: inputs and coefficient
+  T eval_and_grad(std::size_t i, T v, T mx, T my) {
+    if (mxv.size() != P.aL.size()) { mxv.assign(P.aL.size(), T(0)); myv = mxv; vv = mxv; }
+    mxv[i] = mx; myv[i] = my; vv[i] = v;
+    if (v >= T(0)) {
+      gaL[i] += v * (mx - xsL[i]);
+      gbL[i] += v * (my - ysL[i]);
+      return P.aL[i] * mx + P.bL[i] * my + P.cL[i];
+    }
+    gaU[i] += v * (mx - xsU[i]);
+    gbU[i] += v * (my - ysU[i]);
+    return P.aU[i] * mx + P.bU[i] * my + P.cU[i];
+  }
+  // Coordinates scaled by the box: alpha = a wx, beta = b wy (the plane's rise across the
+  // box), so one step size suits every plane. Largest |dL/dalpha|, |dL/dbeta| of the layer.
+  static T wfloor(T w) { return std::max(w, T(1e-3)); }
+  T grad_max(const PlaneBoxes<T>& bx) const {
+    T m = T(0);
+    for (std::size_t i = 0; i < P.aL.size(); ++i) {
+      const T wx = wfloor(bx.box[i].xu - bx.box[i].xl), wy = wfloor(bx.box[i].yu - bx.box[i].yl);
+      m = std::max(m, std::max(std::max(std::fabs(gaL[i]) / wx, std::fabs(gbL[i]) / wy),
+                               std::max(std::fabs(gaU[i]) / wx, std::fabs(gbU[i]) / wy)));
+    }
+    return m;
+  }
+  // Best response: for each plane met by the last sweep, try the tangent plane of F at its
+  // input values (clipped to the box), with its exact offset; keep it if the selected side is
+  // tighter there (higher lower plane / lower upper plane at (mx, my)).
+  void tangent_response(const PlaneBoxes<T>& bx) {
+    for (std::size_t i = 0; i < vv.size(); ++i) {
+      const T v = vv[i];
+      if (v == T(0)) continue;
+      const auto& b = bx.box[i];
+      const T x = std::min(std::max(mxv[i], b.xl), b.xu), y = std::min(std::max(myv[i], b.yl), b.yu);
+      const T sg = detail::sigmoid(y), f = detail::surface_factor(bx.sf, x);
+      const T A = (bx.sf == Surface::TanhSigmoid ? detail::dtanh(x) : T(1)) * sg, B = f * detail::dsigmoid(y);
+      const bool lower = v >= T(0);
+      T& a = lower ? P.aL[i] : P.aU[i];
+      T& bb = lower ? P.bL[i] : P.bU[i];
+      const T olda = a, oldb = bb, oldc = lower ? P.cL[i] : P.cU[i];
+      const T oxs = lower ? xsL[i] : xsU[i], oys = lower ? ysL[i] : ysU[i];
+      const T before = olda * mxv[i] + oldb * myv[i] + oldc;
+      a = A; bb = B;
+      refresh(bx, i, lower);
+      const T after = a * mxv[i] + bb * myv[i] + (lower ? P.cL[i] : P.cU[i]);
+      if (lower ? !(after > before) : !(after < before)) {  // keep the old plane
+        a = olda; bb = oldb;
+        (lower ? P.cL[i] : P.cU[i]) = oldc;
+        (lower ? xsL[i] : xsU[i]) = oxs;
+        (lower ? ysL[i] : ysU[i]) = oys;
+      }
+    }
+  }
+  // Adam ascent step (iteration it >= 1) in the box-scaled coordinates; refreshes the
+  // offsets of the slopes that moved.
+  void adam_step(const PlaneBoxes<T>& bx, int it, T lr) {
+    const T b1 = T(0.9), b2 = T(0.999), e = T(1e-30);
+    const T c1 = T(1) - std::pow(b1, T(it)), c2 = T(1) - std::pow(b2, T(it));
+    auto adam = [&](T& p, T g, T w, T& m, T& v) {  // p: slope, g = dL/dp, scaled by w
+      g /= w;
+      m = b1 * m + (T(1) - b1) * g;
+      v = b2 * v + (T(1) - b2) * g * g;
+      if (v > T(0)) p += lr * (m / c1) / (std::sqrt(v / c2) + e) / w;
+    };
+    const std::size_t s = P.aL.size();
+    for (std::size_t i = 0; i < s; ++i) {
+      const T wx = wfloor(bx.box[i].xu - bx.box[i].xl), wy = wfloor(bx.box[i].yu - bx.box[i].yl);
+      if (gaL[i] != T(0) || gbL[i] != T(0) || maL[i] != T(0) || mbL[i] != T(0)) {
+        adam(P.aL[i], gaL[i], wx, maL[i], vaL[i]);
+        adam(P.bL[i], gbL[i], wy, mbL[i], vbL[i]);
+        refresh(bx, i, true);
+      }
+      if (gaU[i] != T(0) || gbU[i] != T(0) || maU[i] != T(0) || mbU[i] != T(0)) {
+        adam(P.aU[i], gaU[i], wx, maU[i], vaU[i]);
+        adam(P.bU[i], gbU[i], wy, mbU[i], vbU[i]);
+        refresh(bx, i, false);
+      }
+    }
+  }
+};
+
+// x*_k = x̂_k − eps ∇||a||_q (the minimiser of a·x over the ball), into out (n).
+template <class T>
+void worst_input(const T* xhat, const T* a, std::ptrdiff_t n, T eps, DualNorm q, bool moves, T* out) {
+  for (std::ptrdiff_t j = 0; j < n; ++j) out[j] = xhat[j];
+  if (!moves) return;
+  switch (q) {
+    case DualNorm::L2: {
+      const T nrm = dual_norm(a, n, q);
+      if (nrm > T(0))
+        for (std::ptrdiff_t j = 0; j < n; ++j) out[j] -= eps * a[j] / nrm;
+      break;
+    }
+    case DualNorm::L1:
+      for (std::ptrdiff_t j = 0; j < n; ++j) out[j] -= eps * (a[j] > T(0) ? T(1) : (a[j] < T(0) ? T(-1) : T(0)));
+      break;
+    case DualNorm::Linf: {
+      std::ptrdiff_t jm = 0;
+      for (std::ptrdiff_t j = 1; j < n; ++j)
+        if (std::abs(a[j]) > std::abs(a[jm])) jm = j;
+      if (a[jm] != T(0)) out[jm] -= eps * (a[jm] > T(0) ? T(1) : T(-1));
+      break;
+    }
+  }
+}
+
+// y (rows) = W (rows x n) v (+ y if acc)
+template <class T>
+void matvec(MatView<const T> W, const T* v, T* y, bool acc) {
+  for (std::ptrdiff_t r = 0; r < W.rows; ++r) {
+    const T* w = W.row(r);
+    T s = acc ? y[r] : T(0);
+    for (std::ptrdiff_t j = 0; j < W.cols; ++j) s += w[j] * v[j];
+    y[r] = s;
+  }
+}
+
+}  // namespace pq
