@@ -11,6 +11,7 @@ and trained RNN/LSTM/GRU models, and a sampled soundness check.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,6 +111,26 @@ def test_module_refuses_without_device():
                                        np.ones((1, 3, 4)), np.zeros((1, 3))))
     with pytest.raises(RuntimeError, match="no CUDA device visible"):
         m.rnn_bounds_batch(*args)
+
+
+def test_kernels_on_host_emulation_equal_cpu_core(tmp_path):
+    """The CUDA kernels' device code (cpp/cuda/batch_pass.cuh) compiled by the host compiler
+    for one thread per block (tests/cuda_emulation.cpp) equals the CPU core on every bound
+    and state (RNN tanh/ReLU, LSTM, GRU; all plane methods; p = 1, 2, inf; eps = 0, an
+    overflowing eps): the recurrences, indexing and workspace of the kernels, without a GPU."""
+    import os
+    import shutil
+    import subprocess
+    root = Path(__file__).resolve().parent.parent
+    cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    if not cxx:
+        pytest.skip("no C++ compiler")
+    exe = tmp_path / "cuda_emulation"
+    subprocess.run([cxx, "-std=c++17", "-O1", f"-I{root / 'cpp'}", f"-I{root / 'cpp' / 'cuda'}",
+                    str(root / "tests" / "cuda_emulation.cpp"), "-o", str(exe)], check=True,
+                   capture_output=True)
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.startswith("OK"), run.stdout + run.stderr
 
 
 def test_search_steps_is_search_radius():

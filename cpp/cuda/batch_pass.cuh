@@ -15,7 +15,11 @@
 // float64 overflow at huge eps), the block sets status 1 for the pair and stops it;
 // the Python layer maps that to BoundOverflowError ("not certified").
 #pragma once
+#if defined(__CUDACC__)
 #include <cuda_runtime.h>
+#endif
+// Without nvcc this header compiles only under tests/cuda_emulation.cpp, which defines
+// the CUDA keywords for one host thread (blockDim = 1) to check the kernels' logic on CPU.
 
 #include <algorithm>
 #include <cstdio>
