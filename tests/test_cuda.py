@@ -172,6 +172,58 @@ def test_batched_driver_equals_certify_on_cpu(kind):
         np.testing.assert_array_equal(got[i].margin_lower, ref.margin_lower)
 
 
+class _FakeCuda:
+    """Stands in for popqorn_fast._cuda: the batched signature, served pair by pair by _core."""
+
+    @staticmethod
+    def device_count():
+        return 1
+
+    def __getattr__(self, name):
+        from popqorn_fast import _core
+        kind = name.split("_")[0]
+
+        def fn(*args):
+            outs, status = [], []
+            for i in range(len(args[5])):
+                a = list(args)
+                a[5], a[6], a[9], a[10] = args[5][i], float(args[6][i]), args[9][i], args[10][i]
+                try:
+                    outs.append(getattr(_core, f"{kind}_bounds")(*a))
+                    status.append(0)
+                except ValueError:
+                    outs.append(None)
+                    status.append(1)
+            N, K = args[9].shape[:2]
+            ok = next((o for o in outs if o is not None), {"lower": np.zeros(K), "upper": np.zeros(K)})
+            res = {k: np.stack([o[k] if o is not None else np.zeros_like(v) for o in outs]) for k, v in ok.items()}
+            res["status"] = np.array(status, dtype=np.int32)
+            return res
+        return fn
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_device_cuda_plumbing_with_a_fake_module(monkeypatch, kind):
+    """certify_many(device="cuda") and bound_pass(device="cuda") through the _cuda batched
+    signature (argument order, batch axes, status, states) equal the CPU path exactly."""
+    monkeypatch.setattr(backend, "cuda_module", lambda: _FakeCuda())
+    rng = np.random.default_rng(4)
+    w = random_weights(kind, rng, s=4, n=3, C=3, states=True)
+    X = rng.normal(size=(4, 3, 3))
+    gpu = pf.certify_many(w, X, device="cuda", planes="1d", p=np.inf)
+    cpu = pf.certify_many(w, X, device="cpu", planes="1d", p=np.inf)
+    assert [(c.eps, c.eps_upper, c.bound_passes) for c in gpu] == [(c.eps, c.eps_upper, c.bound_passes) for c in cpu]
+    sw, sb = rng.normal(size=(2, 4)), rng.normal(size=2)
+    mask = np.ones(3, bool)
+    a = backend.bound_pass(w, X[0], 0.1, 2.0, mask, sw, sb, "exact", True, device="cuda")
+    b = backend.bound_pass(w, X[0], 0.1, 2.0, mask, sw, sb, "exact", True, device="cpu")
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    with pytest.raises(backend.BoundOverflowError):
+        backend.bound_pass(w, X[0], 1.7e308, np.inf, mask, sw, sb, "exact", False, device="cuda")
+
+
 def test_bound_pass_batch_cpu_matches_bound_pass():
     rng = np.random.default_rng(2)
     w = random_weights("lstm", rng, s=4, n=3, C=3)
