@@ -8,6 +8,7 @@ ratio survives noisy machines), and writes a plot of cost vs T and vs h.
     python bench/run.py                 # the default sweep
     python bench/run.py --quick         # only the three goal sizes
     python bench/run.py --plot bench/results/cost.png --md bench/results/run.md
+    python bench/run.py --device cuda   # inputs/s of certify_many(device="cuda") vs CPU threads
 """
 from __future__ import annotations
 
@@ -83,14 +84,54 @@ def sweep(quick: bool) -> list[tuple[str, int, int, int]]:
     return configs
 
 
+def device_table(Ns: list[int], cpu_threads: list[int], cpu_max: int) -> None:
+    """certify_many throughput on the LSTM T=8, h=32 size: device="cuda" (one batched pass
+    per round of probes) next to the CPU backend with k threads (certify_many(threads=k)).
+    The CPU runs at most ``cpu_max`` inputs per N (its rate is per input, flat in N)."""
+    from popqorn_fast.backend import check_device
+    try:
+        check_device("cuda")
+    except RuntimeError as exc:
+        raise SystemExit(f"bench/run.py --device cuda: {exc}")
+    w, _ = random_model("lstm", 8, 32, 8)
+    rng = np.random.default_rng(5)
+    print(f"# certify_many inputs/s, lstm T=8 h=32 n=8, float64, p = 2, rtol 1e-3, planes exact; "
+          f"{os.cpu_count()} cpus")
+    print(f"{'N':>6} {'cuda':>10} " + " ".join(f"{'cpu x' + str(k):>10}" for k in cpu_threads))
+    pf.certify_many(w, rng.uniform(0, 1, size=(2, 8, 8)), device="cuda")  # warm-up (context, JIT)
+    for N in Ns:
+        X = rng.uniform(0, 1, size=(N, 8, 8))
+        t0 = time.perf_counter()
+        gpu = pf.certify_many(w, X, device="cuda")
+        rate = N / (time.perf_counter() - t0)
+        cols = []
+        for k in cpu_threads:
+            m = min(N, cpu_max)
+            t0 = time.perf_counter()
+            cpu = pf.certify_many(w, X[:m], threads=k)
+            cols.append(m / (time.perf_counter() - t0))
+            worst = max(abs(g.eps - c.eps) / max(c.eps, 1e-300) for g, c in zip(gpu, cpu))
+            if worst > 1e-6:
+                print(f"# warning: N={N}: cuda and cpu radii differ by {worst:.2e} relative")
+        print(f"{N:>6} {rate:>10.1f} " + " ".join(f"{c:>10.1f}" for c in cols), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="cuda: inputs/s of certify_many(device='cuda') for N in {1, 100, 1000, 10000} "
+                         "next to the CPU backend with 2 and 16 threads (needs a GPU)")
+    ap.add_argument("--cpu-max", type=int, default=1000,
+                    help="with --device cuda: at most this many inputs timed on the CPU per N")
     ap.add_argument("--quick", action="store_true", help="only the three goal sizes")
     ap.add_argument("--inputs", type=int, default=3, help="inputs per configuration (median time)")
     ap.add_argument("--max-h", type=int, default=256, help="skip hidden sizes above this")
     ap.add_argument("--plot", help="write a PNG of cost per pass vs T and vs h")
     ap.add_argument("--md", help="append the table as Markdown to this file")
     args = ap.parse_args()
+    if args.device == "cuda":
+        device_table([1, 100, 1000, 10000], [2, 16], args.cpu_max)
+        return
 
     rows = []
     head = (f"{'kind':5} {'planes':8} {'T':>3} {'h':>4} {'n':>3} {'s/input':>9} {'s/pass':>9} {'passes':>6} "

@@ -6,6 +6,15 @@
 #include <string>
 #include <vector>
 
+// PQ_HD marks the scalar relaxation functions (lines.hpp, planes.hpp,
+// planes_offset.hpp, dual_norm) as callable from CUDA device code (cpp/cuda/);
+// empty for the host compiler. Functions that throw stay host-only.
+#if defined(__CUDACC__)
+#define PQ_HD __host__ __device__
+#else
+#define PQ_HD
+#endif
+
 namespace pq {
 
 // A non-owning row-major view of a rows x cols matrix with an explicit row stride.

@@ -21,7 +21,7 @@ inline DualNorm dual_of_p(double p) {
 
 // ||a||_q of one contiguous row a[0..n).
 template <class T>
-T dual_norm(const T* a, std::ptrdiff_t n, DualNorm q) {
+PQ_HD T dual_norm(const T* a, std::ptrdiff_t n, DualNorm q) {
   T acc = T(0);
   switch (q) {
     case DualNorm::L1:

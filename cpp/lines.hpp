@@ -29,7 +29,7 @@ namespace detail {
 
 // Numerically stable logistic sigmoid (never exp of a positive argument).
 template <class T>
-inline T sigmoid(T z) {
+PQ_HD inline T sigmoid(T z) {
   if (z >= T(0)) {
     return T(1) / (T(1) + std::exp(-z));
   }
@@ -39,7 +39,7 @@ inline T sigmoid(T z) {
 
 // sigma'(z) = e/(1+e)^2 with e = exp(-|z|): no cancellation in the tails (s(1-s) would give 0).
 template <class T>
-inline T dsigmoid(T z) {
+PQ_HD inline T dsigmoid(T z) {
   const T e = std::exp(-std::fabs(z));
   const T d = T(1) + e;
   return e / (d * d);
@@ -47,7 +47,7 @@ inline T dsigmoid(T z) {
 
 // tanh'(z) = sech^2 z = 4e/(1+e)^2 with e = exp(-2|z|).
 template <class T>
-inline T dtanh(T z) {
+PQ_HD inline T dtanh(T z) {
   const T e = std::exp(-T(2) * std::fabs(z));
   const T d = T(1) + e;
   return T(4) * e / (d * d);
@@ -57,7 +57,7 @@ inline T dtanh(T z) {
 // acosh(1/sqrt k) for small k (atanh(sqrt(1-k)) would lose all digits there),
 // atanh(sqrt(1-k)) for k near 1 (acosh near 1 is ill-conditioned).
 template <class T>
-inline T inv_sech2(T k) {
+PQ_HD inline T inv_sech2(T k) {
   if (!(k > T(0))) return std::numeric_limits<T>::infinity();
   if (k >= T(1)) return T(0);
   if (k < T(0.5)) return std::acosh(T(1) / std::sqrt(k));
@@ -65,7 +65,7 @@ inline T inv_sech2(T k) {
 }
 
 template <class T>
-inline T phi(Activation fn, T z) {
+PQ_HD inline T phi(Activation fn, T z) {
   switch (fn) {
     case Activation::Tanh: return std::tanh(z);
     case Activation::Sigmoid: return sigmoid(z);
@@ -74,13 +74,13 @@ inline T phi(Activation fn, T z) {
 }
 
 template <class T>
-inline T dphi(Activation fn, T z) {
+PQ_HD inline T dphi(Activation fn, T z) {
   return fn == Activation::Tanh ? dtanh(z) : dsigmoid(z);
 }
 
 // phi'' (tanh: -2 t sech^2; sigmoid: sigma'(1 - 2 sigma)), for Newton steps only.
 template <class T>
-inline T d2phi(Activation fn, T z) {
+PQ_HD inline T d2phi(Activation fn, T z) {
   if (fn == Activation::Tanh) return -T(2) * std::tanh(z) * dtanh(z);
   return dsigmoid(z) * (T(1) - T(2) * sigmoid(z));
 }
@@ -88,7 +88,7 @@ inline T d2phi(Activation fn, T z) {
 // |z| of the stationary points phi'(z) = alpha (both +-z), +inf if none.
 // tanh: sech^2 z = alpha; sigmoid: sigma'(z) = sech^2(z/2)/4 = alpha.
 template <class T>
-inline T stationary_abs(Activation fn, T alpha) {
+PQ_HD inline T stationary_abs(Activation fn, T alpha) {
   if (fn == Activation::Tanh) return inv_sech2(alpha);
   return T(2) * inv_sech2(T(4) * alpha);
 }
@@ -96,7 +96,7 @@ inline T stationary_abs(Activation fn, T alpha) {
 // max (want_max) or min over z in [l, u] of phi(z) - alpha*z, exact up to rounding:
 // candidates l, u and the stationary points +-z* that lie strictly inside (§2).
 template <class T>
-inline T line_offset(Activation fn, T alpha, T l, T u, bool want_max) {
+PQ_HD inline T line_offset(Activation fn, T alpha, T l, T u, bool want_max) {
   T best = phi(fn, l) - alpha * l;
   auto take = [&](T z) {
     const T g = phi(fn, z) - alpha * z;
@@ -113,7 +113,7 @@ inline T line_offset(Activation fn, T alpha, T l, T u, bool want_max) {
 
 // Safety margin of RECURRENCES.md §2.
 template <class T>
-inline T line_margin(Activation fn, T alpha, T l, T u) {
+PQ_HD inline T line_margin(Activation fn, T alpha, T l, T u) {
   const T eps = std::numeric_limits<T>::epsilon();
   const T phimax = std::max(std::fabs(phi(fn, l)), std::fabs(phi(fn, u)));
   const T zmax = std::max(std::fabs(l), std::fabs(u));
@@ -122,7 +122,7 @@ inline T line_margin(Activation fn, T alpha, T l, T u) {
 
 // sech(z) = 2e/(1+e^2), e = exp(-|z|): no overflow.
 template <class T>
-inline T sech(T z) {
+PQ_HD inline T sech(T z) {
   const T e = std::exp(-std::fabs(z));
   return T(2) * e / (T(1) + e * e);
 }
@@ -131,7 +131,7 @@ inline T sech(T z) {
 // tanh u - tanh l = sinh(u-l) sech(u) sech(l), and sigma(z) = (1 + tanh(z/2))/2.
 // (Validity never depends on it: offsets are exact for whatever slope results.)
 template <class T>
-inline T chord_slope(Activation fn, T l, T u) {
+PQ_HD inline T chord_slope(Activation fn, T l, T u) {
   const T w = u - l;
   if (fn == Activation::Tanh && w <= T(600)) return std::sinh(w) / w * sech(u) * sech(l);
   if (fn == Activation::Sigmoid && w <= T(1200))
@@ -146,7 +146,7 @@ inline T chord_slope(Activation fn, T l, T u) {
 // Safeguarded Newton: the bracket [lo, hi] always contains the root; a Newton
 // step that leaves it (or does not halve it) is replaced by bisection.
 template <class T>
-inline T upper_slope_crossing(Activation fn, T l, T u) {
+PQ_HD inline T upper_slope_crossing(Activation fn, T l, T u) {
   const T pl = phi(fn, l);
   auto f = [&](T d) { return dphi(fn, d) * (d - l) - (phi(fn, d) - pl); };
   const T fu = f(u);
@@ -173,7 +173,7 @@ inline T upper_slope_crossing(Activation fn, T l, T u) {
 
 // One neuron's tanh/sigmoid lines per RECURRENCES.md §2.
 template <class T>
-inline void sshape_lines(Activation fn, T l, T u, T& al, T& bl, T& au, T& bu) {
+PQ_HD inline void sshape_lines(Activation fn, T l, T u, T& al, T& bl, T& au, T& bu) {
   const T scale = std::max(T(1), std::max(std::fabs(l), std::fabs(u)));
   if (u - l <= T(1e-12) * scale) {
     al = T(0);
@@ -203,7 +203,7 @@ inline void sshape_lines(Activation fn, T l, T u, T& al, T& bl, T& au, T& bu) {
 // max over {l, u} of relu(z) - alpha z (convex minus linear: max at an endpoint),
 // plus the §2 margin (the plain formula -alpha*l can round below the kink at u).
 template <class T>
-inline void relu_lines(T l, T u, T& al, T& bl, T& au, T& bu) {
+PQ_HD inline void relu_lines(T l, T u, T& al, T& bl, T& au, T& bu) {
   if (l >= T(0)) { al = au = T(1); bl = bu = T(0); return; }
   if (u <= T(0)) { al = au = T(0); bl = bu = T(0); return; }
   au = u / (u - l);
@@ -216,7 +216,7 @@ inline void relu_lines(T l, T u, T& al, T& bl, T& au, T& bu) {
 }  // namespace detail
 
 template <class T>
-T activation_value(Activation fn, T z) {
+PQ_HD T activation_value(Activation fn, T z) {
   return detail::phi(fn, z);
 }
 

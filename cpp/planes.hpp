@@ -62,13 +62,13 @@ enum class PlaneMethod { Exact, OneD, Constant };
 namespace detail {
 
 template <class T>
-inline bool nearly_degenerate(T lo, T hi) {
+PQ_HD inline bool nearly_degenerate(T lo, T hi) {
   return hi - lo <= T(1e-12) * std::max(T(1), std::max(std::fabs(lo), std::fabs(hi)));
 }
 
 // max over the box of G - A x - B y with G = sense * F, and its argmax.
 template <class T>
-inline void price(Surface sf, int sense, T A, T B, const Box<T>& bx, const SideValues<T>& sv, T& gmax, T& xs,
+PQ_HD inline void price(Surface sf, int sense, T A, T B, const Box<T>& bx, const SideValues<T>& sv, T& gmax, T& xs,
                   T& ys) {
   if (sense > 0) {
     const auto r = offset_extremes(sf, A, B, bx, sv);
@@ -87,7 +87,7 @@ struct ExactStats {
 // Slopes (A, B) and exact offset C (max of G - A x - B y over the box) of the
 // volume-minimising plane over G = sense * F (see the header comment).
 template <class T>
-inline void exact_plane(Surface sf, int sense, const Box<T>& bx, T& A_out, T& B_out, T& C_out,
+PQ_HD inline void exact_plane(Surface sf, int sense, const Box<T>& bx, T& A_out, T& B_out, T& C_out,
                         ExactStats* stats = nullptr, int max_iter = 50) {
   const T eps = std::numeric_limits<T>::epsilon();
   const bool dx = nearly_degenerate(bx.xl, bx.xu), dy = nearly_degenerate(bx.yl, bx.yu);
@@ -233,7 +233,7 @@ inline void exact_plane(Surface sf, int sense, const Box<T>& bx, T& A_out, T& B_
 
 // F-plane from a G-plane: upper (sense +1) as is; lower: a = -A, b = -B, c = -C.
 template <class T>
-inline void exact_planes(Surface sf, const Box<T>& bx, T& aL, T& bL, T& cL, T& aU, T& bU, T& cU,
+PQ_HD inline void exact_planes(Surface sf, const Box<T>& bx, T& aL, T& bL, T& cL, T& aU, T& bU, T& cU,
                          ExactStats* su = nullptr, ExactStats* sl = nullptr) {
   T A, B, C;
   const SideValues<T> sv = side_values(sf, bx);
@@ -244,7 +244,7 @@ inline void exact_planes(Surface sf, const Box<T>& bx, T& aL, T& bL, T& cL, T& a
 }
 
 template <class T>
-inline void oned_planes(Surface sf, const Box<T>& bx, T& aL, T& bL, T& cL, T& aU, T& bU, T& cU) {
+PQ_HD inline void oned_planes(Surface sf, const Box<T>& bx, T& aL, T& bL, T& cL, T& aU, T& bU, T& cU) {
   T al, bl_, au, bu_;
   if (bx.yu - bx.yl <= T(0)) { al = au = T(0); }
   else sshape_lines(Activation::Sigmoid, bx.yl, bx.yu, al, bl_, au, bu_);
@@ -258,7 +258,7 @@ inline void oned_planes(Surface sf, const Box<T>& bx, T& aL, T& bL, T& cL, T& aU
 }
 
 template <class T>
-inline void constant_planes(Surface sf, const Box<T>& bx, T& aL, T& bL, T& cL, T& aU, T& bU, T& cU) {
+PQ_HD inline void constant_planes(Surface sf, const Box<T>& bx, T& aL, T& bL, T& cL, T& aU, T& bU, T& cU) {
   const T v[4] = {surface_value(sf, bx.xl, bx.yl), surface_value(sf, bx.xl, bx.yu),
                   surface_value(sf, bx.xu, bx.yl), surface_value(sf, bx.xu, bx.yu)};
   const T m = plane_margin(sf, T(0), T(0), bx);

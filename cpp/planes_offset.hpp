@@ -34,7 +34,7 @@ namespace detail {
 template <class T>
 struct Box {
   T xl, xu, yl, yu;
-  bool contains(T x, T y) const { return x >= xl && x <= xu && y >= yl && y <= yu; }
+  PQ_HD bool contains(T x, T y) const { return x >= xl && x <= xu && y >= yl && y <= yu; }
 };
 
 // f(x) and sigma(y) at the box's sides, computed once per box and reused by every pricing.
@@ -44,22 +44,22 @@ struct SideValues {
 };
 
 template <class T>
-inline T surface_factor(Surface s, T x) {
+PQ_HD inline T surface_factor(Surface s, T x) {
   return s == Surface::TanhSigmoid ? std::tanh(x) : x;
 }
 
 template <class T>
-inline T surface_value(Surface s, T x, T y) {
+PQ_HD inline T surface_value(Surface s, T x, T y) {
   return surface_factor(s, x) * sigmoid(y);
 }
 
 template <class T>
-inline SideValues<T> side_values(Surface sf, const Box<T>& bx) {
+PQ_HD inline SideValues<T> side_values(Surface sf, const Box<T>& bx) {
   return {surface_factor(sf, bx.xl), surface_factor(sf, bx.xu), sigmoid(bx.yl), sigmoid(bx.yu)};
 }
 
 template <class T>
-inline T logit(T s) {
+PQ_HD inline T logit(T s) {
   return std::log(s) - std::log1p(-s);
 }
 
@@ -70,7 +70,7 @@ inline T logit(T s) {
 // (b^2 normal), else the log form L(y) = log s + log(s - a) + 2 log r - 2 log|b| (no
 // underflow). s - a <= 0 counts as h = 0 < b^2. Safeguarded Newton in a shrinking bracket.
 template <class T, class Visit>
-inline void solve_branch(T a, T b, T lo, T hi, bool rising, Visit&& visit) {
+PQ_HD inline void solve_branch(T a, T b, T lo, T hi, bool rising, Visit&& visit) {
   if (!(lo <= hi)) return;
   const bool logform = std::fabs(b) < std::sqrt(std::numeric_limits<T>::min()) * T(1e4);  // b^2 not normal
   const T b2 = b * b, logb2 = T(2) * std::log(std::fabs(b));
@@ -118,7 +118,7 @@ inline void solve_branch(T a, T b, T lo, T hi, bool rising, Visit&& visit) {
 // Calls visit(x, y, F(x, y)) for every candidate extreme of F - a x - b y in the box (§3).
 // F at corners and on the sides reuses sv (f and sigma at the sides).
 template <class T, class Visit>
-inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, const SideValues<T>& sv, Visit&& visit) {
+PQ_HD inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, const SideValues<T>& sv, Visit&& visit) {
   const T inf = std::numeric_limits<T>::infinity();
   // corners (duplicates in degenerate boxes are harmless)
   visit(bx.xl, bx.yl, sv.fxl * sv.syl);
@@ -180,7 +180,7 @@ inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, const Sid
 }
 
 template <class T, class Visit>
-inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, Visit&& visit) {
+PQ_HD inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, Visit&& visit) {
   for_each_candidate(sf, a, b, bx, side_values(sf, bx), [&](T x, T y, T) { visit(x, y); });
 }
 
@@ -192,7 +192,7 @@ struct Extremes {
 };
 
 template <class T>
-inline Extremes<T> offset_extremes(Surface sf, T a, T b, const Box<T>& bx, const SideValues<T>& sv) {
+PQ_HD inline Extremes<T> offset_extremes(Surface sf, T a, T b, const Box<T>& bx, const SideValues<T>& sv) {
   Extremes<T> r;
   r.gmax = -std::numeric_limits<T>::infinity();
   r.gmin = std::numeric_limits<T>::infinity();
@@ -207,7 +207,7 @@ inline Extremes<T> offset_extremes(Surface sf, T a, T b, const Box<T>& bx, const
 }
 
 template <class T>
-inline Extremes<T> offset_extremes(Surface sf, T a, T b, const Box<T>& bx) {
+PQ_HD inline Extremes<T> offset_extremes(Surface sf, T a, T b, const Box<T>& bx) {
   return offset_extremes(sf, a, b, bx, side_values(sf, bx));
 }
 
@@ -218,7 +218,7 @@ inline Extremes<T> offset_extremes(Surface sf, T a, T b, const Box<T>& bx) {
 // about 15u|F| + 9u(|a x| + |b y|) <= 16u(...) = 8 eps (...).
 // max|F| over the box is attained at a corner (F is monotone in each variable).
 template <class T>
-inline T plane_margin(T a, T b, const Box<T>& bx, const SideValues<T>& sv) {
+PQ_HD inline T plane_margin(T a, T b, const Box<T>& bx, const SideValues<T>& sv) {
   const T eps = std::numeric_limits<T>::epsilon();
   const T fmax = std::max(std::fabs(sv.fxl), std::fabs(sv.fxu)) * std::max(sv.syl, sv.syu);
   const T xmax = std::max(std::fabs(bx.xl), std::fabs(bx.xu));
@@ -227,7 +227,7 @@ inline T plane_margin(T a, T b, const Box<T>& bx, const SideValues<T>& sv) {
 }
 
 template <class T>
-inline T plane_margin(Surface sf, T a, T b, const Box<T>& bx) {
+PQ_HD inline T plane_margin(Surface sf, T a, T b, const Box<T>& bx) {
   return plane_margin(a, b, bx, side_values(sf, bx));
 }
 

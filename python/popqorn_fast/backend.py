@@ -1,7 +1,10 @@
 """Where a bound pass runs: the single seam between *what* is computed and *where*.
 
-``bound_pass`` calls the C++ CPU core (``popqorn_fast._core``) today; the CUDA
-backend plugs in here behind the same arguments (``device="cuda"``).
+``bound_pass`` runs one pass on the C++ CPU core (``popqorn_fast._core``);
+``bound_pass_batch`` runs many (input, ε) pairs of one model at once, on the CUDA
+backend (``popqorn_fast._cuda``, ``device="cuda"``) or, pair by pair, on the CPU core.
+Both backends compute the same recurrences (docs/RECURRENCES.md); the choice is the
+``device`` argument only.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ PLANE_METHODS = ("exact", "1d", "constant")
 # Experimental, not part of the public API (issue 11, unfinished): the core's LSTM pass
 # accepts planes="optimized" (cpp/optim_planes.hpp); certify/bound_margins reject it.
 EXPERIMENTAL_PLANE_METHODS = ("optimized",)
+DEVICES = ("cpu", "cuda")
 
 
 class BoundOverflowError(ValueError):
@@ -28,8 +32,16 @@ def bound_pass(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.ndarr
                spec_w: np.ndarray, spec_b: np.ndarray, planes: str = "exact",
                want_states: bool = False, device: str = "cpu") -> dict[str, np.ndarray]:
     """One bound computation (docs/RECURRENCES.md §0) on validated float64 inputs."""
-    if device != "cpu":
-        raise ValueError(f"device must be 'cpu' (the CUDA backend is not built into this package), got {device!r}")
+    check_device(device)
+    if device == "cuda":
+        out = bound_pass_batch(weights, x[None], np.array([eps], dtype=np.float64), p, mask,
+                               spec_w[None], spec_b[None], planes, want_states, device="cuda")
+        if out["status"][0] != 0:
+            raise BoundOverflowError(
+                f"intermediate bounds overflow float64 at eps = {eps!r}: eps, the weights or the "
+                f"inputs are too large for float64 bounds; use a smaller eps")
+        res = {k: v[0] for k, v in out.items() if k != "status"}
+        return res
     try:
         return _core_pass(weights, x, eps, p, mask, spec_w, spec_b, planes, want_states)
     except ValueError as exc:
@@ -65,3 +77,78 @@ def pass_arguments(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.n
                 x, eps, p, mask, spec_w, spec_b, planes, want_states)
     return (w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh, w.h0,
             x, eps, p, mask, spec_w, spec_b, planes, want_states)
+
+
+def check_device(device: Any) -> None:
+    """``device`` must be "cpu" or "cuda"; "cuda" needs CuPy, a visible GPU and a build
+    with the compiled ``_cuda`` module (each missing piece is named)."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda":
+        cuda_module()
+
+
+def cuda_module() -> Any:
+    """The ``popqorn_fast._cuda`` module, after checking every piece device="cuda" needs."""
+    import importlib
+    try:
+        _cuda = importlib.import_module(f"{__package__}._cuda")
+    except ImportError as exc:
+        raise RuntimeError(
+            "device='cuda': this build has no CUDA backend (no nvcc at build time: the module "
+            "popqorn_fast._cuda was not compiled). Rebuild with the CUDA toolkit (nvcc) on PATH: "
+            f"pip install 'popqorn_fast[cuda]' from source ({exc})") from None
+    try:
+        import cupy  # noqa: F401  (the optional extra; brings the CUDA runtime libraries)
+    except ImportError:
+        raise RuntimeError("device='cuda' needs CuPy: install popqorn_fast[cuda] "
+                           "(pip install 'popqorn_fast[cuda]')") from None
+    if _cuda.device_count() < 1:
+        raise RuntimeError(f"device='cuda': no CUDA device visible ({_cuda.device_error()})")
+    return _cuda
+
+
+def _host(a: Any) -> np.ndarray:
+    """A float64 C-contiguous host array from a NumPy or CuPy (``__cuda_array_interface__``) array."""
+    if hasattr(a, "__cuda_array_interface__"):
+        import cupy
+        a = cupy.asnumpy(a)
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def bound_pass_batch(weights: Any, X: Any, eps: Any, p: float, mask: np.ndarray, spec_w: Any,
+                     spec_b: Any, planes: str = "exact", want_states: bool = False,
+                     device: str = "cuda") -> dict[str, np.ndarray]:
+    """N bound passes of one model: pair i is (X[i] (T, n), eps[i], spec_w[i] (K, s), spec_b[i] (K,)).
+
+    Returns the dict of :func:`bound_pass` with a leading batch axis on every array, plus
+    ``"status"`` (N,) int: 0 = bounds valid, 1 = the bounds overflowed float64 (nothing
+    proven for that pair; :func:`bound_pass` would raise BoundOverflowError). ``device="cuda"``
+    runs all pairs in one call of ``popqorn_fast._cuda``; ``device="cpu"`` loops over the
+    CPU core (the same numbers, used to test the batched drivers without a GPU).
+    """
+    check_device(device)
+    Xh, eh, Wh, bh = _host(X), _host(eps), _host(spec_w), _host(spec_b)
+    if device == "cuda":
+        _cuda = cuda_module()
+        args = list(pass_arguments(weights, Xh, eh, p, mask, Wh, bh, planes, want_states))
+        fn = getattr(_cuda, f"{weights.kind}_bounds_batch")
+        return fn(*args)
+    outs, status = [], np.zeros(len(Xh), dtype=np.int32)
+    for i in range(len(Xh)):
+        try:
+            outs.append(_core_pass(weights, Xh[i], float(eh[i]), p, mask, Wh[i], bh[i], planes, want_states))
+        except ValueError as exc:
+            if "need finite" not in str(exc):
+                raise
+            status[i] = 1
+            outs.append(None)
+    ok = next((o for o in outs if o is not None), None)
+    res: dict[str, np.ndarray] = {"status": status}
+    if ok is None:
+        res["lower"] = np.zeros((len(Xh), Wh.shape[1]))
+        res["upper"] = np.zeros((len(Xh), Wh.shape[1]))
+        return res
+    for k, v in ok.items():
+        res[k] = np.stack([o[k] if o is not None else np.zeros_like(v) for o in outs])
+    return res

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional, Union
+from typing import Callable, Generator, Optional, Union
 
 import numpy as np
 
@@ -74,6 +74,25 @@ def search_radius(certified: Callable[[float], Union[bool, float]], eps_max: flo
         ``eps`` is a probed ε at which ``certified`` succeeded (or 0.0); ``eps_upper``
         a probed ε at which it failed (None if none did).
     """
+    steps = search_steps(eps_max, rtol, eps_start, max_passes, margin_at_zero)
+    try:
+        eps = next(steps)
+        while True:
+            eps = steps.send(certified(eps))
+    except StopIteration as done:
+        return done.value
+
+
+def search_steps(eps_max: float, rtol: float = 1e-3, eps_start: float = EPS_START,
+                 max_passes: int = MAX_PASSES, margin_at_zero: Optional[float] = None
+                 ) -> Generator[float, Union[bool, float], SearchResult]:
+    """The search of :func:`search_radius` as a generator, for batched drivers.
+
+    Yields each ε to probe and receives (``send``) what ``certified(ε)`` would return;
+    its return value (``StopIteration.value``) is the :class:`SearchResult`. Driving
+    many of these in lock step lets one batched bound pass serve the probes of many
+    inputs (``certify_many(device="cuda")``) with exactly the same search per input.
+    """
     passes = 0
     informative = True
     pts: list[tuple[float, float]] = []      # every probe (ε, value), in order
@@ -82,10 +101,9 @@ def search_radius(certified: Callable[[float], Union[bool, float]], eps_max: flo
     f_hi = math.nan
     side = rtol / 3.0                        # offset of a probe from the estimated root
 
-    def probe(e: float) -> bool:
+    def record(e: float, raw: Union[bool, float]) -> bool:
         nonlocal passes, informative, lo, f_lo, hi, f_hi
         passes += 1
-        raw = certified(e)
         if isinstance(raw, (bool, np.bool_)):
             informative = False
             v = 1.0 if raw else -1.0
@@ -100,7 +118,7 @@ def search_radius(certified: Callable[[float], Union[bool, float]], eps_max: flo
         return ok
 
     zero = [(0.0, margin_at_zero)] if margin_at_zero is not None else []
-    probe(min(eps_start, eps_max))
+    record(min(eps_start, eps_max), (yield min(eps_start, eps_max)))
     widths: list[float] = []
     bisected = False
     aimed_short = False                      # the last aimed step outside a bracket fell short
@@ -117,7 +135,7 @@ def search_radius(certified: Callable[[float], Union[bool, float]], eps_max: flo
                 nxt = 2.0 * lo if r is None or r <= lo else min(max(r * (1.0 + side), 2.0 * lo), GROW_MAX * lo)
             else:
                 nxt = min(max(r * (1.0 + side), lo * (1.0 + 2.0 * side)), GROW_MAX * lo)
-            aimed_short = probe(min(nxt, eps_max))
+            aimed_short = record(min(nxt, eps_max), (yield min(nxt, eps_max)))
             continue
         if lo == 0.0:                        # nothing certified yet: shrink
             r = _secant_root(0.0, f_lo, hi, f_hi) if informative else None
@@ -129,7 +147,7 @@ def search_radius(certified: Callable[[float], Union[bool, float]], eps_max: flo
                     nxt = min(nxt, 0.5 * hi)
             if nxt < EPS_FLOOR:
                 break
-            aimed_short = not probe(nxt)
+            aimed_short = not record(nxt, (yield nxt))
             continue
         width = hi - lo
         if width <= rtol * lo:
@@ -163,5 +181,5 @@ def search_radius(certified: Callable[[float], Union[bool, float]], eps_max: flo
                 nxt = close_dn
             inner = 0.25 * rtol * lo         # keep the probe strictly inside the bracket
             nxt = min(max(nxt, lo + inner), hi - inner)
-        probe(nxt)
+        record(nxt, (yield nxt))
     return SearchResult(lo, hi, passes)

@@ -9,8 +9,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .backend import PLANE_METHODS, BoundOverflowError, bound_pass
-from .bisection import search_radius
+from .backend import PLANE_METHODS, BoundOverflowError, bound_pass, bound_pass_batch, check_device
+from .bisection import search_radius, search_steps
 from .certificate import Certificate, input_sha256, model_sha256
 from .specification import fold_specification, margin_classes
 from .validation import (check_batch, check_class, check_eps, check_sequence, frame_mask, parse_p)
@@ -140,18 +140,10 @@ def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any
     """
     t0 = time.perf_counter()
     eps_max = check_eps(eps_max, "eps_max")
-    try:
-        rtol_v = float(rtol)
-    except (TypeError, ValueError):
-        raise ValueError(f"rtol must be a number in (0, 1), got {rtol!r}") from None
-    if not (np.isfinite(rtol_v) and 0.0 < rtol_v < 1.0):
-        raise ValueError(f"rtol must be in (0, 1), got {rtol!r}")
+    rtol_v = _check_rtol(rtol)
     pr = _problem(weights, x, p, target, frames, planes, label)
-    hashes = dict(model_sha256=model_sha256(weights), input_sha256=input_sha256(pr.x))
     if pr.label != pr.predicted:  # nothing is proven: no margin bounds
-        return Certificate(0.0, None, pr.label, pr.target, pr.p, pr.frames, True, np.zeros(0), 0,
-                           time.perf_counter() - t0, planes, weights.kind,
-                           tuple(int(c) for c in pr.classes), **hashes)
+        return _misclassified(pr, t0)
     margins: dict[float, np.ndarray] = {}
 
     def certified(eps: float) -> float:  # the smallest margin lower bound: certified iff > 0
@@ -163,6 +155,32 @@ def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any
         return float(np.min(lower))
 
     res = search_radius(certified, eps_max, rtol_v, margin_at_zero=pr.clean_margin)
+    return _searched(pr, res, margins, t0)
+
+
+def _check_rtol(rtol: Any) -> float:
+    try:
+        rtol_v = float(rtol)
+    except (TypeError, ValueError):
+        raise ValueError(f"rtol must be a number in (0, 1), got {rtol!r}") from None
+    if not (np.isfinite(rtol_v) and 0.0 < rtol_v < 1.0):
+        raise ValueError(f"rtol must be in (0, 1), got {rtol!r}")
+    return rtol_v
+
+
+def _hashes(pr: _Problem) -> dict[str, str]:
+    return dict(model_sha256=model_sha256(pr.weights), input_sha256=input_sha256(pr.x))
+
+
+def _misclassified(pr: _Problem, t0: float) -> Certificate:
+    """The certificate of a label the model does not predict: nothing proven, no margin bounds."""
+    return Certificate(0.0, None, pr.label, pr.target, pr.p, pr.frames, True, np.zeros(0), 0,
+                       time.perf_counter() - t0, pr.planes, pr.weights.kind,
+                       tuple(int(c) for c in pr.classes), **_hashes(pr))
+
+
+def _searched(pr: _Problem, res: Any, margins: dict[float, np.ndarray], t0: float) -> Certificate:
+    """The certificate of a finished radius search (``margins``: lower bounds per probed ε)."""
     if res.eps > 0.0:
         m = margins[res.eps]
     elif margins:  # nothing certified: the clean margins' bounds at the smallest probe say why
@@ -170,8 +188,59 @@ def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any
     else:  # every probe overflowed float64: no margin bounds to report
         m = np.zeros(0)
     return Certificate(res.eps, res.eps_upper, pr.label, pr.target, pr.p, pr.frames, False, m,
-                       res.passes, time.perf_counter() - t0, planes, weights.kind,
-                       tuple(int(c) for c in pr.classes), **hashes)
+                       res.passes, time.perf_counter() - t0, pr.planes, pr.weights.kind,
+                       tuple(int(c) for c in pr.classes), **_hashes(pr))
+
+
+def _certify_batched(weights: Any, X: np.ndarray, labels: Sequence[Any], kwargs: dict[str, Any],
+                     device: str, report: Any) -> list[Certificate]:
+    """certify() for every input, with the probes of all unfinished searches of a round in
+    ONE batched bound pass (``bound_pass_batch``). Each input runs the search of
+    :func:`search_radius` unchanged (``search_steps``, its own bracket), so every returned ε
+    is a probed, certified one, as with ``certify``. A certificate's ``seconds`` is the
+    wall time from the start of the batch to the end of its own search."""
+    t0 = time.perf_counter()
+    eps_max = check_eps(kwargs["eps_max"], "eps_max")
+    rtol_v = _check_rtol(kwargs["rtol"])
+    N = len(X)
+    probs = [_problem(weights, X[i], kwargs["p"], kwargs["target"], kwargs["frames"], kwargs["planes"],
+                      labels[i]) for i in range(N)]
+    out: list[Optional[Certificate]] = [None] * N
+    margins: list[dict[float, np.ndarray]] = [{} for _ in range(N)]
+    active: dict[int, list[Any]] = {}  # input -> [search generator, ε it asks for]
+    done = 0
+    for i, pr in enumerate(probs):
+        if pr.label != pr.predicted:
+            out[i] = _misclassified(pr, t0)
+            done += 1
+        else:
+            gen = search_steps(eps_max, rtol_v, margin_at_zero=pr.clean_margin)
+            active[i] = [gen, next(gen)]
+    if done:
+        report(done)
+    pr0 = probs[0]
+    while active:
+        idx = list(active)
+        res = bound_pass_batch(weights, np.stack([probs[i].x for i in idx]),
+                               np.array([active[i][1] for i in idx], dtype=np.float64), pr0.p, pr0.mask,
+                               np.stack([probs[i].spec_w for i in idx]),
+                               np.stack([probs[i].spec_b for i in idx]), pr0.planes, device=device)
+        for j, i in enumerate(idx):
+            gen, e = active[i]
+            if res["status"][j] != 0:  # bounds left float64 at this ε: nothing proven there
+                val = -np.inf
+            else:
+                lower = np.array(res["lower"][j])
+                margins[i][e] = lower
+                val = float(np.min(lower))
+            try:
+                active[i][1] = gen.send(val)
+            except StopIteration as fin:
+                out[i] = _searched(probs[i], fin.value, margins[i], t0)
+                del active[i]
+                done += 1
+                report(done)
+    return [c for c in out if c is not None]
 
 
 def _typed(kind: type, name: str):
@@ -228,8 +297,11 @@ def certify_many(weights: Any, X: Any, labels: Any = None, eps_max: float = 10.0
         As in :func:`certify`, the same for every input.
     threads : int, optional
         Worker threads on this machine (the core releases the GIL); default 1.
-    device : {"cpu"}
-        Where bound passes run.
+    device : {"cpu", "cuda"}
+        Where bound passes run. ``"cuda"`` (needs ``pip install popqorn_fast[cuda]``, a GPU
+        and a build made with nvcc) runs the radius searches of all inputs in lock step,
+        each round's probes in one batched GPU pass; same certificates as ``"cpu"`` (to
+        rounding); ``threads`` is then ignored and ``executor`` refused.
     executor : concurrent.futures.Executor, optional
         Any executor (a ``ThreadPoolExecutor``, a ``ProcessPoolExecutor``, a Dask
         ``Client.get_executor()``, ...): inputs are split into chunks of
@@ -251,8 +323,7 @@ def certify_many(weights: Any, X: Any, labels: Any = None, eps_max: float = 10.0
     from concurrent.futures import as_completed
 
     _check_weights(weights)
-    if device != "cpu":
-        raise ValueError(f"device must be 'cpu' (no CUDA backend in this build), got {device!r}")
+    check_device(device)
     Xv = check_batch(X, weights.input_size)
     N = Xv.shape[0]
     if labels is None:
@@ -280,6 +351,10 @@ def certify_many(weights: Any, X: Any, labels: Any = None, eps_max: float = 10.0
     if executor is not None and not isinstance(executor, Executor):
         raise TypeError(f"executor must be a concurrent.futures.Executor, got {type(executor).__name__}")
     report = _progress_callback(progress, N)
+    if device == "cuda":  # one batched pass per round of probes; threads/executor do not apply
+        if executor is not None:
+            raise ValueError("executor cannot be combined with device='cuda' (the GPU runs the batch)")
+        return _certify_batched(weights, Xv, labs, kwargs, device, report)
     own = executor is None and (threads or 1) > 1
     ex = ThreadPoolExecutor(int(threads)) if own else executor
     if ex is None:
