@@ -5,6 +5,7 @@
 // objective passes each step; the eps term is added for moving frames only.
 // Upper bounds come from the stacked objective [Λ; −Λ]: upper = −lower(−Λ).
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include "common.hpp"
 #include "dual_norm.hpp"
@@ -26,6 +27,34 @@ struct InputBall {
 template <class T>
 void subtract_ball_radius(MatView<const T> A, T eps, DualNorm q, T* d) {
   for (std::ptrdiff_t r = 0; r < A.rows; ++r) d[r] -= eps * dual_norm(A.row(r), A.cols, q);
+}
+
+// Clean input of stacked pre-activations y_k = W_ih x_k + W_hh h_{k-1} + b at every
+// step: row k of the result is W_ih x̂_k + b, so that a coefficient G on y_k contributes
+// G·xb_k to the constant and, for a moving frame, −eps ||G W_ih||_q (§1).
+template <class T>
+Mat<T> clean_inputs(MatView<const T> w_ih, const T* bias, const InputBall<T>& ball) {
+  Mat<T> xb(ball.x.rows, w_ih.rows);
+  for (std::ptrdiff_t k = 0; k < ball.x.rows; ++k) {
+    std::copy(bias, bias + w_ih.rows, xb.row(k));
+    add_rowdots(w_ih, ball.x.row(k), xb.row(k));
+  }
+  return xb;
+}
+
+// §4, the affine part of step k: coefficients G on y_k = W_ih x_k + W_hh h_{k-1} + b.
+// Adds the clean part G·xb_k to d, subtracts the ball term for a moving frame (A is
+// scratch for G W_ih, left holding it), and writes Λ on h_{k-1} = G W_hh into Lh.
+template <class T>
+void through_affine(MatView<const T> G, MatView<const T> w_ih, MatView<const T> w_hh,
+                    const InputBall<T>& ball, std::ptrdiff_t k, const T* xb_k,
+                    MatView<T> A, MatView<T> Lh, T* d) {
+  add_rowdots(G, xb_k, d);
+  if (ball.moves(k)) {
+    gemm(G, w_ih, A, false);
+    subtract_ball_radius(cview(A), ball.eps, ball.q, d);
+  }
+  gemm(G, w_hh, Lh, false);
 }
 
 // Rows [0, m) of d hold lower bounds of Λ, rows [m, 2m) lower bounds of −Λ.

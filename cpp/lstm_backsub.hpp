@@ -30,28 +30,18 @@ BoundResult<T> lstm_bounds(const LstmNet<T>& net, const PassCommon<T>& pc) {
   const std::ptrdiff_t Rmax = std::max(2 * s4, 2 * K);
   const InputBall<T>& ball = pc.ball;
 
-  // xb_k = W_ih x̂_k + b (clean input of the four gates at step k).
-  Mat<T> xb(Tn, s4);
-  for (std::ptrdiff_t k = 0; k < Tn; ++k) {
-    std::copy(net.bias, net.bias + s4, xb.row(k));
-    add_rowdots(net.w_ih, ball.x.row(k), xb.row(k));
-  }
+  Mat<T> xb = clean_inputs(net.w_ih, net.bias, ball);
 
   Mat<T> yl(Tn, s4), yu(Tn, s4), cl(Tn, s), cu(Tn, s);
   std::vector<PlaneSet<T>> Pf(Tn), Pig(Tn), Po(Tn);
   Mat<T> Lh(Rmax, s), Lc(Rmax, s), Lc2(Rmax, s), G(Rmax, s4), A(Rmax, n);
   std::vector<T> d(static_cast<size_t>(Rmax));
-
-  // Gate coefficients G (R x 4s) on y_k: constant, frame k, Λ_h on h_{k-1}.
-  auto through_affine = [&](std::ptrdiff_t k, std::ptrdiff_t R) {
-    MatView<const T> Gv = cview(top_rows(G, R));
-    add_rowdots(Gv, xb.row(k), d.data());
-    if (ball.moves(k)) {
-      gemm(Gv, net.w_ih, top_rows(A, R), false);
-      subtract_ball_radius(cview(top_rows(A, R)), ball.eps, ball.q, d.data());
-    }
-    gemm(Gv, net.w_hh, top_rows(Lh, R), false);
+  // the affine part of step k for the top R rows of G (linear_form.hpp)
+  auto affine = [&](std::ptrdiff_t k, std::ptrdiff_t R) {
+    through_affine(cview(top_rows(G, R)), net.w_ih, net.w_hh, ball, k, xb.row(k), top_rows(A, R),
+                   top_rows(Lh, R), d.data());
   };
+
   // (Λ_h, Λ_c) in (Lh, Lc) on (h_{k_top}, c_{k_top}); pass steps k_top..0, then the
   // initial state into the constant. skip_o: the objective enters at c_{k_top}.
   // The planes are Pf/Pig/Po unless a row's own copies are given (optimized planes, R = 1);
@@ -78,7 +68,7 @@ BoundResult<T> lstm_bounds(const LstmNet<T>& net, const PassCommon<T>& pc) {
       pass_plane_pair(cview(top_rows(Lc, R)), pf, pig, top_rows(Lc2, R), g_f, g_g, g_i,
                       d.data());
       if (rec) std::copy(G.row(0), G.row(0) + s4, rec->g.row(k));
-      through_affine(k, R);
+      affine(k, R);
       if (rec && ball.moves(k)) std::copy(A.row(0), A.row(0) + n, rec->a.row(k));
       std::swap(Lc, Lc2);
     }
@@ -92,7 +82,7 @@ BoundResult<T> lstm_bounds(const LstmNet<T>& net, const PassCommon<T>& pc) {
     const std::ptrdiff_t Rg = 2 * s4;
     std::fill(d.begin(), d.begin() + Rg, T(0));
     set_stacked_identity(top_rows(G, Rg), s4, 0);
-    through_affine(t, Rg);
+    affine(t, Rg);
     zero_rows(Lc, Rg);
     backward(t - 1, Rg, false);
     finish_stacked(d.data(), s4, yl.row(t), yu.row(t));

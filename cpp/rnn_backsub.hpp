@@ -24,34 +24,23 @@ BoundResult<T> rnn_bounds(const RnnNet<T>& net, const PassCommon<T>& pc) {
   const std::ptrdiff_t Rmax = std::max(2 * s, 2 * K);
   const InputBall<T>& ball = pc.ball;
 
-  // Clean part of every step's input: xb_k = W_ih x̂_k + b, so that a coefficient
-  // G on z_k contributes G·xb_k and (moving frames) −eps ||G W_ih||_q (§1).
-  Mat<T> xb(Tn, s);
-  for (std::ptrdiff_t k = 0; k < Tn; ++k) {
-    std::copy(net.bias, net.bias + s, xb.row(k));
-    add_rowdots(net.w_ih, ball.x.row(k), xb.row(k));
-  }
+  Mat<T> xb = clean_inputs(net.w_ih, net.bias, ball);
 
   Mat<T> zl(Tn, s), zu(Tn, s);
   std::vector<LineSet<T>> lines(static_cast<size_t>(Tn));
   Mat<T> Lh(Rmax, s), G(Rmax, s), A(Rmax, n);
   std::vector<T> d(static_cast<size_t>(Rmax));
-
-  // G (R x s) on z_k: constant, input frame k, and Λ on h_{k-1} into Lh.
-  auto through_affine = [&](std::ptrdiff_t k, std::ptrdiff_t R) {
-    MatView<const T> Gv = cview(top_rows(G, R));
-    add_rowdots(Gv, xb.row(k), d.data());
-    if (ball.moves(k)) {
-      gemm(Gv, net.w_ih, top_rows(A, R), false);
-      subtract_ball_radius(cview(top_rows(A, R)), ball.eps, ball.q, d.data());
-    }
-    gemm(Gv, net.w_hh, top_rows(Lh, R), false);
+  // the affine part of step k for the top R rows of G (linear_form.hpp)
+  auto affine = [&](std::ptrdiff_t k, std::ptrdiff_t R) {
+    through_affine(cview(top_rows(G, R)), net.w_ih, net.w_hh, ball, k, xb.row(k), top_rows(A, R),
+                   top_rows(Lh, R), d.data());
   };
+
   // Λ in Lh on h_{k_top}: pass steps k_top..0, then h0 into the constant.
   auto backward = [&](std::ptrdiff_t k_top, std::ptrdiff_t R) {
     for (std::ptrdiff_t k = k_top; k >= 0; --k) {
       pass_lines(cview(top_rows(Lh, R)), lines[k], top_rows(G, R), d.data());
-      through_affine(k, R);
+      affine(k, R);
     }
     add_rowdots(cview(top_rows(Lh, R)), net.h0, d.data());
   };
@@ -59,7 +48,7 @@ BoundResult<T> rnn_bounds(const RnnNet<T>& net, const PassCommon<T>& pc) {
   for (std::ptrdiff_t t = 0; t < Tn; ++t) {
     std::fill(d.begin(), d.begin() + 2 * s, T(0));
     set_stacked_identity(top_rows(G, 2 * s), s, 0);
-    through_affine(t, 2 * s);
+    affine(t, 2 * s);
     backward(t - 1, 2 * s);
     finish_stacked(d.data(), s, zl.row(t), zu.row(t));
     lines[t].compute(net.act, zl.row(t), zu.row(t), s);
