@@ -182,8 +182,7 @@ def main() -> None:
     print(head, flush=True)
     for path in args.models:
         w = pf.load_model(path)
-        with np.load(path) as d:
-            X, y = np.array(d["X"]), np.array(d["y"])
+        X, y = pf.load_inputs(path)
         name = Path(path).stem
         T, n = X.shape[1], X.shape[2]
         t0 = time.perf_counter()

@@ -44,8 +44,7 @@ def main() -> None:
         if args.fixtures and fx not in args.fixtures:
             continue
         w = pf.load_model(Path(args.models) / f"{fx}.npz")
-        with np.load(Path(args.models) / f"{fx}.npz") as d:
-            X, y = np.array(d["X"]), np.array(d["y"])
+        X, y = pf.load_inputs(Path(args.models) / f"{fx}.npz")
         for norm in args.norms:
             runs = [r for r in res["runs"] if r["method"] == "CROWN" and str(r["norm"]) == norm]
             if not runs:

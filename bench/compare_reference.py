@@ -272,8 +272,7 @@ def main() -> None:
     print(head, flush=True)
     for path in args.models:
         w = pf.load_model(path)
-        with np.load(path) as d:
-            X, y = np.array(d["X"]), np.array(d["y"])
+        X, y = pf.load_inputs(path)
         name = Path(path).stem
         if isinstance(w, pf.LSTMWeights):
             ref = ReferenceLSTM(import_reference(pdir, "lstm"), w, args.spec, args.verify_bound)

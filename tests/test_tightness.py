@@ -22,8 +22,8 @@ CROWN = json.loads((DATA / "lirpa_crown_eps.json").read_text())["crown"]
 
 def _inputs(name: str, count: int):
     w = pf.load_model(DATA / f"{name}.npz")
-    with np.load(DATA / f"{name}.npz") as d:
-        return w, np.array(d["X"][:count], dtype=np.float64), np.array(d["y"][:count])
+    X, y = pf.load_inputs(DATA / f"{name}.npz")
+    return w, X[:count].astype(np.float64), y[:count]
 
 
 @pytest.mark.parametrize("name", ["lstm_T8_h16", "lstm_T4_h24", "gru_T8_h16", "gru_T4_h24"])
