@@ -11,7 +11,7 @@ import numpy as np
 
 from .backend import PLANE_METHODS, BoundOverflowError, bound_pass, bound_pass_batch, check_device
 from .bisection import search_radius, search_steps
-from .certificate import Certificate, input_sha256, model_sha256
+from .certificate import Certificate, input_sha256
 from .specification import fold_specification, margin_classes
 from .validation import (check_batch, check_class, check_eps, check_sequence, frame_mask, parse_p)
 from .weights import GRUWeights, LSTMWeights, RNNWeights
@@ -169,7 +169,7 @@ def _check_rtol(rtol: Any) -> float:
 
 
 def _hashes(pr: _Problem) -> dict[str, str]:
-    return dict(model_sha256=model_sha256(pr.weights), input_sha256=input_sha256(pr.x))
+    return dict(model_sha256=pr.weights.sha256, input_sha256=input_sha256(pr.x))
 
 
 def _misclassified(pr: _Problem, t0: float) -> Certificate:

@@ -9,6 +9,7 @@ the offending field. Converters from PyTorch state dicts and Keras layouts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar, Mapping, Optional
 
 import numpy as np
@@ -71,6 +72,13 @@ class _LayerMixin:
     @property
     def num_classes(self) -> int:
         return int(self.out_weight.shape[0])  # type: ignore[attr-defined]
+
+    @cached_property
+    def sha256(self) -> str:
+        """SHA-256 of the model (:func:`popqorn_fast.certificate.model_sha256`), computed
+        once per object: its arrays are read-only copies, so the digest cannot go stale."""
+        from .certificate import model_sha256
+        return model_sha256(self)
 
     def logits(self, x: Any) -> np.ndarray:
         """Run the model forward on ``x`` of shape ``(T, n)`` or ``(N, T, n)``.
