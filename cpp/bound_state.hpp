@@ -50,6 +50,8 @@ struct OptSettings {
   int iters = 0;
   double lr = 0.02;
   int br_iters = 0;  // the first br_iters iterations are best responses (tangent at the sweep's values)
+  int inter_steps = 0;  // intermediate bounds of the last inter_steps steps optimised too,
+  int inter_iters = 1;  // with this many iterations (best responses) per bound
 };
 
 // Gates stacked i, f, g, o: y_t = W_ih x_t + W_hh h_{t-1} + b.

@@ -77,6 +77,84 @@ BoundResult<T> lstm_bounds(const LstmNet<T>& net, const PassCommon<T>& pc) {
   };
   auto zero_rows = [](Mat<T>& M, std::ptrdiff_t R) { std::fill(M.v.begin(), M.v.begin() + R * M.cols, T(0)); };
 
+  // ---- optimized planes (optim_planes.hpp): per objective row, the slopes of that row's own
+  // copies of the planes are chosen for the row's lower bound (best responses, then Adam);
+  // offsets stay exact, so every iterate is sound and the best bound seen is kept.
+  // Objectives: a margin row (enters at h_{T-1}), a cell neuron ±e_i (enters at c_t, P^o
+  // unused) or a gate ±e_j (enters at y_t). bx/init hold each step's plane boxes and planes
+  // once that step's bounds are final.
+  const bool optimize = net.opt.iters > 0;
+  std::vector<PlaneBoxes<T>> bx(optimize ? 3 * Tn : 0);
+  std::vector<OptPlaneSet<T>> init(optimize ? 3 * Tn : 0);
+  std::vector<const PlaneSet<T>*> own(optimize ? 3 * Tn : 0);
+  Rec rec{Mat<T>(Tn, s), Mat<T>(Tn, s), Mat<T>(Tn, s4), Mat<T>(Tn, n)};
+  std::vector<T> xs(n), my(s4), mh(s), mc(s), mh2(s), mc2(s);
+  std::vector<OptPlaneSet<T>> op;
+  enum class Obj { Margin, Cell, Gate };
+  // Best lower bound of the objective (kind, step t, row vector obj of width s or 4s, bias ob).
+  auto opt_row = [&](Obj kind, std::ptrdiff_t t, const T* obj, T ob) {
+    const int iters = kind == Obj::Margin ? net.opt.iters : net.opt.inter_iters;
+    const std::ptrdiff_t k_top = kind == Obj::Gate ? t - 1 : t;
+    // layers met: P^f, P^ig, P^o of steps 0..k_top, less P^o of step t for a cell objective
+    const std::ptrdiff_t layers = 3 * (k_top + 1) - (kind == Obj::Cell ? 1 : 0);
+    op.assign(init.begin(), init.begin() + 3 * (k_top + 1));
+    for (std::ptrdiff_t j = 0; j < 3 * (k_top + 1); ++j) own[j] = &op[j].P;
+    T best = -std::numeric_limits<T>::infinity();
+    for (int it = 0; it <= iters; ++it) {
+      d[0] = ob;
+      if (kind == Obj::Gate) {  // Λ_c = 0; Λ_h (step t-1) from the gates' affine part
+        std::copy(obj, obj + s4, G.row(0));
+        std::fill(Lc.row(0), Lc.row(0) + s, T(0));
+        affine(t, 1);
+      } else {
+        std::copy(obj, obj + s, (kind == Obj::Margin ? Lh : Lc).row(0));
+        std::fill((kind == Obj::Margin ? Lc : Lh).row(0), (kind == Obj::Margin ? Lc : Lh).row(0) + s, T(0));
+      }
+      backward(k_top, 1, kind == Obj::Cell, own.data(), &rec);
+      best = std::max(best, d[0]);
+      if (it == iters || k_top < 0) break;
+      // forward sweep at the worst-case input: values μ and (super)gradients
+      for (auto& o : op) o.zero_grad();
+      std::copy(net.h0, net.h0 + s, mh.begin());
+      std::copy(net.c0, net.c0 + s, mc.begin());
+      for (std::ptrdiff_t k = 0; k <= k_top; ++k) {
+        worst_input(ball.x.row(k), rec.a.row(k), n, ball.eps, ball.q, ball.moves(k), xs.data());
+        std::copy(net.bias, net.bias + s4, my.begin());
+        matvec(net.w_ih, xs.data(), my.data(), true);
+        matvec(net.w_hh, mh.data(), my.data(), true);
+        OptPlaneSet<T>& pf = op[3 * k];
+        OptPlaneSet<T>& pig = op[3 * k + 1];
+        OptPlaneSet<T>& po = op[3 * k + 2];
+        for (std::ptrdiff_t i = 0; i < s; ++i) {
+          const T v = rec.vc(k, i);
+          mc2[i] = pf.eval_and_grad(i, v, mc[i], my[s + i]) + pig.eval_and_grad(i, v, my[2 * s + i], my[i]);
+        }
+        if (3 * k + 2 >= layers) break;  // a cell objective ends at c_t
+        for (std::ptrdiff_t i = 0; i < s; ++i) mh2[i] = po.eval_and_grad(i, rec.vo(k, i), mc2[i], my[3 * s + i]);
+        std::swap(mh, mh2);
+        std::swap(mc, mc2);
+      }
+      for (std::ptrdiff_t j = 0; j < layers; ++j) {
+        if (it < net.opt.br_iters) op[j].tangent_response(bx[j]);
+        else op[j].adam_step(bx[j], it + 1 - net.opt.br_iters, T(net.opt.lr));
+      }
+    }
+    return best;
+  };
+  // Tighten the interval [lo_i, hi_i] of each of m neurons of one layer (objectives ±e_i).
+  std::vector<T> unit(s4, T(0));
+  auto refine = [&](Obj kind, std::ptrdiff_t t, std::ptrdiff_t m, T* lo, T* hi) {
+    for (std::ptrdiff_t i = 0; i < m; ++i) {
+      unit[i] = T(1);
+      lo[i] = std::max(lo[i], opt_row(kind, t, unit.data(), T(0)));
+      unit[i] = T(-1);
+      hi[i] = std::min(hi[i], -opt_row(kind, t, unit.data(), T(0)));
+      unit[i] = T(0);
+      if (lo[i] > hi[i]) std::swap(lo[i], hi[i]);  // crossed by rounding only (finish_stacked)
+    }
+  };
+  const std::ptrdiff_t inter_from = optimize && net.opt.inter_iters > 0 ? Tn - net.opt.inter_steps : Tn;
+
   for (std::ptrdiff_t t = 0; t < Tn; ++t) {
     // 1. gates: [I; −I] on y_t
     const std::ptrdiff_t Rg = 2 * s4;
@@ -86,12 +164,19 @@ BoundResult<T> lstm_bounds(const LstmNet<T>& net, const PassCommon<T>& pc) {
     zero_rows(Lc, Rg);
     backward(t - 1, Rg, false);
     finish_stacked(d.data(), s4, yl.row(t), yu.row(t));
+    if (t >= inter_from && t > 0) refine(Obj::Gate, t, s4, yl.row(t), yu.row(t));
     // 2. planes P^f over (c_{t-1}, y^f_t) and P^ig over (y^g_t, y^i_t)
     const T* cpl = t == 0 ? net.c0 : cl.row(t - 1);
     const T* cpu = t == 0 ? net.c0 : cu.row(t - 1);
     Pf[t].compute(Surface::XSigmoid, net.planes, cpl, cpu, yl.row(t) + s, yu.row(t) + s, s);
     Pig[t].compute(Surface::TanhSigmoid, net.planes, yl.row(t) + 2 * s, yu.row(t) + 2 * s,
                    yl.row(t), yu.row(t), s);
+    if (optimize) {
+      bx[3 * t].set(Surface::XSigmoid, cpl, cpu, yl.row(t) + s, yu.row(t) + s, s);
+      bx[3 * t + 1].set(Surface::TanhSigmoid, yl.row(t) + 2 * s, yu.row(t) + 2 * s, yl.row(t), yu.row(t), s);
+      init[3 * t].init_from(Pf[t], bx[3 * t]);
+      init[3 * t + 1].init_from(Pig[t], bx[3 * t + 1]);
+    }
     // 3. cell: [I; −I] entering at c_t
     const std::ptrdiff_t Rc = 2 * s;
     std::fill(d.begin(), d.begin() + Rc, T(0));
@@ -99,9 +184,14 @@ BoundResult<T> lstm_bounds(const LstmNet<T>& net, const PassCommon<T>& pc) {
     zero_rows(Lh, Rc);
     backward(t, Rc, true);
     finish_stacked(d.data(), s, cl.row(t), cu.row(t));
+    if (t >= inter_from) refine(Obj::Cell, t, s, cl.row(t), cu.row(t));
     // 4. plane P^o over (c_t, y^o_t)
     Po[t].compute(Surface::TanhSigmoid, net.planes, cl.row(t), cu.row(t), yl.row(t) + 3 * s,
                   yu.row(t) + 3 * s, s);
+    if (optimize) {
+      bx[3 * t + 2].set(Surface::TanhSigmoid, cl.row(t), cu.row(t), yl.row(t) + 3 * s, yu.row(t) + 3 * s, s);
+      init[3 * t + 2].init_from(Po[t], bx[3 * t + 2]);
+    }
   }
 
   BoundResult<T> res;
@@ -111,69 +201,10 @@ BoundResult<T> lstm_bounds(const LstmNet<T>& net, const PassCommon<T>& pc) {
   res.lower.resize(K);
   res.upper.resize(K);
   finish_stacked(d.data(), K, res.lower.data(), res.upper.data());
-
-  if (net.opt.iters > 0) {
-    // Optimized planes (optim_planes.hpp): per margin row, gradient ascent on the lower
-    // bound over the slopes of that row's own copies of the planes; intermediate bounds
-    // fixed. Only the lower bounds (what certification uses) are improved.
-    std::vector<PlaneBoxes<T>> bx(3 * Tn);
-    for (std::ptrdiff_t k = 0; k < Tn; ++k) {
-      const T* cpl = k == 0 ? net.c0 : cl.row(k - 1);
-      const T* cpu = k == 0 ? net.c0 : cu.row(k - 1);
-      bx[3 * k].set(Surface::XSigmoid, cpl, cpu, yl.row(k) + s, yu.row(k) + s, s);
-      bx[3 * k + 1].set(Surface::TanhSigmoid, yl.row(k) + 2 * s, yu.row(k) + 2 * s, yl.row(k), yu.row(k), s);
-      bx[3 * k + 2].set(Surface::TanhSigmoid, cl.row(k), cu.row(k), yl.row(k) + 3 * s, yu.row(k) + 3 * s, s);
-    }
-    std::vector<OptPlaneSet<T>> init(3 * Tn);
-    for (std::ptrdiff_t k = 0; k < Tn; ++k) {
-      init[3 * k].init_from(Pf[k], bx[3 * k]);
-      init[3 * k + 1].init_from(Pig[k], bx[3 * k + 1]);
-      init[3 * k + 2].init_from(Po[k], bx[3 * k + 2]);
-    }
-    std::vector<const PlaneSet<T>*> own(3 * Tn);
-    Rec rec{Mat<T>(Tn, s), Mat<T>(Tn, s), Mat<T>(Tn, s4), Mat<T>(Tn, n)};
-    std::vector<T> xs(n), my(s4), mh(s), mc(s), mh2(s), mc2(s);
-    for (std::ptrdiff_t r = 0; r < K; ++r) {
-      std::vector<OptPlaneSet<T>> op = init;
-      for (std::ptrdiff_t j = 0; j < 3 * Tn; ++j) own[j] = &op[j].P;
-      T best = -std::numeric_limits<T>::infinity();
-      for (int it = 0; it <= net.opt.iters; ++it) {
-        // the lower bound of row r with the row's planes (every iterate is sound)
-        std::copy(pc.spec_w.row(r), pc.spec_w.row(r) + s, Lh.row(0));
-        d[0] = pc.spec_b[r];
-        std::fill(Lc.row(0), Lc.row(0) + s, T(0));
-        backward(Tn - 1, 1, false, own.data(), &rec);
-        best = std::max(best, d[0]);
-        if (it == net.opt.iters) break;
-        // forward sweep at the worst-case input: values μ and (super)gradients
-        for (auto& o : op) o.zero_grad();
-        std::copy(net.h0, net.h0 + s, mh.begin());
-        std::copy(net.c0, net.c0 + s, mc.begin());
-        for (std::ptrdiff_t k = 0; k < Tn; ++k) {
-          const bool mv = ball.moves(k);
-          worst_input(ball.x.row(k), rec.a.row(k), n, ball.eps, ball.q, mv, xs.data());
-          std::copy(net.bias, net.bias + s4, my.begin());
-          matvec(net.w_ih, xs.data(), my.data(), true);
-          matvec(net.w_hh, mh.data(), my.data(), true);
-          OptPlaneSet<T>& pf = op[3 * k];
-          OptPlaneSet<T>& pig = op[3 * k + 1];
-          OptPlaneSet<T>& po = op[3 * k + 2];
-          for (std::ptrdiff_t i = 0; i < s; ++i) {
-            const T v = rec.vc(k, i);
-            mc2[i] = pf.eval_and_grad(i, v, mc[i], my[s + i]) + pig.eval_and_grad(i, v, my[2 * s + i], my[i]);
-          }
-          for (std::ptrdiff_t i = 0; i < s; ++i) mh2[i] = po.eval_and_grad(i, rec.vo(k, i), mc2[i], my[3 * s + i]);
-          std::swap(mh, mh2);
-          std::swap(mc, mc2);
-        }
-        if (it < net.opt.br_iters)
-          for (std::ptrdiff_t j = 0; j < 3 * Tn; ++j) op[j].tangent_response(bx[j]);
-        else
-          for (std::ptrdiff_t j = 0; j < 3 * Tn; ++j) op[j].adam_step(bx[j], it + 1 - net.opt.br_iters, T(net.opt.lr));
-      }
-      if (best > res.lower[r]) res.lower[r] = best;
-    }
-  }
+  // optimized: only the margins' lower bounds (what certification uses) are improved
+  if (optimize)
+    for (std::ptrdiff_t r = 0; r < K; ++r)
+      res.lower[r] = std::max(res.lower[r], opt_row(Obj::Margin, Tn - 1, pc.spec_w.row(r), pc.spec_b[r]));
 
   if (pc.want_states) {
     // hidden: corner min/max of tanh(c)·σ(y^o) over the (c_t, y^o_t) box

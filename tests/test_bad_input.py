@@ -122,6 +122,14 @@ def test_unknown_planes(w, x):
         pf.certify(w, x, planes="grid")
 
 
+def test_optimized_planes_refused_on_cuda(w, x):
+    """"optimized" runs on the CPU core only: asking for it on the GPU names the problem
+    (before any GPU is looked for, so this holds on machines without one)."""
+    X = np.stack([x, x])
+    with pytest.raises(ValueError, match="runs on the CPU only"):
+        pf.certify_many(w, X, planes="optimized", device="cuda")
+
+
 def test_rtol_out_of_range(w, x):
     with pytest.raises(ValueError, match="rtol"):
         pf.certify(w, x, rtol=0)

@@ -12,10 +12,9 @@ from typing import Any
 
 import numpy as np
 
-PLANE_METHODS = ("exact", "1d", "constant")
-# Experimental, not part of the public API (issue 11, unfinished): the core's LSTM pass
-# accepts planes="optimized" (cpp/optim_planes.hpp); certify/bound_margins reject it.
-EXPERIMENTAL_PLANE_METHODS = ("optimized",)
+PLANE_METHODS = ("exact", "optimized", "1d", "constant")
+# planes that the CUDA backend implements ("optimized" runs on the CPU core only)
+CUDA_PLANE_METHODS = ("exact", "1d", "constant")
 DEVICES = ("cpu", "cuda")
 
 
@@ -130,6 +129,9 @@ def bound_pass_batch(weights: Any, X: Any, eps: Any, p: float, mask: np.ndarray,
     check_device(device)
     Xh, eh, Wh, bh = _host(X), _host(eps), _host(spec_w), _host(spec_b)
     if device == "cuda":
+        if planes not in CUDA_PLANE_METHODS:
+            raise ValueError(f"planes={planes!r} runs on the CPU only; the CUDA backend implements "
+                             f"{list(CUDA_PLANE_METHODS)}")
         _cuda = cuda_module()
         args = list(pass_arguments(weights, Xh, eh, p, mask, Wh, bh, planes, want_states))
         fn = getattr(_cuda, f"{weights.kind}_bounds_batch")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .backend import PLANE_METHODS, BoundOverflowError, bound_pass, bound_pass_batch, check_device
-from .bisection import search_radius, search_steps
+from .backend import CUDA_PLANE_METHODS, PLANE_METHODS, BoundOverflowError, bound_pass, bound_pass_batch, check_device
+from .bisection import EPS_START, SearchResult, search_radius, search_steps
 from .certificate import Certificate, input_sha256
 from .specification import fold_specification, margin_classes
 from .validation import (check_batch, check_class, check_eps, check_sequence, frame_mask, parse_p)
@@ -88,8 +88,12 @@ def bound_margins(weights: Any, x: Any, eps: float, p: Any = 2, target: Any = No
         Only the margin against this class; default every class j ≠ label (increasing j).
     frames : sequence of int, optional
         Perturbed frames (0-based); default all.
-    planes : {"exact", "1d", "constant"}
-        Relaxation of the LSTM/GRU products (ignored for RNNs).
+    planes : {"exact", "optimized", "1d", "constant"}
+        Relaxation of the LSTM/GRU products (ignored for RNNs). ``"exact"``: POPQORN's
+        volume-minimal planes with exact offsets. ``"optimized"``: every bound (the
+        intermediate intervals and the margins) gets its own planes, their slopes chosen
+        for that bound (tangent at the worst-case trajectory), offsets still exact; tighter
+        (1.1-1.2x the radius on the shared models) and ~10x slower; CPU only.
     label : int, optional
         Class whose margins are bounded; default the model's prediction.
 
@@ -144,8 +148,31 @@ def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any
     pr = _problem(weights, x, p, target, frames, planes, label)
     if pr.label != pr.predicted:  # nothing is proven: no margin bounds
         return _misclassified(pr, t0)
-    margins: dict[float, np.ndarray] = {}
+    if pr.planes == "optimized" and pr.weights.kind != "rnn":  # a cheap "exact" search aims the costly probes
+        first = _search(replace(pr, planes="exact"), eps_max, rtol_v, {})
+        if first.eps >= eps_max:  # certified up to the cap: nothing left to tighten
+            margins: dict[float, np.ndarray] = {}
+            res = _search(pr, eps_max, rtol_v, margins, eps_start=eps_max)
+        else:
+            margins = {}
+            start = min(OPTIMIZED_FIRST_STEP * first.eps, eps_max) if first.eps > 0.0 else EPS_START
+            res = _search(pr, eps_max, rtol_v, margins, eps_start=start)
+        res = replace(res, passes=res.passes + first.passes)
+    else:
+        margins = {}
+        res = _search(pr, eps_max, rtol_v, margins)
+    return _searched(pr, res, margins, t0)
 
+
+# planes="optimized": its first probe is this multiple of the "exact" radius (the optimised
+# relaxations certified 1.05-1.2x the exact radius on the shared LSTM/GRU models)
+OPTIMIZED_FIRST_STEP = 1.12
+
+
+def _search(pr: _Problem, eps_max: float, rtol: float, margins: dict[float, np.ndarray],
+            eps_start: float = EPS_START) -> SearchResult:
+    """The radius search (bisection.py) with ``pr``'s bound pass; fills ``margins`` with the
+    margins' lower bounds at every probed ε."""
     def certified(eps: float) -> float:  # the smallest margin lower bound: certified iff > 0
         try:
             lower = pr.run(eps)["lower"]
@@ -154,8 +181,7 @@ def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any
         margins[eps] = lower
         return float(np.min(lower))
 
-    res = search_radius(certified, eps_max, rtol_v, margin_at_zero=pr.clean_margin)
-    return _searched(pr, res, margins, t0)
+    return search_radius(certified, eps_max, rtol, eps_start=eps_start, margin_at_zero=pr.clean_margin)
 
 
 def _check_rtol(rtol: Any) -> float:
@@ -323,6 +349,9 @@ def certify_many(weights: Any, X: Any, labels: Any = None, eps_max: float = 10.0
     from concurrent.futures import as_completed
 
     _check_weights(weights)
+    if device == "cuda" and planes not in CUDA_PLANE_METHODS:
+        raise ValueError(f"planes={planes!r} runs on the CPU only; the CUDA backend implements "
+                         f"{list(CUDA_PLANE_METHODS)} (use device='cpu' with threads=k)")
     check_device(device)
     Xv = check_batch(X, weights.input_size)
     N = Xv.shape[0]
