@@ -50,6 +50,7 @@ struct OptSettings {
   int iters = 0;
   double lr = 0.02;
   int br_iters = 0;  // the first br_iters iterations are best responses (tangent at the sweep's values)
+  bool trace = false;  // GRU: also return per row and iteration (backward L, forward-sweep L) (tests)
 };
 
 // Gates stacked i, f, g, o: y_t = W_ih x_t + W_hh h_{t-1} + b.
@@ -71,6 +72,7 @@ struct GruNet {
   const T* b_hh = nullptr;      // (3s,)
   const T* h0 = nullptr;        // (s,)
   PlaneMethod planes = PlaneMethod::Exact;
+  bool shared_z = false;        // RECURRENCES.md §4 "GRU, shared z" (implied by "optimized")
   OptSettings opt;
 };
 
