@@ -219,6 +219,7 @@ void bind_backsub(py::module_& m) {
         "gru_shared_z"_a = false, "opt_trace"_a = false,
         "Bounds of spec_weight @ h_T + spec_bias for a GRU (RECURRENCES.md §0, §4). gru_shared_z: "
         "the shared-z relaxation of the hidden update with any plane method (implied by "
-        "planes=\"optimized\"); opt_trace: with \"optimized\", also opt_trace_lower (K, 2(iters+1)): "
-        "per iteration the back-substituted and the forward-sweep lower bound.");
+        "planes=\"optimized\"); opt_trace: with \"optimized\", also opt_trace_lower (K, 2(iters+1)+2): "
+        "per iteration the back-substituted and the forward-sweep lower bound, then |g|^2 and the "
+        "finite-difference derivative along g at the first iterate (tests).");
 }

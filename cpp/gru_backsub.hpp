@@ -15,6 +15,7 @@
 // Code indexes steps from 0; h0 is the state before step 0.
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <limits>
 #include <utility>
@@ -178,7 +179,50 @@ BoundResult<T> gru_bounds(const GruNet<T>& net, const PassCommon<T>& pc) {
     GruRec<T> rec(Tn, s, n);
     GruSweep<T> sweep(net, Lz, s, n);
     const int its = net.opt.iters;
-    Mat<T> trace(net.opt.trace ? K : 0, 2 * (its + 1));
+    Mat<T> trace(net.opt.trace ? K : 0, 2 * (its + 1) + 2);
+    // Test hook (opt_trace): at a generic point near the row's start (every slope jittered by
+    // 1e-3 relative, so that each offset's extreme is unique: at the volume-minimal start it is
+    // not, and the sweep's gradient is then a supergradient only), |g|^2 and the finite
+    // difference of the lower bound along g (a step of 1e-7 in slope space) into the trace.
+    auto gradient_check = [&](std::ptrdiff_t r, const std::vector<OptPlaneSet<T>>& from) {
+      auto lower_with = [&](std::vector<OptPlaneSet<T>>& planes, GruRec<T>* rc) {
+        for (std::ptrdiff_t j = 0; j < 3 * Tn; ++j) own[j] = &planes[j].P;
+        std::copy(pc.spec_w.row(r), pc.spec_w.row(r) + s, Lh.row(0));
+        d[0] = pc.spec_b[r];
+        backward(Tn - 1, 1, own.data(), rc);
+        return d[0];
+      };
+      auto shift = [&](std::vector<OptPlaneSet<T>>& planes, auto&& delta) {
+        for (std::ptrdiff_t j = 0; j < 3 * Tn; ++j)
+          for (std::size_t i = 0; i < planes[j].P.aL.size(); ++i) {
+            OptPlaneSet<T>& o = planes[j];
+            o.P.aL[i] += delta(o.P.aL[i], o.gaL[i]); o.P.bL[i] += delta(o.P.bL[i], o.gbL[i]);
+            o.P.aU[i] += delta(o.P.aU[i], o.gaU[i]); o.P.bU[i] += delta(o.P.bU[i], o.gbU[i]);
+            o.refresh(bx[j], i, true);
+            o.refresh(bx[j], i, false);
+          }
+      };
+      std::vector<OptPlaneSet<T>> jit = from;
+      unsigned long long st = 0x9E3779B97F4A7C15ull + static_cast<unsigned long long>(r);
+      shift(jit, [&](T a, T) {
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        const T u = T(static_cast<double>(st >> 11) * 0x1.0p-53) * T(2) - T(1);
+        return T(1e-3) * u * (T(1) + std::fabs(a));
+      });
+      const T L0 = lower_with(jit, &rec);
+      for (auto& o : jit) o.zero_grad();
+      sweep.run(ball, rec, jit, pc.spec_w.row(r), pc.spec_b[r]);
+      T gg = T(0);
+      for (const auto& o : jit)
+        for (std::size_t i = 0; i < o.gaL.size(); ++i)
+          gg += o.gaL[i] * o.gaL[i] + o.gbL[i] * o.gbL[i] + o.gaU[i] * o.gaU[i] + o.gbU[i] * o.gbU[i];
+      const T h = gg > T(0) ? T(1e-7) / std::sqrt(gg) : T(0);
+      shift(jit, [&](T, T g) { return h * g; });
+      const T L1 = lower_with(jit, nullptr);
+      trace(r, 2 * (its + 1)) = gg;
+      trace(r, 2 * (its + 1) + 1) = h > T(0) ? (L1 - L0) / h : T(0);
+      for (std::ptrdiff_t j = 0; j < 3 * Tn; ++j) own[j] = &from[j].P;
+    };
     for (std::ptrdiff_t r = 0; r < K; ++r) {
       std::vector<OptPlaneSet<T>> op = init;
       for (std::ptrdiff_t j = 0; j < 3 * Tn; ++j) own[j] = &op[j].P;
@@ -194,6 +238,7 @@ BoundResult<T> gru_bounds(const GruNet<T>& net, const PassCommon<T>& pc) {
         for (auto& o : op) o.zero_grad();
         const T Ls = sweep.run(ball, rec, op, pc.spec_w.row(r), pc.spec_b[r]);
         if (net.opt.trace) { trace(r, 2 * it) = d[0]; trace(r, 2 * it + 1) = Ls; }
+        if (net.opt.trace && it == 0) gradient_check(r, op);
         if (it == its) break;
         if (it < net.opt.br_iters)
           for (std::ptrdiff_t j = 0; j < 3 * Tn; ++j) op[j].tangent_response(bx[j]);
@@ -202,7 +247,8 @@ BoundResult<T> gru_bounds(const GruNet<T>& net, const PassCommon<T>& pc) {
       }
       if (best > res.lower[r]) res.lower[r] = best;
     }
-    // trace (tests): per row, (back-substituted L, forward-sweep L) per iteration
+    // trace (tests): per row, (back-substituted L, forward-sweep L) per iteration, then
+    // (|g|^2, finite-difference derivative of L along g) from gradient_check
     if (net.opt.trace) res.states.push_back({"opt_trace", trace, std::move(trace)});
   }
 
