@@ -42,13 +42,14 @@ CASES = cases()
 
 @pytest.mark.parametrize("label,args", CASES, ids=[c[0] for c in CASES])
 def test_sweep_equals_backsubstitution_and_gradient(label, args):
+    # best responses only: Adam steps (lr 0.01) can blow the slopes up (every iterate stays
+    # sound, but with slopes ~1e5 the two evaluations differ by cancellation, not by a bug)
     iters = 8
-    out = _core.gru_bounds(*args, opt_iters=iters, opt_br=4, opt_trace=True)
+    out = _core.gru_bounds(*args, opt_iters=iters, opt_br=iters, opt_trace=True)
     tr = out["opt_trace_lower"]
     assert tr.shape == (args[9].shape[0], 2 * (iters + 1) + 2)
     back, fwd = tr[:, 0:2 * (iters + 1):2], tr[:, 1:2 * (iters + 1):2]
-    # rounding only (Adam iterates can have large slopes, hence cancellation): 1e-7 relative
-    np.testing.assert_allclose(fwd, back, rtol=1e-7, atol=1e-9 * np.max(np.abs(back)), err_msg=label)
+    np.testing.assert_allclose(fwd, back, rtol=1e-9, atol=1e-9 * np.max(np.abs(back)), err_msg=label)
     gg, fd = tr[:, -2], tr[:, -1]
     ok = np.abs(fd - gg) <= 1e-4 * np.maximum(gg, 1e-12) + 1e-9
     assert ok.mean() >= 0.9 and np.all(fd >= 0.5 * gg - 1e-9), (label, gg, fd)
