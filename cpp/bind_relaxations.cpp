@@ -58,7 +58,9 @@ py::tuple bound_activation_py(const std::string& fn_name, const Arr& l, const Ar
 pq::Surface parse_surface(const std::string& s) {
   if (s == "tanh_sigmoid") return pq::Surface::TanhSigmoid;
   if (s == "x_sigmoid") return pq::Surface::XSigmoid;
-  throw py::value_error("surface must be 'tanh_sigmoid' or 'x_sigmoid', got '" + s + "'");
+  if (s == "tanh_linear") return pq::Surface::TanhLinear;  // GRU shared z (RECURRENCES.md §4)
+  if (s == "bilinear") return pq::Surface::Bilinear;
+  throw py::value_error("surface must be 'tanh_sigmoid', 'x_sigmoid', 'tanh_linear' or 'bilinear', got '" + s + "'");
 }
 
 pq::PlaneMethod parse_method(const std::string& s) {

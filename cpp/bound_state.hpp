@@ -52,6 +52,7 @@ struct OptSettings {
   int br_iters = 0;  // the first br_iters iterations are best responses (tangent at the sweep's values)
   int inter_steps = 0;  // intermediate bounds of the last inter_steps steps optimised too,
   int inter_iters = 1;  // with this many iterations (best responses) per bound
+  bool trace = false;  // GRU: also return per row and iteration (backward L, forward-sweep L) (tests)
 };
 
 // Gates stacked i, f, g, o: y_t = W_ih x_t + W_hh h_{t-1} + b.
@@ -73,6 +74,7 @@ struct GruNet {
   const T* b_hh = nullptr;      // (3s,)
   const T* h0 = nullptr;        // (s,)
   PlaneMethod planes = PlaneMethod::Exact;
+  bool shared_z = false;        // RECURRENCES.md §4 "GRU, shared z" (implied by "optimized")
   OptSettings opt;
 };
 

@@ -109,30 +109,42 @@ struct OptPlaneSet {
   }
   // Best response: for each plane met by the last sweep, try the tangent plane of F at its
   // input values (clipped to the box), with its exact offset; keep it if the selected side is
-  // tighter there (higher lower plane / lower upper plane at (mx, my)).
+  // tighter there (higher lower plane / lower upper plane at (mx, my)). For the bilinear F4
+  // (a saddle: its tangent plane is a poor bound) the two McCormick planes of the side are
+  // tried instead.
   void tangent_response(const PlaneBoxes<T>& bx) {
     for (std::size_t i = 0; i < vv.size(); ++i) {
       const T v = vv[i];
       if (v == T(0)) continue;
       const auto& b = bx.box[i];
-      const T x = std::min(std::max(mxv[i], b.xl), b.xu), y = std::min(std::max(myv[i], b.yl), b.yu);
-      const T sg = detail::sigmoid(y), f = detail::surface_factor(bx.sf, x);
-      const T A = (bx.sf == Surface::TanhSigmoid ? detail::dtanh(x) : T(1)) * sg, B = f * detail::dsigmoid(y);
       const bool lower = v >= T(0);
-      T& a = lower ? P.aL[i] : P.aU[i];
-      T& bb = lower ? P.bL[i] : P.bU[i];
-      const T olda = a, oldb = bb, oldc = lower ? P.cL[i] : P.cU[i];
-      const T oxs = lower ? xsL[i] : xsU[i], oys = lower ? ysL[i] : ysU[i];
-      const T before = olda * mxv[i] + oldb * myv[i] + oldc;
-      a = A; bb = B;
-      refresh(bx, i, lower);
-      const T after = a * mxv[i] + bb * myv[i] + (lower ? P.cL[i] : P.cU[i]);
-      if (lower ? !(after > before) : !(after < before)) {  // keep the old plane
-        a = olda; bb = oldb;
-        (lower ? P.cL[i] : P.cU[i]) = oldc;
-        (lower ? xsL[i] : xsU[i]) = oxs;
-        (lower ? ysL[i] : ysU[i]) = oys;
+      if (bx.sf == Surface::Bilinear) {
+        try_slopes(bx, i, lower, lower ? b.yl : b.yu, b.xl);
+        try_slopes(bx, i, lower, lower ? b.yu : b.yl, b.xu);
+        continue;
       }
+      const T x = std::min(std::max(mxv[i], b.xl), b.xu), y = std::min(std::max(myv[i], b.yl), b.yu);
+      const T sg = detail::surface_g(bx.sf, y), f = detail::surface_factor(bx.sf, x);
+      const T A = detail::surface_df(bx.sf, x) * sg, B = f * detail::surface_dg(bx.sf, y);
+      try_slopes(bx, i, lower, A, B);
+    }
+  }
+  // Slopes (A, B) with their exact offset for side `lower` of plane i, kept if tighter at the
+  // last sweep's inputs.
+  void try_slopes(const PlaneBoxes<T>& bx, std::size_t i, bool lower, T A, T B) {
+    T& a = lower ? P.aL[i] : P.aU[i];
+    T& bb = lower ? P.bL[i] : P.bU[i];
+    const T olda = a, oldb = bb, oldc = lower ? P.cL[i] : P.cU[i];
+    const T oxs = lower ? xsL[i] : xsU[i], oys = lower ? ysL[i] : ysU[i];
+    const T before = olda * mxv[i] + oldb * myv[i] + oldc;
+    a = A; bb = B;
+    refresh(bx, i, lower);
+    const T after = a * mxv[i] + bb * myv[i] + (lower ? P.cL[i] : P.cU[i]);
+    if (lower ? !(after > before) : !(after < before)) {  // keep the old plane
+      a = olda; bb = oldb;
+      (lower ? P.cL[i] : P.cU[i]) = oldc;
+      (lower ? xsL[i] : xsU[i]) = oxs;
+      (lower ? ysL[i] : ysU[i]) = oys;
     }
   }
   // Adam ascent step (iteration it >= 1) in the box-scaled coordinates; refreshes the

@@ -1,6 +1,9 @@
 // Bounding planes for the 2-D products of LSTM/GRU cells (ALGORITHM.md §3):
 //   F1(x, y) = tanh(x) * sigmoid(y),   F2(x, y) = x * sigmoid(y)
-// on boxes [xl, xu] x [yl, yu].
+// on boxes [xl, xu] x [yl, yu]; and, for the GRU's shared-z relaxation (RECURRENCES.md §4),
+//   F3(x, y) = tanh(x) * y,   F4(x, y) = x * y
+// (the same methods with g(y) = y in place of sigma(y): "1d" bounds g by itself; F4's
+// "exact" planes are McCormick planes, see mccormick_planes).
 //
 // For every box i and every (x, y) in it:
 //   aL[i]*x + bL[i]*y + cL[i] <= F(x, y) <= aU[i]*x + bU[i]*y + cU[i]
@@ -10,7 +13,7 @@
 // (8 eps of the magnitudes). Degenerate boxes (xl == xu and/or yl == yu) are allowed.
 //
 // Methods (slopes only; offsets always exact):
-//  * Constant: slopes 0 (offsets = corner min / max: F is monotone in each variable).
+//  * Constant: slopes 0 (offsets = corner min / max: F = f(x) g(y) with f, g monotone).
 //  * OneD (paper appendix B.1 baseline): sigma(y) bounded by the 1-D lines of lines.hpp,
 //    f(x) (tanh x or x) by its interval endpoint:  f(x) sigma(y) <= fu sigma(y) <=
 //    fu (alpha_u y + beta_u) if fu >= 0, fu (alpha_l y + beta_l) if fu < 0 (sigma > 0);
@@ -123,7 +126,9 @@ PQ_HD inline void exact_plane(Surface sf, int sense, const Box<T>& bx, T& A_out,
     conv = true;
   } else if (dx || dy) {
     // 1-D: G restricted to a segment; slope 0 on the collapsed variable.
-    // x collapsed: F is increasing in x, so max_x G(x, y) is at x = xu (sense > 0) or xl.
+    // x collapsed: F is increasing in x where g(y) >= 0 (always for sigma; the GRU's F3 / F4
+    // boxes have y = w, z > 0), so max_x G(x, y) is at x = xu (sense > 0) or xl. Otherwise
+    // only optimality suffers: the offset below is priced over the full box.
     const T xsel = sense > 0 ? bx.xu : bx.xl;
     const Box<T> seg = dx ? Box<T>{xsel, xsel, bx.yl, bx.yu} : Box<T>{bx.xl, bx.xu, yc, yc};
     const SideValues<T> ssv = side_values(sf, seg);
@@ -158,9 +163,9 @@ PQ_HD inline void exact_plane(Surface sf, int sense, const Box<T>& bx, T& A_out,
     // lb: best dual value seen (the interpolated value at the centre of points of the box
     // with the centre in their convex hull) <= optimum <= bestV.
     T lb = -std::numeric_limits<T>::infinity();
-    // Derivatives of G = s f(x) sigma(y).
-    auto Gx = [&](T x, T y) { return s * (sf == Surface::TanhSigmoid ? dtanh(x) : T(1)) * sigmoid(y); };
-    auto Gy = [&](T x, T y) { return s * surface_factor(sf, x) * dsigmoid(y); };
+    // Derivatives of G = s f(x) g(y).
+    auto Gx = [&](T x, T y) { return s * surface_df(sf, x) * surface_g(sf, y); };
+    auto Gy = [&](T x, T y) { return s * surface_factor(sf, x) * surface_dg(sf, y); };
     // 0) tangent plane at the centre (optimal iff its exact offset is attained at the centre)
     {
       const T A = Gx(xc, yc), B = Gy(xc, yc);
@@ -243,10 +248,30 @@ PQ_HD inline void exact_planes(Surface sf, const Box<T>& bx, T& aL, T& bL, T& cL
   aL = -A; bL = -B; cL = -C - plane_margin(aL, bL, bx, sv);
 }
 
+// F4 = x y, "exact": one McCormick plane per side (valid at the 4 corners, hence on the box:
+// F4 - plane is bilinear). Every McCormick plane, and their average (the tangent plane at the
+// centre, where the column generation of exact_plane starts and stops), has the minimal
+// volume; the average is the loosest off one line, so a McCormick plane is taken: the one the
+// simplex of exact_plane reaches from the corner triangle (the corner diagonal plus the better
+// other corner): upper (yl, xu) if xu yl >= xl yu, else (yu, xl); lower (yl, xl) if
+// xl yl <= xu yu, else (yu, xu). (On gru_T8_h16 it beats auto_LiRPA CROWN's fixed choice,
+// lower (yl, xl) / upper (yu, xl), by far: margin bound -0.61 vs -1.36 at input 0, eps 0.02.)
+// Offsets exact (corners) plus plane_margin.
+template <class T>
+PQ_HD inline void mccormick_planes(const Box<T>& bx, T& aL, T& bL, T& cL, T& aU, T& bU, T& cU) {
+  const SideValues<T> sv = side_values(Surface::Bilinear, bx);
+  const bool up10 = bx.xu * bx.yl >= bx.xl * bx.yu, lo00 = bx.xl * bx.yl <= bx.xu * bx.yu;
+  aU = up10 ? bx.yl : bx.yu; bU = up10 ? bx.xu : bx.xl;
+  aL = lo00 ? bx.yl : bx.yu; bL = lo00 ? bx.xl : bx.xu;
+  cL = offset_extremes(Surface::Bilinear, aL, bL, bx, sv).gmin - plane_margin(aL, bL, bx, sv);
+  cU = offset_extremes(Surface::Bilinear, aU, bU, bx, sv).gmax + plane_margin(aU, bU, bx, sv);
+}
+
 template <class T>
 PQ_HD inline void oned_planes(Surface sf, const Box<T>& bx, T& aL, T& bL, T& cL, T& aU, T& bU, T& cU) {
   T al, bl_, au, bu_;
   if (bx.yu - bx.yl <= T(0)) { al = au = T(0); }
+  else if (!sigmoid_g(sf)) { al = au = T(1); }  // g(y) = y is its own line
   else sshape_lines(Activation::Sigmoid, bx.yl, bx.yu, al, bl_, au, bu_);
   const T fl = surface_factor(sf, bx.xl), fu = surface_factor(sf, bx.xu);
   aU = T(0); bU = fu >= T(0) ? fu * au : fu * al;
@@ -278,7 +303,10 @@ void bound_product(Surface s, PlaneMethod m, const T* xl, const T* xu, const T* 
         !std::isfinite(bx.yl) || !std::isfinite(bx.yu))
       throw InvalidArgument("bound_product: need finite xl <= xu and yl <= yu");
     switch (m) {
-      case PlaneMethod::Exact: detail::exact_planes(s, bx, aL[i], bL[i], cL[i], aU[i], bU[i], cU[i]); break;
+      case PlaneMethod::Exact:
+        if (s == Surface::Bilinear) detail::mccormick_planes(bx, aL[i], bL[i], cL[i], aU[i], bU[i], cU[i]);
+        else detail::exact_planes(s, bx, aL[i], bL[i], cL[i], aU[i], bU[i], cU[i]);
+        break;
       case PlaneMethod::OneD: detail::oned_planes(s, bx, aL[i], bL[i], cL[i], aU[i], bU[i], cU[i]); break;
       default: detail::constant_planes(s, bx, aL[i], bL[i], cL[i], aU[i], bU[i], cU[i]);
     }

@@ -1,6 +1,13 @@
 // Exact offsets of a plane under / over the 2-D products of LSTM/GRU cells
 // (ALGORITHM.md §3):   F1(x, y) = tanh(x) * sigmoid(y),   F2(x, y) = x * sigmoid(y)
-// on a box [xl, xu] x [yl, yu] (degenerate boxes allowed).
+// on a box [xl, xu] x [yl, yu] (degenerate boxes allowed). Two more surfaces serve the
+// GRU's shared-z relaxation (RECURRENCES.md §4 "GRU, shared z"):
+//   F3(x, y) = tanh(x) * y (TanhLinear),   F4(x, y) = x * y (Bilinear).
+// Every surface is f(x) g(y) with f in {tanh, id}, g in {sigmoid, id}, both increasing.
+// For F3 / F4 (g linear): edges x = x0 are linear in y (endpoints only); F3's edges
+// y = y0 (y0 != 0): y0 sech^2(x) = a, i.e. |x| = atanh(sqrt(1 - a/y0)) when 0 < a/y0 < 1
+// (y0 == 0 or a/y0 outside (0, 1]: endpoints only); interior critical points of F3 and
+// F4 are saddles (Hessian det -f'(x)^2 < 0), never extremes.
 //
 // For slopes (a, b), g = F - a x - b y is smooth, so its max and min over the box
 // are attained among (§3):
@@ -27,7 +34,7 @@
 
 namespace pq {
 
-enum class Surface { TanhSigmoid, XSigmoid };
+enum class Surface { TanhSigmoid, XSigmoid, TanhLinear, Bilinear };
 
 namespace detail {
 
@@ -37,25 +44,44 @@ struct Box {
   PQ_HD bool contains(T x, T y) const { return x >= xl && x <= xu && y >= yl && y <= yu; }
 };
 
-// f(x) and sigma(y) at the box's sides, computed once per box and reused by every pricing.
+// f(x) and g(y) (sigma or y) at the box's sides, computed once per box and reused by every pricing.
 template <class T>
 struct SideValues {
   T fxl, fxu, syl, syu;
 };
 
+// F = f(x) g(y): f = tanh for F1, F3 (else x); g = sigma for F1, F2 (else y).
+PQ_HD inline bool tanh_f(Surface s) { return s == Surface::TanhSigmoid || s == Surface::TanhLinear; }
+PQ_HD inline bool sigmoid_g(Surface s) { return s == Surface::TanhSigmoid || s == Surface::XSigmoid; }
+
 template <class T>
 PQ_HD inline T surface_factor(Surface s, T x) {
-  return s == Surface::TanhSigmoid ? std::tanh(x) : x;
+  return tanh_f(s) ? std::tanh(x) : x;
+}
+
+template <class T>
+PQ_HD inline T surface_g(Surface s, T y) {
+  return sigmoid_g(s) ? sigmoid(y) : y;
+}
+
+template <class T>
+PQ_HD inline T surface_df(Surface s, T x) {
+  return tanh_f(s) ? dtanh(x) : T(1);
+}
+
+template <class T>
+PQ_HD inline T surface_dg(Surface s, T y) {
+  return sigmoid_g(s) ? dsigmoid(y) : T(1);
 }
 
 template <class T>
 PQ_HD inline T surface_value(Surface s, T x, T y) {
-  return surface_factor(s, x) * sigmoid(y);
+  return surface_factor(s, x) * surface_g(s, y);
 }
 
 template <class T>
 PQ_HD inline SideValues<T> side_values(Surface sf, const Box<T>& bx) {
-  return {surface_factor(sf, bx.xl), surface_factor(sf, bx.xu), sigmoid(bx.yl), sigmoid(bx.yu)};
+  return {surface_factor(sf, bx.xl), surface_factor(sf, bx.xu), surface_g(sf, bx.yl), surface_g(sf, bx.yu)};
 }
 
 template <class T>
@@ -125,8 +151,8 @@ PQ_HD inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, con
   visit(bx.xl, bx.yu, sv.fxl * sv.syu);
   visit(bx.xu, bx.yl, sv.fxu * sv.syl);
   visit(bx.xu, bx.yu, sv.fxu * sv.syu);
-  // edges x = x0: f(x0) sigma'(y) = b  <=>  sech^2(y/2) = 4 b / f(x0)
-  const int nx = (bx.xl == bx.xu) ? 1 : 2;
+  // edges x = x0: f(x0) sigma'(y) = b  <=>  sech^2(y/2) = 4 b / f(x0)  (g = y: linear there)
+  const int nx = !sigmoid_g(sf) ? 0 : (bx.xl == bx.xu) ? 1 : 2;
   for (int e = 0; e < nx; ++e) {
     const T x0 = e == 0 ? bx.xl : bx.xu;
     const T f0 = e == 0 ? sv.fxl : sv.fxu;
@@ -140,8 +166,9 @@ PQ_HD inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, con
       if (-ys >= bx.yl && -ys <= bx.yu && ys != T(0)) visit(x0, -ys, f0 * sigmoid(-ys));
     }
   }
-  if (sf != Surface::TanhSigmoid) return;  // F2: linear in x on y-edges, saddles inside
-  // edges y = y0: sigma(y0) sech^2(x) = a
+  if (!tanh_f(sf)) return;  // F2, F4: linear in x on y-edges, saddles inside
+  // edges y = y0: g(y0) sech^2(x) = a (k = a / g(y0); g(y0) = 0 gives k = +-inf or NaN: the
+  // edge is then g = -a x - b y0, linear, and inf clamps to the harmless point x = 0)
   const int ny = (bx.yl == bx.yu) ? 1 : 2;
   for (int e = 0; e < ny; ++e) {
     const T y0 = e == 0 ? bx.yl : bx.yu;
@@ -154,6 +181,7 @@ PQ_HD inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, con
       if (-xs >= bx.xl && -xs <= bx.xu && xs != T(0)) visit(-xs, y0, std::tanh(-xs) * s0);
     }
   }
+  if (sf != Surface::TanhSigmoid) return;  // F3: saddles inside
   // interior: needs 0 < a < 1
   if (!(a > T(0) && a < T(1))) return;
   if (b == T(0)) {  // t = 0, s = a
@@ -220,7 +248,7 @@ PQ_HD inline Extremes<T> offset_extremes(Surface sf, T a, T b, const Box<T>& bx)
 template <class T>
 PQ_HD inline T plane_margin(T a, T b, const Box<T>& bx, const SideValues<T>& sv) {
   const T eps = std::numeric_limits<T>::epsilon();
-  const T fmax = std::max(std::fabs(sv.fxl), std::fabs(sv.fxu)) * std::max(sv.syl, sv.syu);
+  const T fmax = std::max(std::fabs(sv.fxl), std::fabs(sv.fxu)) * std::max(std::fabs(sv.syl), std::fabs(sv.syu));
   const T xmax = std::max(std::fabs(bx.xl), std::fabs(bx.xu));
   const T ymax = std::max(std::fabs(bx.yl), std::fabs(bx.yu));
   return T(8) * eps * (fmax + std::fabs(a) * xmax + std::fabs(b) * ymax) + std::numeric_limits<T>::min();

@@ -234,3 +234,49 @@ def test_exact_planes_are_deterministic(name: str) -> None:
         a, b = fn(*args), fn(*args)
         for key in a:
             np.testing.assert_array_equal(a[key], b[key], err_msg=f"{fn.__module__} {key}")
+
+
+# GRU shared z (RECURRENCES.md §4 "GRU, shared z (optimized)"): the core's hidden keyword
+# gru_shared_z and the oracle's argument of the same name, with the continuous plane methods.
+def assert_agree_shared_z(args: tuple, context: str) -> None:
+    core = core_function("gru")(*args, gru_shared_z=True)
+    ref = reference.gru_bounds(*args, gru_shared_z=True)
+    missing = sorted(set(ref) - set(core))
+    assert not missing, f"{context}: core result lacks keys {missing}"
+    where = first_divergence("gru", core, ref, RTOL)
+    assert where is None, f"{context}: first divergence at {where}"
+
+
+@pytest.mark.parametrize("planes", PLANES_COMPARED)
+@pytest.mark.parametrize("p", P_VALUES)
+def test_gru_shared_z_random_networks_agree(planes: str, p: float) -> None:
+    core_function("gru")
+    rng = np.random.default_rng(sum(map(ord, f"gru-shared-z{planes}{p}")))
+    for (s, n, T) in SIZES:
+        for variant in range(2):
+            mask = np.ones(T, bool) if variant == 0 else rng.random(T) < 0.5
+            eps = float(rng.choice([0.0, 0.05, 0.2, 0.6])) if variant else 0.1
+            args = random_args("gru", rng, s, n, T, p, mask, targeted=bool(variant), init_state=bool(variant),
+                               eps=eps, planes=planes)
+            assert_agree_shared_z(args, f"gru shared z/{planes} s={s} n={n} T={T} p={p} eps={eps} "
+                                        f"variant={variant}")
+
+
+@pytest.mark.parametrize("name", [f.name for f in sorted(DATA.glob("gru*.npz"))])
+def test_gru_shared_z_trained_models_agree(name: str) -> None:
+    d = load_fixture(DATA / name)
+    core_function("gru")
+    T = d["X"].shape[1]
+    for idx, eps, p, planes in [(0, 0.02, 2.0, "1d"), (1, 0.01, math.inf, "constant"), (2, 0.05, 1.0, "1d")]:
+        assert_agree_shared_z(fixture_args(d, idx, eps, p, np.ones(T, bool), planes),
+                              f"{name} input {idx} eps={eps} p={p} planes={planes}")
+
+
+def test_gru_shared_z_exact_is_deterministic() -> None:
+    d = load_fixture(DATA / "gru_T8_h16.npz")
+    T = d["X"].shape[1]
+    args = fixture_args(d, 0, 0.02, 2.0, np.ones(T, bool), "exact")
+    for fn in (core_function("gru"), reference.gru_bounds):
+        a, b = fn(*args, gru_shared_z=True), fn(*args, gru_shared_z=True)
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{fn.__module__} {key}")

@@ -9,6 +9,13 @@ PyTorch GRU, gates r, z, n with ``b_hn`` inside the reset product.  With
 ``backward_step`` passes ``Lam`` on ``h_k`` through one step; ``u_backward``
 is the part from the ``u_k`` node down (also the entry of the u objective).
 Code steps are indexed from 0.
+
+With ``gru_shared_z`` (RECURRENCES.md §4 "GRU, shared z (optimized)")::
+
+    h_t = F3(u_t, w_t) + F4(h_{t-1}, z_t),   z = sigma(y^z) by lines,   w = 1 - z
+
+(F3 = tanh(x)·y, F4 = x·y): the coefficients met on w and z are merged on z before
+the sigmoid lines, chosen by the sign of the merged coefficient.
 """
 from __future__ import annotations
 
@@ -18,8 +25,11 @@ from typing import Any, Optional
 import numpy as np
 
 from .concretize import concretize_lower, split_stacked, stack_objective
+from .lines import Lines, bound_activation, sigmoid
 from .planes import ProductBounds, core_bound_product
-from .substitution import through_plane
+from .substitution import through_lines, through_plane
+
+WIDEN = 4.0 * float(np.finfo(np.float64).eps)  # relative outward widening of the z and w boxes
 
 
 @dataclass(frozen=True)
@@ -45,8 +55,9 @@ class StepPlanes:
     """Planes of one GRU step (P^u and P^z are None until u_t is bounded)."""
 
     r: Any            # F2(v_t, y^r_t)
-    u: Optional[Any]  # F1(u_t, w_t), w = -y^z
-    z: Optional[Any]  # F2(h_{t-1}, y^z_t)
+    u: Optional[Any]  # F1(u_t, w_t), w = -y^z       (shared z: F3(u_t, w_t), w = 1 - z)
+    z: Optional[Any]  # F2(h_{t-1}, y^z_t)           (shared z: F4(h_{t-1}, z_t))
+    lz: Optional[Lines] = None  # shared z only: sigmoid lines of z_t over [yl^z, yu^z]
 
 
 def u_backward(lam_u: np.ndarray, lam_yz: np.ndarray, lam_h_prev: np.ndarray, planes: StepPlanes,
@@ -66,6 +77,14 @@ def u_backward(lam_u: np.ndarray, lam_yz: np.ndarray, lam_h_prev: np.ndarray, pl
 
 def backward_step(lam_h: np.ndarray, planes: StepPlanes, w: GRUParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pass ``Lam`` on ``h_k`` back through step k: returns (Lam on h_{k-1}, A_k, constant added)."""
+    if planes.lz is not None:  # shared z
+        lam_u, lam_w, c_u = through_plane(lam_h, planes.u)        # F3(u, w)
+        lam_h_prev, lam_z, c_z = through_plane(lam_h, planes.z)  # F4(h_{k-1}, z)
+        mu = lam_z - lam_w                                        # w = 1 - z
+        lz = planes.lz
+        lam_yz, c_l = through_lines(mu, lz.alpha_l, lz.beta_l, lz.alpha_u, lz.beta_u)
+        lam_h_prev, A_k, c = u_backward(lam_u, lam_yz, lam_h_prev, planes, w)
+        return lam_h_prev, A_k, c_u + c_z + np.sum(lam_w, axis=1) + c_l + c
     lam_u, lam_w, c_u = through_plane(lam_h, planes.u)        # F1(u, w), w = -y^z
     lam_h_prev, lam_yz_from_z, c_z = through_plane(lam_h, planes.z)  # F2(h_{k-1}, y^z)
     lam_yz = -lam_w + lam_yz_from_z
@@ -86,7 +105,7 @@ def _substitute_down(lam_h: np.ndarray, const: np.ndarray, A: np.ndarray, top: i
 def gru_bounds_with(product_bounds: ProductBounds, weight_ih: np.ndarray, weight_hh: np.ndarray,
                     bias_ih: np.ndarray, bias_hh: np.ndarray, h0: np.ndarray, x: np.ndarray, eps: float,
                     p: float, frame_mask: np.ndarray, spec_weight: np.ndarray, spec_bias: np.ndarray,
-                    planes: str, want_states: bool) -> dict:
+                    planes: str, want_states: bool, gru_shared_z: bool = False) -> dict:
     """``gru_bounds`` with the plane function given explicitly (see ``gru_bounds``)."""
     weight_ih, weight_hh, bias_ih, bias_hh, h0, x, spec_weight, spec_bias = (
         np.asarray(a, dtype=np.float64)
@@ -121,10 +140,22 @@ def gru_bounds_with(product_bounds: ProductBounds, weight_ih: np.ndarray, weight
         lam_h, A[t], const = u_backward(lam, np.zeros_like(lam), np.zeros_like(lam), step, w)
         u_l[t], u_u[t] = finish(lam_h, const, A, t - 1, s)
         # 4. planes P^u = F1(u_t, w_t), w = -y^z in [-yz_u, -yz_l]; P^z = F2(h_{t-1}, y^z_t)
-        p_u = product_bounds("tanh_sigmoid", u_l[t].copy(), u_u[t].copy(), -yz_u, -yz_l, planes)
         hl_prev, hu_prev = (h0, h0) if t == 0 else (hid_l[t - 1], hid_u[t - 1])
-        p_z = product_bounds("x_sigmoid", hl_prev.copy(), hu_prev.copy(), yz_l.copy(), yz_u.copy(), planes)
-        steps.append(StepPlanes(r=p_r, u=p_u, z=p_z))
+        if gru_shared_z:
+            # z = sigma(y^z) by lines; boxes z in [sigma(yl), sigma(yu)], w = 1 - z in
+            # [sigma(-yu), sigma(-yl)], each widened outwards by 4 eps relative
+            lz = bound_activation("sigmoid", yz_l.copy(), yz_u.copy())
+            z_l = np.array([sigmoid(v) for v in yz_l]) * (1.0 - WIDEN)
+            z_u = np.array([sigmoid(v) for v in yz_u]) * (1.0 + WIDEN)
+            w_l = np.array([sigmoid(-v) for v in yz_u]) * (1.0 - WIDEN)
+            w_u = np.array([sigmoid(-v) for v in yz_l]) * (1.0 + WIDEN)
+            p_u = product_bounds("tanh_linear", u_l[t].copy(), u_u[t].copy(), w_l, w_u, planes)
+            p_z = product_bounds("bilinear", hl_prev.copy(), hu_prev.copy(), z_l, z_u, planes)
+            steps.append(StepPlanes(r=p_r, u=p_u, z=p_z, lz=lz))
+        else:
+            p_u = product_bounds("tanh_sigmoid", u_l[t].copy(), u_u[t].copy(), -yz_u, -yz_l, planes)
+            p_z = product_bounds("x_sigmoid", hl_prev.copy(), hu_prev.copy(), yz_l.copy(), yz_u.copy(), planes)
+            steps.append(StepPlanes(r=p_r, u=p_u, z=p_z))
         # 5. hidden: objective "identity on h_t" from step t down
         lam = stack_objective(np.eye(s))
         A = np.zeros((T, 2 * s, n))
@@ -141,7 +172,8 @@ def gru_bounds_with(product_bounds: ProductBounds, weight_ih: np.ndarray, weight
 
 def gru_bounds(weight_ih: np.ndarray, weight_hh: np.ndarray, bias_ih: np.ndarray, bias_hh: np.ndarray,
                h0: np.ndarray, x: np.ndarray, eps: float, p: float, frame_mask: np.ndarray,
-               spec_weight: np.ndarray, spec_bias: np.ndarray, planes: str, want_states: bool) -> dict:
+               spec_weight: np.ndarray, spec_bias: np.ndarray, planes: str, want_states: bool,
+               gru_shared_z: bool = False) -> dict:
     """Lower/upper bounds of ``spec_weight @ h_T + spec_bias`` for a GRU.
 
     Parameters
@@ -153,6 +185,8 @@ def gru_bounds(weight_ih: np.ndarray, weight_hh: np.ndarray, bias_ih: np.ndarray
     spec_weight : (K, s), spec_bias : (K,)
     planes : {"exact", "1d", "constant"}, passed to ``popqorn_fast.planes.bound_product``
     want_states : bool, also return ``gates_*`` (T, 3s), ``u_*`` and ``hidden_*`` (T, s)
+    gru_shared_z : bool, the shared-z relaxation of the hidden update (RECURRENCES.md §4
+        "GRU, shared z (optimized)"); the core's keyword of the same name
 
     Returns
     -------
@@ -160,4 +194,4 @@ def gru_bounds(weight_ih: np.ndarray, weight_hh: np.ndarray, bias_ih: np.ndarray
         ``lower``, ``upper`` (K,) and, with ``want_states``, the state bounds.
     """
     return gru_bounds_with(core_bound_product, weight_ih, weight_hh, bias_ih, bias_hh, h0, x, eps, p,
-                           frame_mask, spec_weight, spec_bias, planes, want_states)
+                           frame_mask, spec_weight, spec_bias, planes, want_states, gru_shared_z)

@@ -20,12 +20,16 @@ def core_bound_product(surface: str, xl: np.ndarray, xu: np.ndarray, yl: np.ndar
                        yu: np.ndarray, method: str) -> Any:
     """Planes from the C++ core: ``popqorn_fast.planes.bound_product``.
 
-    Until that Python wrapper exists, the raw binding ``_core.bound_product(surface,
-    method, xl, xu, yl, yu) -> (aL, bL, cL, aU, bU, cU)`` (the same C++ planes) is used.
+    Until that Python wrapper exists, and for the GRU shared-z surfaces ``"tanh_linear"``
+    (tanh(x)·y) and ``"bilinear"`` (x·y) that the public wrapper does not offer, the raw
+    binding ``_core.bound_product(surface, method, xl, xu, yl, yu) -> (aL, bL, cL, aU, bU, cU)``
+    (the same C++ planes) is used.
     """
     args = [np.ascontiguousarray(v, dtype=np.float64) for v in (xl, xu, yl, yu)]
     try:
         from popqorn_fast.planes import bound_product  # imported late: only this touches the core
+        if surface in ("tanh_linear", "bilinear"):
+            raise ImportError("internal surface")
     except ImportError:
         from popqorn_fast import _core
 

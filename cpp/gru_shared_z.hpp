@@ -1,0 +1,65 @@
+// The GRU hidden update with z relaxed once ("shared z", RECURRENCES.md §4 "GRU, shared z
+// (optimized)"; ALGORITHM.md §3, §4 GRU):
+//   h_t = tanh(u_t) w_t + z_t h_{t-1},   z_t = sigma(y^z_t),   w_t = 1 - z_t,
+//   tanh(u) w  by planes P^u over the (u, w) box    (Surface::TanhLinear, F3),
+//   z h_{t-1}  by planes P^m over the (h_{t-1}, z) box (Surface::Bilinear, F4: McCormick),
+//   z          by the sigmoid lines of lines.hpp over [yl^z, yu^z].
+// A coefficient λ on h_t picks both planes by its sign (sign_rule.hpp), the coefficients
+// met on w and z are merged on z (w = 1 - z: μ = λ b_m − λ b_u, constant += λ b_u), and
+// μ picks the sigmoid line by ITS sign. The two σ(y^z) of the two-plane form
+// (F1(u, −y^z) + F2(h, y^z)) are thus one variable, whose coefficients can cancel.
+#pragma once
+#include <cstddef>
+#include <limits>
+#include "common.hpp"
+#include "lines.hpp"
+#include "sign_rule.hpp"
+
+namespace pq {
+
+// z box [σ(yl), σ(yu)] and w box [σ(−yu), σ(−yl)] of s neurons, each widened outwards by
+// 4 eps relative (σ is computed to a few ulps; the planes are valid on the box only).
+template <class T>
+void shared_z_boxes(const T* yl, const T* yu, std::ptrdiff_t s, T* zl, T* zu, T* wl, T* wu) {
+  const T e = T(4) * std::numeric_limits<T>::epsilon();
+  for (std::ptrdiff_t i = 0; i < s; ++i) {
+    zl[i] = detail::sigmoid(yl[i]) * (T(1) - e);
+    zu[i] = detail::sigmoid(yu[i]) * (T(1) + e);
+    wl[i] = detail::sigmoid(-yu[i]) * (T(1) - e);
+    wu[i] = detail::sigmoid(-yl[i]) * (T(1) + e);
+  }
+}
+
+// The merged coefficient on z of neuron i for coefficient v on h (the sign rule's choice).
+template <class T>
+inline T shared_z_mu(T v, const PlaneSet<T>& Pu, const PlaneSet<T>& Pm, std::size_t i) {
+  const bool lo = v >= T(0);
+  return v * (lo ? Pm.bL[i] : Pm.bU[i]) - v * (lo ? Pu.bL[i] : Pu.bU[i]);
+}
+
+// Λ (R x s) on h_k -> Λ_u (ou), Λ_{h,k-1} (oh) and Λ_yz (oz), all assigned; d[r] += constants.
+template <class T>
+void pass_shared_z(MatView<const T> L, const PlaneSet<T>& Pu, const PlaneSet<T>& Pm, const LineSet<T>& lz,
+                   MatView<T> ou, MatView<T> oh, MatView<T> oz, T* d) {
+  const std::ptrdiff_t s = L.cols;
+  for (std::ptrdiff_t r = 0; r < L.rows; ++r) {
+    const T* lam = L.row(r);
+    T* __restrict u = ou.row(r);
+    T* __restrict h = oh.row(r);
+    T* __restrict z = oz.row(r);
+    d[r] += sum4<T>(s, [&](std::ptrdiff_t i) {
+      const T v = lam[i];
+      const bool lo = v >= T(0);
+      u[i] = v * (lo ? Pu.aL[i] : Pu.aU[i]);
+      h[i] = v * (lo ? Pm.aL[i] : Pm.aU[i]);
+      const T cw = v * (lo ? Pu.bL[i] : Pu.bU[i]);
+      const T mu = v * (lo ? Pm.bL[i] : Pm.bU[i]) - cw;
+      const bool zlo = mu >= T(0);
+      z[i] = mu * (zlo ? lz.al[i] : lz.au[i]);
+      return (v * (lo ? Pu.cL[i] : Pu.cU[i]) + v * (lo ? Pm.cL[i] : Pm.cU[i])) +
+             (cw + mu * (zlo ? lz.bl[i] : lz.bu[i]));
+    });
+  }
+}
+
+}  // namespace pq

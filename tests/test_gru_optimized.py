@@ -1,0 +1,84 @@
+"""GRU "optimized" planes (cpp/gru_backsub.hpp, cpp/gru_optim.hpp; RECURRENCES.md §4
+"GRU, shared z (optimized)") through the core's hidden keywords:
+
+- the forward sweep of the relaxed GRU at the worst-case input reproduces each margin row's
+  back-substituted lower bound at every iterate (the adjoint identity the gradient rests on);
+- at a generic point the sweep's slope gradient g matches a finite difference along g;
+- the result is never below the shared-z pass it starts from, and upper bounds are unchanged;
+- opt_iters = 0 is the shared-z pass itself.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from popqorn_fast import _core
+from test_oracle_agreement import DATA, fixture_args, load_fixture, random_args
+
+
+def cases():
+    out = []
+    for name in ("gru_T8_h16.npz", "gru_T4_h24.npz"):
+        d = load_fixture(DATA / name)
+        T = d["X"].shape[1]
+        mask_last = np.zeros(T, bool)
+        mask_last[-1] = True
+        for idx, eps, p, mask in [(0, 0.02, 2.0, np.ones(T, bool)), (1, 0.01, math.inf, np.ones(T, bool)),
+                                  (2, 0.05, 1.0, mask_last), (3, 0.03, 2.0, np.ones(T, bool))]:
+            out.append((f"{name}/{idx}/p={p}", fixture_args(d, idx, eps, p, mask, "optimized")))
+    rng = np.random.default_rng(31)
+    for j, (s, n, T) in enumerate([(3, 2, 2), (5, 4, 3), (7, 3, 5), (4, 3, 4)]):
+        p = [1.0, 2.0, math.inf, 2.0][j]
+        mask = np.ones(T, bool) if j % 2 == 0 else rng.random(T) < 0.7
+        out.append((f"random/{s}x{n}x{T}/p={p}", random_args("gru", rng, s, n, T, p, mask, targeted=False,
+                                                            init_state=bool(j % 2), eps=0.1, planes="optimized")))
+    return out
+
+
+CASES = cases()
+
+
+@pytest.mark.parametrize("label,args", CASES, ids=[c[0] for c in CASES])
+def test_sweep_equals_backsubstitution_and_gradient(label, args):
+    # best responses only: Adam steps (lr 0.01) can blow the slopes up (every iterate stays
+    # sound, but with slopes ~1e5 the two evaluations differ by cancellation, not by a bug)
+    iters = 8
+    out = _core.gru_bounds(*args, opt_iters=iters, opt_br=iters, opt_trace=True)
+    tr = out["opt_trace_lower"]
+    assert tr.shape == (args[9].shape[0], 2 * (iters + 1) + 2)
+    back, fwd = tr[:, 0:2 * (iters + 1):2], tr[:, 1:2 * (iters + 1):2]
+    np.testing.assert_allclose(fwd, back, rtol=1e-9, atol=1e-9 * np.max(np.abs(back)), err_msg=label)
+    gg, fd = tr[:, -2], tr[:, -1]
+    ok = np.abs(fd - gg) <= 1e-4 * np.maximum(gg, 1e-12) + 1e-9
+    assert ok.mean() >= 0.9 and np.all(fd >= 0.5 * gg - 1e-9), (label, gg, fd)
+    # the result is the best iterate (or the shared-z pass)
+    assert np.all(out["lower"] >= back.max(axis=1) - 1e-12 * np.maximum(1, np.abs(back.max(axis=1))))
+
+
+@pytest.mark.parametrize("label,args", CASES, ids=[c[0] for c in CASES])
+def test_optimized_improves_on_shared_z(label, args):
+    a = list(args)
+    a[11] = "exact"
+    base = _core.gru_bounds(*a, gru_shared_z=True)
+    opt = _core.gru_bounds(*args)
+    assert np.all(opt["lower"] >= base["lower"]), label
+    np.testing.assert_array_equal(opt["upper"], base["upper"])
+    for key in ("gates", "u", "hidden"):
+        for side in ("lower", "upper"):
+            np.testing.assert_array_equal(opt[f"{key}_{side}"], base[f"{key}_{side}"])
+    zero = _core.gru_bounds(*args, opt_iters=0)
+    np.testing.assert_array_equal(zero["lower"], base["lower"])
+
+
+def test_shared_z_keyword_leaves_default_untouched():
+    """gru_shared_z=False (the default) is today's two-plane pass; shared z differs."""
+    d = load_fixture(DATA / "gru_T8_h16.npz")
+    T = d["X"].shape[1]
+    args = fixture_args(d, 0, 0.02, 2.0, np.ones(T, bool), "exact")
+    a, b = _core.gru_bounds(*args), _core.gru_bounds(*args, gru_shared_z=False)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    c = _core.gru_bounds(*args, gru_shared_z=True)
+    assert not np.array_equal(a["lower"], c["lower"])
