@@ -5,6 +5,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <string>
@@ -205,6 +206,26 @@ py::dict gru(const Arr& w_ih, const Arr& w_hh, const Arr& b_ih, const Arr& b_hh,
   return to_dict(r);
 }
 
+// Test hook for the product kernel (matmul.hpp), not public API: returns a copy of c
+// with c[:, :n] (+)= a[:, :k] @ b[:k, :n], computed on views that keep the arrays' own
+// row strides.
+Arr gemm_py(const Arr& a, const Arr& b, const Arr& c, std::ptrdiff_t k, std::ptrdiff_t n,
+            bool accumulate) {
+  if (a.ndim() != 2 || b.ndim() != 2 || c.ndim() != 2 || k < 0 || n < 0 || a.shape(1) < k ||
+      b.shape(0) < k || b.shape(1) < n || c.shape(1) < n || c.shape(0) != a.shape(0))
+    throw pq::InvalidArgument("_gemm: inconsistent shapes");
+  Arr out({c.shape(0), c.shape(1)});
+  std::copy(c.data(), c.data() + c.size(), out.mutable_data());
+  pq::MatView<const double> A = mat(a), B = mat(b);
+  A.cols = k;
+  B.rows = k;
+  B.cols = n;
+  pq::MatView<double> C{out.mutable_data(), static_cast<std::ptrdiff_t>(c.shape(0)), n,
+                        static_cast<std::ptrdiff_t>(c.shape(1))};
+  pq::gemm(A, B, C, accumulate);
+  return out;
+}
+
 }  // namespace
 
 void bind_backsub(py::module_& m) {
@@ -225,4 +246,6 @@ void bind_backsub(py::module_& m) {
         "planes=\"optimized\"); opt_trace: with \"optimized\", also opt_trace_lower (K, 2(iters+1)+2): "
         "per iteration the back-substituted and the forward-sweep lower bound, then |g|^2 and the "
         "finite-difference derivative along g at the first iterate (tests).");
+  m.def("_gemm", &gemm_py, "a"_a, "b"_a, "c"_a, "k"_a, "n"_a, "accumulate"_a,
+        "Test hook: copy of c with c[:, :n] (+)= a[:, :k] @ b[:k, :n] (cpp/matmul.hpp).");
 }

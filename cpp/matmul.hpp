@@ -2,18 +2,30 @@
 // times a weight block, shapes rows x 4s times 4s x s) and row dot products d += G v.
 // Row-major views with explicit strides.
 //
-// gemm is register-blocked: a 4-row x NR-column tile of C stays in registers while
-// k runs over the (nonzero) columns of those 4 rows of A, streaming one row of B per
-// k. For sparse rows (first row of the block at most half nonzero) the list of k
-// where the 4 rows are not all zero is built once per row block, so
-// objectives that are identities or diagonal blocks (the first step of every
-// back-substitution) cost only their nonzeros. The same body is compiled twice: for
-// the baseline ISA and, on x86-64 with GCC/Clang, for AVX2+FMA, chosen at run time
-// (wheels stay portable; -DPOPQORN_NATIVE=ON compiles everything for the build host).
+// gemm is register-blocked. On x86-64 with AVX2+FMA (chosen at run time; wheels stay
+// portable, -DPOPQORN_NATIVE=ON compiles everything for the build host) the double
+// kernel packs B into 8-column panels (k-major, zero-padded; column groups sized to
+// stay in L2) and keeps a 6-row x 8-column tile of C in 12 ymm registers while k runs
+// over the (nonzero) columns of those 6 rows of A: per k, 2 panel loads, 6 broadcasts
+// and 12 multiply-adds. Elsewhere (baseline ISA, other scalar types) a 4-row x
+// 2-vector tile of GCC/Clang vector extensions streams B unpacked. In both, every
+// entry of C is summed over k in increasing order, one accumulator each, so the
+// tiling never changes a result. For sparse rows (first row of the block at most half
+// nonzero) the list of k where the block's rows are not all zero is built once per
+// row block, so objectives that are identities or diagonal blocks (the first step of
+// every back-substitution) cost only their nonzeros.
+//
+// add_rowdots has the same baseline / AVX2 pair (AVX2 without FMA there, so that its
+// rounding, and the results, are those of the baseline build).
 #pragma once
 #include <cstddef>
+#include <cstdlib>
+#include <type_traits>
 #include <vector>
 #include "common.hpp"
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+#endif
 
 namespace pq {
 
@@ -185,11 +197,174 @@ __attribute__((target("avx2,fma"))) void gemm_avx2(MatView<const T> A, MatView<c
                                                    MatView<T> C, bool acc, std::ptrdiff_t* ks) {
   gemm_body<T, kVbAvx2>(A, B, C, acc, ks);
 }
-inline bool cpu_has_avx2_fma() {
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return yes;
-}
 #endif
+
+#if PQ_X86_DISPATCH
+#define PQ_TARGET_AVX2_FMA __attribute__((target("avx2,fma")))
+#define PQ_TARGET_AVX2 __attribute__((target("avx2")))
+// The environment variable POPQORN_NO_AVX2 (any value) keeps the baseline kernels on an
+// AVX2 host: the tests use it to check both paths in one build.
+inline bool cpu_has_avx2_fma() {
+#if defined(__AVX2__) && defined(__FMA__)
+  return true;
+#else
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                          std::getenv("POPQORN_NO_AVX2") == nullptr;
+  return yes;
+#endif
+}
+
+// ---- AVX2+FMA kernel for double (see the header comment) ----
+constexpr std::ptrdiff_t kPR = 6;              // rows of the register tile
+constexpr std::ptrdiff_t kPW = 8;              // columns of the register tile = one panel
+constexpr std::ptrdiff_t kPanelBytes = 256 * 1024;  // packed B per column group (L2)
+
+// Columns per group: a multiple of kPW with K x NC doubles within kPanelBytes.
+inline std::ptrdiff_t panel_group_cols(std::ptrdiff_t K) {
+  const std::ptrdiff_t per = kPanelBytes / static_cast<std::ptrdiff_t>(sizeof(double));
+  std::ptrdiff_t nc = (K > 0 ? per / K : per) / kPW * kPW;
+  return nc < kPW ? kPW : nc;
+}
+
+// Panel p of B[:, j0:j0+nc] at bp + p*K*kPW: row k holds B[k, j0+8p .. j0+8p+8), zeros
+// past column nc.
+PQ_ALWAYS_INLINE void pack_b_panels(MatView<const double> B, std::ptrdiff_t j0, std::ptrdiff_t nc,
+                                    double* bp) {
+  const std::ptrdiff_t K = B.rows;
+  for (std::ptrdiff_t p = 0; p * kPW < nc; ++p) {
+    const std::ptrdiff_t w = nc - p * kPW < kPW ? nc - p * kPW : kPW;
+    double* dst = bp + p * K * kPW;
+    for (std::ptrdiff_t k = 0; k < K; ++k, dst += kPW) {
+      const double* src = B.row(k) + j0 + p * kPW;
+      std::ptrdiff_t j = 0;
+      for (; j < w; ++j) dst[j] = src[j];
+      for (; j < kPW; ++j) dst[j] = 0.0;
+    }
+  }
+}
+
+// C[rows, j:j+w] (+)= Σ_{k in ks} A[rows, k] Bpanel[k, 0:w] for the kPR rows of a
+// (rows past mr alias row mr-1: computed, never stored), w <= 8 columns. Each entry:
+// one accumulator, k in increasing order, acc + a*b per k, written as a product and a
+// sum like the baseline kernel, so that the compiler's contraction setting decides
+// whether they fuse to one FMA in both (GCC: -ffp-contract=fast from -O2; the
+// host emulation of the CUDA kernels, tests/test_cuda.py, builds at -O1 and fuses
+// nothing, like nvcc --fmad=false). The twelve accumulators are named variables so
+// that they stay in registers.
+template <bool Sparse>
+PQ_TARGET_AVX2_FMA PQ_ALWAYS_INLINE void tile_avx2(const double* const* a, int mr,
+                                                   const std::ptrdiff_t* ks, std::ptrdiff_t nk,
+                                                   const double* bp, double* const* c,
+                                                   std::ptrdiff_t j, std::ptrdiff_t w, bool acc) {
+  __m256d t[2 * kPR];
+  if (!acc) {
+    for (int r = 0; r < 2 * kPR; ++r) t[r] = _mm256_setzero_pd();
+  } else {
+    for (int r = 0; r < kPR; ++r) {
+      double tmp[kPW] = {0, 0, 0, 0, 0, 0, 0, 0};
+      const double* src = c[r < mr ? r : mr - 1] + j;
+      for (std::ptrdiff_t q = 0; q < w; ++q) tmp[q] = src[q];
+      t[2 * r] = _mm256_loadu_pd(tmp);
+      t[2 * r + 1] = _mm256_loadu_pd(tmp + 4);
+    }
+  }
+  __m256d c00 = t[0], c01 = t[1], c10 = t[2], c11 = t[3], c20 = t[4], c21 = t[5];
+  __m256d c30 = t[6], c31 = t[7], c40 = t[8], c41 = t[9], c50 = t[10], c51 = t[11];
+  const double *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
+#pragma GCC unroll 4
+  for (std::ptrdiff_t q = 0; q < nk; ++q) {
+    const std::ptrdiff_t k = Sparse ? ks[q] : q;
+    const double* b = bp + k * kPW;
+    const __m256d b0 = _mm256_loadu_pd(b), b1 = _mm256_loadu_pd(b + 4);
+    __m256d x = _mm256_broadcast_sd(a0 + k);
+    c00 = _mm256_add_pd(c00, _mm256_mul_pd(x, b0)); c01 = _mm256_add_pd(c01, _mm256_mul_pd(x, b1));
+    x = _mm256_broadcast_sd(a1 + k);
+    c10 = _mm256_add_pd(c10, _mm256_mul_pd(x, b0)); c11 = _mm256_add_pd(c11, _mm256_mul_pd(x, b1));
+    x = _mm256_broadcast_sd(a2 + k);
+    c20 = _mm256_add_pd(c20, _mm256_mul_pd(x, b0)); c21 = _mm256_add_pd(c21, _mm256_mul_pd(x, b1));
+    x = _mm256_broadcast_sd(a3 + k);
+    c30 = _mm256_add_pd(c30, _mm256_mul_pd(x, b0)); c31 = _mm256_add_pd(c31, _mm256_mul_pd(x, b1));
+    x = _mm256_broadcast_sd(a4 + k);
+    c40 = _mm256_add_pd(c40, _mm256_mul_pd(x, b0)); c41 = _mm256_add_pd(c41, _mm256_mul_pd(x, b1));
+    x = _mm256_broadcast_sd(a5 + k);
+    c50 = _mm256_add_pd(c50, _mm256_mul_pd(x, b0)); c51 = _mm256_add_pd(c51, _mm256_mul_pd(x, b1));
+  }
+  t[0] = c00; t[1] = c01; t[2] = c10; t[3] = c11; t[4] = c20; t[5] = c21;
+  t[6] = c30; t[7] = c31; t[8] = c40; t[9] = c41; t[10] = c50; t[11] = c51;
+  for (int r = 0; r < mr; ++r) {
+    if (w == kPW) {
+      _mm256_storeu_pd(c[r] + j, t[2 * r]);
+      _mm256_storeu_pd(c[r] + j + 4, t[2 * r + 1]);
+    } else {
+      double tmp[kPW];
+      _mm256_storeu_pd(tmp, t[2 * r]);
+      _mm256_storeu_pd(tmp + 4, t[2 * r + 1]);
+      for (std::ptrdiff_t q = 0; q < w; ++q) c[r][j + q] = tmp[q];
+    }
+  }
+}
+
+template <bool Sparse>
+PQ_TARGET_AVX2_FMA PQ_ALWAYS_INLINE void row_block_avx2(const double* const* a, int mr,
+                                                        const std::ptrdiff_t* ks, std::ptrdiff_t nk,
+                                                        const double* bp, std::ptrdiff_t K,
+                                                        double* const* c, std::ptrdiff_t j0,
+                                                        std::ptrdiff_t nc, bool acc) {
+  for (std::ptrdiff_t p = 0; p * kPW < nc; ++p)
+    tile_avx2<Sparse>(a, mr, ks, nk, bp + p * K * kPW, c, j0 + p * kPW,
+                      nc - p * kPW < kPW ? nc - p * kPW : kPW, acc);
+}
+
+// bp: room for K x round_up(min(N, panel_group_cols(K)), kPW) doubles.
+PQ_TARGET_AVX2_FMA inline void gemm_avx2_f64(MatView<const double> A, MatView<const double> B,
+                                              MatView<double> C, bool acc, std::ptrdiff_t* ks,
+                                              double* bp) {
+  const std::ptrdiff_t R = A.rows, K = A.cols, N = B.cols;
+  const std::ptrdiff_t NC = panel_group_cols(K);
+  for (std::ptrdiff_t jc = 0; jc < N; jc += NC) {
+    const std::ptrdiff_t nc = N - jc < NC ? N - jc : NC;
+    pack_b_panels(B, jc, nc, bp);
+    for (std::ptrdiff_t i0 = 0; i0 < R; i0 += kPR) {
+      const int mr = static_cast<int>(R - i0 < kPR ? R - i0 : kPR);
+      const double* a[kPR];
+      double* c[kPR];
+      for (int r = 0; r < kPR; ++r) {  // rows past R alias the last one (never stored)
+        const std::ptrdiff_t i = i0 + (r < mr ? r : mr - 1);
+        a[r] = A.row(i);
+        c[r] = C.row(i);
+      }
+      std::ptrdiff_t nz0 = 0;  // density of the block's first row (either path is exact)
+      for (std::ptrdiff_t k = 0; k < K; ++k) nz0 += a[0][k] != 0.0;
+      if (2 * nz0 > K) {
+        row_block_avx2<false>(a, mr, ks, K, bp, K, c, jc, nc, acc);
+        continue;
+      }
+      std::ptrdiff_t nk = 0;
+      for (std::ptrdiff_t k = 0; k < K; ++k) {  // rows past mr alias row mr-1: harmless
+        const bool nz = (a[0][k] != 0.0) | (a[1][k] != 0.0) | (a[2][k] != 0.0) |
+                        (a[3][k] != 0.0) | (a[4][k] != 0.0) | (a[5][k] != 0.0);
+        ks[nk] = k;
+        nk += nz;
+      }
+      if (nk == 0 && !acc) {  // all-zero rows: C = 0
+        for (int r = 0; r < mr; ++r)
+          for (std::ptrdiff_t j = jc; j < jc + nc; ++j) c[r][j] = 0.0;
+        continue;
+      }
+      row_block_avx2<true>(a, mr, ks, nk, bp, K, c, jc, nc, acc);
+    }
+  }
+}
+
+// Scratch for the packed B panels, one per thread (grown, never shrunk).
+inline double* b_scratch(std::ptrdiff_t K, std::ptrdiff_t N) {
+  thread_local std::vector<double> buf;
+  const std::ptrdiff_t nc = N < panel_group_cols(K) ? N : panel_group_cols(K);
+  const std::ptrdiff_t need = K * ((nc + kPW - 1) / kPW) * kPW;
+  if (static_cast<std::ptrdiff_t>(buf.size()) < need) buf.resize(static_cast<size_t>(need));
+  return buf.data();
+}
+#endif  // PQ_X86_DISPATCH
 
 // Scratch for the nonzero-k lists, one per thread (grown, never shrunk).
 inline std::ptrdiff_t* k_scratch(std::ptrdiff_t K) {
@@ -197,6 +372,27 @@ inline std::ptrdiff_t* k_scratch(std::ptrdiff_t K) {
   if (static_cast<std::ptrdiff_t>(buf.size()) < K) buf.resize(static_cast<size_t>(K));
   return buf.data();
 }
+
+// d[i] += A[i, :] . v for every row i: four partial sums per row, so that the loop
+// vectorises without -ffast-math.
+template <class T>
+PQ_ALWAYS_INLINE void rowdots_body(MatView<const T> A, const T* v, T* d) {
+  const std::ptrdiff_t n = A.cols, n4 = n - n % 4;
+  for (std::ptrdiff_t i = 0; i < A.rows; ++i) {
+    const T* a = A.row(i);
+    T p[4] = {T(0), T(0), T(0), T(0)};
+    for (std::ptrdiff_t j = 0; j < n4; j += 4)
+      for (int l = 0; l < 4; ++l) p[l] += a[j + l] * v[j + l];
+    T acc = (p[0] + p[1]) + (p[2] + p[3]);
+    for (std::ptrdiff_t j = n4; j < n; ++j) acc += a[j] * v[j];
+    d[i] += acc;
+  }
+}
+
+#if PQ_X86_DISPATCH && !defined(__AVX2__)
+template <class T>
+PQ_TARGET_AVX2 void rowdots_avx2(MatView<const T> A, const T* v, T* d) { rowdots_body(A, v, d); }
+#endif
 
 }  // namespace detail
 
@@ -210,26 +406,25 @@ template <class T>
 void gemm(MatView<const T> A, MatView<const T> B, MatView<T> C, bool accumulate) {
   if (A.rows == 0 || B.cols == 0) return;
   std::ptrdiff_t* ks = detail::k_scratch(A.cols);
+#if PQ_X86_DISPATCH
+  if constexpr (std::is_same<T, double>::value) {
+    if (detail::cpu_has_avx2_fma())
+      return detail::gemm_avx2_f64(A, B, C, accumulate, ks, detail::b_scratch(A.cols, B.cols));
+  }
+#endif
 #if PQ_X86_DISPATCH && !defined(__AVX2__)
   if (detail::cpu_has_avx2_fma()) return detail::gemm_avx2<T>(A, B, C, accumulate, ks);
 #endif
   detail::gemm_base<T>(A, B, C, accumulate, ks);
 }
 
-// d[i] += A[i, :] . v  for every row i.
-// Four partial sums per row, so that the loop vectorises without -ffast-math.
+// d[i] += A[i, :] . v  for every row i (same summation order on every ISA).
 template <class T>
 void add_rowdots(MatView<const T> A, const T* v, T* d) {
-  const std::ptrdiff_t n = A.cols, n4 = n - n % 4;
-  for (std::ptrdiff_t i = 0; i < A.rows; ++i) {
-    const T* a = A.row(i);
-    T p[4] = {T(0), T(0), T(0), T(0)};
-    for (std::ptrdiff_t j = 0; j < n4; j += 4)
-      for (int l = 0; l < 4; ++l) p[l] += a[j + l] * v[j + l];
-    T acc = (p[0] + p[1]) + (p[2] + p[3]);
-    for (std::ptrdiff_t j = n4; j < n; ++j) acc += a[j] * v[j];
-    d[i] += acc;
-  }
+#if PQ_X86_DISPATCH && !defined(__AVX2__)
+  if (detail::cpu_has_avx2_fma()) return detail::rowdots_avx2<T>(A, v, d);
+#endif
+  detail::rowdots_body(A, v, d);
 }
 
 }  // namespace pq

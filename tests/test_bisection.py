@@ -136,3 +136,14 @@ def test_certify_search_on_real_bounds(kind):
         aimed += c.bound_passes
         plain += ref.passes
     assert aimed < plain
+
+
+def test_parabola_root_is_exact_on_a_parabola():
+    from popqorn_fast.bisection import _parabola_root
+    f = lambda e: 0.8 - 2.0 * e - 5.0 * e * e  # noqa: E731  (root 0.2282...)
+    root = (-2.0 + (4.0 + 16.0) ** 0.5) / 10.0
+    for pts in [(0.0, 0.1), (0.1, 0.3), (0.3, 0.0)]:
+        r = _parabola_root(0.2, f(0.2), 0.25, *[(e, f(e)) for e in pts])
+        assert r is not None and abs(r - root) <= 1e-12
+    # no crossing inside (lo, hi): None
+    assert _parabola_root(0.0, 0.8, 0.1, (0.05, f(0.05)), (0.3, f(0.3))) is None

@@ -6,9 +6,10 @@ every smaller ball.
 
 The probe callable may return the smallest lower bound of the margins (a
 float, certified iff > 0) rather than a bool. The values then steer the
-probes: secant steps on ε ↦ margin, each placed just
-past the estimated root on the side the bracket still lacks, so that a good
-estimate closes the bracket to ``rtol`` in two probes. Every step is
+probes: secant steps on ε ↦ margin, then (once the root is bracketed) the
+root of a parabola through the nearest probes, each placed just past the
+estimated root on the side the bracket still lacks, so that a good estimate
+closes the bracket to ``rtol`` in two probes. Every step is
 safeguarded (kept inside the bracket, at most 16x from the last certified ε,
 and replaced by a bisection when the bracket stops shrinking), so the search
 never takes more probes than about twice plain bisection. A bool gives plain
@@ -43,6 +44,30 @@ def _secant_root(e1: float, f1: float, e2: float, f2: float) -> Optional[float]:
         return None
     r = e2 - f2 * (e2 - e1) / (f2 - f1)
     return r if math.isfinite(r) else None
+
+
+def _parabola_root(lo: float, f_lo: float, hi: float, p2: tuple[float, float],
+                   p3: tuple[float, float]) -> Optional[float]:
+    """The first root in (lo, hi) of the parabola through (lo, f_lo) (f_lo > 0), p2 and p3:
+    where it first turns non-positive to the right of lo; None if it does not there (or
+    the points are degenerate)."""
+    (e2, f2), (e3, f3) = p2, p3
+    if not (math.isfinite(f2) and math.isfinite(f3)) or len({lo, e2, e3}) < 3:
+        return None
+    d12 = (f2 - f_lo) / (e2 - lo)
+    c = ((f3 - f2) / (e3 - e2) - d12) / (e3 - lo)  # second divided difference
+    b = d12 + c * (lo - e2)                          # slope at lo
+    if not (math.isfinite(b) and math.isfinite(c)):
+        return None
+    w = hi - lo
+    # c t^2 + b t + f_lo = 0 in t = e - lo; roots 2 f_lo / (-b -+ sqrt(b^2 - 4 c f_lo))
+    disc = b * b - 4.0 * c * f_lo
+    if not disc >= 0.0:
+        return None
+    sq = math.sqrt(disc)
+    ts = [2.0 * f_lo / den for den in (-b - sq, -b + sq) if den != 0.0]
+    ts = [t for t in ts if 0.0 < t < w and math.isfinite(t)]
+    return lo + min(ts) if ts else None
 
 
 def search_radius(certified: Callable[[float], Union[bool, float]], eps_max: float, rtol: float = 1e-3,
@@ -155,7 +180,9 @@ def search_steps(eps_max: float, rtol: float = 1e-3, eps_start: float = EPS_STAR
         widths.append(width)
         last_ok = pts[-1][1] > 0.0
         r = None
-        if informative:                      # candidate roots: the chord, the certified side's secant
+        spread = 0.0                         # uncertainty of r: how far to aim past it
+        quad = False
+        if informative:                      # linear candidates: the chord, the certified side's secant
             good = sorted([p for p in pts if p[1] > 0.0] + zero)[-2:]
             cands = [_secant_root(lo, f_lo, hi, f_hi)]
             if len(good) == 2:
@@ -163,6 +190,17 @@ def search_steps(eps_max: float, rtol: float = 1e-3, eps_start: float = EPS_STAR
             found = [c for c in cands if c is not None]
             if found:  # aim to cross: after a success the largest estimate, after a failure the
                 r = max(found) if last_ok else min(found)  # smallest (outside the bracket: bisect)
+            # better: the parabola through lo and the two probes (or ε = 0) nearest to it
+            # (the margin is smooth in ε). In a wide bracket its distance to the linear
+            # estimate, which errs towards the side to be crossed, is how far past it to
+            # aim (§5)
+            near = sorted({p for p in pts + zero if p[0] != lo and math.isfinite(p[1])},
+                          key=lambda p: abs(p[0] - lo))
+            r_q = _parabola_root(lo, f_lo, hi, near[0], near[1]) if len(near) >= 2 else None
+            if r_q is not None:
+                wide = hi > 4.0 * lo         # far ends bend the parabola: hedge towards r
+                spread = abs(r - r_q) if wide and r is not None and lo < r < hi else 0.0
+                r, quad = r_q, True
         # two aimed probes did not halve the bracket: bisect once (bounds the probes at
         # about three times plain bisection whatever the values say)
         stalled = len(widths) >= 3 and widths[-1] > 0.5 * widths[-3] and not bisected
@@ -171,13 +209,16 @@ def search_steps(eps_max: float, rtol: float = 1e-3, eps_start: float = EPS_STAR
             nxt = math.sqrt(lo * hi) if hi > 4.0 * lo else 0.5 * (lo + hi)
             bisected = True
         else:                                # aim just past the root, on the side not yet pinned
-            nxt = r * (1.0 + side) if last_ok else r * (1.0 - side)
+            off = max(side * r, spread)
+            nxt = r + off if last_ok else r - off
             # snap: a probe aimed within 2 rtol of the pinned end moves to exactly rtol from
-            # it, so that landing on the expected side ends the search
+            # it, so that landing on the expected side ends the search (with the parabola's
+            # estimate, only where that estimate lies on the far side of the snapped probe)
             close_up, close_dn = lo * (1.0 + rtol * (1.0 - 1e-9)), hi / (1.0 + rtol * (1.0 - 1e-9))
-            if last_ok and close_up < nxt <= lo * (1.0 + 2.0 * rtol):
+            if last_ok and close_up < nxt <= lo * (1.0 + 2.0 * rtol) and (not quad or r < close_up):
                 nxt = close_up
-            elif not last_ok and hi / (1.0 + 2.0 * rtol) <= nxt < close_dn:
+            elif (not last_ok and hi / (1.0 + 2.0 * rtol) <= nxt < close_dn
+                  and (not quad or r > close_dn)):
                 nxt = close_dn
             inner = 0.25 * rtol * lo         # keep the probe strictly inside the bracket
             nxt = min(max(nxt, lo + inner), hi - inner)
