@@ -11,6 +11,7 @@
 #pragma once
 #include <cstddef>
 #include <limits>
+#include <vector>
 #include "common.hpp"
 #include "lines.hpp"
 #include "sign_rule.hpp"
@@ -47,17 +48,19 @@ void pass_shared_z(MatView<const T> L, const PlaneSet<T>& Pu, const PlaneSet<T>&
     T* __restrict u = ou.row(r);
     T* __restrict h = oh.row(r);
     T* __restrict z = oz.row(r);
-    d[r] += sum4<T>(s, [&](std::ptrdiff_t i) {
-      const T v = lam[i];
-      const bool lo = v >= T(0);
-      u[i] = v * (lo ? Pu.aL[i] : Pu.aU[i]);
-      h[i] = v * (lo ? Pm.aL[i] : Pm.aU[i]);
-      const T cw = v * (lo ? Pu.bL[i] : Pu.bU[i]);
-      const T mu = v * (lo ? Pm.bL[i] : Pm.bU[i]) - cw;
-      const bool zlo = mu >= T(0);
-      z[i] = mu * (zlo ? lz.al[i] : lz.au[i]);
-      return (v * (lo ? Pu.cL[i] : Pu.cU[i]) + v * (lo ? Pm.cL[i] : Pm.cU[i])) +
-             (cw + mu * (zlo ? lz.bl[i] : lz.bu[i]));
+    d[r] += sum4<T>(s, [&](auto w, std::ptrdiff_t i) {  // lane-generic, branch-free (sign_rule.hpp)
+      using W = decltype(w);
+      const auto v = W::ld(lam + i);
+      const auto pk = [&](const std::vector<T>& a, const std::vector<T>& b) {
+        return W::pick(v, W::ld(a.data() + i), W::ld(b.data() + i));
+      };
+      W::st(u + i, v * pk(Pu.aL, Pu.aU));
+      W::st(h + i, v * pk(Pm.aL, Pm.aU));
+      const auto cw = v * pk(Pu.bL, Pu.bU);
+      const auto mu = v * pk(Pm.bL, Pm.bU) - cw;
+      W::st(z + i, mu * W::pick(mu, W::ld(lz.al.data() + i), W::ld(lz.au.data() + i)));
+      return (v * pk(Pu.cL, Pu.cU) + v * pk(Pm.cL, Pm.cU)) +
+             (cw + mu * W::pick(mu, W::ld(lz.bl.data() + i), W::ld(lz.bu.data() + i)));
     });
   }
 }
