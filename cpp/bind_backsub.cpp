@@ -179,7 +179,7 @@ py::dict lstm(const Arr& w_ih, const Arr& w_hh, const Arr& bias, const Arr& h0, 
 py::dict gru(const Arr& w_ih, const Arr& w_hh, const Arr& b_ih, const Arr& b_hh, const Arr& h0,
              const Arr& x, double eps, double p, const BoolArr& mask, const Arr& spec_w,
              const Arr& spec_b, const std::string& planes, bool want_states, int opt_iters,
-             double opt_lr, int opt_br, bool shared_z, bool opt_trace) {
+             double opt_lr, int opt_br, int opt_inter, int opt_inter_iters, bool shared_z, bool opt_trace) {
   const std::ptrdiff_t s = hidden_size(w_hh, 3), n = input_size(w_ih, 3 * s);
   check(w_ih, "weight_ih", {3 * s, n});
   check(w_hh, "weight_hh", {3 * s, s});
@@ -197,6 +197,9 @@ py::dict gru(const Arr& w_ih, const Arr& w_hh, const Arr& b_ih, const Arr& b_hh,
   net.planes = parse_planes(planes, net.opt, opt_iters, opt_lr, opt_br);
   net.shared_z = shared_z || planes == "optimized";
   net.opt.trace = opt_trace;
+  if (opt_inter < 0 || opt_inter_iters < 0) throw pq::InvalidArgument("opt_inter and opt_inter_iters must be >= 0");
+  net.opt.inter_steps = opt_inter;
+  net.opt.inter_iters = opt_inter_iters;
   const auto pc = common(x, eps, p, mask, spec_w, spec_b, want_states, n, s);
   pq::BoundResult<double> r;
   {
@@ -240,7 +243,7 @@ void bind_backsub(py::module_& m) {
   m.def("gru_bounds", &gru, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a, "bias_hh"_a, "h0"_a, "x"_a,
         "eps"_a, "p"_a, "frame_mask"_a, "spec_weight"_a, "spec_bias"_a, "planes"_a = "exact",
         "want_states"_a = false, "opt_iters"_a = 6, "opt_lr"_a = 0.01, "opt_br"_a = 6,
-        "gru_shared_z"_a = false, "opt_trace"_a = false,
+        "opt_inter"_a = 1 << 20, "opt_inter_iters"_a = 1, "gru_shared_z"_a = false, "opt_trace"_a = false,
         "Bounds of spec_weight @ h_T + spec_bias for a GRU (RECURRENCES.md §0, §4). gru_shared_z: "
         "the shared-z relaxation of the hidden update with any plane method (implied by "
         "planes=\"optimized\"); opt_trace: with \"optimized\", also opt_trace_lower (K, 2(iters+1)+2): "

@@ -104,6 +104,132 @@ BoundResult<T> gru_bounds(const GruNet<T>& net, const PassCommon<T>& pc) {
     add_rowdots(cview(top_rows(Lh, R)), net.h0, d.data());
   };
 
+  // ---- optimized planes (shared z; optim_planes.hpp, RECURRENCES.md §3b): per objective
+  // row, its own copies of P^r, P^u, P^z (L^z fixed) with slopes chosen for that row's lower
+  // bound (best responses, then Adam); offsets stay exact, every iterate is sound, the best
+  // kept. Objectives: a margin row (enters at h_{T-1}), ±e_i on h_t, ±e_i on u_t, or ±e_j on
+  // the gates g_t. bx/init hold each step's plane boxes and planes once its bounds are final.
+  const bool optimize = net.shared_z && net.opt.iters > 0;
+  std::vector<PlaneBoxes<T>> bx(optimize ? 3 * Tn : 0);
+  std::vector<OptPlaneSet<T>> init(optimize ? 3 * Tn : 0);
+  std::vector<const PlaneSet<T>*> own(optimize ? 3 * Tn : 0);
+  GruRec<T> rec(optimize ? Tn : 0, s, n);
+  GruSweep<T> sweep(net, Lz, s, n);
+  std::vector<OptPlaneSet<T>> op;
+  enum class Obj { Margin, Hidden, U, Gate };
+  // Lower bound of objective (kind, step t, row obj, constant ob) with the planes in own;
+  // rc records what the sweep needs.
+  auto bound_with = [&](Obj kind, std::ptrdiff_t t, const T* obj, T ob, GruRec<T>* rc) {
+    d[0] = ob;
+    if (kind == Obj::Gate || kind == Obj::U) {
+      std::fill(G4.row(0), G4.row(0) + s4, T(0));
+      if (kind == Obj::Gate) {
+        std::copy(obj, obj + s3, G4.row(0));
+        through_inputs(t, 1, false);
+      } else {
+        std::copy(obj, obj + s, G4.row(0) + 3 * s);
+        if (rc) std::copy(obj, obj + s, rc->vu.row(t));
+        u_node(t, 1, false, *own[3 * t]);
+        if (rc && ball.moves(t)) std::copy(A.row(0), A.row(0) + n, rc->a.row(t));
+      }
+      backward(t - 1, 1, own.data(), rc);
+    } else {
+      std::copy(obj, obj + s, Lh.row(0));
+      backward(t, 1, own.data(), rc);
+    }
+    return d[0];
+  };
+  // planes met by an objective at step t: steps < t fully, plus P^r (u) or all three (h)
+  auto layers_of = [&](Obj kind, std::ptrdiff_t t) {
+    return kind == Obj::Gate ? 3 * t : kind == Obj::U ? 3 * t + 1 : 3 * (t + 1);
+  };
+  auto sweep_of = [&](Obj kind, std::ptrdiff_t t, std::vector<OptPlaneSet<T>>& planes, const T* obj, T ob) {
+    if (kind == Obj::Gate) return sweep.run(ball, rec, planes, t, false, nullptr, T(0));
+    if (kind == Obj::U) return sweep.run(ball, rec, planes, t, true, nullptr, T(0));
+    return sweep.run(ball, rec, planes, t + 1, false, obj, ob);
+  };
+  const int its_margin = net.opt.iters;
+  Mat<T> trace(optimize && net.opt.trace ? K : 0, 2 * (its_margin + 1) + 2);
+  // Test hook (opt_trace): at a generic point near the row's start (every slope jittered by
+  // 1e-3 relative, so that each offset's extreme is unique: at the volume-minimal start it is
+  // not, and the sweep's gradient is then a supergradient only), |g|^2 and the finite
+  // difference of the lower bound along g (a step of 1e-7 in slope space) into the trace.
+  auto gradient_check = [&](std::ptrdiff_t r, const std::vector<OptPlaneSet<T>>& from) {
+    auto lower_with = [&](std::vector<OptPlaneSet<T>>& planes, GruRec<T>* rc) {
+      for (std::ptrdiff_t j = 0; j < 3 * Tn; ++j) own[j] = &planes[j].P;
+      std::copy(pc.spec_w.row(r), pc.spec_w.row(r) + s, Lh.row(0));
+      d[0] = pc.spec_b[r];
+      backward(Tn - 1, 1, own.data(), rc);
+      return d[0];
+    };
+    auto shift = [&](std::vector<OptPlaneSet<T>>& planes, auto&& delta) {
+      for (std::ptrdiff_t j = 0; j < 3 * Tn; ++j)
+        for (std::size_t i = 0; i < planes[j].P.aL.size(); ++i) {
+          OptPlaneSet<T>& o = planes[j];
+          o.P.aL[i] += delta(o.P.aL[i], o.gaL[i]); o.P.bL[i] += delta(o.P.bL[i], o.gbL[i]);
+          o.P.aU[i] += delta(o.P.aU[i], o.gaU[i]); o.P.bU[i] += delta(o.P.bU[i], o.gbU[i]);
+          o.refresh(bx[j], i, true);
+          o.refresh(bx[j], i, false);
+        }
+    };
+    std::vector<OptPlaneSet<T>> jit = from;
+    unsigned long long st = 0x9E3779B97F4A7C15ull + static_cast<unsigned long long>(r);
+    shift(jit, [&](T a, T) {
+      st = st * 6364136223846793005ull + 1442695040888963407ull;
+      const T u = T(static_cast<double>(st >> 11) * 0x1.0p-53) * T(2) - T(1);
+      return T(1e-3) * u * (T(1) + std::fabs(a));
+    });
+    const T L0 = lower_with(jit, &rec);
+    for (auto& o : jit) o.zero_grad();
+    sweep.run(ball, rec, jit, Tn, false, pc.spec_w.row(r), pc.spec_b[r]);
+    T gg = T(0);
+    for (const auto& o : jit)
+      for (std::size_t i = 0; i < o.gaL.size(); ++i)
+        gg += o.gaL[i] * o.gaL[i] + o.gbL[i] * o.gbL[i] + o.gaU[i] * o.gaU[i] + o.gbU[i] * o.gbU[i];
+    const T h = gg > T(0) ? T(1e-7) / std::sqrt(gg) : T(0);
+    shift(jit, [&](T, T g) { return h * g; });
+    const T L1 = lower_with(jit, nullptr);
+    trace(r, 2 * (its_margin + 1)) = gg;
+    trace(r, 2 * (its_margin + 1) + 1) = h > T(0) ? (L1 - L0) / h : T(0);
+    for (std::ptrdiff_t j = 0; j < 3 * Tn; ++j) own[j] = &from[j].P;
+  };
+  auto opt_row = [&](Obj kind, std::ptrdiff_t t, const T* obj, T ob, std::ptrdiff_t trace_row) {
+    const int its = kind == Obj::Margin ? net.opt.iters : net.opt.inter_iters;
+    const std::ptrdiff_t layers = layers_of(kind, t);
+    op.assign(init.begin(), init.begin() + layers);
+    for (std::ptrdiff_t j = 0; j < layers; ++j) own[j] = &op[j].P;
+    T best = -std::numeric_limits<T>::infinity();
+    const bool tr = trace_row >= 0;
+    for (int it = 0; it <= its; ++it) {
+      best = std::max(best, bound_with(kind, t, obj, ob, &rec));
+      if ((it == its && !tr) || layers == 0) break;
+      // forward sweep at the worst-case input: values μ and (super)gradients
+      for (auto& o : op) o.zero_grad();
+      const T Ls = sweep_of(kind, t, op, obj, ob);
+      if (tr) { trace(trace_row, 2 * it) = d[0]; trace(trace_row, 2 * it + 1) = Ls; }
+      if (tr && it == 0) gradient_check(trace_row, op);
+      if (it == its) break;
+      for (std::ptrdiff_t j = 0; j < layers; ++j) {
+        if (it < net.opt.br_iters) op[j].tangent_response(bx[j]);
+        else op[j].adam_step(bx[j], it + 1 - net.opt.br_iters, T(net.opt.lr));
+      }
+    }
+    return best;
+  };
+  // Tighten [lo_i, hi_i] of each of m neurons of one layer (objectives ±e_i).
+  std::vector<T> unit(s3, T(0));
+  auto refine = [&](Obj kind, std::ptrdiff_t t, std::ptrdiff_t m, T* lo, T* hi) {
+    for (std::ptrdiff_t i = 0; i < m; ++i) {
+      unit[i] = T(1);
+      lo[i] = std::max(lo[i], opt_row(kind, t, unit.data(), T(0), -1));
+      unit[i] = T(-1);
+      hi[i] = std::min(hi[i], -opt_row(kind, t, unit.data(), T(0), -1));
+      unit[i] = T(0);
+      if (lo[i] > hi[i]) std::swap(lo[i], hi[i]);  // crossed by rounding only (finish_stacked)
+    }
+  };
+  const std::ptrdiff_t inter_from = optimize && net.opt.inter_iters > 0 ? Tn - net.opt.inter_steps : Tn;
+
   for (std::ptrdiff_t t = 0; t < Tn; ++t) {
     // 1. gates: [I; −I] on g_t = [y^r; y^z; v] (u block zero)
     const std::ptrdiff_t Rg = 2 * s3;
@@ -112,9 +238,14 @@ BoundResult<T> gru_bounds(const GruNet<T>& net, const PassCommon<T>& pc) {
     through_inputs(t, Rg, false);
     backward(t - 1, Rg);
     finish_stacked(d.data(), s3, gl.row(t), gu.row(t));
+    if (t >= inter_from && t > 0) refine(Obj::Gate, t, s3, gl.row(t), gu.row(t));
     // 2. P^r over (v_t, y^r_t)
     Pr[t].compute(Surface::XSigmoid, net.planes, gl.row(t) + 2 * s, gu.row(t) + 2 * s, gl.row(t),
                   gu.row(t), s);
+    if (optimize) {
+      bx[3 * t].set(Surface::XSigmoid, gl.row(t) + 2 * s, gu.row(t) + 2 * s, gl.row(t), gu.row(t), s);
+      init[3 * t].init_from(Pr[t], bx[3 * t]);
+    }
     // 3. u: [I; −I] entering at u_t (the other blocks start at zero)
     const std::ptrdiff_t Ru = 2 * s;
     std::fill(d.begin(), d.begin() + Ru, T(0));
@@ -122,6 +253,7 @@ BoundResult<T> gru_bounds(const GruNet<T>& net, const PassCommon<T>& pc) {
     u_node(t, Ru, false, Pr[t]);
     backward(t - 1, Ru);
     finish_stacked(d.data(), s, ul.row(t), uu.row(t));
+    if (t >= inter_from) refine(Obj::U, t, s, ul.row(t), uu.row(t));
     // 4. P^u over (u_t, w_t = −y^z_t), P^z over (h_{t-1}, y^z_t); shared z: L^z over y^z_t,
     //    P^u over (u_t, w_t = 1 − z_t), P^z over (h_{t-1}, z_t)
     const T* hpl = t == 0 ? net.h0 : hl.row(t - 1);
@@ -132,6 +264,12 @@ BoundResult<T> gru_bounds(const GruNet<T>& net, const PassCommon<T>& pc) {
       shared_z_boxes(gl.row(t) + s, gu.row(t) + s, s, zw, zw + s, zw + 2 * s, zw + 3 * s);
       Pu[t].compute(Surface::TanhLinear, net.planes, ul.row(t), uu.row(t), zw + 2 * s, zw + 3 * s, s);
       Pz[t].compute(Surface::Bilinear, net.planes, hpl, hpu, zw, zw + s, s);
+      if (optimize) {
+        bx[3 * t + 1].set(Surface::TanhLinear, ul.row(t), uu.row(t), zw + 2 * s, zw + 3 * s, s);
+        bx[3 * t + 2].set(Surface::Bilinear, hpl, hpu, zw, zw + s, s);
+        init[3 * t + 1].init_from(Pu[t], bx[3 * t + 1]);
+        init[3 * t + 2].init_from(Pz[t], bx[3 * t + 2]);
+      }
     } else {
       for (std::ptrdiff_t i = 0; i < s; ++i) {
         wl[i] = -gu(t, s + i);
@@ -147,6 +285,7 @@ BoundResult<T> gru_bounds(const GruNet<T>& net, const PassCommon<T>& pc) {
       set_stacked_identity(top_rows(Lh, Rh), s, 0);
       backward(t, Rh);
       finish_stacked(d.data(), s, hl.row(t), hu.row(t));
+      if (t >= inter_from) refine(Obj::Hidden, t, s, hl.row(t), hu.row(t));
     }
   }
 
@@ -157,96 +296,10 @@ BoundResult<T> gru_bounds(const GruNet<T>& net, const PassCommon<T>& pc) {
   res.upper.resize(K);
   finish_stacked(d.data(), K, res.lower.data(), res.upper.data());
 
-  if (net.shared_z && net.opt.iters > 0) {
-    // Optimized planes: per margin row, its own copies of P^r, P^u, P^z (L^z fixed), gradient
-    // ascent on the row's lower bound; every iterate is sound (exact offsets); the best kept.
-    std::vector<PlaneBoxes<T>> bx(3 * Tn);
-    for (std::ptrdiff_t k = 0; k < Tn; ++k) {
-      const T* hpl = k == 0 ? net.h0 : hl.row(k - 1);
-      const T* hpu = k == 0 ? net.h0 : hu.row(k - 1);
-      const T* zw = zwb.row(k);
-      bx[3 * k].set(Surface::XSigmoid, gl.row(k) + 2 * s, gu.row(k) + 2 * s, gl.row(k), gu.row(k), s);
-      bx[3 * k + 1].set(Surface::TanhLinear, ul.row(k), uu.row(k), zw + 2 * s, zw + 3 * s, s);
-      bx[3 * k + 2].set(Surface::Bilinear, hpl, hpu, zw, zw + s, s);
-    }
-    std::vector<OptPlaneSet<T>> init(3 * Tn);
-    for (std::ptrdiff_t k = 0; k < Tn; ++k) {
-      init[3 * k].init_from(Pr[k], bx[3 * k]);
-      init[3 * k + 1].init_from(Pu[k], bx[3 * k + 1]);
-      init[3 * k + 2].init_from(Pz[k], bx[3 * k + 2]);
-    }
-    std::vector<const PlaneSet<T>*> own(3 * Tn);
-    GruRec<T> rec(Tn, s, n);
-    GruSweep<T> sweep(net, Lz, s, n);
-    const int its = net.opt.iters;
-    Mat<T> trace(net.opt.trace ? K : 0, 2 * (its + 1) + 2);
-    // Test hook (opt_trace): at a generic point near the row's start (every slope jittered by
-    // 1e-3 relative, so that each offset's extreme is unique: at the volume-minimal start it is
-    // not, and the sweep's gradient is then a supergradient only), |g|^2 and the finite
-    // difference of the lower bound along g (a step of 1e-7 in slope space) into the trace.
-    auto gradient_check = [&](std::ptrdiff_t r, const std::vector<OptPlaneSet<T>>& from) {
-      auto lower_with = [&](std::vector<OptPlaneSet<T>>& planes, GruRec<T>* rc) {
-        for (std::ptrdiff_t j = 0; j < 3 * Tn; ++j) own[j] = &planes[j].P;
-        std::copy(pc.spec_w.row(r), pc.spec_w.row(r) + s, Lh.row(0));
-        d[0] = pc.spec_b[r];
-        backward(Tn - 1, 1, own.data(), rc);
-        return d[0];
-      };
-      auto shift = [&](std::vector<OptPlaneSet<T>>& planes, auto&& delta) {
-        for (std::ptrdiff_t j = 0; j < 3 * Tn; ++j)
-          for (std::size_t i = 0; i < planes[j].P.aL.size(); ++i) {
-            OptPlaneSet<T>& o = planes[j];
-            o.P.aL[i] += delta(o.P.aL[i], o.gaL[i]); o.P.bL[i] += delta(o.P.bL[i], o.gbL[i]);
-            o.P.aU[i] += delta(o.P.aU[i], o.gaU[i]); o.P.bU[i] += delta(o.P.bU[i], o.gbU[i]);
-            o.refresh(bx[j], i, true);
-            o.refresh(bx[j], i, false);
-          }
-      };
-      std::vector<OptPlaneSet<T>> jit = from;
-      unsigned long long st = 0x9E3779B97F4A7C15ull + static_cast<unsigned long long>(r);
-      shift(jit, [&](T a, T) {
-        st = st * 6364136223846793005ull + 1442695040888963407ull;
-        const T u = T(static_cast<double>(st >> 11) * 0x1.0p-53) * T(2) - T(1);
-        return T(1e-3) * u * (T(1) + std::fabs(a));
-      });
-      const T L0 = lower_with(jit, &rec);
-      for (auto& o : jit) o.zero_grad();
-      sweep.run(ball, rec, jit, pc.spec_w.row(r), pc.spec_b[r]);
-      T gg = T(0);
-      for (const auto& o : jit)
-        for (std::size_t i = 0; i < o.gaL.size(); ++i)
-          gg += o.gaL[i] * o.gaL[i] + o.gbL[i] * o.gbL[i] + o.gaU[i] * o.gaU[i] + o.gbU[i] * o.gbU[i];
-      const T h = gg > T(0) ? T(1e-7) / std::sqrt(gg) : T(0);
-      shift(jit, [&](T, T g) { return h * g; });
-      const T L1 = lower_with(jit, nullptr);
-      trace(r, 2 * (its + 1)) = gg;
-      trace(r, 2 * (its + 1) + 1) = h > T(0) ? (L1 - L0) / h : T(0);
-      for (std::ptrdiff_t j = 0; j < 3 * Tn; ++j) own[j] = &from[j].P;
-    };
-    for (std::ptrdiff_t r = 0; r < K; ++r) {
-      std::vector<OptPlaneSet<T>> op = init;
-      for (std::ptrdiff_t j = 0; j < 3 * Tn; ++j) own[j] = &op[j].P;
-      T best = -std::numeric_limits<T>::infinity();
-      for (int it = 0; it <= its; ++it) {
-        // the lower bound of row r with the row's planes (every iterate is sound)
-        std::copy(pc.spec_w.row(r), pc.spec_w.row(r) + s, Lh.row(0));
-        d[0] = pc.spec_b[r];
-        backward(Tn - 1, 1, own.data(), &rec);
-        best = std::max(best, d[0]);
-        if (it == its && !net.opt.trace) break;
-        // forward sweep at the worst-case input: values μ and (super)gradients
-        for (auto& o : op) o.zero_grad();
-        const T Ls = sweep.run(ball, rec, op, pc.spec_w.row(r), pc.spec_b[r]);
-        if (net.opt.trace) { trace(r, 2 * it) = d[0]; trace(r, 2 * it + 1) = Ls; }
-        if (net.opt.trace && it == 0) gradient_check(r, op);
-        if (it == its) break;
-        if (it < net.opt.br_iters)
-          for (std::ptrdiff_t j = 0; j < 3 * Tn; ++j) op[j].tangent_response(bx[j]);
-        else
-          for (std::ptrdiff_t j = 0; j < 3 * Tn; ++j) op[j].adam_step(bx[j], it + 1 - net.opt.br_iters, T(net.opt.lr));
-      }
-      if (best > res.lower[r]) res.lower[r] = best;
-    }
+  if (optimize) {
+    for (std::ptrdiff_t r = 0; r < K; ++r)
+      res.lower[r] = std::max(res.lower[r], opt_row(Obj::Margin, Tn - 1, pc.spec_w.row(r), pc.spec_b[r],
+                                                    net.opt.trace ? r : -1));
     // trace (tests): per row, (back-substituted L, forward-sweep L) per iteration, then
     // (|g|^2, finite-difference derivative of L along g) from gradient_check
     if (net.opt.trace) res.states.push_back({"opt_trace", trace, std::move(trace)});

@@ -39,11 +39,13 @@ struct GruSweep {
     for (std::ptrdiff_t i = 0; i < 2 * s; ++i) bg[i] = net.b_ih[i] + net.b_hh[i];
     for (std::ptrdiff_t i = 0; i < s; ++i) bg[2 * s + i] = net.b_hh[2 * s + i];
   }
-  // op: the row's planes, [P^r, P^u, P^z] per step. Returns spec_row · h_T + spec_bias.
-  T run(const InputBall<T>& ball, const GruRec<T>& rec, std::vector<OptPlaneSet<T>>& op, const T* sw, T sb) {
-    const std::ptrdiff_t Tn = ball.x.rows;
+  // op: the row's planes, [P^r, P^u, P^z] per step. Full steps 0..steps-1, then with u_step
+  // P^r of step `steps` alone (an objective on u_steps). Returns sw · h_steps + sb (sw: an
+  // objective on the last swept hidden state; nullptr: 0).
+  T run(const InputBall<T>& ball, const GruRec<T>& rec, std::vector<OptPlaneSet<T>>& op, std::ptrdiff_t steps,
+        bool u_step, const T* sw, T sb) {
     std::copy(net.h0, net.h0 + s, mh.begin());
-    for (std::ptrdiff_t k = 0; k < Tn; ++k) {
+    for (std::ptrdiff_t k = 0; k < steps + (u_step ? 1 : 0); ++k) {
       worst_input(ball.x.row(k), rec.a.row(k), n, ball.eps, ball.q, ball.moves(k), xs.data());
       std::copy(bg.begin(), bg.end(), g.begin());
       matvec(net.w_hh, mh.data(), g.data(), true);
@@ -51,6 +53,10 @@ struct GruSweep {
       for (std::ptrdiff_t i = 0; i < s; ++i) ui[i] = net.b_ih[2 * s + i];
       matvec(block(net.w_ih, 2 * s, s, 0, n), xs.data(), ui.data(), true);
       OptPlaneSet<T>& pr = op[3 * k];
+      if (k == steps) {  // u_step: only P^r meets the objective
+        for (std::ptrdiff_t i = 0; i < s; ++i) pr.eval_and_grad(i, rec.vu(k, i), g[2 * s + i], g[i]);
+        break;
+      }
       OptPlaneSet<T>& pu = op[3 * k + 1];
       OptPlaneSet<T>& pz = op[3 * k + 2];
       const LineSet<T>& L = lz[k];
@@ -62,6 +68,7 @@ struct GruSweep {
       }
       std::swap(mh, mh2);
     }
+    if (!sw) return T(0);
     T acc = sb;
     for (std::ptrdiff_t i = 0; i < s; ++i) acc += sw[i] * mh[i];
     return acc;

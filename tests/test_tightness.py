@@ -57,7 +57,7 @@ def test_lstm_exact_planes_beat_crown_on_average(name):
     assert ours.mean() >= ref.mean(), (ours / ref)
 
 
-@pytest.mark.parametrize("name", ["lstm_T8_h16", "lstm_T4_h24"])
+@pytest.mark.parametrize("name", ["lstm_T8_h16", "lstm_T4_h24", "gru_T8_h16", "gru_T4_h24"])
 def test_optimized_planes_beat_exact_and_crown(name):
     """planes="optimized" (issue 11): every input at least its "exact" radius, and the mean
     at least 1.10x auto_LiRPA CROWN's (measured 1.12-1.17x on the first ten inputs)."""
