@@ -153,7 +153,7 @@ py::dict rnn(const Arr& w_ih, const Arr& w_hh, const Arr& bias, const Arr& h0,
 py::dict lstm(const Arr& w_ih, const Arr& w_hh, const Arr& bias, const Arr& h0, const Arr& c0,
               const Arr& x, double eps, double p, const BoolArr& mask, const Arr& spec_w,
               const Arr& spec_b, const std::string& planes, bool want_states, int opt_iters,
-              double opt_lr, int opt_br, int opt_inter, int opt_inter_iters) {
+              double opt_lr, int opt_br, int opt_inter, int opt_inter_iters, bool opt_trace) {
   const std::ptrdiff_t s = hidden_size(w_hh, 4), n = input_size(w_ih, 4 * s);
   check(w_ih, "weight_ih", {4 * s, n});
   check(w_hh, "weight_hh", {4 * s, s});
@@ -167,6 +167,7 @@ py::dict lstm(const Arr& w_ih, const Arr& w_hh, const Arr& bias, const Arr& h0, 
   if (opt_inter < 0 || opt_inter_iters < 0) throw pq::InvalidArgument("opt_inter and opt_inter_iters must be >= 0");
   net.opt.inter_steps = opt_inter;
   net.opt.inter_iters = opt_inter_iters;
+  net.opt.trace = opt_trace;
   const auto pc = common(x, eps, p, mask, spec_w, spec_b, want_states, n, s);
   pq::BoundResult<double> r;
   {
@@ -239,7 +240,11 @@ void bind_backsub(py::module_& m) {
   m.def("lstm_bounds", &lstm, "weight_ih"_a, "weight_hh"_a, "bias"_a, "h0"_a, "c0"_a, "x"_a,
         "eps"_a, "p"_a, "frame_mask"_a, "spec_weight"_a, "spec_bias"_a, "planes"_a = "exact",
         "want_states"_a = false, "opt_iters"_a = 6, "opt_lr"_a = 0.01, "opt_br"_a = 6, "opt_inter"_a = 1 << 20, "opt_inter_iters"_a = 1,
-        "Bounds of spec_weight @ h_T + spec_bias for an LSTM (RECURRENCES.md §0, §4).");
+        "opt_trace"_a = false,
+        "Bounds of spec_weight @ h_T + spec_bias for an LSTM (RECURRENCES.md §0, §4). planes=\"optimized\" "
+        "(§3b): opt_iters iterations per margin row (the first opt_br best responses, then Adam steps of "
+        "size opt_lr), intermediate bounds of the last opt_inter steps refined with opt_inter_iters; "
+        "opt_trace: also opt_trace_lower as for gru_bounds (tests).");
   m.def("gru_bounds", &gru, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a, "bias_hh"_a, "h0"_a, "x"_a,
         "eps"_a, "p"_a, "frame_mask"_a, "spec_weight"_a, "spec_bias"_a, "planes"_a = "exact",
         "want_states"_a = false, "opt_iters"_a = 6, "opt_lr"_a = 0.01, "opt_br"_a = 6,

@@ -148,86 +148,17 @@ BoundResult<T> gru_bounds(const GruNet<T>& net, const PassCommon<T>& pc) {
     if (kind == Obj::U) return sweep.run(ball, rec, planes, t, true, nullptr, T(0));
     return sweep.run(ball, rec, planes, t + 1, false, obj, ob);
   };
-  const int its_margin = net.opt.iters;
-  Mat<T> trace(optimize && net.opt.trace ? K : 0, 2 * (its_margin + 1) + 2);
-  // Test hook (opt_trace): at a generic point near the row's start (every slope jittered by
-  // 1e-3 relative, so that each offset's extreme is unique: at the volume-minimal start it is
-  // not, and the sweep's gradient is then a supergradient only), |g|^2 and the finite
-  // difference of the lower bound along g (a step of 1e-7 in slope space) into the trace.
-  auto gradient_check = [&](std::ptrdiff_t r, const std::vector<OptPlaneSet<T>>& from) {
-    auto lower_with = [&](std::vector<OptPlaneSet<T>>& planes, GruRec<T>* rc) {
-      for (std::ptrdiff_t j = 0; j < 3 * Tn; ++j) own[j] = &planes[j].P;
-      std::copy(pc.spec_w.row(r), pc.spec_w.row(r) + s, Lh.row(0));
-      d[0] = pc.spec_b[r];
-      backward(Tn - 1, 1, own.data(), rc);
-      return d[0];
-    };
-    auto shift = [&](std::vector<OptPlaneSet<T>>& planes, auto&& delta) {
-      for (std::ptrdiff_t j = 0; j < 3 * Tn; ++j)
-        for (std::size_t i = 0; i < planes[j].P.aL.size(); ++i) {
-          OptPlaneSet<T>& o = planes[j];
-          o.P.aL[i] += delta(o.P.aL[i], o.gaL[i]); o.P.bL[i] += delta(o.P.bL[i], o.gbL[i]);
-          o.P.aU[i] += delta(o.P.aU[i], o.gaU[i]); o.P.bU[i] += delta(o.P.bU[i], o.gbU[i]);
-          o.refresh(bx[j], i, true);
-          o.refresh(bx[j], i, false);
-        }
-    };
-    std::vector<OptPlaneSet<T>> jit = from;
-    unsigned long long st = 0x9E3779B97F4A7C15ull + static_cast<unsigned long long>(r);
-    shift(jit, [&](T a, T) {
-      st = st * 6364136223846793005ull + 1442695040888963407ull;
-      const T u = T(static_cast<double>(st >> 11) * 0x1.0p-53) * T(2) - T(1);
-      return T(1e-3) * u * (T(1) + std::fabs(a));
-    });
-    const T L0 = lower_with(jit, &rec);
-    for (auto& o : jit) o.zero_grad();
-    sweep.run(ball, rec, jit, Tn, false, pc.spec_w.row(r), pc.spec_b[r]);
-    T gg = T(0);
-    for (const auto& o : jit)
-      for (std::size_t i = 0; i < o.gaL.size(); ++i)
-        gg += o.gaL[i] * o.gaL[i] + o.gbL[i] * o.gbL[i] + o.gaU[i] * o.gaU[i] + o.gbU[i] * o.gbU[i];
-    const T h = gg > T(0) ? T(1e-7) / std::sqrt(gg) : T(0);
-    shift(jit, [&](T, T g) { return h * g; });
-    const T L1 = lower_with(jit, nullptr);
-    trace(r, 2 * (its_margin + 1)) = gg;
-    trace(r, 2 * (its_margin + 1) + 1) = h > T(0) ? (L1 - L0) / h : T(0);
-    for (std::ptrdiff_t j = 0; j < 3 * Tn; ++j) own[j] = &from[j].P;
+  Mat<T> trace(optimize && net.opt.trace ? K : 0, 2 * (net.opt.iters + 1) + 2);
+  // Best lower bound of an objective; trace_row >= 0 (margins, opt_trace) records the
+  // iterations and a gradient check in row trace_row of trace.
+  auto opt_row = [&](Obj kind, std::ptrdiff_t t, const T* obj, T ob, std::ptrdiff_t trace_row = -1) {
+    return optimize_row<T>(
+        init, bx, layers_of(kind, t), kind == Obj::Margin ? net.opt.iters : net.opt.inter_iters, net.opt, op,
+        own, [&] { return bound_with(kind, t, obj, ob, &rec); },
+        [&](std::vector<OptPlaneSet<T>>& planes) { return sweep_of(kind, t, planes, obj, ob); },
+        trace_row >= 0 ? trace.row(trace_row) : nullptr);
   };
-  auto opt_row = [&](Obj kind, std::ptrdiff_t t, const T* obj, T ob, std::ptrdiff_t trace_row) {
-    const int its = kind == Obj::Margin ? net.opt.iters : net.opt.inter_iters;
-    const std::ptrdiff_t layers = layers_of(kind, t);
-    op.assign(init.begin(), init.begin() + layers);
-    for (std::ptrdiff_t j = 0; j < layers; ++j) own[j] = &op[j].P;
-    T best = -std::numeric_limits<T>::infinity();
-    const bool tr = trace_row >= 0;
-    for (int it = 0; it <= its; ++it) {
-      best = std::max(best, bound_with(kind, t, obj, ob, &rec));
-      if ((it == its && !tr) || layers == 0) break;
-      // forward sweep at the worst-case input: values μ and (super)gradients
-      for (auto& o : op) o.zero_grad();
-      const T Ls = sweep_of(kind, t, op, obj, ob);
-      if (tr) { trace(trace_row, 2 * it) = d[0]; trace(trace_row, 2 * it + 1) = Ls; }
-      if (tr && it == 0) gradient_check(trace_row, op);
-      if (it == its) break;
-      for (std::ptrdiff_t j = 0; j < layers; ++j) {
-        if (it < net.opt.br_iters) op[j].tangent_response(bx[j]);
-        else op[j].adam_step(bx[j], it + 1 - net.opt.br_iters, T(net.opt.lr));
-      }
-    }
-    return best;
-  };
-  // Tighten [lo_i, hi_i] of each of m neurons of one layer (objectives ±e_i).
   std::vector<T> unit(s3, T(0));
-  auto refine = [&](Obj kind, std::ptrdiff_t t, std::ptrdiff_t m, T* lo, T* hi) {
-    for (std::ptrdiff_t i = 0; i < m; ++i) {
-      unit[i] = T(1);
-      lo[i] = std::max(lo[i], opt_row(kind, t, unit.data(), T(0), -1));
-      unit[i] = T(-1);
-      hi[i] = std::min(hi[i], -opt_row(kind, t, unit.data(), T(0), -1));
-      unit[i] = T(0);
-      if (lo[i] > hi[i]) std::swap(lo[i], hi[i]);  // crossed by rounding only (finish_stacked)
-    }
-  };
   const std::ptrdiff_t inter_from = optimize && net.opt.inter_iters > 0 ? Tn - net.opt.inter_steps : Tn;
 
   for (std::ptrdiff_t t = 0; t < Tn; ++t) {
@@ -238,7 +169,8 @@ BoundResult<T> gru_bounds(const GruNet<T>& net, const PassCommon<T>& pc) {
     through_inputs(t, Rg, false);
     backward(t - 1, Rg);
     finish_stacked(d.data(), s3, gl.row(t), gu.row(t));
-    if (t >= inter_from && t > 0) refine(Obj::Gate, t, s3, gl.row(t), gu.row(t));
+    if (t >= inter_from && t > 0)
+      refine_intervals(s3, gl.row(t), gu.row(t), unit, [&](const T* e) { return opt_row(Obj::Gate, t, e, T(0)); });
     // 2. P^r over (v_t, y^r_t)
     Pr[t].compute(Surface::XSigmoid, net.planes, gl.row(t) + 2 * s, gu.row(t) + 2 * s, gl.row(t),
                   gu.row(t), s);
@@ -253,7 +185,8 @@ BoundResult<T> gru_bounds(const GruNet<T>& net, const PassCommon<T>& pc) {
     u_node(t, Ru, false, Pr[t]);
     backward(t - 1, Ru);
     finish_stacked(d.data(), s, ul.row(t), uu.row(t));
-    if (t >= inter_from) refine(Obj::U, t, s, ul.row(t), uu.row(t));
+    if (t >= inter_from)
+      refine_intervals(s, ul.row(t), uu.row(t), unit, [&](const T* e) { return opt_row(Obj::U, t, e, T(0)); });
     // 4. P^u over (u_t, w_t = −y^z_t), P^z over (h_{t-1}, y^z_t); shared z: L^z over y^z_t,
     //    P^u over (u_t, w_t = 1 − z_t), P^z over (h_{t-1}, z_t)
     const T* hpl = t == 0 ? net.h0 : hl.row(t - 1);
@@ -285,7 +218,8 @@ BoundResult<T> gru_bounds(const GruNet<T>& net, const PassCommon<T>& pc) {
       set_stacked_identity(top_rows(Lh, Rh), s, 0);
       backward(t, Rh);
       finish_stacked(d.data(), s, hl.row(t), hu.row(t));
-      if (t >= inter_from) refine(Obj::Hidden, t, s, hl.row(t), hu.row(t));
+      if (t >= inter_from)
+      refine_intervals(s, hl.row(t), hu.row(t), unit, [&](const T* e) { return opt_row(Obj::Hidden, t, e, T(0)); });
     }
   }
 

@@ -18,6 +18,7 @@
 #include "bound_state.hpp"
 #include "linear_form.hpp"
 #include "matmul.hpp"
+#include "lstm_optim.hpp"
 #include "optim_planes.hpp"
 #include "sign_rule.hpp"
 
@@ -45,14 +46,13 @@ BoundResult<T> lstm_bounds(const LstmNet<T>& net, const PassCommon<T>& pc) {
   // (Λ_h, Λ_c) in (Lh, Lc) on (h_{k_top}, c_{k_top}); pass steps k_top..0, then the
   // initial state into the constant. skip_o: the objective enters at c_{k_top}.
   // The planes are Pf/Pig/Po unless a row's own copies are given (optimized planes, R = 1);
-  // rec (R = 1) records, per step, the coefficients met by P^o and by the cell, and G.
-  struct Rec { Mat<T> vo, vc, g, a; };
+  // rec (R = 1) records, per step, the coefficients met by P^o and by the cell, and A_k.
   auto backward = [&](std::ptrdiff_t k_top, std::ptrdiff_t R, bool skip_o,
-                      const PlaneSet<T>* const* own = nullptr, Rec* rec = nullptr) {
+                      const PlaneSet<T>* const* own = nullptr, LstmRec<T>* rec = nullptr) {
     for (std::ptrdiff_t k = k_top; k >= 0; --k) {
       const PlaneSet<T>& pf = own ? *own[3 * k] : Pf[k];
       const PlaneSet<T>& pig = own ? *own[3 * k + 1] : Pig[k];
-      const PlaneSet<T>& po = own ? *own[3 * k + 2] : Po[k];
+      const PlaneSet<T>* po = own ? own[3 * k + 2] : &Po[k];  // unread (maybe unset) if skipped
       MatView<T> Gv = top_rows(G, R);
       MatView<T> g_i = block(Gv, 0, R, 0, s), g_f = block(Gv, 0, R, s, s);
       MatView<T> g_g = block(Gv, 0, R, 2 * s, s), g_o = block(Gv, 0, R, 3 * s, s);
@@ -60,14 +60,13 @@ BoundResult<T> lstm_bounds(const LstmNet<T>& net, const PassCommon<T>& pc) {
       if (skip_o && k == k_top) {
         for (std::ptrdiff_t r = 0; r < R; ++r) std::fill(g_o.row(r), g_o.row(r) + s, T(0));
       } else {  // h_k = P^o(c_k, y^o_k): Λ_c += λ a_o, Λ_yo = λ b_o
-        pass_plane<true, false>(cview(top_rows(Lh, R)), po, top_rows(Lc, R), g_o, T(1),
+        pass_plane<true, false>(cview(top_rows(Lh, R)), *po, top_rows(Lc, R), g_o, T(1),
                                 d.data());
       }
       if (rec) std::copy(Lc.row(0), Lc.row(0) + s, rec->vc.row(k));
       // c_k = P^f(c_{k-1}, y^f) + P^ig(y^g, y^i), one sign decision per coefficient
       pass_plane_pair(cview(top_rows(Lc, R)), pf, pig, top_rows(Lc2, R), g_f, g_g, g_i,
                       d.data());
-      if (rec) std::copy(G.row(0), G.row(0) + s4, rec->g.row(k));
       affine(k, R);
       if (rec && ball.moves(k)) std::copy(A.row(0), A.row(0) + n, rec->a.row(k));
       std::swap(Lc, Lc2);
@@ -77,82 +76,51 @@ BoundResult<T> lstm_bounds(const LstmNet<T>& net, const PassCommon<T>& pc) {
   };
   auto zero_rows = [](Mat<T>& M, std::ptrdiff_t R) { std::fill(M.v.begin(), M.v.begin() + R * M.cols, T(0)); };
 
-  // ---- optimized planes (optim_planes.hpp): per objective row, the slopes of that row's own
-  // copies of the planes are chosen for the row's lower bound (best responses, then Adam);
+  // ---- optimized planes (optim_planes.hpp, RECURRENCES.md §3b): per objective row, the
+  // slopes of that row's own copies of the planes are chosen for the row's lower bound;
   // offsets stay exact, so every iterate is sound and the best bound seen is kept.
   // Objectives: a margin row (enters at h_{T-1}), a cell neuron ±e_i (enters at c_t, P^o
   // unused) or a gate ±e_j (enters at y_t). bx/init hold each step's plane boxes and planes
   // once that step's bounds are final.
   const bool optimize = net.opt.iters > 0;
   std::vector<PlaneBoxes<T>> bx(optimize ? 3 * Tn : 0);
-  std::vector<OptPlaneSet<T>> init(optimize ? 3 * Tn : 0);
+  std::vector<OptPlaneSet<T>> init(optimize ? 3 * Tn : 0), op;
   std::vector<const PlaneSet<T>*> own(optimize ? 3 * Tn : 0);
-  Rec rec{Mat<T>(Tn, s), Mat<T>(Tn, s), Mat<T>(Tn, s4), Mat<T>(Tn, n)};
-  std::vector<T> xs(n), my(s4), mh(s), mc(s), mh2(s), mc2(s);
-  std::vector<OptPlaneSet<T>> op;
+  LstmRec<T> rec(optimize ? Tn : 0, s, n);
+  LstmSweep<T> sweep(net, s, n);
   enum class Obj { Margin, Cell, Gate };
-  // Best lower bound of the objective (kind, step t, row vector obj of width s or 4s, bias ob).
-  auto opt_row = [&](Obj kind, std::ptrdiff_t t, const T* obj, T ob) {
-    const int iters = kind == Obj::Margin ? net.opt.iters : net.opt.inter_iters;
-    const std::ptrdiff_t k_top = kind == Obj::Gate ? t - 1 : t;
-    // layers met: P^f, P^ig, P^o of steps 0..k_top, less P^o of step t for a cell objective
-    const std::ptrdiff_t layers = 3 * (k_top + 1) - (kind == Obj::Cell ? 1 : 0);
-    op.assign(init.begin(), init.begin() + 3 * (k_top + 1));
-    for (std::ptrdiff_t j = 0; j < 3 * (k_top + 1); ++j) own[j] = &op[j].P;
-    T best = -std::numeric_limits<T>::infinity();
-    for (int it = 0; it <= iters; ++it) {
-      d[0] = ob;
-      if (kind == Obj::Gate) {  // Λ_c = 0; Λ_h (step t-1) from the gates' affine part
-        std::copy(obj, obj + s4, G.row(0));
-        std::fill(Lc.row(0), Lc.row(0) + s, T(0));
-        affine(t, 1);
-      } else {
-        std::copy(obj, obj + s, (kind == Obj::Margin ? Lh : Lc).row(0));
-        std::fill((kind == Obj::Margin ? Lc : Lh).row(0), (kind == Obj::Margin ? Lc : Lh).row(0) + s, T(0));
-      }
-      backward(k_top, 1, kind == Obj::Cell, own.data(), &rec);
-      best = std::max(best, d[0]);
-      if (it == iters || k_top < 0) break;
-      // forward sweep at the worst-case input: values μ and (super)gradients
-      for (auto& o : op) o.zero_grad();
-      std::copy(net.h0, net.h0 + s, mh.begin());
-      std::copy(net.c0, net.c0 + s, mc.begin());
-      for (std::ptrdiff_t k = 0; k <= k_top; ++k) {
-        worst_input(ball.x.row(k), rec.a.row(k), n, ball.eps, ball.q, ball.moves(k), xs.data());
-        std::copy(net.bias, net.bias + s4, my.begin());
-        matvec(net.w_ih, xs.data(), my.data(), true);
-        matvec(net.w_hh, mh.data(), my.data(), true);
-        OptPlaneSet<T>& pf = op[3 * k];
-        OptPlaneSet<T>& pig = op[3 * k + 1];
-        OptPlaneSet<T>& po = op[3 * k + 2];
-        for (std::ptrdiff_t i = 0; i < s; ++i) {
-          const T v = rec.vc(k, i);
-          mc2[i] = pf.eval_and_grad(i, v, mc[i], my[s + i]) + pig.eval_and_grad(i, v, my[2 * s + i], my[i]);
-        }
-        if (3 * k + 2 >= layers) break;  // a cell objective ends at c_t
-        for (std::ptrdiff_t i = 0; i < s; ++i) mh2[i] = po.eval_and_grad(i, rec.vo(k, i), mc2[i], my[3 * s + i]);
-        std::swap(mh, mh2);
-        std::swap(mc, mc2);
-      }
-      for (std::ptrdiff_t j = 0; j < layers; ++j) {
-        if (it < net.opt.br_iters) op[j].tangent_response(bx[j]);
-        else op[j].adam_step(bx[j], it + 1 - net.opt.br_iters, T(net.opt.lr));
-      }
+  // lower bound of objective (kind, step t, row obj of width s or 4s, constant ob) with the
+  // planes in own, recording for the sweep
+  auto bound_with = [&](Obj kind, std::ptrdiff_t t, const T* obj, T ob) {
+    d[0] = ob;
+    if (kind == Obj::Gate) {  // Λ_c = 0; Λ_h (step t-1) from the gates' affine part
+      std::copy(obj, obj + s4, G.row(0));
+      std::fill(Lc.row(0), Lc.row(0) + s, T(0));
+      affine(t, 1);
+    } else {
+      std::copy(obj, obj + s, (kind == Obj::Margin ? Lh : Lc).row(0));
+      std::fill((kind == Obj::Margin ? Lc : Lh).row(0), (kind == Obj::Margin ? Lc : Lh).row(0) + s, T(0));
     }
-    return best;
+    backward(kind == Obj::Gate ? t - 1 : t, 1, kind == Obj::Cell, own.data(), &rec);
+    return d[0];
   };
-  // Tighten the interval [lo_i, hi_i] of each of m neurons of one layer (objectives ±e_i).
+  auto sweep_of = [&](Obj kind, std::ptrdiff_t t, std::vector<OptPlaneSet<T>>& planes, const T* obj, T ob) {
+    if (kind == Obj::Gate) return sweep.run(ball, rec, planes, t, false, nullptr, T(0));
+    return sweep.run(ball, rec, planes, kind == Obj::Cell ? t : t + 1, kind == Obj::Cell, obj, ob);
+  };
+  Mat<T> trace(optimize && net.opt.trace ? K : 0, 2 * (net.opt.iters + 1) + 2);
+  // Best lower bound of an objective; trace_row >= 0 (margins, opt_trace) records the
+  // iterations and a gradient check in row trace_row of trace.
+  auto opt_row = [&](Obj kind, std::ptrdiff_t t, const T* obj, T ob, std::ptrdiff_t trace_row = -1) {
+    // layers met: P^f, P^ig, P^o of the steps before t, then step t's (a cell: not its P^o)
+    const std::ptrdiff_t layers = kind == Obj::Gate ? 3 * t : kind == Obj::Cell ? 3 * t + 2 : 3 * (t + 1);
+    return optimize_row<T>(
+        init, bx, layers, kind == Obj::Margin ? net.opt.iters : net.opt.inter_iters, net.opt, op, own,
+        [&] { return bound_with(kind, t, obj, ob); },
+        [&](std::vector<OptPlaneSet<T>>& planes) { return sweep_of(kind, t, planes, obj, ob); },
+        trace_row >= 0 ? trace.row(trace_row) : nullptr);
+  };
   std::vector<T> unit(s4, T(0));
-  auto refine = [&](Obj kind, std::ptrdiff_t t, std::ptrdiff_t m, T* lo, T* hi) {
-    for (std::ptrdiff_t i = 0; i < m; ++i) {
-      unit[i] = T(1);
-      lo[i] = std::max(lo[i], opt_row(kind, t, unit.data(), T(0)));
-      unit[i] = T(-1);
-      hi[i] = std::min(hi[i], -opt_row(kind, t, unit.data(), T(0)));
-      unit[i] = T(0);
-      if (lo[i] > hi[i]) std::swap(lo[i], hi[i]);  // crossed by rounding only (finish_stacked)
-    }
-  };
   const std::ptrdiff_t inter_from = optimize && net.opt.inter_iters > 0 ? Tn - net.opt.inter_steps : Tn;
 
   for (std::ptrdiff_t t = 0; t < Tn; ++t) {
@@ -164,7 +132,8 @@ BoundResult<T> lstm_bounds(const LstmNet<T>& net, const PassCommon<T>& pc) {
     zero_rows(Lc, Rg);
     backward(t - 1, Rg, false);
     finish_stacked(d.data(), s4, yl.row(t), yu.row(t));
-    if (t >= inter_from && t > 0) refine(Obj::Gate, t, s4, yl.row(t), yu.row(t));
+    if (t >= inter_from && t > 0)
+      refine_intervals(s4, yl.row(t), yu.row(t), unit, [&](const T* e) { return opt_row(Obj::Gate, t, e, T(0)); });
     // 2. planes P^f over (c_{t-1}, y^f_t) and P^ig over (y^g_t, y^i_t)
     const T* cpl = t == 0 ? net.c0 : cl.row(t - 1);
     const T* cpu = t == 0 ? net.c0 : cu.row(t - 1);
@@ -184,7 +153,8 @@ BoundResult<T> lstm_bounds(const LstmNet<T>& net, const PassCommon<T>& pc) {
     zero_rows(Lh, Rc);
     backward(t, Rc, true);
     finish_stacked(d.data(), s, cl.row(t), cu.row(t));
-    if (t >= inter_from) refine(Obj::Cell, t, s, cl.row(t), cu.row(t));
+    if (t >= inter_from)
+      refine_intervals(s, cl.row(t), cu.row(t), unit, [&](const T* e) { return opt_row(Obj::Cell, t, e, T(0)); });
     // 4. plane P^o over (c_t, y^o_t)
     Po[t].compute(Surface::TanhSigmoid, net.planes, cl.row(t), cu.row(t), yl.row(t) + 3 * s,
                   yu.row(t) + 3 * s, s);
@@ -202,9 +172,14 @@ BoundResult<T> lstm_bounds(const LstmNet<T>& net, const PassCommon<T>& pc) {
   res.upper.resize(K);
   finish_stacked(d.data(), K, res.lower.data(), res.upper.data());
   // optimized: only the margins' lower bounds (what certification uses) are improved
-  if (optimize)
+  if (optimize) {
     for (std::ptrdiff_t r = 0; r < K; ++r)
-      res.lower[r] = std::max(res.lower[r], opt_row(Obj::Margin, Tn - 1, pc.spec_w.row(r), pc.spec_b[r]));
+      res.lower[r] = std::max(res.lower[r], opt_row(Obj::Margin, Tn - 1, pc.spec_w.row(r), pc.spec_b[r],
+                                                    net.opt.trace ? r : -1));
+    // opt_trace (tests): per margin row, (back-substituted L, forward-sweep L) per iteration,
+    // then (|g|^2, finite-difference derivative of L along g) from gradient_check
+    if (net.opt.trace) res.states.push_back({"opt_trace", trace, std::move(trace)});
+  }
 
   if (pc.want_states) {
     // hidden: corner min/max of tanh(c)·σ(y^o) over the (c_t, y^o_t) box

@@ -1,28 +1,31 @@
-// "optimized" planes (issue 11): slopes chosen for the final margin, offsets exact.
+// "optimized" planes (issue 11; RECURRENCES.md §3b): slopes chosen per bound, offsets exact.
 //
-// With every intermediate bound fixed (from a pass with "exact" planes), the lower
-// bound L_r of margin row r is a function of the slopes (a, b) of every plane that
-// row's final back-substitution passes through. Each row gets its own copy of the
+// With the boxes of every plane fixed, the lower bound L_r of an objective row r (a
+// margin, or ±e_i on an intermediate neuron) is a function of the slopes (a, b) of every
+// plane that row's back-substitution passes through. Each row gets its own copy of the
 // planes (a plane is valid whatever its slopes, because its offset is the exact
 // extreme of F - a x - b y over the box, offset_extremes, widened by plane_margin),
-// so every iterate is a sound bound and the best L_r seen is returned.
+// so every iterate is a sound bound and the best L_r seen is returned (optimize_row).
 //
 // Gradient. The backward pass is linear in Λ with sign-selected planes; its adjoint is
 // a forward sweep: the relaxed network evaluated at the worst-case input x*_k =
 // x̂_k − eps ∇||A_k||_q (A_k: the coefficients on frame k), every product replaced by
 // the plane its coefficient selected. Writing μ for the forward values, L_r equals the
-// spec row applied to μ at h_T (checked in tests), and for a plane with coefficient v,
+// objective row applied to μ (tests/test_optimized_sweep.py), and for a plane with coefficient v,
 // input values (μx, μy) and offset attained at (x*, y*) (envelope theorem):
 //     dL/da = v (μx − x*),   dL/db = v (μy − y*).
 // Only the selected side (lower for v >= 0, upper for v < 0) of a plane moves.
-// Step: gradient ascent in box-scaled coordinates, the largest move t; t grows x1.5 after
-// an improvement, halves (and the iterate returns to the best one) after a failure.
+// Steps: best responses (the tangent plane at the sweep's values, kept if tighter there),
+// then Adam in box-scaled coordinates (OptPlaneSet).
 #pragma once
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <vector>
+#include <limits>
+#include <utility>
 
+#include "bound_state.hpp"
 #include "dual_norm.hpp"
 #include "planes.hpp"
 #include "sign_rule.hpp"
@@ -208,6 +211,103 @@ void matvec(MatView<const T> W, const T* v, T* y, bool acc) {
     T s = acc ? y[r] : T(0);
     for (std::ptrdiff_t j = 0; j < W.cols; ++j) s += w[j] * v[j];
     y[r] = s;
+  }
+}
+
+// Test hook (opt_trace): at a generic point near `from` (every slope jittered by 1e-3
+// relative, so that each offset's extreme is unique: at a volume-minimal start it is not,
+// and the sweep's gradient is then a supergradient only), returns |g|^2 of the sweep's
+// gradient g and the finite difference of the bound along g (a step of 1e-7 in slope space).
+// bound() back-substitutes with the planes in own and records for the sweep; sweep(planes).
+template <class T, class Bound, class Sweep>
+std::pair<T, T> gradient_check(const std::vector<OptPlaneSet<T>>& from, const std::vector<PlaneBoxes<T>>& bx,
+                               std::vector<const PlaneSet<T>*>& own, unsigned long long seed, Bound&& bound,
+                               Sweep&& sweep) {
+  const std::size_t layers = from.size();
+  auto shift = [&](std::vector<OptPlaneSet<T>>& planes, auto&& delta) {
+    for (std::size_t j = 0; j < layers; ++j)
+      for (std::size_t i = 0; i < planes[j].P.aL.size(); ++i) {
+        OptPlaneSet<T>& o = planes[j];
+        o.P.aL[i] += delta(o.P.aL[i], o.gaL[i]); o.P.bL[i] += delta(o.P.bL[i], o.gbL[i]);
+        o.P.aU[i] += delta(o.P.aU[i], o.gaU[i]); o.P.bU[i] += delta(o.P.bU[i], o.gbU[i]);
+        o.refresh(bx[j], i, true);
+        o.refresh(bx[j], i, false);
+      }
+  };
+  auto use = [&](const std::vector<OptPlaneSet<T>>& planes) {
+    for (std::size_t j = 0; j < layers; ++j) own[j] = &planes[j].P;
+  };
+  std::vector<OptPlaneSet<T>> jit = from;
+  unsigned long long st = 0x9E3779B97F4A7C15ull + seed;
+  shift(jit, [&](T a, T) {
+    st = st * 6364136223846793005ull + 1442695040888963407ull;
+    const T u = T(static_cast<double>(st >> 11) * 0x1.0p-53) * T(2) - T(1);
+    return T(1e-3) * u * (T(1) + std::fabs(a));
+  });
+  use(jit);
+  const T L0 = bound();
+  for (auto& o : jit) o.zero_grad();
+  sweep(jit);
+  T gg = T(0);
+  for (const auto& o : jit)
+    for (std::size_t i = 0; i < o.gaL.size(); ++i)
+      gg += o.gaL[i] * o.gaL[i] + o.gbL[i] * o.gbL[i] + o.gaU[i] * o.gaU[i] + o.gbU[i] * o.gbU[i];
+  const T h = gg > T(0) ? T(1e-7) / std::sqrt(gg) : T(0);
+  shift(jit, [&](T, T g) { return h * g; });
+  const T L1 = bound();
+  use(from);
+  return {gg, h > T(0) ? (L1 - L0) / h : T(0)};
+}
+
+// One objective row: its own copies of the first `layers` plane layers (from init; own
+// points at them), iterations 0..iters. bound() back-substitutes the row with the copies
+// (recording what the sweep needs) and returns its lower bound; sweep(op) runs the adjoint
+// forward sweep on the copies (accumulating each plane's gradient) and returns the
+// objective at the sweep's values; then best responses (iterations < opt.br_iters) or Adam
+// steps. Returns the best bound seen. Test hook: trace (nullptr: off; 2 (iters + 1) + 2
+// entries) receives (L, sweep value) per iteration, then gradient_check's pair at the start.
+template <class T, class Bound, class Sweep>
+T optimize_row(const std::vector<OptPlaneSet<T>>& init, const std::vector<PlaneBoxes<T>>& bx,
+               std::ptrdiff_t layers, int iters, const OptSettings& opt, std::vector<OptPlaneSet<T>>& op,
+               std::vector<const PlaneSet<T>*>& own, Bound&& bound, Sweep&& sweep, T* trace = nullptr) {
+  op.assign(init.begin(), init.begin() + layers);
+  for (std::ptrdiff_t j = 0; j < layers; ++j) own[j] = &op[j].P;
+  T best = -std::numeric_limits<T>::infinity();
+  for (int it = 0; it <= iters; ++it) {
+    const T L = bound();
+    best = std::max(best, L);
+    if ((it == iters && !trace) || layers == 0) break;
+    for (auto& o : op) o.zero_grad();
+    const T Ls = sweep(op);
+    if (trace) {
+      trace[2 * it] = L;
+      trace[2 * it + 1] = Ls;
+      if (it == 0) {
+        const auto g = gradient_check<T>(op, bx, own, static_cast<unsigned long long>(layers), bound, sweep);
+        trace[2 * (iters + 1)] = g.first;
+        trace[2 * (iters + 1) + 1] = g.second;
+      }
+    }
+    if (it == iters) break;
+    for (std::ptrdiff_t j = 0; j < layers; ++j) {
+      if (it < opt.br_iters) op[j].tangent_response(bx[j]);
+      else op[j].adam_step(bx[j], it + 1 - opt.br_iters, T(opt.lr));
+    }
+  }
+  return best;
+}
+
+// [lo_i, hi_i] of m neurons tightened by the rows ±e_i; row(obj) is the best lower bound of
+// obj · layer (optimize_row). unit: m zeros, returned as zeros.
+template <class T, class Row>
+void refine_intervals(std::ptrdiff_t m, T* lo, T* hi, std::vector<T>& unit, Row&& row) {
+  for (std::ptrdiff_t i = 0; i < m; ++i) {
+    unit[i] = T(1);
+    lo[i] = std::max(lo[i], row(unit.data()));
+    unit[i] = T(-1);
+    hi[i] = std::min(hi[i], -row(unit.data()));
+    unit[i] = T(0);
+    if (lo[i] > hi[i]) std::swap(lo[i], hi[i]);  // crossed by rounding only (finish_stacked)
   }
 }
 

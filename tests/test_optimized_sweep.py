@@ -1,11 +1,13 @@
-"""GRU "optimized" planes (cpp/gru_backsub.hpp, cpp/gru_optim.hpp; RECURRENCES.md §4
-"GRU, shared z (optimized)") through the core's hidden keywords:
+""""optimized" planes (cpp/optim_planes.hpp, cpp/{lstm,gru}_optim.hpp; RECURRENCES.md §3b and
+§4 "GRU, shared z (optimized)") through the core's hidden keywords:
 
-- the forward sweep of the relaxed GRU at the worst-case input reproduces each margin row's
-  back-substituted lower bound at every iterate (the adjoint identity the gradient rests on);
-- at a generic point the sweep's slope gradient g matches a finite difference along g;
-- the result is never below the shared-z pass it starts from, and upper bounds are unchanged;
-- opt_iters = 0 is the shared-z pass itself.
+- LSTM and GRU: the forward sweep of the relaxed network at the worst-case input reproduces
+  each margin row's back-substituted lower bound at every iterate (the adjoint identity the
+  gradient rests on), and at a generic point the sweep's slope gradient g matches a finite
+  difference along g;
+- GRU: with the margins alone optimised the result is never below the shared-z pass it
+  starts from and everything else is unchanged; refining the intermediate intervals narrows
+  them; opt_iters = 0 is the shared-z pass itself.
 """
 from __future__ import annotations
 
@@ -18,9 +20,9 @@ from popqorn_fast import _core
 from test_oracle_agreement import DATA, fixture_args, load_fixture, random_args
 
 
-def cases():
+def cases(kind: str):
     out = []
-    for name in ("gru_T8_h16.npz", "gru_T4_h24.npz"):
+    for name in (f"{kind}_T8_h16.npz", f"{kind}_T4_h24.npz"):
         d = load_fixture(DATA / name)
         T = d["X"].shape[1]
         mask_last = np.zeros(T, bool)
@@ -32,20 +34,22 @@ def cases():
     for j, (s, n, T) in enumerate([(3, 2, 2), (5, 4, 3), (7, 3, 5), (4, 3, 4)]):
         p = [1.0, 2.0, math.inf, 2.0][j]
         mask = np.ones(T, bool) if j % 2 == 0 else rng.random(T) < 0.7
-        out.append((f"random/{s}x{n}x{T}/p={p}", random_args("gru", rng, s, n, T, p, mask, targeted=False,
-                                                            init_state=bool(j % 2), eps=0.1, planes="optimized")))
+        out.append((f"{kind}/random/{s}x{n}x{T}/p={p}", random_args(kind, rng, s, n, T, p, mask, targeted=False,
+                                                                   init_state=bool(j % 2), eps=0.1,
+                                                                   planes="optimized")))
     return out
 
 
-CASES = cases()
+CASES = cases("gru")
+SWEEP_CASES = [("lstm", *c) for c in cases("lstm")] + [("gru", *c) for c in CASES]
 
 
-@pytest.mark.parametrize("label,args", CASES, ids=[c[0] for c in CASES])
-def test_sweep_equals_backsubstitution_and_gradient(label, args):
+@pytest.mark.parametrize("kind,label,args", SWEEP_CASES, ids=[c[1] for c in SWEEP_CASES])
+def test_sweep_equals_backsubstitution_and_gradient(kind, label, args):
     # best responses only: Adam steps (lr 0.01) can blow the slopes up (every iterate stays
     # sound, but with slopes ~1e5 the two evaluations differ by cancellation, not by a bug)
     iters = 8
-    out = _core.gru_bounds(*args, opt_iters=iters, opt_br=iters, opt_trace=True)
+    out = getattr(_core, f"{kind}_bounds")(*args, opt_iters=iters, opt_br=iters, opt_trace=True)
     tr = out["opt_trace_lower"]
     assert tr.shape == (args[9].shape[0], 2 * (iters + 1) + 2)
     back, fwd = tr[:, 0:2 * (iters + 1):2], tr[:, 1:2 * (iters + 1):2]
