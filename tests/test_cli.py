@@ -147,21 +147,22 @@ def test_verify_rejects_another_model(certs_file):
     assert "0 hold, 6 failed" in r.stdout and "another model" in r.stdout
 
 
-def test_certify_and_verify_with_frames_target_planes(tmp_path):
-    """Options travel into the certificates and verify uses them (an LSTM, 1-D planes)."""
+@pytest.mark.parametrize("planes", ["1d", "optimized"])
+def test_certify_and_verify_with_frames_target_planes(tmp_path, planes):
+    """Options travel into the certificates and verify uses them (an LSTM; 1-D and optimised planes)."""
     with np.load(DATA / "lstm_T8_h16.npz") as d:
         X, y = d["X"][:2], d["y"][:2]
     np.save(tmp_path / "x.npy", X)
     target = (int(y[0]) + 1) % 10 if int(y[1]) != (int(y[0]) + 1) % 10 else (int(y[0]) + 2) % 10
     out = tmp_path / "c.json"
     assert cli.main(["certify", str(DATA / "lstm_T8_h16.npz"), str(tmp_path / "x.npy"), "--frames", "2", "5",
-                     "--target", str(target), "--planes", "1d", "--norm", "1", "--out", str(out),
+                     "--target", str(target), "--planes", planes, "--norm", "1", "--out", str(out),
                      "--no-progress"]) == 0
     doc = json.loads(out.read_text())
     w = pf.load_model(DATA / "lstm_T8_h16.npz")
     for i, rec in enumerate(doc["certificates"]):
-        want = pf.certify(w, X[i], 10.0, p=1, frames=[2, 5], target=target, planes="1d")
-        assert rec["frames"] == [2, 5] and rec["target"] == target and rec["planes"] == "1d"
+        want = pf.certify(w, X[i], 10.0, p=1, frames=[2, 5], target=target, planes=planes)
+        assert rec["frames"] == [2, 5] and rec["target"] == target and rec["planes"] == planes
         assert rec["eps"] == want.eps > 0 and len(rec["margin_lower"]) == 1
     r = run("verify", out)  # MODEL defaults to the recorded path
     assert r.returncode == 0 and "2 hold, 0 failed" in r.stdout, r.stdout + r.stderr
