@@ -17,7 +17,7 @@ from popqorn_fast.bisection import MAX_PASSES, search_radius
 from soundness.checks import check_bounds_at, samples_for
 from soundness.models import KINDS, random_weights
 
-PLANES = ("exact", "1d", "constant")
+PLANES = ("exact", "optimized", "1d", "constant")
 PS = (1.0, 2.0, np.inf)
 
 
