@@ -40,8 +40,9 @@ inline T shared_z_mu(T v, const PlaneSet<T>& Pu, const PlaneSet<T>& Pm, std::siz
 
 // Λ (R x s) on h_k -> Λ_u (ou), Λ_{h,k-1} (oh) and Λ_yz (oz), all assigned; d[r] += constants.
 template <class T>
-void pass_shared_z(MatView<const T> L, const PlaneSet<T>& Pu, const PlaneSet<T>& Pm, const LineSet<T>& lz,
-                   MatView<T> ou, MatView<T> oh, MatView<T> oz, T* d) {
+PQ_ALWAYS_INLINE void pass_shared_z_body(MatView<const T> L, const PlaneSet<T>& Pu, const PlaneSet<T>& Pm,
+                                         const LineSet<T>& lz, MatView<T> ou, MatView<T> oh, MatView<T> oz,
+                                         T* d) {
   const std::ptrdiff_t s = L.cols;
   for (std::ptrdiff_t r = 0; r < L.rows; ++r) {
     const T* lam = L.row(r);
@@ -63,6 +64,24 @@ void pass_shared_z(MatView<const T> L, const PlaneSet<T>& Pu, const PlaneSet<T>&
              (cw + mu * W::pick(mu, W::ld(lz.bl.data() + i), W::ld(lz.bu.data() + i)));
     });
   }
+}
+
+// pass_shared_z_body for the baseline ISA and, chosen at run time, AVX2 (as sign_rule.hpp's passes).
+#if PQ_X86_DISPATCH && !defined(__AVX2__)
+namespace detail {
+template <class T>
+PQ_TARGET_AVX2 void pass_shared_z_avx2(MatView<const T> L, const PlaneSet<T>& Pu, const PlaneSet<T>& Pm,
+                                       const LineSet<T>& lz, MatView<T> ou, MatView<T> oh, MatView<T> oz, T* d) {
+  pass_shared_z_body(L, Pu, Pm, lz, ou, oh, oz, d);
+}
+}  // namespace detail
+#endif
+
+template <class T>
+void pass_shared_z(MatView<const T> L, const PlaneSet<T>& Pu, const PlaneSet<T>& Pm, const LineSet<T>& lz,
+                   MatView<T> ou, MatView<T> oh, MatView<T> oz, T* d) {
+  PQ_SIGN_RULE_DISPATCH(pass_shared_z_avx2(L, Pu, Pm, lz, ou, oh, oz, d));
+  pass_shared_z_body(L, Pu, Pm, lz, ou, oh, oz, d);
 }
 
 }  // namespace pq
