@@ -1,12 +1,12 @@
 """What each technique of planes="optimized" gives (issue 11), against auto_LiRPA CROWN.
 
-For the trained LSTMs and GRUs, the first ten inputs, p = 2 and inf, prints the mean
+For the trained models, the first ten inputs, p = 2 and inf, prints the mean
 certified ε as a ratio to the CROWN radii (tests/data/lirpa_crown_eps.json, copied from
 the shared reference) with the smallest per-input ratio, for:
 
 - exact: POPQORN's volume-minimal planes (the default);
 - GRU only, shared z: σ(y^z) relaxed once (RECURRENCES.md §4 "GRU, shared z"), exact planes;
-- margins: own planes per margin row (best responses), intermediate bounds as above;
+- margins: own planes (RNN: lines) per margin row (best responses), intermediate bounds as above;
 - optimized: also every intermediate interval refined by its own rows (the public method).
 
 "exact" and "optimized" run through the public certify (their seconds per input are the
@@ -34,7 +34,7 @@ from popqorn_fast.bisection import search_radius
 from popqorn_fast.specification import fold_specification, margin_classes
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
-MODELS = ("lstm_T8_h16", "lstm_T4_h24", "gru_T8_h16", "gru_T4_h24")
+MODELS = ("lstm_T8_h16", "lstm_T4_h24", "gru_T8_h16", "gru_T4_h24", "rnn_tanh_T16_h16", "rnn_relu_T4_h16")
 
 
 def core_radius(w, x, label: int, p: float, planes: str, **kw) -> float:
@@ -43,6 +43,8 @@ def core_radius(w, x, label: int, p: float, planes: str, **kw) -> float:
     sw, sb = fold_specification(w.out_weight, w.out_bias, label, classes)
     mask = np.ones(x.shape[0], bool)
     fn = getattr(_core, f"{w.kind}_bounds")
+    if w.kind == "rnn":  # the RNN core takes planes as a keyword (backend._core_pass)
+        kw = dict(kw, planes=planes)
     logits = w.logits(x)
     clean = float(np.min(logits[label] - logits[classes]))
 

@@ -56,8 +56,8 @@ pq::MatView<const double> mat(const Arr& a) {
           static_cast<std::ptrdiff_t>(a.shape(1))};
 }
 
-// "optimized" = exact planes for the intermediate bounds, then per-row slope optimisation
-// of the final margins (optim_planes.hpp).
+// "optimized" = the exact pass with every intermediate bound and margin row also bounded by
+// its own planes / lines (RECURRENCES.md §3b; optim_planes.hpp, optim_lines.hpp).
 pq::PlaneMethod parse_planes(const std::string& s, pq::OptSettings& opt, int opt_iters, double opt_lr, int opt_br) {
   if (s == "optimized") {
     opt.br_iters = opt_br;
@@ -130,7 +130,8 @@ std::ptrdiff_t input_size(const Arr& w_ih, std::ptrdiff_t rows) {
 
 py::dict rnn(const Arr& w_ih, const Arr& w_hh, const Arr& bias, const Arr& h0,
              const std::string& activation, const Arr& x, double eps, double p,
-             const BoolArr& mask, const Arr& spec_w, const Arr& spec_b, bool want_states) {
+             const BoolArr& mask, const Arr& spec_w, const Arr& spec_b, bool want_states,
+             const std::string& planes, int opt_iters, int opt_inter, int opt_inter_iters, bool opt_trace) {
   const std::ptrdiff_t s = hidden_size(w_hh, 1), n = input_size(w_ih, s);
   check(w_ih, "weight_ih", {s, n});
   check(w_hh, "weight_hh", {s, s});
@@ -141,6 +142,12 @@ py::dict rnn(const Arr& w_ih, const Arr& w_hh, const Arr& bias, const Arr& h0,
   else if (activation == "relu") net.act = pq::Activation::Relu;
   else throw pq::InvalidArgument("activation must be \"tanh\" or \"relu\", got \"" + activation + "\"");
   net.w_ih = mat(w_ih); net.w_hh = mat(w_hh); net.bias = bias.data(); net.h0 = h0.data();
+  // no products: the plane methods are all the §2 lines, "optimized" the lines of §3b
+  parse_planes(planes, net.opt, opt_iters, 0.01, opt_iters);
+  if (opt_inter < 0 || opt_inter_iters < 0) throw pq::InvalidArgument("opt_inter and opt_inter_iters must be >= 0");
+  net.opt.inter_steps = opt_inter;
+  net.opt.inter_iters = opt_inter_iters;
+  net.opt.trace = opt_trace;
   const auto pc = common(x, eps, p, mask, spec_w, spec_b, want_states, n, s);
   pq::BoundResult<double> r;
   {
@@ -236,6 +243,8 @@ void bind_backsub(py::module_& m) {
   using namespace pybind11::literals;
   m.def("rnn_bounds", &rnn, "weight_ih"_a, "weight_hh"_a, "bias"_a, "h0"_a, "activation"_a, "x"_a,
         "eps"_a, "p"_a, "frame_mask"_a, "spec_weight"_a, "spec_bias"_a, "want_states"_a = false,
+        "planes"_a = "exact", "opt_iters"_a = 6, "opt_inter"_a = 1 << 20, "opt_inter_iters"_a = 1,
+        "opt_trace"_a = false,
         "Bounds of spec_weight @ h_T + spec_bias for a vanilla RNN (RECURRENCES.md §0, §4).");
   m.def("lstm_bounds", &lstm, "weight_ih"_a, "weight_hh"_a, "bias"_a, "h0"_a, "c0"_a, "x"_a,
         "eps"_a, "p"_a, "frame_mask"_a, "spec_weight"_a, "spec_bias"_a, "planes"_a = "exact",

@@ -35,6 +35,18 @@ struct PassCommon {
   bool want_states = false;
 };
 
+// "optimized" relaxations (RECURRENCES.md §3b; optim_planes.hpp, optim_lines.hpp): per margin
+// row `iters` iterations on that row's own planes / lines (iters = 0: off), the first
+// `br_iters` best responses, then Adam steps of size `lr` (planes only).
+struct OptSettings {
+  int iters = 0;
+  double lr = 0.02;
+  int br_iters = 0;
+  int inter_steps = 0;  // intermediate bounds of the last inter_steps steps optimised too,
+  int inter_iters = 1;  // with this many iterations (best responses) per bound
+  bool trace = false;   // also return per margin row and iteration (backward L, sweep L) (tests)
+};
+
 // z_t = W_ih x_t + W_hh h_{t-1} + b, h_t = φ(z_t).
 template <class T>
 struct RnnNet {
@@ -42,17 +54,7 @@ struct RnnNet {
   const T* bias = nullptr;      // (s,) = b_ih + b_hh
   const T* h0 = nullptr;        // (s,)
   Activation act = Activation::Tanh;
-};
-
-// "optimized" planes (optim_planes.hpp): after the pass with exact planes, `iters`
-// Adam steps of size `lr` per margin row on that row's plane slopes (iters = 0: off).
-struct OptSettings {
-  int iters = 0;
-  double lr = 0.02;
-  int br_iters = 0;  // the first br_iters iterations are best responses (tangent at the sweep's values)
-  int inter_steps = 0;  // intermediate bounds of the last inter_steps steps optimised too,
-  int inter_iters = 1;  // with this many iterations (best responses) per bound
-  bool trace = false;  // GRU: also return per row and iteration (backward L, forward-sweep L) (tests)
+  OptSettings opt;  // iters > 0: "optimized" lines (optim_lines.hpp)
 };
 
 // Gates stacked i, f, g, o: y_t = W_ih x_t + W_hh h_{t-1} + b.

@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <vector>
 #include <limits>
+#include <type_traits>
 #include <utility>
 
 #include "bound_state.hpp"
@@ -150,6 +151,11 @@ struct OptPlaneSet {
       (lower ? ysL[i] : ysU[i]) = oys;
     }
   }
+  // Iteration `it` of optimize_row: a best response for it < br_iters, else an Adam step.
+  void improve(const PlaneBoxes<T>& bx, int it, const OptSettings& opt) {
+    if (it < opt.br_iters) tangent_response(bx);
+    else adam_step(bx, it + 1 - opt.br_iters, T(opt.lr));
+  }
   // Adam ascent step (iteration it >= 1) in the box-scaled coordinates; refreshes the
   // offsets of the slopes that moved.
   void adam_step(const PlaneBoxes<T>& bx, int it, T lr) {
@@ -264,12 +270,14 @@ std::pair<T, T> gradient_check(const std::vector<OptPlaneSet<T>>& from, const st
 // (recording what the sweep needs) and returns its lower bound; sweep(op) runs the adjoint
 // forward sweep on the copies (accumulating each plane's gradient) and returns the
 // objective at the sweep's values; then best responses (iterations < opt.br_iters) or Adam
-// steps. Returns the best bound seen. Test hook: trace (nullptr: off; 2 (iters + 1) + 2
-// entries) receives (L, sweep value) per iteration, then gradient_check's pair at the start.
-template <class T, class Bound, class Sweep>
-T optimize_row(const std::vector<OptPlaneSet<T>>& init, const std::vector<PlaneBoxes<T>>& bx,
-               std::ptrdiff_t layers, int iters, const OptSettings& opt, std::vector<OptPlaneSet<T>>& op,
-               std::vector<const PlaneSet<T>*>& own, Bound&& bound, Sweep&& sweep, T* trace = nullptr) {
+// steps (Layer::improve). Layer: OptPlaneSet (own[j] -> its PlaneSet) or OptLineSet
+// (optim_lines.hpp). Returns the best bound seen. Test hook: trace (nullptr: off;
+// 2 (iters + 1) + 2 entries) receives (L, sweep value) per iteration, then for planes
+// gradient_check's pair at the start.
+template <class T, class Layer, class Boxes, class Relax, class Bound, class Sweep>
+T optimize_row(const std::vector<Layer>& init, const std::vector<Boxes>& bx, std::ptrdiff_t layers, int iters,
+               const OptSettings& opt, std::vector<Layer>& op, std::vector<const Relax*>& own, Bound&& bound,
+               Sweep&& sweep, T* trace = nullptr) {
   op.assign(init.begin(), init.begin() + layers);
   for (std::ptrdiff_t j = 0; j < layers; ++j) own[j] = &op[j].P;
   T best = -std::numeric_limits<T>::infinity();
@@ -282,17 +290,16 @@ T optimize_row(const std::vector<OptPlaneSet<T>>& init, const std::vector<PlaneB
     if (trace) {
       trace[2 * it] = L;
       trace[2 * it + 1] = Ls;
-      if (it == 0) {
-        const auto g = gradient_check<T>(op, bx, own, static_cast<unsigned long long>(layers), bound, sweep);
-        trace[2 * (iters + 1)] = g.first;
-        trace[2 * (iters + 1) + 1] = g.second;
+      if constexpr (std::is_same_v<Layer, OptPlaneSet<T>>) {  // lines: best responses only
+        if (it == 0) {
+          const auto g = gradient_check<T>(op, bx, own, static_cast<unsigned long long>(layers), bound, sweep);
+          trace[2 * (iters + 1)] = g.first;
+          trace[2 * (iters + 1) + 1] = g.second;
+        }
       }
     }
     if (it == iters) break;
-    for (std::ptrdiff_t j = 0; j < layers; ++j) {
-      if (it < opt.br_iters) op[j].tangent_response(bx[j]);
-      else op[j].adam_step(bx[j], it + 1 - opt.br_iters, T(opt.lr));
-    }
+    for (std::ptrdiff_t j = 0; j < layers; ++j) op[j].improve(bx[j], it, opt);
   }
   return best;
 }

@@ -7,7 +7,9 @@
   difference along g;
 - GRU: with the margins alone optimised the result is never below the shared-z pass it
   starts from and everything else is unchanged; refining the intermediate intervals narrows
-  them; opt_iters = 0 is the shared-z pass itself.
+  them; opt_iters = 0 is the shared-z pass itself;
+- RNN (optimized 1-D lines, cpp/optim_lines.hpp): the same sweep identity, margins never
+  below the exact pass's, pre-activation intervals narrower in total.
 """
 from __future__ import annotations
 
@@ -42,6 +44,46 @@ def cases(kind: str):
 
 CASES = cases("gru")
 SWEEP_CASES = [("lstm", *c) for c in cases("lstm")] + [("gru", *c) for c in CASES]
+
+
+def rnn_cases():
+    out = []
+    for name in ("rnn_tanh_T16_h16.npz", "rnn_relu_T4_h16.npz"):
+        d = load_fixture(DATA / name)
+        T = d["X"].shape[1]
+        for idx, eps, p in [(0, 0.02, 2.0), (1, 0.01, math.inf), (2, 0.05, 1.0)]:
+            out.append((f"{name}/{idx}/p={p}", fixture_args(d, idx, eps, p, np.ones(T, bool), "exact")))
+    rng = np.random.default_rng(32)
+    for j, (s, n, T) in enumerate([(3, 2, 2), (5, 4, 3), (7, 3, 5)]):
+        mask = np.ones(T, bool) if j % 2 == 0 else rng.random(T) < 0.7
+        out.append((f"rnn/random/{s}x{n}x{T}", random_args("rnn", rng, s, n, T, 2.0, mask, targeted=False,
+                                                          init_state=bool(j % 2), eps=0.1,
+                                                          act=["tanh", "relu", "tanh"][j])))
+    return out
+
+
+RNN_CASES = rnn_cases()
+
+
+@pytest.mark.parametrize("label,args", RNN_CASES, ids=[c[0] for c in RNN_CASES])
+def test_rnn_optimized_lines(label, args):
+    """RNN "optimized" lines: the sweep reproduces each margin row's bound at every iterate,
+    the margins' lower bounds never fall below the exact pass's, and the pre-activation
+    intervals narrow in total."""
+    iters = 4
+    base = _core.rnn_bounds(*args)
+    out = _core.rnn_bounds(*args, planes="optimized", opt_iters=iters, opt_trace=True)
+    tr = out["opt_trace_lower"]
+    back, fwd = tr[:, 0:2 * (iters + 1):2], tr[:, 1:2 * (iters + 1):2]
+    np.testing.assert_allclose(fwd, back, rtol=1e-9, atol=1e-9 * np.max(np.abs(back)), err_msg=label)
+    assert np.all(out["lower"] >= back.max(axis=1) - 1e-12 * np.maximum(1, np.abs(back.max(axis=1))))
+    margins_only = _core.rnn_bounds(*args, planes="optimized", opt_inter=0)
+    assert np.all(margins_only["lower"] >= base["lower"]), label
+    np.testing.assert_array_equal(margins_only["upper"], base["upper"])
+    full = _core.rnn_bounds(*args, planes="optimized")
+    w_base = base["pre_upper"] - base["pre_lower"]
+    w_full = full["pre_upper"] - full["pre_lower"]
+    assert w_full.sum() <= w_base.sum() + 1e-9, label
 
 
 @pytest.mark.parametrize("kind,label,args", SWEEP_CASES, ids=[c[1] for c in SWEEP_CASES])

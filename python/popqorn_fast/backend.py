@@ -59,7 +59,10 @@ def _core_pass(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.ndarr
     from . import _core
 
     fn = getattr(_core, f"{weights.kind}_bounds")
-    return fn(*pass_arguments(weights, x, eps, p, mask, spec_w, spec_b, planes, want_states))
+    # RNNs have no products: planes only says "optimized" lines or not (a keyword, so that
+    # pass_arguments stays the oracle's signature)
+    kw = {"planes": planes} if weights.kind == "rnn" else {}
+    return fn(*pass_arguments(weights, x, eps, p, mask, spec_w, spec_b, planes, want_states), **kw)
 
 
 def pass_arguments(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.ndarray,

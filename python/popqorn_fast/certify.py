@@ -89,12 +89,14 @@ def bound_margins(weights: Any, x: Any, eps: float, p: Any = 2, target: Any = No
     frames : sequence of int, optional
         Perturbed frames (0-based); default all.
     planes : {"exact", "optimized", "1d", "constant"}
-        Relaxation of the LSTM/GRU products (ignored for RNNs). ``"exact"``: POPQORN's
-        volume-minimal planes with exact offsets. ``"optimized"``: every bound (the
-        intermediate intervals and the margins) gets its own planes, their slopes chosen
-        for that bound (tangent at the worst-case trajectory), offsets still exact. Tighter
-        (1.07-1.2x the "exact" radius on the shared trained models, ~1 % on random ones) and
-        10-35x slower (measured for T <= 16, h <= 64; the gap grows with T and h); CPU only.
+        Relaxation of the LSTM/GRU products. ``"exact"``: POPQORN's volume-minimal planes
+        with exact offsets. ``"optimized"`` (also for RNNs, on their tanh/ReLU lines):
+        every bound (the intermediate intervals and the margins) gets its own planes or
+        lines, their slopes chosen for that bound (tangent at the worst-case trajectory),
+        offsets still exact. Tighter (1.03-1.22x the "exact" radius on the shared trained
+        models, ~1 % on random ones) and 10-35x slower (measured for T <= 16, h <= 64; the
+        gap grows with T and h); CPU only. "1d" and "constant" are baselines for the
+        products (equal to "exact" for RNNs).
     label : int, optional
         Class whose margins are bounded; default the model's prediction.
 
@@ -149,7 +151,7 @@ def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any
     pr = _problem(weights, x, p, target, frames, planes, label)
     if pr.label != pr.predicted:  # nothing is proven: no margin bounds
         return _misclassified(pr, t0)
-    if pr.planes == "optimized" and pr.weights.kind != "rnn":  # a cheap "exact" search aims the costly probes
+    if pr.planes == "optimized":  # a cheap "exact" search first aims the costly probes
         first = _search(replace(pr, planes="exact"), eps_max, rtol_v, {})
         if first.eps >= eps_max:  # certified up to the cap: nothing left to tighten
             margins: dict[float, np.ndarray] = {}

@@ -1,0 +1,83 @@
+// "optimized" 1-D lines of the vanilla RNN (issue 11; RECURRENCES.md §3b): each objective
+// row gets its own copy of every step's lines. A line is valid whatever its slope, because
+// its offset is the exact extreme of φ(z) − a z over [l, u] (the endpoints, the stationary
+// points φ'(z) = a of tanh / sigmoid in closed form, ReLU's kink), widened by the §2
+// margin (lines.hpp line_margin). Best response: the tangent at the row's forward-sweep
+// value (clipped to [l, u]; ReLU: slope 1 right of the kink, 0 left of it), kept if tighter
+// there than the current side.
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <limits>
+#include <vector>
+
+#include "bound_state.hpp"
+#include "lines.hpp"
+#include "sign_rule.hpp"
+
+namespace pq {
+
+// The intervals [l, u] of one layer of s neurons (fixed while optimising).
+template <class T>
+struct LineBoxes {
+  Activation fn = Activation::Tanh;
+  std::vector<T> l, u;
+  void set(Activation f, const T* lo, const T* hi, std::ptrdiff_t s) {
+    fn = f;
+    l.assign(lo, lo + s);
+    u.assign(hi, hi + s);
+  }
+};
+
+namespace detail {
+// max (want_max) or min over z in [l, u] of φ(z) − a z: every candidate extreme.
+template <class T>
+T line_extreme(Activation fn, T a, T l, T u, bool want_max) {
+  if (fn != Activation::Relu) return line_offset(fn, a, l, u, want_max);
+  T best = phi(fn, l) - a * l;
+  const T gu = phi(fn, u) - a * u;
+  best = want_max ? std::max(best, gu) : std::min(best, gu);
+  if (l < T(0) && T(0) < u) best = want_max ? std::max(best, T(0)) : std::min(best, T(0));
+  return best;
+}
+}  // namespace detail
+
+template <class T>
+struct OptLineSet {
+  LineSet<T> P;                 // what the backward pass reads
+  std::vector<T> mzv, vv;       // last sweep: input value and coefficient per neuron
+  void init_from(const LineSet<T>& src, const LineBoxes<T>&) { P = src; }
+  void zero_grad() {}
+  // Exact offset of side `lower` of neuron i for its current slope.
+  void refresh(const LineBoxes<T>& bx, std::size_t i, bool lower) {
+    const T a = lower ? P.al[i] : P.au[i];
+    const T c = detail::line_extreme(bx.fn, a, bx.l[i], bx.u[i], !lower);
+    const T m = detail::line_margin(bx.fn, a, bx.l[i], bx.u[i]);
+    (lower ? P.bl[i] : P.bu[i]) = lower ? c - m : c + m;
+  }
+  // The line selected by coefficient v at input mz (recorded for the best response).
+  T eval(std::size_t i, T v, T mz) {
+    if (mzv.size() != P.al.size()) { mzv.assign(P.al.size(), T(0)); vv = mzv; }
+    mzv[i] = mz;
+    vv[i] = v;
+    return v >= T(0) ? P.al[i] * mz + P.bl[i] : P.au[i] * mz + P.bu[i];
+  }
+  void improve(const LineBoxes<T>& bx, int, const OptSettings&) {
+    for (std::size_t i = 0; i < vv.size(); ++i) {
+      const T v = vv[i];
+      if (v == T(0) || !(bx.l[i] < bx.u[i])) continue;
+      const bool lower = v >= T(0);
+      const T z = std::min(std::max(mzv[i], bx.l[i]), bx.u[i]);
+      const T slope = bx.fn == Activation::Relu ? (z > T(0) ? T(1) : T(0)) : detail::dphi(bx.fn, z);
+      T& a = lower ? P.al[i] : P.au[i];
+      T& b = lower ? P.bl[i] : P.bu[i];
+      const T olda = a, oldb = b, before = a * mzv[i] + b;
+      a = slope;
+      refresh(bx, i, lower);
+      const T after = a * mzv[i] + b;
+      if (lower ? !(after > before) : !(after < before)) { a = olda; b = oldb; }
+    }
+  }
+};
+
+}  // namespace pq
