@@ -1,4 +1,4 @@
-"""popqorn_fast next to auto_LiRPA (CROWN), run live when auto_LiRPA is installed.
+"""popqorn_fast next to auto_LiRPA (CROWN, alpha-CROWN, IBP), run live when auto_LiRPA is installed.
 
 Same model, same inputs, same threat model (every frame in its own lp ball of
 radius eps, untargeted, no clipping) and the same eps search on both sides
@@ -7,8 +7,28 @@ eps0 = 0.1, double/halve, bisect until hi - lo <= 1e-3 lo). Prints eps and
 seconds side by side with the ratios.
 
     python bench/compare_auto_lirpa.py [--models tests/data/*.npz] [--norms 2 inf] \
-        [-n 3] [--indices 0 1 2] [--method CROWN|IBP] \
+        [-n 3] [--indices 0 1 2] [--method CROWN [CROWN-Optimized IBP ...]] \
+        [--alpha-iterations 20] [--lr-alpha 0.5] [--alpha-search bisect|aimed] \
+        [--planes exact [optimized ...]] \
         [--bound-opt s_shaped_disable_smoothness_enhancement=true] [--md out.md]
+
+Several --method values run one after the other on the same input (each with
+its own BoundedModule); several --planes values give one popqorn_fast search
+each. Ratios: every ours-planes eps over every LiRPA eps, and every later
+LiRPA method over the first one.
+
+alpha-CROWN is auto_LiRPA's `CROWN-Optimized` (alias `alpha-CROWN`):
+CROWN whose relaxation slopes (alphas of the tanh / sigmoid / Mul nodes) are
+optimised by Adam for the final bound, set through
+set_bound_opts({'optimize_bound_args': {'iteration': N, 'lr_alpha': lr}});
+everything else is auto_LiRPA's default optimize_bound_args (intermediate
+bounds fixed at their CROWN values, alphas re-initialised from CROWN on every
+call, keep_best). Each eps probe of the search is one such optimisation, about
+70x the cost of a CROWN call on the T = 8 models. `--alpha-search aimed` cuts
+the number of probes: popqorn_fast's own search_radius fed with the smallest
+margin lower bound (secant/parabola-aimed probes, same stopping rule
+hi - lo <= rtol lo), started at the eps the first (non-optimised) method found
+on that input; the reported eps is still a probed, certified value.
 
 Encoding: the network is unrolled into an explicit torch module (b_ih + b_hh
 folded where PyTorch adds them, PyTorch gate orders i,f,g,o / r,z,n, zero
@@ -25,6 +45,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
+import contextlib
 import platform
 import sys
 import time
@@ -36,6 +57,7 @@ import popqorn_fast as pf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare_reference import search  # noqa: E402  (the same eps search for every tool)
+from popqorn_fast.bisection import search_radius  # noqa: E402
 
 
 def unrolled_module(w, T):
@@ -111,14 +133,17 @@ def unrolled_module(w, T):
 
 
 class Lirpa:
-    def __init__(self, w, T, n, bound_opts=None, method="CROWN"):
+    def __init__(self, w, T, n, bound_opts=None, method="CROWN", optimize_args=None):
         import torch
         from auto_LiRPA import BoundedModule
         self.torch, self.method = torch, method
+        self.optimized = method.lower() in ("crown-optimized", "alpha-crown")
         self.net = unrolled_module(w, T)
         dummy = tuple(torch.zeros(1, n) for _ in range(T))
         self.model = BoundedModule(self.net, dummy, bound_opts=bound_opts or {}, device="cpu",
                                    verbose=False)
+        if self.optimized and optimize_args:
+            self.model.set_bound_opts({"optimize_bound_args": dict(optimize_args)})
         self.C_out = w.out_weight.shape[0]
 
     def spec(self, label):
@@ -132,10 +157,14 @@ class Lirpa:
         torch = self.torch
         xs = tuple(BoundedTensor(torch.tensor(x[t:t + 1], dtype=torch.float32),
                                  PerturbationLpNorm(norm=p, eps=eps)) for t in range(x.shape[0]))
-        with torch.no_grad():
+        # alpha-CROWN differentiates the bound with respect to its slopes: no no_grad there
+        with contextlib.nullcontext() if self.optimized else torch.no_grad():
             lb, _ = self.model.compute_bounds(x=xs, C=self.spec(label), method=self.method,
                                               bound_upper=False)
-        return lb[0].double().numpy()
+        return lb[0].detach().double().numpy()
+
+    def margin(self, x, label, eps, p):
+        return float(np.min(self.lower(x, label, eps, p)))
 
     def check(self, x, label, eps, p):
         return bool(np.all(self.lower(x, label, eps, p) > 0))
@@ -159,7 +188,17 @@ def main() -> None:
     ap.add_argument("--norms", nargs="+", default=["2", "inf"])
     ap.add_argument("-n", type=int, default=3, help="first n correctly classified stored inputs")
     ap.add_argument("--indices", nargs="*", type=int, help="these test indices instead of -n")
-    ap.add_argument("--method", default="CROWN")
+    ap.add_argument("--method", nargs="+", default=["CROWN"],
+                    help="auto_LiRPA methods (CROWN, CROWN-Optimized / alpha-CROWN, IBP, ...)")
+    ap.add_argument("--alpha-iterations", type=int, default=20,
+                    help="optimize_bound_args['iteration'] of alpha-CROWN (auto_LiRPA's default)")
+    ap.add_argument("--lr-alpha", type=float, default=0.5,
+                    help="optimize_bound_args['lr_alpha'] of alpha-CROWN (auto_LiRPA's default)")
+    ap.add_argument("--alpha-search", choices=["bisect", "aimed"], default="bisect",
+                    help="eps search of alpha-CROWN: the common bisection from 0.1, or margin-aimed "
+                         "from the first method's eps (see the docstring)")
+    ap.add_argument("--planes", nargs="+", default=["exact"],
+                    help="popqorn_fast planes, one search each (exact, optimized, 1d, constant)")
     ap.add_argument("--bound-opt", action="append", default=[],
                     help="auto_LiRPA bound_opts entry KEY=VALUE (repeatable)")
     ap.add_argument("--rtol", type=float, default=1e-3)
@@ -173,26 +212,38 @@ def main() -> None:
         sys.exit(f"auto_LiRPA and torch are needed for this comparison ({e})")
     torch.set_num_threads(1)
     opts = dict(_parse_opt(s) for s in args.bound_opt)
+    opt_args = {"iteration": args.alpha_iterations, "lr_alpha": args.lr_alpha}
+    short = {"crown-optimized": "aCROWN", "alpha-crown": "aCROWN"}
+    mname = [short.get(m.lower(), m) for m in args.method]
     print(f"# python {platform.python_version()}, torch {torch.__version__}, auto_LiRPA "
           f"{auto_LiRPA.__version__}, numpy {np.__version__}, popqorn_fast "
-          f"{getattr(pf, '__version__', '?')}; method={args.method}, bound_opts={opts}, rtol={args.rtol}")
-    head = ("| model | p | input | LiRPA eps | ours eps | ours/LiRPA | LiRPA s | ours s | LiRPA/ours time | "
-            "LiRPA calls | ours passes |")
-    lines = [head, "|" + "---|" * 11]
+          f"{getattr(pf, '__version__', '?')}; methods={args.method}, bound_opts={opts}, "
+          f"optimize_bound_args={opt_args if any(m == 'aCROWN' for m in mname) else '-'}, "
+          f"planes={args.planes}, rtol={args.rtol}")
+    ratio_cols = [f"{pl}/{m}" for pl in args.planes for m in mname] + \
+                 [f"{m}/{mname[0]}" for m in mname[1:]]
+    cols = (["model", "p", "input"] + [f"{m} eps" for m in mname] +
+            [f"ours {pl} eps" for pl in args.planes] + ratio_cols +
+            [f"{m} s" for m in mname] + [f"ours {pl} s" for pl in args.planes] +
+            [f"{m} calls" for m in mname] + [f"ours {pl} passes" for pl in args.planes])
+    head = "| " + " | ".join(cols) + " |"
+    lines = [head, "|" + "---|" * len(cols)]
     print(head, flush=True)
     for path in args.models:
         w = pf.load_model(path)
         X, y = pf.load_inputs(path)
         name = Path(path).stem
         T, n = X.shape[1], X.shape[2]
-        t0 = time.perf_counter()
-        lirpa = Lirpa(w, T, n, opts, args.method)
-        build = time.perf_counter() - t0
-        with torch.no_grad():
-            xt = tuple(torch.tensor(X[:1, t], dtype=torch.float32) for t in range(T))
-            gap = float(np.max(np.abs(lirpa.net(*xt).double().numpy()[0] - w.logits(X[0]))))
-        print(f"# {name}: BoundedModule built in {build:.2f} s; |unrolled logits - popqorn_fast logits| "
-              f"= {gap:.2e} on input 0", flush=True)
+        lirpas = []
+        for m in args.method:
+            t0 = time.perf_counter()
+            lirpas.append(Lirpa(w, T, n, opts, m, opt_args))
+            build = time.perf_counter() - t0
+            with torch.no_grad():
+                xt = tuple(torch.tensor(X[:1, t], dtype=torch.float32) for t in range(T))
+                gap = float(np.max(np.abs(lirpas[-1].net(*xt).double().numpy()[0] - w.logits(X[0]))))
+            print(f"# {name} {m}: BoundedModule built in {build:.2f} s; |unrolled logits - "
+                  f"popqorn_fast logits| = {gap:.2e} on input 0", flush=True)
         if args.indices:
             idx = args.indices
         else:
@@ -200,22 +251,44 @@ def main() -> None:
             idx = [i for i in range(len(X)) if pred[i] == y[i]][: args.n]
         for norm in args.norms:
             p = float(norm)
-            ratios, rts = [], []
+            acc = {c: [] for c in ratio_cols}
             for i in idx:
-                t0 = time.perf_counter()
-                c = pf.certify(w, X[i], eps_max=10.0, p=norm, label=int(y[i]), rtol=args.rtol)
-                t_ours = time.perf_counter() - t0
-                t0 = time.perf_counter()
-                e_l, calls = search(lambda e: lirpa.check(X[i], int(y[i]), e, p), rtol=args.rtol)
-                t_l = time.perf_counter() - t0
-                r = c.eps / e_l if e_l > 0 else float("inf")
-                ratios.append(r)
-                rts.append(t_l / t_ours)
-                row = (f"| {name} | {norm} | {i} | {e_l:.6g} | {c.eps:.6g} | {r:.4f} | {t_l:.3g} | "
-                       f"{t_ours:.3g} | {t_l / t_ours:.3g} | {calls} | {c.bound_passes} |")
+                ours = []
+                for pl in args.planes:
+                    t0 = time.perf_counter()
+                    c = pf.certify(w, X[i], eps_max=10.0, p=norm, label=int(y[i]), rtol=args.rtol,
+                                   planes=pl)
+                    ours.append((c.eps, time.perf_counter() - t0, c.bound_passes))
+                theirs = []
+                for m, lirpa in zip(args.method, lirpas):
+                    t0 = time.perf_counter()
+                    if lirpa.optimized and args.alpha_search == "aimed":
+                        e0 = theirs[0][0] if theirs and theirs[0][0] > 0 else 0.1
+                        r_ = search_radius(lambda e: lirpa.margin(X[i], int(y[i]), e, p), 10.0,
+                                           args.rtol, eps_start=e0)
+                        e_l, calls = r_.eps, r_.passes
+                    else:
+                        e_l, calls = search(lambda e: lirpa.check(X[i], int(y[i]), e, p),
+                                            rtol=args.rtol)
+                    theirs.append((e_l, time.perf_counter() - t0, calls))
+                    print(f"#   {name} p={norm} input {i}: {m} eps {e_l:.6g} in {theirs[-1][1]:.3g} s "
+                          f"({calls} calls)", flush=True)
+                q = lambda a, b: a / b if b > 0 else float("inf")  # noqa: E731
+                ratios = [q(o[0], t[0]) for o in ours for t in theirs] + \
+                         [q(t[0], theirs[0][0]) for t in theirs[1:]]
+                for c_, r in zip(ratio_cols, ratios):
+                    acc[c_].append(r)
+                cells = ([name, norm, str(i)] + [f"{t[0]:.6g}" for t in theirs] +
+                         [f"{o[0]:.6g}" for o in ours] + [f"{r:.4f}" for r in ratios] +
+                         [f"{t[1]:.3g}" for t in theirs] + [f"{o[1]:.3g}" for o in ours] +
+                         [str(t[2]) for t in theirs] + [str(o[2]) for o in ours])
+                row = "| " + " | ".join(cells) + " |"
                 print(row, flush=True)
                 lines.append(row)
-            row = f"| {name} | {norm} | mean | | | {np.mean(ratios):.4f} | | | {np.mean(rts):.3g} | | |"
+            cells = ([name, norm, "mean"] + [""] * (len(mname) + len(args.planes)) +
+                     [f"{np.mean(acc[c_]):.4f}" for c_ in ratio_cols] +
+                     [""] * (2 * (len(mname) + len(args.planes))))
+            row = "| " + " | ".join(cells) + " |"
             print(row, flush=True)
             lines.append(row)
     if args.md:
