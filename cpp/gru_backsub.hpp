@@ -23,6 +23,7 @@
 #include "bound_state.hpp"
 #include "gru_optim.hpp"
 #include "gru_shared_z.hpp"
+#include "optim_lines.hpp"
 #include "linear_form.hpp"
 #include "matmul.hpp"
 #include "sign_rule.hpp"
@@ -78,10 +79,10 @@ BoundResult<T> gru_bounds(const GruNet<T>& net, const PassCommon<T>& pc) {
     through_inputs(k, R, acc_h);
   };
   // Λ in Lh on h_{k_top}: full steps k_top..0, then h0 into the constant. The planes are
-  // Pr/Pu/Pz unless a row's own copies are given (optimized planes, R = 1); rec (R = 1)
+  // Pr/Pu/Pz and L^z unless a row's own copies are given (optimized, R = 1); rec (R = 1)
   // records per step the coefficients met at h_k and at u_k, and A_k (gru_optim.hpp).
   auto backward = [&](std::ptrdiff_t k_top, std::ptrdiff_t R, const PlaneSet<T>* const* own = nullptr,
-                      GruRec<T>* rec = nullptr) {
+                      GruRec<T>* rec = nullptr, const LineSet<T>* const* own_l = nullptr) {
     for (std::ptrdiff_t k = k_top; k >= 0; --k) {
       const PlaneSet<T>& pr = own ? *own[3 * k] : Pr[k];
       const PlaneSet<T>& pu = own ? *own[3 * k + 1] : Pu[k];
@@ -90,7 +91,7 @@ BoundResult<T> gru_bounds(const GruNet<T>& net, const PassCommon<T>& pc) {
       if (rec) std::copy(Lh.row(0), Lh.row(0) + s, rec->vh.row(k));
       if (net.shared_z) {
         // P^u over (u, w), P^z over (h_{k-1}, z), w = 1 − z merged on z, L^z into y^z
-        pass_shared_z(L, pu, pz, Lz[k], blk(R, 3), top_rows(Lh2, R), blk(R, 1), d.data());
+        pass_shared_z(L, pu, pz, own_l ? *own_l[k] : Lz[k], blk(R, 3), top_rows(Lh2, R), blk(R, 1), d.data());
       } else {
         // P^u over (u, −y^z): Λ_u = λ a_u, Λ_yz = −λ b_u
         pass_plane<false, false>(L, pu, blk(R, 3), blk(R, 1), T(-1), d.data());
@@ -105,17 +106,21 @@ BoundResult<T> gru_bounds(const GruNet<T>& net, const PassCommon<T>& pc) {
   };
 
   // ---- optimized planes (shared z; optim_planes.hpp, RECURRENCES.md §3b): per objective
-  // row, its own copies of P^r, P^u, P^z (L^z fixed) with slopes chosen for that row's lower
-  // bound (best responses, then Adam); offsets stay exact, every iterate is sound, the best
-  // kept. Objectives: a margin row (enters at h_{T-1}), ±e_i on h_t, ±e_i on u_t, or ±e_j on
-  // the gates g_t. bx/init hold each step's plane boxes and planes once its bounds are final.
+  // row, its own copies of P^r, P^u, P^z and of the z-lines L^z with slopes chosen for that
+  // row's lower bound (best responses, then Adam for planes); offsets stay exact, every
+  // iterate is sound, the best kept. Objectives: a margin row (enters at h_{T-1}), ±e_i on
+  // h_t, ±e_i on u_t, or ±e_j on the gates g_t. bx/init (planes) and zbx/init_l (z-lines)
+  // hold each step's boxes and relaxations once its bounds are final.
   const bool optimize = net.shared_z && net.opt.iters > 0;
   std::vector<PlaneBoxes<T>> bx(optimize ? 3 * Tn : 0);
-  std::vector<OptPlaneSet<T>> init(optimize ? 3 * Tn : 0);
+  std::vector<OptPlaneSet<T>> init(optimize ? 3 * Tn : 0), op;
   std::vector<const PlaneSet<T>*> own(optimize ? 3 * Tn : 0);
+  std::vector<LineBoxes<T>> zbx(optimize ? Tn : 0);
+  std::vector<OptLineSet<T>> init_l(optimize ? Tn : 0), op_l;
+  std::vector<const LineSet<T>*> own_l(optimize ? Tn : 0);
   GruRec<T> rec(optimize ? Tn : 0, s, n);
-  GruSweep<T> sweep(net, Lz, s, n);
-  std::vector<OptPlaneSet<T>> op;
+  GruSweep<T> sweep(net, s, n);
+  sweep.lines = &op_l;
   enum class Obj { Margin, Hidden, U, Gate };
   // Lower bound of objective (kind, step t, row obj, constant ob) with the planes in own;
   // rc records what the sweep needs.
@@ -132,10 +137,10 @@ BoundResult<T> gru_bounds(const GruNet<T>& net, const PassCommon<T>& pc) {
         u_node(t, 1, false, *own[3 * t]);
         if (rc && ball.moves(t)) std::copy(A.row(0), A.row(0) + n, rc->a.row(t));
       }
-      backward(t - 1, 1, own.data(), rc);
+      backward(t - 1, 1, own.data(), rc, own_l.data());
     } else {
       std::copy(obj, obj + s, Lh.row(0));
-      backward(t, 1, own.data(), rc);
+      backward(t, 1, own.data(), rc, own_l.data());
     }
     return d[0];
   };
@@ -156,7 +161,9 @@ BoundResult<T> gru_bounds(const GruNet<T>& net, const PassCommon<T>& pc) {
         init, bx, layers_of(kind, t), kind == Obj::Margin ? net.opt.iters : net.opt.inter_iters, net.opt, op,
         own, [&] { return bound_with(kind, t, obj, ob, &rec); },
         [&](std::vector<OptPlaneSet<T>>& planes) { return sweep_of(kind, t, planes, obj, ob); },
-        trace_row >= 0 ? trace.row(trace_row) : nullptr);
+        trace_row >= 0 ? trace.row(trace_row) : nullptr,
+        ExtraLayers<OptLineSet<T>, LineBoxes<T>, LineSet<T>>{init_l, zbx, op_l, own_l,
+                                                             kind == Obj::Gate || kind == Obj::U ? t : t + 1});
   };
   std::vector<T> unit(s3, T(0));
   const std::ptrdiff_t inter_from = optimize && net.opt.inter_iters > 0 ? Tn - net.opt.inter_steps : Tn;
@@ -194,6 +201,10 @@ BoundResult<T> gru_bounds(const GruNet<T>& net, const PassCommon<T>& pc) {
     if (net.shared_z) {
       T* zw = zwb.row(t);
       Lz[t].compute(Activation::Sigmoid, gl.row(t) + s, gu.row(t) + s, s);
+      if (optimize) {
+        zbx[t].set(Activation::Sigmoid, gl.row(t) + s, gu.row(t) + s, s);
+        init_l[t].init_from(Lz[t], zbx[t]);
+      }
       shared_z_boxes(gl.row(t) + s, gu.row(t) + s, s, zw, zw + s, zw + 2 * s, zw + 3 * s);
       Pu[t].compute(Surface::TanhLinear, net.planes, ul.row(t), uu.row(t), zw + 2 * s, zw + 3 * s, s);
       Pz[t].compute(Surface::Bilinear, net.planes, hpl, hpu, zw, zw + s, s);

@@ -3,7 +3,8 @@
 // at the worst-case input x*_k = x̂_k − eps ∇||A_k||_q, every relaxation replaced by the
 // side its recorded coefficient selected:
 //   g = [y^r; y^z; v] = W_hh h + [W_ir; W_iz] x* + b_gates,   u = W_in x* + b_in + P^r(v, y^r),
-//   z~ = L^z(y^z) (side by the sign of the merged z coefficient μ, gru_shared_z.hpp),
+//   z~ = L^z(y^z) (the row's own z-lines, side by the sign of the merged z coefficient μ,
+//        gru_shared_z.hpp; optim_lines.hpp),
 //   h' = P^u(u, 1 − z~) + P^z(h, z~).
 // Its value spec_row · h_T + spec_bias equals the row's back-substituted lower bound (tested),
 // and each plane's eval_and_grad accumulates the envelope-theorem gradient of that bound.
@@ -16,6 +17,7 @@
 #include "gru_shared_z.hpp"
 #include "linear_form.hpp"
 #include "matmul.hpp"
+#include "optim_lines.hpp"
 #include "optim_planes.hpp"
 
 namespace pq {
@@ -31,11 +33,11 @@ struct GruRec {
 template <class T>
 struct GruSweep {
   const GruNet<T>& net;
-  const std::vector<LineSet<T>>& lz;
   std::ptrdiff_t s, n;
+  std::vector<OptLineSet<T>>* lines = nullptr;  // the row's own z-lines, per step
   std::vector<T> bg, xs, g, ui, mh, mh2;
-  GruSweep(const GruNet<T>& nt, const std::vector<LineSet<T>>& l, std::ptrdiff_t s_, std::ptrdiff_t n_)
-      : net(nt), lz(l), s(s_), n(n_), bg(3 * s_), xs(n_), g(3 * s_), ui(s_), mh(s_), mh2(s_) {
+  GruSweep(const GruNet<T>& nt, std::ptrdiff_t s_, std::ptrdiff_t n_)
+      : net(nt), s(s_), n(n_), bg(3 * s_), xs(n_), g(3 * s_), ui(s_), mh(s_), mh2(s_) {
     for (std::ptrdiff_t i = 0; i < 2 * s; ++i) bg[i] = net.b_ih[i] + net.b_hh[i];
     for (std::ptrdiff_t i = 0; i < s; ++i) bg[2 * s + i] = net.b_hh[2 * s + i];
   }
@@ -59,11 +61,11 @@ struct GruSweep {
       }
       OptPlaneSet<T>& pu = op[3 * k + 1];
       OptPlaneSet<T>& pz = op[3 * k + 2];
-      const LineSet<T>& L = lz[k];
+      OptLineSet<T>& L = (*lines)[k];
       for (std::ptrdiff_t i = 0; i < s; ++i) {
         const T u = ui[i] + pr.eval_and_grad(i, rec.vu(k, i), g[2 * s + i], g[i]);
         const T v = rec.vh(k, i), yz = g[s + i];
-        const T zt = shared_z_mu(v, pu.P, pz.P, i) >= T(0) ? L.al[i] * yz + L.bl[i] : L.au[i] * yz + L.bu[i];
+        const T zt = L.eval(i, shared_z_mu(v, pu.P, pz.P, i), yz);
         mh2[i] = pu.eval_and_grad(i, v, u, T(1) - zt) + pz.eval_and_grad(i, v, mh[i], zt);
       }
       std::swap(mh, mh2);

@@ -271,15 +271,35 @@ std::pair<T, T> gradient_check(const std::vector<OptPlaneSet<T>>& from, const st
 // forward sweep on the copies (accumulating each plane's gradient) and returns the
 // objective at the sweep's values; then best responses (iterations < opt.br_iters) or Adam
 // steps (Layer::improve). Layer: OptPlaneSet (own[j] -> its PlaneSet) or OptLineSet
-// (optim_lines.hpp). Returns the best bound seen. Test hook: trace (nullptr: off;
+// (optim_lines.hpp); extra: further families (ExtraLayers) improved after each sweep.
+// Returns the best bound seen. Test hook: trace (nullptr: off;
 // 2 (iters + 1) + 2 entries) receives (L, sweep value) per iteration, then for planes
 // gradient_check's pair at the start.
-template <class T, class Layer, class Boxes, class Relax, class Bound, class Sweep>
+// A further family of a row's own relaxations, optimised along with the first (the GRU's
+// z-lines): copies of the first `layers` of init in op, pointed to by own.
+template <class Layer, class Boxes, class Relax>
+struct ExtraLayers {
+  const std::vector<Layer>& init;
+  const std::vector<Boxes>& bx;
+  std::vector<Layer>& op;
+  std::vector<const Relax*>& own;
+  std::ptrdiff_t layers;
+  void start() {
+    op.assign(init.begin(), init.begin() + layers);
+    for (std::ptrdiff_t j = 0; j < layers; ++j) own[j] = &op[j].P;
+  }
+  void improve(int it, const OptSettings& opt) {
+    for (std::ptrdiff_t j = 0; j < layers; ++j) op[j].improve(bx[j], it, opt);
+  }
+};
+
+template <class T, class Layer, class Boxes, class Relax, class Bound, class Sweep, class... Extra>
 T optimize_row(const std::vector<Layer>& init, const std::vector<Boxes>& bx, std::ptrdiff_t layers, int iters,
                const OptSettings& opt, std::vector<Layer>& op, std::vector<const Relax*>& own, Bound&& bound,
-               Sweep&& sweep, T* trace = nullptr) {
+               Sweep&& sweep, T* trace = nullptr, Extra... extra) {
   op.assign(init.begin(), init.begin() + layers);
   for (std::ptrdiff_t j = 0; j < layers; ++j) own[j] = &op[j].P;
+  (extra.start(), ...);
   T best = -std::numeric_limits<T>::infinity();
   for (int it = 0; it <= iters; ++it) {
     const T L = bound();
@@ -300,6 +320,7 @@ T optimize_row(const std::vector<Layer>& init, const std::vector<Boxes>& bx, std
     }
     if (it == iters) break;
     for (std::ptrdiff_t j = 0; j < layers; ++j) op[j].improve(bx[j], it, opt);
+    (extra.improve(it, opt), ...);
   }
   return best;
 }
