@@ -44,6 +44,14 @@ PQ_ALWAYS_INLINE void pass_shared_z_body(MatView<const T> L, const PlaneSet<T>& 
                                          const LineSet<T>& lz, MatView<T> ou, MatView<T> oh, MatView<T> oz,
                                          T* d) {
   const std::ptrdiff_t s = L.cols;
+  // raw pointers outside the lane lambda, as in sign_rule.hpp's passes (a helper lambda
+  // nested in it drew a UBSan "member access within null pointer" from GCC 12 at -O1)
+  const T* uaL = Pu.aL.data(); const T* uaU = Pu.aU.data(); const T* ubL = Pu.bL.data();
+  const T* ubU = Pu.bU.data(); const T* ucL = Pu.cL.data(); const T* ucU = Pu.cU.data();
+  const T* maL = Pm.aL.data(); const T* maU = Pm.aU.data(); const T* mbL = Pm.bL.data();
+  const T* mbU = Pm.bU.data(); const T* mcL = Pm.cL.data(); const T* mcU = Pm.cU.data();
+  const T* zal = lz.al.data(); const T* zau = lz.au.data();
+  const T* zbl = lz.bl.data(); const T* zbu = lz.bu.data();
   for (std::ptrdiff_t r = 0; r < L.rows; ++r) {
     const T* lam = L.row(r);
     T* __restrict u = ou.row(r);
@@ -52,16 +60,13 @@ PQ_ALWAYS_INLINE void pass_shared_z_body(MatView<const T> L, const PlaneSet<T>& 
     d[r] += sum4<T>(s, [&](auto w, std::ptrdiff_t i) {  // lane-generic, branch-free (sign_rule.hpp)
       using W = decltype(w);
       const auto v = W::ld(lam + i);
-      const auto pk = [&](const std::vector<T>& a, const std::vector<T>& b) {
-        return W::pick(v, W::ld(a.data() + i), W::ld(b.data() + i));
-      };
-      W::st(u + i, v * pk(Pu.aL, Pu.aU));
-      W::st(h + i, v * pk(Pm.aL, Pm.aU));
-      const auto cw = v * pk(Pu.bL, Pu.bU);
-      const auto mu = v * pk(Pm.bL, Pm.bU) - cw;
-      W::st(z + i, mu * W::pick(mu, W::ld(lz.al.data() + i), W::ld(lz.au.data() + i)));
-      return (v * pk(Pu.cL, Pu.cU) + v * pk(Pm.cL, Pm.cU)) +
-             (cw + mu * W::pick(mu, W::ld(lz.bl.data() + i), W::ld(lz.bu.data() + i)));
+      W::st(u + i, v * W::pick(v, W::ld(uaL + i), W::ld(uaU + i)));
+      W::st(h + i, v * W::pick(v, W::ld(maL + i), W::ld(maU + i)));
+      const auto cw = v * W::pick(v, W::ld(ubL + i), W::ld(ubU + i));
+      const auto mu = v * W::pick(v, W::ld(mbL + i), W::ld(mbU + i)) - cw;
+      W::st(z + i, mu * W::pick(mu, W::ld(zal + i), W::ld(zau + i)));
+      return (v * W::pick(v, W::ld(ucL + i), W::ld(ucU + i)) + v * W::pick(v, W::ld(mcL + i), W::ld(mcU + i))) +
+             (cw + mu * W::pick(mu, W::ld(zbl + i), W::ld(zbu + i)));
     });
   }
 }
