@@ -51,17 +51,23 @@ def planes(surface, method, boxes):
     return _core.bound_product(surface, method, *[np.ascontiguousarray(b) for b in boxes])
 
 
-def grid_violation(surface, boxes, pl, k=101):
-    xl, xu, yl, yu = boxes
-    aL, bL, cL, aU, bU, cU = pl
+def grid_violation(surface, boxes, pl, k=101, chunk=16):
+    """Max of F - upper and of lower - F over a k x k grid of every box, ``chunk`` boxes at a
+    time (temporaries of 1.3 MB stay in cache: ~3x faster than 500 boxes at once)."""
+    worst_u = worst_l = -np.inf
     t = np.linspace(0.0, 1.0, k)
-    X = np.minimum(xl[:, None] + (xu - xl)[:, None] * t, xu[:, None])
-    Y = np.minimum(yl[:, None] + (yu - yl)[:, None] * t, yu[:, None])
-    X[:, -1], Y[:, -1] = xu, yu
-    Fg = FACTOR[surface](X)[:, :, None] * Y[:, None, :]
-    up = (aU[:, None] * X)[:, :, None] + (bU[:, None] * Y)[:, None, :] + cU[:, None, None]
-    lo = (aL[:, None] * X)[:, :, None] + (bL[:, None] * Y)[:, None, :] + cL[:, None, None]
-    return float(np.max(Fg - up)), float(np.max(lo - Fg))
+    for s in range(0, boxes[0].size, chunk):
+        xl, xu, yl, yu = (b[s:s + chunk] for b in boxes)
+        aL, bL, cL, aU, bU, cU = (p[s:s + chunk] for p in pl)
+        X = np.minimum(xl[:, None] + (xu - xl)[:, None] * t, xu[:, None])
+        Y = np.minimum(yl[:, None] + (yu - yl)[:, None] * t, yu[:, None])
+        X[:, -1], Y[:, -1] = xu, yu
+        Fg = FACTOR[surface](X)[:, :, None] * Y[:, None, :]
+        up = (aU[:, None] * X)[:, :, None] + (bU[:, None] * Y)[:, None, :] + cU[:, None, None]
+        lo = (aL[:, None] * X)[:, :, None] + (bL[:, None] * Y)[:, None, :] + cL[:, None, None]
+        worst_u = max(worst_u, float(np.max(Fg - up)))
+        worst_l = max(worst_l, float(np.max(lo - Fg)))
+    return worst_u, worst_l
 
 
 def candidate_gaps(surface, boxes, pl):
@@ -82,10 +88,8 @@ def test_planes_valid_and_touching(surface, method, positive_y):
     rng = np.random.default_rng(7 + len(surface) + 3 * len(method) + positive_y)
     boxes = random_boxes(rng, 4000, positive_y)
     pl = planes(surface, method, boxes)
-    for chunk in range(0, 4000, 500):
-        sl = slice(chunk, chunk + 500)
-        vu, vl = grid_violation(surface, [b[sl] for b in boxes], [p[sl] for p in pl])
-        assert vu <= 0 and vl <= 0, (surface, method, vu, vl)
+    vu, vl = grid_violation(surface, boxes, pl)
+    assert vu <= 0 and vl <= 0, (surface, method, vu, vl)
     xl, xu, yl, yu = boxes
     corners = np.stack([F(surface, x, y) for x in (xl, xu) for y in (yl, yu)])
     rng_f = corners.max(axis=0) - corners.min(axis=0)
