@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog, minimize
 from scipy.special import expit
 
+import plane_grid
 from popqorn_fast import _core
 from popqorn_fast.planes import Planes, bound_product
 
@@ -43,27 +44,9 @@ def random_boxes(rng: np.random.Generator, n: int, degenerate_frac: float = 0.1)
     return xl, xl + wx, yl, yl + wy
 
 
-def grid_violation(surface: str, boxes, pl: Planes, k: int = 101, chunk: int = 16) -> tuple[float, float]:
-    """Max of F - upper and of lower - F over a k x k grid of every box.
-
-    ``chunk`` boxes at a time: 16 keeps each temporary (chunk x k x k doubles, 1.3 MB) in
-    cache, 3.6x faster than 1000 boxes (80 MB temporaries) for the same values."""
-    xl, xu, yl, yu = boxes
-    t = np.linspace(0.0, 1.0, k)
-    worst_u = worst_l = -np.inf
-    for s in range(0, xl.size, chunk):
-        sl = slice(s, s + chunk)
-        X = xl[sl, None] + (xu - xl)[sl, None] * t
-        Y = yl[sl, None] + (yu - yl)[sl, None] * t
-        X[:, -1], Y[:, -1] = xu[sl], yu[sl]
-        X, Y = np.minimum(X, xu[sl, None]), np.minimum(Y, yu[sl, None])
-        fx, sy = FACTOR[surface](X), expit(Y)
-        Fg = fx[:, :, None] * sy[:, None, :]
-        up = (pl.aU[sl, None] * X)[:, :, None] + (pl.bU[sl, None] * Y)[:, None, :] + pl.cU[sl, None, None]
-        worst_u = max(worst_u, float(np.max(Fg - up)))
-        lo = (pl.aL[sl, None] * X)[:, :, None] + (pl.bL[sl, None] * Y)[:, None, :] + pl.cL[sl, None, None]
-        worst_l = max(worst_l, float(np.max(lo - Fg)))
-    return worst_u, worst_l
+def grid_violation(surface: str, boxes, pl: Planes, k: int = 101) -> tuple[float, float]:
+    """Max of F - upper and of lower - F over a k x k grid of every box (plane_grid.py)."""
+    return plane_grid.grid_violation(FACTOR[surface], expit, boxes, (pl.aL, pl.bL, pl.cL, pl.aU, pl.bU, pl.cU), k)
 
 
 def candidate_gaps(surface: str, boxes, pl: Planes):
