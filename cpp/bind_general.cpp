@@ -1,0 +1,185 @@
+// Python binding of the generic bound pass (general_driver.hpp): _core.general_bounds and
+// its option object _core.PassOptions. The model arrives as nested tuples of arrays (built
+// by popqorn_fast/backend.py from a RecurrentClassifier); every shape is checked here
+// (pq::InvalidArgument -> ValueError) before the GIL is released.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "general_driver.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+using Arr = py::array_t<double, py::array::c_style | py::array::forcecast>;
+using BoolArr = py::array_t<bool, py::array::c_style | py::array::forcecast>;
+
+// Keeps the converted arrays alive while views into them are in use.
+struct Keep {
+  std::deque<Arr> arrays;  // a deque: references stay valid as it grows
+  const Arr& add(const py::handle& h, const std::string& name, std::vector<std::ptrdiff_t> shape) {
+    Arr a = Arr::ensure(h);
+    if (!a) throw pq::InvalidArgument(name + " is not a float array");
+    bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
+    for (size_t i = 0; ok && i < shape.size(); ++i) ok = shape[i] < 0 ? a.shape(i) >= 1 : a.shape(i) == shape[i];
+    if (!ok) {
+      std::string got, want;
+      for (py::ssize_t i = 0; i < a.ndim(); ++i) got += (i ? ", " : "") + std::to_string(a.shape(i));
+      for (size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + (shape[i] < 0 ? std::string("*") : std::to_string(shape[i]));
+      throw pq::InvalidArgument(name + " has shape (" + got + "); expected (" + want + ")");
+    }
+    for (py::ssize_t i = 0; i < a.size(); ++i)
+      if (!std::isfinite(a.data()[i])) throw pq::InvalidArgument(name + " contains NaN or infinite values");
+    arrays.push_back(std::move(a));
+    return arrays.back();
+  }
+};
+
+pq::MatView<const double> mat(const Arr& a) {
+  return {a.data(), static_cast<std::ptrdiff_t>(a.shape(0)), static_cast<std::ptrdiff_t>(a.shape(1)),
+          static_cast<std::ptrdiff_t>(a.shape(1))};
+}
+
+pq::Activation activation(const std::string& s, const std::string& where) {
+  if (s == "tanh") return pq::Activation::Tanh;
+  if (s == "relu") return pq::Activation::Relu;
+  if (s == "sigmoid") return pq::Activation::Sigmoid;
+  throw pq::InvalidArgument(where + ": activation must be \"tanh\", \"relu\" or \"sigmoid\", got \"" + s + "\"");
+}
+
+// (weight, bias, activation or None) tuples, each reading `width` inputs; returns the last width.
+std::ptrdiff_t dense_list(const py::list& src, const std::string& what, std::ptrdiff_t width, Keep& keep,
+                          std::vector<pq::DenseView<double>>& out) {
+  for (size_t j = 0; j < src.size(); ++j) {
+    const auto t = src[j].cast<py::tuple>();
+    const std::string name = what + "[" + std::to_string(j) + "]";
+    if (t.size() != 3) throw pq::InvalidArgument(name + " must be (weight, bias, activation)");
+    const Arr& w = keep.add(t[0], name + " weight", {-1, width});
+    const Arr& b = keep.add(t[1], name + " bias", {w.shape(0)});
+    pq::DenseView<double> v;
+    v.w = mat(w);
+    v.b = b.data();
+    v.has_act = !t[2].is_none();
+    if (v.has_act) v.act = activation(t[2].cast<std::string>(), name);
+    out.push_back(v);
+    width = w.shape(0);
+  }
+  return width;
+}
+
+py::dict general(const py::list& frame, const py::list& layers, const std::string& readout, const py::list& head,
+                 const Arr& x, double eps, double p, const BoolArr& mask, const Arr& spec_w, const Arr& spec_b,
+                 const pq::PassOptions& opt) {
+  Keep keep;
+  pq::GeneralNet<double> net;
+  if (x.ndim() != 2 || x.shape(0) < 1 || x.shape(1) < 1) throw pq::InvalidArgument("x must be (T, n) with T, n >= 1");
+  std::ptrdiff_t width = dense_list(frame, "frame_layers", x.shape(1), keep, net.frame);
+  if (layers.size() == 0) throw pq::InvalidArgument("layers is empty");
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const auto t = layers[l].cast<py::tuple>();
+    const std::string name = "layers[" + std::to_string(l) + "]";
+    if (t.size() != 3) throw pq::InvalidArgument(name + " must be (kind, activation, directions)");
+    pq::RecurrentLayerView<double> L;
+    const std::string kind = t[0].cast<std::string>();
+    std::ptrdiff_t G = 1;
+    if (kind == "rnn") L.kind = pq::CellKind::Rnn;
+    else if (kind == "lstm") L.kind = pq::CellKind::Lstm, G = 4;
+    else if (kind == "gru") L.kind = pq::CellKind::Gru, G = 3;
+    else throw pq::InvalidArgument(name + ": kind must be \"rnn\", \"lstm\" or \"gru\", got \"" + kind + "\"");
+    L.act = activation(t[1].cast<std::string>(), name);
+    if (L.kind == pq::CellKind::Rnn && L.act == pq::Activation::Sigmoid)
+      throw pq::InvalidArgument(name + ": an RNN's activation must be \"tanh\" or \"relu\"");
+    const auto dirs = t[2].cast<py::list>();
+    if (dirs.size() < 1 || dirs.size() > 2) throw pq::InvalidArgument(name + ": one or two directions");
+    std::ptrdiff_t s = -1;
+    for (size_t k = 0; k < dirs.size(); ++k) {
+      const auto dt = dirs[k].cast<py::tuple>();
+      const std::string dn = name + (k ? " reverse" : "");
+      if (dt.size() != 6) throw pq::InvalidArgument(dn + " must be (w_ih, w_hh, b_ih, b_hh, h0, c0)");
+      const Arr& whh = keep.add(dt[1], dn + " weight_hh", {-1, s < 0 ? -1 : s});
+      s = whh.shape(1);
+      if (whh.shape(0) != G * s) throw pq::InvalidArgument(dn + " weight_hh must be (G*s, s)");
+      pq::DirectionWeights<double> w;
+      w.w_hh = mat(whh);
+      w.w_ih = mat(keep.add(dt[0], dn + " weight_ih", {G * s, width}));
+      w.b_ih = keep.add(dt[2], dn + " bias_ih", {G * s}).data();
+      w.b_hh = keep.add(dt[3], dn + " bias_hh", {G * s}).data();
+      if (!dt[4].is_none()) w.h0 = keep.add(dt[4], dn + " h0", {s}).data();
+      if (!dt[5].is_none()) {
+        if (L.kind != pq::CellKind::Lstm) throw pq::InvalidArgument(dn + ": c0 is for LSTM layers only");
+        w.c0 = keep.add(dt[5], dn + " c0", {s}).data();
+      }
+      L.dirs.push_back(w);
+    }
+    width = L.output();
+    net.layers.push_back(std::move(L));
+  }
+  if (readout == "last") net.readout = pq::Readout::Last;
+  else if (readout == "last_step") net.readout = pq::Readout::LastStep;
+  else if (readout == "mean") net.readout = pq::Readout::Mean;
+  else throw pq::InvalidArgument("readout must be \"last\", \"last_step\" or \"mean\", got \"" + readout + "\"");
+  if (head.size() == 0) throw pq::InvalidArgument("head is empty");
+  const std::ptrdiff_t C = dense_list(head, "head", width, keep, net.head);
+  const Arr& sw = keep.add(spec_w, "spec_weight", {-1, C});
+  const Arr& sb = keep.add(spec_b, "spec_bias", {sw.shape(0)});
+  const Arr& xx = keep.add(x, "x", {-1, x.shape(1)});
+  if (!(std::isfinite(eps) && eps >= 0.0)) throw pq::InvalidArgument("eps must be finite and >= 0, got " + std::to_string(eps));
+  if (mask.ndim() != 1 || mask.shape(0) != xx.shape(0))
+    throw pq::InvalidArgument("frame_mask must have one entry per frame of x");
+  pq::InputBall<double> ball;
+  ball.x = mat(xx);
+  ball.eps = eps;
+  ball.q = pq::dual_of_p(p);
+  ball.mask = mask.data();
+  pq::BoundResult<double> r;
+  {
+    py::gil_scoped_release nogil;
+    r = pq::general_bounds(net, ball, mat(sw), sb.data(), opt);
+  }
+  py::dict out;
+  const py::ssize_t K = static_cast<py::ssize_t>(r.lower.size());
+  py::array_t<double> lo(K), up(K);
+  std::copy(r.lower.begin(), r.lower.end(), lo.mutable_data());
+  std::copy(r.upper.begin(), r.upper.end(), up.mutable_data());
+  out["lower"] = lo;
+  out["upper"] = up;
+  for (const auto& st : r.states) {
+    py::array_t<double> a({st.lower.rows, st.lower.cols}), b({st.upper.rows, st.upper.cols});
+    std::copy(st.lower.v.begin(), st.lower.v.end(), a.mutable_data());
+    std::copy(st.upper.v.begin(), st.upper.v.end(), b.mutable_data());
+    out[py::str(st.name + "_lower")] = a;
+    out[py::str(st.name + "_upper")] = b;
+  }
+  return out;
+}
+
+}  // namespace
+
+void bind_general(py::module_& m) {
+  using namespace pybind11::literals;
+  py::class_<pq::PassOptions>(m, "PassOptions", "Options of one bound pass over the general model.")
+      .def(py::init([](const std::string& planes, bool shared_z, bool want_states) {
+             pq::PassOptions o;
+             if (planes == "exact") o.planes = pq::PlaneMethod::Exact;
+             else if (planes == "1d") o.planes = pq::PlaneMethod::OneD;
+             else if (planes == "constant") o.planes = pq::PlaneMethod::Constant;
+             else throw pq::InvalidArgument("planes must be \"exact\", \"1d\" or \"constant\" for the generic pass, got \"" + planes + "\"");
+             o.shared_z = shared_z;
+             o.want_states = want_states;
+             return o;
+           }),
+           "planes"_a = "exact", "shared_z"_a = false, "want_states"_a = false)
+      .def_readonly("shared_z", &pq::PassOptions::shared_z)
+      .def_readonly("want_states", &pq::PassOptions::want_states);
+  m.def("general_bounds", &general, "frame"_a, "layers"_a, "readout"_a, "head"_a, "x"_a, "eps"_a, "p"_a,
+        "frame_mask"_a, "spec_weight"_a, "spec_bias"_a, "options"_a,
+        "Bounds of spec_weight @ logits + spec_bias for the general model (general_driver.hpp). "
+        "frame / head: lists of (weight, bias, activation or None); layers: list of (kind, activation, "
+        "[(w_ih, w_hh, b_ih, b_hh, h0 or None, c0 or None) per direction]).");
+}

@@ -1,0 +1,105 @@
+// The LSTM cell's verbs for the generic driver (ALGORITHM.md §4 "LSTM"). Gates stacked
+// i, f, g, o: y_t = W_ih a_t + W_hh h_prev + b,
+//   c_t = σ(y^f)·c_prev + σ(y^i)·tanh(y^g) ≤/≥ P^f(c_prev, y^f) + P^ig(y^g, y^i),
+//   h_t = σ(y^o)·tanh(c_t)                 ≤/≥ P^o(c_t, y^o).
+// Relaxing step t: gate bounds, planes P^f and P^ig, cell bounds (objective entering at
+// c_t), plane P^o. The backward state is (Λ_h, Λ_c); one product of the stacked gate
+// coefficients G = [Λ_yi, Λ_yf, Λ_yg, Λ_yo] with W_hh (and one with W_ih) serves all gates.
+#pragma once
+#include <algorithm>
+#include <utility>
+#include <vector>
+#include "cell_rnn.hpp"
+
+namespace pq {
+
+template <class T>
+class LstmCell final : public Cell<T> {
+ public:
+  LstmCell(const DirectionWeights<T>& w, PlaneMethod planes, std::ptrdiff_t Tn, std::ptrdiff_t Rmax,
+           const MatView<const T>* x)
+      : w_(w), planes_(planes), s_(w.w_hh.cols), xb_(step_constants(w.w_ih, w.b_ih, w.b_hh, Tn, x)),
+        yl_(Tn, 4 * s_), yu_(Tn, 4 * s_), cl_(Tn, s_), cu_(Tn, s_), Pf_(Tn), Pig_(Tn), Po_(Tn),
+        Lh_(Rmax, s_), Lc_(Rmax, s_), Lc2_(Rmax, s_), G_(Rmax, 4 * s_), zero_(s_, T(0)) {}
+
+  void relax(Bounder<T>& bd, std::ptrdiff_t t, std::ptrdiff_t prev, bool) override {
+    const std::ptrdiff_t s = s_;
+    T* yl = yl_.row(t);
+    T* yu = yu_.row(t);
+    bd.bound(4 * s, Entry::Pre, t, [&](std::ptrdiff_t r0, std::ptrdiff_t R) {
+      set_signed_identity_rows(top_rows(G_, R), r0, R, 4 * s, 0);
+    }, yl, yu);
+    const T* c_init = w_.c0 ? w_.c0 : zero_.data();
+    const T* cpl = prev < 0 ? c_init : cl_.row(prev);
+    const T* cpu = prev < 0 ? c_init : cu_.row(prev);
+    Pf_[t].compute(Surface::XSigmoid, planes_, cpl, cpu, yl + s, yu + s, s);
+    Pig_[t].compute(Surface::TanhSigmoid, planes_, yl + 2 * s, yu + 2 * s, yl, yu, s);
+    bd.bound(s, Entry::Cell, t, [&](std::ptrdiff_t r0, std::ptrdiff_t R) {
+      set_signed_identity_rows(top_rows(Lc_, R), r0, R, s, 0);
+      zero_rows(top_rows(Lh_, R));
+    }, cl_.row(t), cu_.row(t));
+    Po_[t].compute(Surface::TanhSigmoid, planes_, cl_.row(t), cu_.row(t), yl + 3 * s, yu + 3 * s, s);
+  }
+
+  void carry(Entry entry, std::ptrdiff_t t, std::ptrdiff_t R, InSink<T> in, T* d) override {
+    const std::ptrdiff_t s = s_;
+    MatView<T> Gv = top_rows(G_, R);
+    MatView<T> g_i = block(Gv, 0, R, 0, s), g_f = block(Gv, 0, R, s, s);
+    MatView<T> g_g = block(Gv, 0, R, 2 * s, s), g_o = block(Gv, 0, R, 3 * s, s);
+    if (entry == Entry::Pre) {
+      zero_rows(top_rows(Lc_, R));  // the objective sits on y_t: nothing on c_prev
+    } else {
+      if (entry == Entry::Hidden)  // h_t = P^o(c_t, y^o_t): Λ_c += λ a_o, Λ_yo = λ b_o
+        pass_plane<true, false>(cview(top_rows(Lh_, R)), Po_[t], top_rows(Lc_, R), g_o, T(1), d);
+      else
+        zero_rows(g_o);
+      // c_t = P^f(c_prev, y^f) + P^ig(y^g, y^i), one sign decision per coefficient
+      pass_plane_pair(cview(top_rows(Lc_, R)), Pf_[t], Pig_[t], top_rows(Lc2_, R), g_f, g_g, g_i, d);
+      std::swap(Lc_, Lc2_);
+    }
+    const MatView<const T> G = cview(Gv);
+    add_rowdots(G, xb_.row(t), d);
+    if (in.on()) gemm(G, w_.w_ih, in.dst, in.acc);
+    gemm(G, w_.w_hh, top_rows(Lh_, R), false);
+  }
+
+  void add_top(MatView<const T> top, std::ptrdiff_t R, bool first) override {
+    copy_or_add(top, top_rows(Lh_, R), !first);
+    if (first) zero_rows(top_rows(Lc_, R));
+  }
+
+  void initial(std::ptrdiff_t R, T* d) override {
+    if (w_.h0) add_rowdots(cview(top_rows(Lh_, R)), w_.h0, d);
+    if (w_.c0) add_rowdots(cview(top_rows(Lc_, R)), w_.c0, d);
+  }
+
+  void states(std::vector<StateBounds<T>>& out, const std::string& prefix) override {
+    const std::ptrdiff_t Tn = cl_.rows, s = s_;
+    // hidden: corner min/max of tanh(c)·σ(y^o) over the (c_t, y^o_t) box
+    StateBounds<T> hid{prefix + "hidden", Mat<T>(Tn, s), Mat<T>(Tn, s)};
+    for (std::ptrdiff_t k = 0; k < Tn; ++k)
+      for (std::ptrdiff_t i = 0; i < s; ++i) {
+        const T tl = activation_value<T>(Activation::Tanh, cl_(k, i));
+        const T tu = activation_value<T>(Activation::Tanh, cu_(k, i));
+        const T sl = activation_value<T>(Activation::Sigmoid, yl_(k, 3 * s + i));
+        const T su = activation_value<T>(Activation::Sigmoid, yu_(k, 3 * s + i));
+        const T c1 = tl * sl, c2 = tl * su, c3 = tu * sl, c4 = tu * su;
+        hid.lower(k, i) = std::min(std::min(c1, c2), std::min(c3, c4));
+        hid.upper(k, i) = std::max(std::max(c1, c2), std::max(c3, c4));
+      }
+    out.push_back({prefix + "gates", yl_, yu_});
+    out.push_back({prefix + "cell", cl_, cu_});
+    out.push_back(std::move(hid));
+  }
+
+ private:
+  DirectionWeights<T> w_;
+  PlaneMethod planes_;
+  std::ptrdiff_t s_;
+  Mat<T> xb_, yl_, yu_, cl_, cu_;
+  std::vector<PlaneSet<T>> Pf_, Pig_, Po_;
+  Mat<T> Lh_, Lc_, Lc2_, G_;  // Λ on h_t, Λ on c_t (and its swap), gate coefficients
+  std::vector<T> zero_;
+};
+
+}  // namespace pq

@@ -1,0 +1,81 @@
+// The vanilla RNN cell's verbs for the generic driver (ALGORITHM.md §4 "Vanilla RNN"):
+//   z_t = W_ih a_t + W_hh h_prev + b,  h_t = φ(z_t),  φ = tanh or ReLU (lines, §2).
+// The backward state is Λ_h on h_t; one step passes the lines of z_t, then the affine map.
+#pragma once
+#include <algorithm>
+#include <vector>
+#include "../general_model.hpp"
+#include "../linear_form.hpp"
+#include "../matmul.hpp"
+#include "../sign_rule.hpp"
+
+namespace pq {
+
+// Clean constants of the stacked pre-activations at every step: row t = b (+ W_ih x̂_t when
+// the cell reads the input frames directly, x != null), so that a coefficient G on the
+// pre-activations of step t adds G·row_t to the constant.
+template <class T>
+Mat<T> step_constants(MatView<const T> w_ih, const T* b_ih, const T* b_hh, std::ptrdiff_t Tn,
+                      const MatView<const T>* x) {
+  Mat<T> xb(Tn, w_ih.rows);
+  for (std::ptrdiff_t t = 0; t < Tn; ++t) {
+    T* r = xb.row(t);
+    for (std::ptrdiff_t i = 0; i < w_ih.rows; ++i) r[i] = b_ih[i] + b_hh[i];
+    if (x) add_rowdots(w_ih, x->row(t), r);
+  }
+  return xb;
+}
+
+template <class T>
+class RnnCell final : public Cell<T> {
+ public:
+  // x: the clean input frames when this cell reads them directly, else null.
+  RnnCell(const DirectionWeights<T>& w, Activation act, std::ptrdiff_t Tn, std::ptrdiff_t Rmax,
+          const MatView<const T>* x)
+      : w_(w), act_(act), s_(w.w_hh.cols), xb_(step_constants(w.w_ih, w.b_ih, w.b_hh, Tn, x)),
+        zl_(Tn, s_), zu_(Tn, s_), lines_(static_cast<size_t>(Tn)), Lh_(Rmax, s_), G_(Rmax, s_) {}
+
+  void relax(Bounder<T>& bd, std::ptrdiff_t t, std::ptrdiff_t, bool) override {
+    bd.bound(s_, Entry::Pre, t, [&](std::ptrdiff_t r0, std::ptrdiff_t R) {
+      set_signed_identity_rows(top_rows(G_, R), r0, R, s_, 0);
+    }, zl_.row(t), zu_.row(t));
+    lines_[t].compute(act_, zl_.row(t), zu_.row(t), s_);
+  }
+
+  void carry(Entry entry, std::ptrdiff_t t, std::ptrdiff_t R, InSink<T> in, T* d) override {
+    if (entry == Entry::Hidden) pass_lines(cview(top_rows(Lh_, R)), lines_[t], top_rows(G_, R), d);
+    const MatView<const T> G = cview(top_rows(G_, R));
+    add_rowdots(G, xb_.row(t), d);
+    if (in.on()) gemm(G, w_.w_ih, in.dst, in.acc);
+    gemm(G, w_.w_hh, top_rows(Lh_, R), false);
+  }
+
+  void add_top(MatView<const T> top, std::ptrdiff_t R, bool first) override {
+    copy_or_add(top, top_rows(Lh_, R), !first);
+  }
+
+  void initial(std::ptrdiff_t R, T* d) override {
+    if (w_.h0) add_rowdots(cview(top_rows(Lh_, R)), w_.h0, d);
+  }
+
+  void states(std::vector<StateBounds<T>>& out, const std::string& prefix) override {
+    StateBounds<T> hid{prefix + "hidden", Mat<T>(zl_.rows, s_), Mat<T>(zl_.rows, s_)};
+    for (std::ptrdiff_t k = 0; k < zl_.rows; ++k)
+      for (std::ptrdiff_t i = 0; i < s_; ++i) {  // φ is monotone
+        hid.lower(k, i) = activation_value<T>(act_, zl_(k, i));
+        hid.upper(k, i) = activation_value<T>(act_, zu_(k, i));
+      }
+    out.push_back({prefix + "pre", zl_, zu_});
+    out.push_back(std::move(hid));
+  }
+
+ private:
+  DirectionWeights<T> w_;
+  Activation act_;
+  std::ptrdiff_t s_;
+  Mat<T> xb_, zl_, zu_;
+  std::vector<LineSet<T>> lines_;
+  Mat<T> Lh_, G_;  // Λ on h_t; coefficients on z_t (Rmax rows)
+};
+
+}  // namespace pq

@@ -1,0 +1,294 @@
+// The generic bound pass over the general model (docs/GENERAL.md): one driver for every
+// shape, composing the verbs of the cells (cells/*.hpp) and of the Dense stacks
+// (dense_stack.hpp) over the (layer, direction, time) graph.
+//
+// Forward order (every bound is one back-substitution of [I; −I] through the relaxations
+// already fixed): frame-layer pre-activations per frame; then layer by layer, each
+// direction's steps in its own order (forward t = 0..T−1, backward t = T−1..0), the cell
+// relaxing each step; the head's hidden pre-activations; finally the margins.
+//
+// A back-substitution runs in reverse topological order: the chain it enters (or the head
+// and the readout), then layer by layer downwards. Coefficients that reach layer l's input
+// at time t accumulate in in_[l] block t (both directions of layer l add there); they are
+// layer l−1's coefficients on [h_fwd_t, h_bwd_t], read by its chains as they pass t. At
+// the bottom, the coefficients on each frame, summed over every path, are carried through
+// the frame layers and concretised over that frame's ball (linear_form.hpp, §1): summing
+// before the dual norm is what makes a bidirectional layer's bound tight (‖A₁+A₂‖ ≤ ‖A₁‖+‖A₂‖).
+// Rows are processed in chunks of at most Rc, so memory stays O(Rc·T·width).
+#pragma once
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+#include "bound_state.hpp"
+#include "cells/cell_gru.hpp"
+#include "cells/cell_lstm.hpp"
+#include "cells/cell_rnn.hpp"
+#include "dense_stack.hpp"
+#include "general_model.hpp"
+#include "linear_form.hpp"
+
+namespace pq {
+
+template <class T>
+class GeneralPass final : public Bounder<T> {
+ public:
+  GeneralPass(const GeneralNet<T>& net, const InputBall<T>& ball, const PassOptions& opt, std::ptrdiff_t K)
+      : net_(net), ball_(ball), opt_(opt), Tn_(ball.x.rows), L_(static_cast<std::ptrdiff_t>(net.layers.size())) {
+    // widths of in_[l]: layer l's input (l < L), the readout's source (l = L)
+    std::ptrdiff_t need = 2 * K, sum_w = 0, dense_w = ball.x.cols, frame_rows = 0;
+    for (const auto& f : net.frame) {
+      frame_rows = std::max(frame_rows, 2 * f.w.rows);
+      dense_w = std::max({dense_w, f.w.rows, f.w.cols});
+    }
+    for (const auto& h : net.head) {
+      need = std::max(need, 2 * h.w.rows);
+      dense_w = std::max({dense_w, h.w.rows, h.w.cols});
+    }
+    for (const auto& l : net.layers) {
+      width_.push_back(l.input());
+      const std::ptrdiff_t G = l.kind == CellKind::Rnn ? 1 : l.kind == CellKind::Lstm ? 4 : 3;
+      need = std::max(need, 2 * G * l.hidden());
+    }
+    width_.push_back(net.layers.back().output());
+    for (auto w : width_) sum_w += w;
+    // chunk: every objective in one block where the coefficient store stays under ~48 MB
+    const std::ptrdiff_t budget = static_cast<std::ptrdiff_t>((48u << 20) / (sizeof(T) * Tn_ * sum_w));
+    Rc_ = std::max<std::ptrdiff_t>(std::min(need, budget), 16);
+    for (std::ptrdiff_t l = 0; l <= L_; ++l) {
+      in_.emplace_back(Tn_ * Rc_, width_[l]);
+      has_.emplace_back(Tn_, char(0));
+    }
+    d_.assign(std::max(Rc_, frame_rows), T(0));
+    dense_rows_ = std::max(Rc_, frame_rows);
+    scratch_ = std::make_unique<DenseScratch<T>>(dense_rows_, dense_w);
+    obj_ = Mat<T>(dense_rows_, dense_w);
+    // the cells: layer 0 reads the frames directly unless frame layers come first
+    const bool direct = net.frame.empty();
+    for (std::ptrdiff_t l = 0; l < L_; ++l) {
+      const auto& layer = net.layers[l];
+      chains_.emplace_back();
+      for (const auto& w : layer.dirs) {
+        const MatView<const T>* x = (l == 0 && direct) ? &ball_.x : nullptr;
+        if (layer.kind == CellKind::Rnn) chains_.back().push_back(std::make_unique<RnnCell<T>>(w, layer.act, Tn_, Rc_, x));
+        else if (layer.kind == CellKind::Lstm) chains_.back().push_back(std::make_unique<LstmCell<T>>(w, opt.planes, Tn_, Rc_, x));
+        else chains_.back().push_back(std::make_unique<GruCell<T>>(w, opt, Tn_, Rc_, x));
+      }
+    }
+    frame_lines_.assign(Tn_, std::vector<LineSet<T>>(net.frame.size()));
+    for (const auto& f : net.frame) frame_lo_.emplace_back(Tn_, f.w.rows), frame_up_.emplace_back(Tn_, f.w.rows);
+    head_lines_.resize(net.head.size());
+    for (const auto& h : net.head) head_lo_.emplace_back(1, h.w.rows), head_up_.emplace_back(1, h.w.rows);
+  }
+
+  // Bounds of spec_w · logits + spec_b (spec_w: K x C).
+  BoundResult<T> run(MatView<const T> spec_w, const T* spec_b) {
+    for (std::size_t j = 0; j < net_.frame.size(); ++j)
+      for (std::ptrdiff_t t = 0; t < Tn_; ++t) bound_frame_layer(static_cast<std::ptrdiff_t>(j), t);
+    for (std::ptrdiff_t l = 0; l < L_; ++l)
+      for (std::size_t k = 0; k < chains_[l].size(); ++k) {
+        cur_l_ = l;
+        cur_dir_ = static_cast<std::ptrdiff_t>(k);
+        const bool rev = k == 1;
+        for (std::ptrdiff_t i = 0; i < Tn_; ++i) {
+          const std::ptrdiff_t t = rev ? Tn_ - 1 - i : i;
+          const std::ptrdiff_t prev = i == 0 ? -1 : (rev ? t + 1 : t - 1);
+          chains_[l][k]->relax(*this, t, prev, i + 1 == Tn_);
+        }
+      }
+    const std::ptrdiff_t H = static_cast<std::ptrdiff_t>(net_.head.size());
+    for (std::ptrdiff_t j = 0; j < H; ++j) {
+      if (j + 1 == H && !net_.head[j].has_act) break;
+      const std::ptrdiff_t m = net_.head[j].w.rows;
+      head_bound(2 * m, j, true, [&](std::ptrdiff_t r0, std::ptrdiff_t R, MatView<T> P, T*) {
+        set_signed_identity_rows(P, r0, R, m, 0);
+      }, head_lo_[j].row(0), head_up_[j].row(0));
+      if (net_.head[j].has_act) head_lines_[j].compute(net_.head[j].act, head_lo_[j].row(0), head_up_[j].row(0), m);
+    }
+    const std::ptrdiff_t K = spec_w.rows, C = spec_w.cols;
+    BoundResult<T> res;
+    res.lower.resize(K);
+    res.upper.resize(K);
+    head_bound(2 * K, H - 1, false, [&](std::ptrdiff_t r0, std::ptrdiff_t R, MatView<T> P, T* d) {
+      for (std::ptrdiff_t i = 0; i < R; ++i) {  // rows [spec; −spec], constants [b; −b]
+        const std::ptrdiff_t r = r0 + i, k = r < K ? r : r - K;
+        const T sg = r < K ? T(1) : T(-1);
+        for (std::ptrdiff_t c = 0; c < C; ++c) P(i, c) = sg * spec_w(k, c);
+        d[i] = sg * spec_b[k];
+      }
+    }, res.lower.data(), res.upper.data());
+    if (opt_.want_states) collect_states(res.states);
+    return res;
+  }
+
+  void bound(std::ptrdiff_t m, Entry entry, std::ptrdiff_t t, const typename Bounder<T>::Setup& setup, T* lo,
+             T* up) override {
+    std::vector<T> all(static_cast<size_t>(2 * m));
+    Cell<T>& c = *chains_[cur_l_][cur_dir_];
+    for (std::ptrdiff_t r0 = 0; r0 < 2 * m; r0 += Rc_) {
+      const std::ptrdiff_t R = std::min(Rc_, 2 * m - r0);
+      start(R);
+      setup(r0, R);
+      c.carry(entry, t, R, sink(cur_l_, t, R), d_.data());
+      const std::ptrdiff_t next = cur_dir_ == 1 ? t + 1 : t - 1;
+      run_chain(cur_l_, cur_dir_, next, R, true);
+      descend(cur_l_ - 1, R);
+      std::copy(d_.begin(), d_.begin() + R, all.begin() + r0);
+    }
+    finish_stacked(all.data(), m, lo, up);
+  }
+
+  bool want_states() const override { return opt_.want_states; }
+
+ private:
+  using HeadSetup = std::function<void(std::ptrdiff_t, std::ptrdiff_t, MatView<T>, T*)>;
+
+  MatView<T> in_view(std::ptrdiff_t l, std::ptrdiff_t t, std::ptrdiff_t R) {
+    return {in_[l].v.data() + t * Rc_ * width_[l], R, width_[l], width_[l]};
+  }
+
+  // a new back-substitution of R rows: no coefficients anywhere, constant zero
+  void start(std::ptrdiff_t R) {
+    for (auto& h : has_) std::fill(h.begin(), h.end(), char(0));
+    std::fill(d_.begin(), d_.begin() + R, T(0));
+  }
+
+  // where chain (l, ·) writes its coefficients on the input at t: nowhere for a fixed frame
+  // read directly (its clean part is in the cell's constants)
+  InSink<T> sink(std::ptrdiff_t l, std::ptrdiff_t t, std::ptrdiff_t R) {
+    if (l == 0 && net_.frame.empty() && !ball_.moves(t)) return {};
+    InSink<T> s{in_view(l, t, R), has_[l][t] != 0};
+    has_[l][t] = 1;
+    return s;
+  }
+
+  // Carry chain (l, k) from step `from` (in its order) to its initial state, picking up the
+  // coefficients from above (in_[l+1]) as it passes each t. active: a form is already carried.
+  void run_chain(std::ptrdiff_t l, std::ptrdiff_t k, std::ptrdiff_t from, std::ptrdiff_t R, bool active) {
+    Cell<T>& c = *chains_[l][k];
+    const std::ptrdiff_t s = net_.layers[l].hidden(), step = k == 1 ? 1 : -1;
+    for (std::ptrdiff_t t = from; t >= 0 && t < Tn_; t += step) {
+      if (has_[l + 1][t]) {
+        c.add_top(cview(block(in_view(l + 1, t, R), 0, R, k * s, s)), R, !active);
+        active = true;
+      }
+      if (active) c.carry(Entry::Hidden, t, R, sink(l, t, R), d_.data());
+    }
+    if (active) c.initial(R, d_.data());
+  }
+
+  // Layers l_top..0 (every chain from its end), then the frames.
+  void descend(std::ptrdiff_t l_top, std::ptrdiff_t R) {
+    for (std::ptrdiff_t l = l_top; l >= 0; --l)
+      for (std::size_t k = 0; k < chains_[l].size(); ++k)
+        run_chain(l, static_cast<std::ptrdiff_t>(k), k == 1 ? 0 : Tn_ - 1, R, false);
+    concretise(R);
+  }
+
+  // §1: the coefficients on each frame (summed over all paths) through the frame layers,
+  // then over that frame's ball.
+  void concretise(std::ptrdiff_t R) {
+    const std::ptrdiff_t nf = static_cast<std::ptrdiff_t>(net_.frame.size());
+    for (std::ptrdiff_t t = 0; t < Tn_; ++t) {
+      if (!has_[0][t]) continue;
+      MatView<const T> A = cview(in_view(0, t, R));
+      if (nf > 0) {
+        A = dense_carry(net_.frame, frame_lines_[t].data(), nf - 1, false, A, *scratch_, d_.data());
+        add_rowdots(A, ball_.x.row(t), d_.data());
+      }
+      if (ball_.moves(t)) subtract_ball_radius(A, ball_.eps, ball_.q, d_.data());
+    }
+  }
+
+  // Pre-activation bounds of frame layer j at frame t: back-substitution to x_t alone.
+  void bound_frame_layer(std::ptrdiff_t j, std::ptrdiff_t t) {
+    const DenseView<T>& f = net_.frame[j];
+    const std::ptrdiff_t m = f.w.rows, R = 2 * m;
+    std::fill(d_.begin(), d_.begin() + R, T(0));
+    MatView<T> P{obj_.v.data(), R, m, obj_.cols};
+    set_signed_identity_rows(P, 0, R, m, 0);
+    MatView<const T> A = dense_carry(net_.frame, frame_lines_[t].data(), j, true, cview(P), *scratch_, d_.data());
+    add_rowdots(A, ball_.x.row(t), d_.data());
+    if (ball_.moves(t)) subtract_ball_radius(A, ball_.eps, ball_.q, d_.data());
+    finish_stacked(d_.data(), m, frame_lo_[j].row(t), frame_up_[j].row(t));
+    if (f.has_act) frame_lines_[t][j].compute(f.act, frame_lo_[j].row(t), frame_up_[j].row(t), m);
+  }
+
+  // rows objective rows (chunked) placed by setup on head layer j's output (its
+  // pre-activation if from_pre) with initial constants; through the head, the readout and
+  // every layer. Lower bounds of the first rows/2 rows, upper of the rest, ordered.
+  void head_bound(std::ptrdiff_t rows, std::ptrdiff_t j, bool from_pre, const HeadSetup& setup, T* lo, T* up) {
+    std::vector<T> all(static_cast<size_t>(rows));
+    const std::ptrdiff_t w = net_.head[j].w.rows;  // on z_j or a_j: the same width
+    for (std::ptrdiff_t r0 = 0; r0 < rows; r0 += Rc_) {
+      const std::ptrdiff_t R = std::min(Rc_, rows - r0);
+      start(R);
+      MatView<T> P{obj_.v.data(), R, w, obj_.cols};
+      setup(r0, R, P, d_.data());
+      MatView<const T> F = dense_carry(net_.head, head_lines_.data(), j, from_pre, cview(P), *scratch_, d_.data());
+      to_readout(F, R);
+      descend(L_ - 1, R);
+      std::copy(d_.begin(), d_.begin() + R, all.begin() + r0);
+    }
+    finish_stacked(all.data(), rows / 2, lo, up);
+  }
+
+  // Λ on the readout's feature -> coefficients on the top layer's outputs (in_[L]).
+  void to_readout(MatView<const T> F, std::ptrdiff_t R) {
+    const auto& top = net_.layers.back();
+    const std::ptrdiff_t s = top.hidden(), last = Tn_ - 1;
+    const bool bi = top.dirs.size() == 2;
+    auto put = [&](std::ptrdiff_t t, std::ptrdiff_t c0, std::ptrdiff_t nc, T scale) {
+      MatView<T> dst = block(in_view(L_, t, R), 0, R, c0, nc);
+      if (!has_[L_][t]) zero_rows(in_view(L_, t, R));
+      copy_or_add(block(F, 0, R, c0, nc), dst, true, scale);
+      has_[L_][t] = 1;
+    };
+    if (net_.readout == Readout::Last) {
+      put(last, 0, s, T(1));             // forward: h at T−1
+      if (bi) put(0, s, s, T(1));        // backward: h at 0 (its last step)
+    } else if (net_.readout == Readout::LastStep) {
+      put(last, 0, top.output(), T(1));
+    } else {
+      for (std::ptrdiff_t t = 0; t < Tn_; ++t) put(t, 0, top.output(), T(1) / T(Tn_));
+    }
+  }
+
+  void collect_states(std::vector<StateBounds<T>>& out) {
+    for (std::size_t j = 0; j < net_.frame.size(); ++j)
+      out.push_back({"frame" + std::to_string(j) + "_pre", frame_lo_[j], frame_up_[j]});
+    for (std::ptrdiff_t l = 0; l < L_; ++l)
+      for (std::size_t k = 0; k < chains_[l].size(); ++k)
+        chains_[l][k]->states(out, "L" + std::to_string(l) + (k == 1 ? "b_" : "f_"));
+    const std::ptrdiff_t H = static_cast<std::ptrdiff_t>(net_.head.size());
+    for (std::ptrdiff_t j = 0; j < H; ++j)
+      if (j + 1 < H || net_.head[j].has_act)
+        out.push_back({"head" + std::to_string(j) + "_pre", head_lo_[j], head_up_[j]});
+  }
+
+  const GeneralNet<T>& net_;
+  const InputBall<T>& ball_;
+  PassOptions opt_;
+  std::ptrdiff_t Tn_, L_, Rc_ = 0, dense_rows_ = 0;
+  std::vector<std::ptrdiff_t> width_;
+  std::vector<Mat<T>> in_;                 // in_[l]: T blocks of Rc x width_[l]
+  std::vector<std::vector<char>> has_;     // has_[l][t]: block t of in_[l] holds coefficients
+  std::vector<T> d_;
+  std::unique_ptr<DenseScratch<T>> scratch_;
+  Mat<T> obj_;
+  std::vector<std::vector<std::unique_ptr<Cell<T>>>> chains_;  // [layer][direction]
+  std::ptrdiff_t cur_l_ = 0, cur_dir_ = 0;                     // the chain being relaxed
+  std::vector<std::vector<LineSet<T>>> frame_lines_;          // [t][j]
+  std::vector<Mat<T>> frame_lo_, frame_up_, head_lo_, head_up_;
+  std::vector<LineSet<T>> head_lines_;
+};
+
+// One bound pass over the general model: bounds of spec_w · logits + spec_b.
+template <class T>
+BoundResult<T> general_bounds(const GeneralNet<T>& net, const InputBall<T>& ball, MatView<const T> spec_w,
+                              const T* spec_b, const PassOptions& opt) {
+  GeneralPass<T> pass(net, ball, opt, spec_w.rows);
+  return pass.run(spec_w, spec_b);
+}
+
+}  // namespace pq

@@ -1,0 +1,144 @@
+// The general recurrent classifier as strided views (docs/API.md "General models";
+// docs/GENERAL.md): frame Dense layers applied to every input frame, recurrent layers
+// (RNN / LSTM / GRU, one direction or two) stacked bottom to top, a readout, and a Dense
+// head whose last layer gives the logits. Plus the options of one bound pass and the
+// verbs every recurrent cell provides to the generic driver (general_driver.hpp).
+#pragma once
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <vector>
+#include "bound_state.hpp"
+#include "common.hpp"
+#include "lines.hpp"
+#include "planes.hpp"
+
+namespace pq {
+
+enum class CellKind { Rnn, Lstm, Gru };
+enum class Readout { Last, LastStep, Mean };
+
+// One direction of a recurrent layer, PyTorch layout and gate order.
+template <class T>
+struct DirectionWeights {
+  MatView<const T> w_ih, w_hh;  // (G s, in), (G s, s)
+  const T* b_ih = nullptr;      // (G s,)
+  const T* b_hh = nullptr;      // (G s,)
+  const T* h0 = nullptr;        // (s,) or null = zero
+  const T* c0 = nullptr;        // LSTM (s,) or null = zero
+};
+
+template <class T>
+struct RecurrentLayerView {
+  CellKind kind = CellKind::Rnn;
+  Activation act = Activation::Tanh;            // RNN only
+  std::vector<DirectionWeights<T>> dirs;        // [forward] or [forward, backward]
+  std::ptrdiff_t hidden() const { return dirs[0].w_hh.cols; }
+  std::ptrdiff_t input() const { return dirs[0].w_ih.cols; }
+  std::ptrdiff_t output() const { return hidden() * static_cast<std::ptrdiff_t>(dirs.size()); }
+};
+
+// y = act(W x + b); has_act = false: y = W x + b.
+template <class T>
+struct DenseView {
+  MatView<const T> w;  // (out, in)
+  const T* b = nullptr;
+  bool has_act = false;
+  Activation act = Activation::Relu;
+};
+
+template <class T>
+struct GeneralNet {
+  std::vector<DenseView<T>> frame;            // applied to every frame, in order
+  std::vector<RecurrentLayerView<T>> layers;  // bottom to top
+  Readout readout = Readout::Last;
+  std::vector<DenseView<T>> head;             // the last gives the logits
+};
+
+struct PassOptions {
+  PlaneMethod planes = PlaneMethod::Exact;
+  bool shared_z = false;     // GRU: the shared-z relaxation of the hidden update (RECURRENCES.md §4)
+  bool want_states = false;  // also return every intermediate interval
+};
+
+// Where an objective enters a step of a chain (the quantities a cell bounds):
+// Hidden: on h_t (the full step); Pre: on the stacked gate pre-activations (RNN z_t,
+// LSTM y_t, GRU [y^r; y^z; v]); Cell: on LSTM c_t (P^o unused); U: on GRU u_t.
+enum class Entry { Hidden, Pre, Cell, U };
+
+// Where a cell writes the coefficients that reach its input at step t (R x in), or
+// nowhere (dst.data == nullptr: the input is a fixed frame whose clean part the cell
+// already added through its clean constants). acc: add to what is there.
+template <class T>
+struct InSink {
+  MatView<T> dst;
+  bool acc = false;
+  bool on() const { return dst.data != nullptr; }
+};
+
+// The driver's service to a cell that fixes the relaxations of one step: the interval
+// [lo, up] of m quantities at `entry` of step t of the cell's chain. setup(r0, R) places
+// rows [r0, r0+R) of the stacked objective [I; −I] (2m rows) in the cell's buffers.
+template <class T>
+struct Bounder {
+  using Setup = std::function<void(std::ptrdiff_t r0, std::ptrdiff_t R)>;
+  virtual void bound(std::ptrdiff_t m, Entry entry, std::ptrdiff_t t, const Setup& setup, T* lo, T* up) = 0;
+  virtual bool want_states() const = 0;
+
+ protected:
+  ~Bounder() = default;
+};
+
+// The verbs of one direction of one recurrent layer over all T steps (a "chain").
+// Steps are indexed by time t; prev is the step before in the chain's own order
+// (t−1 forward, t+1 backward; −1 for the first step, whose state is the initial one).
+template <class T>
+struct Cell {
+  virtual ~Cell() = default;
+  // Fix the relaxations of step t (its bounds through bd). last: the chain's last step.
+  virtual void relax(Bounder<T>& bd, std::ptrdiff_t t, std::ptrdiff_t prev, bool last) = 0;
+  // Carry R rows entered at `entry` of step t back to the state before it; coefficients
+  // on the input at t go to `in`, constants to d.
+  virtual void carry(Entry entry, std::ptrdiff_t t, std::ptrdiff_t R, InSink<T> in, T* d) = 0;
+  // Coefficients from above on h_t (top: R x s) join the carried state (first: it starts).
+  virtual void add_top(MatView<const T> top, std::ptrdiff_t R, bool first) = 0;
+  // The carried state reached the initial state: its constant into d.
+  virtual void initial(std::ptrdiff_t R, T* d) = 0;
+  // Every interval of the chain, named prefix + quantity, rows by time.
+  virtual void states(std::vector<StateBounds<T>>& out, const std::string& prefix) = 0;
+};
+
+// Rows [r0, r0+R) of the stacked objective [I; −I] (2m rows) into the first R rows of G,
+// the identity at columns [c0, c0+m), zeros elsewhere.
+template <class T>
+void set_signed_identity_rows(MatView<T> G, std::ptrdiff_t r0, std::ptrdiff_t R, std::ptrdiff_t m,
+                              std::ptrdiff_t c0) {
+  for (std::ptrdiff_t i = 0; i < R; ++i) {
+    T* g = G.row(i);
+    for (std::ptrdiff_t j = 0; j < G.cols; ++j) g[j] = T(0);
+    const std::ptrdiff_t r = r0 + i;
+    if (r < m) g[c0 + r] = T(1);
+    else g[c0 + r - m] = T(-1);
+  }
+}
+
+template <class T>
+void zero_rows(MatView<T> M) {
+  for (std::ptrdiff_t i = 0; i < M.rows; ++i)
+    for (std::ptrdiff_t j = 0; j < M.cols; ++j) M(i, j) = T(0);
+}
+
+// dst (+)= src, element-wise over the rows and columns of dst.
+template <class T>
+void copy_or_add(MatView<const T> src, MatView<T> dst, bool add, T scale = T(1)) {
+  for (std::ptrdiff_t i = 0; i < dst.rows; ++i) {
+    const T* s = src.row(i);
+    T* o = dst.row(i);
+    if (add)
+      for (std::ptrdiff_t j = 0; j < dst.cols; ++j) o[j] += scale * s[j];
+    else
+      for (std::ptrdiff_t j = 0; j < dst.cols; ++j) o[j] = scale * s[j];
+  }
+}
+
+}  // namespace pq
