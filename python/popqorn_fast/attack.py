@@ -164,15 +164,14 @@ def pgd(weights: Any, x: Any, eps: float, p: Any = 2, target: Optional[int] = No
     best_m = np.full(restarts, np.inf)
     best_x = X.copy()
     for k in range(steps + 1):
-        rec = forward._run(weights, X)
-        z = rec["hidden"][-1] @ weights.out_weight.T + weights.out_bias
+        z, rec = forward.forward_record(weights, X)
         m, ct = _margin_and_cotangent(z, label, target)
         better = m < best_m
         best_m = np.where(better, m, best_m)
         best_x[better] = X[better]
         if k == steps or eps == 0 or np.any(best_m < 0):
             break
-        g = forward._backward(weights, X, rec, ct)
+        g = forward.input_gradient(weights, X, rec, ct)
         c_k = 0.5 * (1.0 + np.cos(np.pi * k / max(steps, 1)))
         alpha = eps * 0.5 * (0.02 + 0.98 * c_k) * factors
         d = X - xh + alpha[:, None, None] * _direction(g, p, mask)

@@ -58,6 +58,12 @@ def _core_pass(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.ndarr
     """The C++ CPU core's bound pass for ``weights.kind``."""
     from . import _core
 
+    if weights.kind == "general":
+        if planes == "optimized":
+            raise ValueError("planes='optimized' is not available for RecurrentClassifier models yet; "
+                             "use planes='exact' (the default), '1d' or 'constant'")
+        opts = _core.PassOptions(planes=planes, shared_z=False, want_states=want_states)
+        return _core.general_bounds(*general_arguments(weights), x, eps, p, mask, spec_w, spec_b, opts)
     fn = getattr(_core, f"{weights.kind}_bounds")
     # RNNs have no products: planes only says "optimized" lines or not (a keyword, so that
     # pass_arguments stays the oracle's signature)
@@ -79,6 +85,19 @@ def pass_arguments(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.n
                 x, eps, p, mask, spec_w, spec_b, planes, want_states)
     return (w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh, w.h0,
             x, eps, p, mask, spec_w, spec_b, planes, want_states)
+
+
+def general_arguments(model: Any) -> tuple:
+    """The model arguments of ``_core.general_bounds``: frame layers, recurrent layers,
+    readout and head as nested tuples of arrays (cpp/bind_general.cpp)."""
+    def dense(layers: Any) -> list:
+        return [(d.weight, d.bias, d.activation) for d in layers]
+
+    layers = [(l.kind, l.activation,
+               [(d.weight_ih, d.weight_hh, d.bias_ih, d.bias_hh, l.h0 if k == 0 else None,
+                 l.c0 if k == 0 else None) for k, d in enumerate(l.directions())])
+              for l in model.layers]
+    return dense(model.frame_layers), layers, model.readout, dense(model.head)
 
 
 def check_device(device: Any) -> None:
@@ -132,6 +151,9 @@ def bound_pass_batch(weights: Any, X: Any, eps: Any, p: float, mask: np.ndarray,
     check_device(device)
     Xh, eh, Wh, bh = _host(X), _host(eps), _host(spec_w), _host(spec_b)
     if device == "cuda":
+        if weights.kind == "general":
+            raise ValueError("device='cuda' runs the one-layer models only; certify a "
+                             "RecurrentClassifier with device='cpu'")
         if planes not in CUDA_PLANE_METHODS:
             raise ValueError(f"planes={planes!r} runs on the CPU only; the CUDA backend implements "
                              f"{list(CUDA_PLANE_METHODS)}")

@@ -53,6 +53,8 @@ def model_sha256(weights: Any) -> str:
         64 hex digits.
     """
     h = hashlib.sha256()
+    if weights.kind == "general":
+        return _general_sha256(weights, h)
     h.update(f"{weights.kind}:{getattr(weights, 'activation', 'tanh')}\n".encode())
     names = ["weight_ih", "weight_hh", "bias_ih", "bias_hh", "out_weight", "out_bias", "h0"]
     if weights.kind == "lstm":
@@ -61,6 +63,34 @@ def model_sha256(weights: Any) -> str:
         arr = np.ascontiguousarray(np.asarray(getattr(weights, name), dtype=np.float64))
         h.update(f"{name}{arr.shape}\n".encode())
         h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def _update(h: Any, name: str, value: Any) -> None:
+    arr = np.ascontiguousarray(np.asarray(value, dtype=np.float64))
+    h.update(f"{name}{arr.shape}\n".encode())
+    h.update(arr.tobytes())
+
+
+def _general_sha256(model: Any, h: Any) -> str:
+    """:func:`model_sha256` of a RecurrentClassifier: the readout, then every frame layer,
+    recurrent layer (kind, activation, each direction's arrays and initial states) and head
+    layer in order, each with its activation, shapes and bytes."""
+    h.update(f"general:{model.readout}\n".encode())
+    for group, dense in (("frame", model.frame_layers), ("head", model.head)):
+        for j, dl in enumerate(dense):
+            h.update(f"{group}{j}:{dl.activation}\n".encode())
+            _update(h, "weight", dl.weight)
+            _update(h, "bias", dl.bias)
+        if group == "frame":
+            for l, layer in enumerate(model.layers):
+                h.update(f"layer{l}:{layer.kind}:{layer.activation}:{layer.num_directions}\n".encode())
+                for k, d in enumerate(layer.directions()):
+                    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                        _update(h, f"{'fb'[k]}.{name}", getattr(d, name))
+                for name in ("h0", "c0"):
+                    if getattr(layer, name) is not None:
+                        _update(h, name, getattr(layer, name))
     return h.hexdigest()
 
 

@@ -14,6 +14,7 @@ from .bisection import EPS_START, SearchResult, search_radius, search_steps
 from .certificate import Certificate, input_sha256
 from .specification import fold_specification, margin_classes
 from .validation import (check_batch, check_class, check_eps, check_sequence, frame_mask, parse_p)
+from .general import RecurrentClassifier
 from .weights import GRUWeights, LSTMWeights, RNNWeights
 
 _STATE_NAMES = {"rnn": ("pre", "hidden"), "lstm": ("gates", "cell", "hidden"), "gru": ("gates", "u", "hidden")}
@@ -42,9 +43,9 @@ class _Problem:
 
 
 def _check_weights(weights: Any) -> None:
-    if not isinstance(weights, (RNNWeights, LSTMWeights, GRUWeights)):
-        raise TypeError(f"weights must be RNNWeights, LSTMWeights or GRUWeights, got {type(weights).__name__}"
-                        " (use load_model or RNNWeights.from_pytorch to build one)")
+    if not isinstance(weights, (RNNWeights, LSTMWeights, GRUWeights, RecurrentClassifier)):
+        raise TypeError(f"weights must be RNNWeights, LSTMWeights, GRUWeights or RecurrentClassifier, got "
+                        f"{type(weights).__name__} (use load_model or RecurrentClassifier.from_pytorch to build one)")
 
 
 def _problem(weights: Any, x: Any, p: Any, target: Any, frames: Any, planes: str,
@@ -68,7 +69,10 @@ def _problem(weights: Any, x: Any, p: Any, target: Any, frames: Any, planes: str
         raise ValueError(f"target = {tgt} equals the label being certified; choose another class "
                          f"or target=None for untargeted")
     classes = margin_classes(lab, C, tgt)
-    spec_w, spec_b = fold_specification(weights.out_weight, weights.out_bias, lab, classes)
+    if isinstance(weights, RecurrentClassifier):  # the general pass takes the margins on the logits
+        spec_w, spec_b = fold_specification(np.eye(C), np.zeros(C), lab, classes)
+    else:  # the one-layer passes take them folded into the head
+        spec_w, spec_b = fold_specification(weights.out_weight, weights.out_bias, lab, classes)
     clean = float(np.min(logits[lab] - logits[classes]))
     return _Problem(weights, xv, pv, mask, fr, lab, tgt, classes, spec_w, spec_b, planes, predicted, clean)
 
@@ -120,7 +124,8 @@ def bound_states(weights: Any, x: Any, eps: float, p: Any = 2, target: Any = Non
     """
     pr = _problem(weights, x, p, target, frames, planes, label)
     out = pr.run(check_eps(eps), want_states=True)
-    return {name: (out[f"{name}_lower"], out[f"{name}_upper"]) for name in _STATE_NAMES[weights.kind]}
+    names = _STATE_NAMES.get(weights.kind) or [k[:-6] for k in out if k.endswith("_lower") and k != "lower"]
+    return {name: (out[f"{name}_lower"], out[f"{name}_upper"]) for name in names}
 
 
 def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any = None,

@@ -87,6 +87,25 @@ def _run(w: Any, x: np.ndarray) -> dict[str, list[np.ndarray]]:
     return rec
 
 
+def forward_record(w: Any, X: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Logits (N, C) of a batch (N, T, n) and the records :func:`input_gradient` needs; for
+    every model class (one layer or a RecurrentClassifier)."""
+    if w.kind == "general":
+        from .general_forward import run
+        rec = run(w, X)
+        return rec["logits"], rec
+    rec = _run(w, X)
+    return rec["hidden"][-1] @ w.out_weight.T + w.out_bias, rec
+
+
+def input_gradient(w: Any, X: np.ndarray, rec: dict, ct: np.ndarray) -> np.ndarray:
+    """Input gradient (N, T, n) of ``sum(ct * logits)`` from the records of :func:`forward_record`."""
+    if w.kind == "general":
+        from .general_forward import general_vjp
+        return general_vjp(w, X, rec, ct)
+    return _backward(w, X, rec, ct)
+
+
 def final_hidden(w: Any, x: np.ndarray) -> np.ndarray:
     """Last hidden state.
 
@@ -122,6 +141,8 @@ def logits(w: Any, x: Any) -> np.ndarray:
     ndarray
         ``(C,)`` or ``(N, C)``.
     """
+    if w.kind == "general":
+        return w.logits(x)
     arr, single = _as_input(w, x)
     out = _run(w, arr)["hidden"][-1] @ w.out_weight.T + w.out_bias
     return out[0] if single else out
@@ -145,6 +166,9 @@ def states(w: Any, x: Any) -> dict[str, np.ndarray]:
         each of shape ``(T, rows)`` for one input or ``(N, T, rows)`` for a
         batch; row ``t`` is step ``t + 1``.
     """
+    if w.kind == "general":
+        from .general_forward import general_states
+        return general_states(w, x)
     arr, single = _as_input(w, x)
     rec = _run(w, arr)
     out = {k: np.stack(v, axis=1) for k, v in rec.items() if not k.startswith("_")}
@@ -174,6 +198,9 @@ def logits_vjp(w: Any, x: Any, cotangent: Any) -> tuple[np.ndarray, np.ndarray]:
     -----
     ReLU uses the derivative 1 for z > 0 and 0 otherwise.
     """
+    if w.kind == "general":
+        from .general_forward import general_logits_vjp
+        return general_logits_vjp(w, x, cotangent)
     arr, single = _as_input(w, x)
     ct = np.asarray(cotangent, dtype=np.float64)
     if single and ct.ndim == 1:
@@ -284,7 +311,9 @@ def margin_gradient(w: Any, x: Any, label: int, other: int) -> tuple[np.ndarray,
     for name, v in (("label", label), ("other", other)):
         if not 0 <= int(v) < C:
             raise ValueError(f"{name} {v} out of range 0..{C - 1}")
-    arr, single = _as_input(w, x)
+    arr = np.asarray(x, dtype=np.float64)
+    single = arr.ndim == 2
+    arr = arr[None] if single else arr
     ct = np.zeros((arr.shape[0], C))
     ct[:, label] += 1.0
     ct[:, other] -= 1.0
