@@ -80,6 +80,13 @@ class _LayerMixin:
         from .certificate import model_sha256
         return model_sha256(self)
 
+    @cached_property
+    def general(self) -> Any:
+        """This model as a :class:`popqorn_fast.general.RecurrentClassifier` (one layer, a
+        Linear head on the last hidden state), built once per object."""
+        from .general import as_general
+        return as_general(self)
+
     def logits(self, x: Any) -> np.ndarray:
         """Run the model forward on ``x`` of shape ``(T, n)`` or ``(N, T, n)``.
 
