@@ -19,12 +19,30 @@ The computation is a graph of nodes::
     ("hz", j)            pre-activation of head layer j
     ("ha", j)            output of head layer j
 
-Every bound is ONE back-substitution of a stacked objective ``[Lam; -Lam]``: coefficient
-matrices pending on nodes are processed in reverse topological order (so a node's
-coefficients from every path are summed before its relaxation picks a side by their sign),
-until they reach the frames ``x_t``; then §1 concretises.  Bounds are fixed in the order
-of the brief (frame layers; each recurrent layer forward then backward, step by step as in
-the one-layer oracle; head layers; the specification).
+Every bound is ONE back-substitution of a stacked objective ``[Lam; -Lam]`` (upper = minus the
+lower bound of ``-Lam``, ordered by ``split_stacked``): coefficient matrices pending on nodes
+are processed in reverse topological order, so a node's coefficients from every path (the
+next step of its chain, the layer above, the readout) are summed before its relaxation picks
+a side by their sign; they end on the frames ``x_t`` and §1 concretises
+``d + sum_t A_t x_t - eps sum_{t moving} ||A_t||_q``.
+
+Order in which bounds and relaxations are fixed:
+
+1. frame layers j = 0..m-1, each at every t: bounds of z^j_t (``frame{j}_pre``), then the
+   §2 lines of its activation (none for a linear layer);
+2. recurrent layers l = 0..L-1, the forward direction over t = 0..T-1, then the backward one
+   over t = T-1..0 (it reads the state of t+1; its initial state is zero; h0/c0 only on
+   one-direction layers), each step exactly as the one-layer oracle: RNN pre -> lines;
+   LSTM gates -> P^f (box of c_prev; the initial state at the chain's first step), P^ig ->
+   cell -> P^o, hidden = corner min/max; GRU gates -> P^r -> u -> P^u, P^z (box of h_prev)
+   or the shared-z variant -> hidden (back-substitution, every step);
+3. head layers j = 0..H-1: bounds of z^j (``head{j}_pre``) for every j < H-1 (linear ones too)
+   and for j = H-1 only if it has an activation, then its lines;
+4. the specification on the logits (act(z^{H-1}) if the last layer has an activation).
+
+Readouts: "last" puts the feature's columns on forward h_{T-1} and backward h_0 of the top
+layer; "last_step" on the top layer's output at T-1; "mean" puts ``Lam / T`` on the output at
+every t.  An LSTM step reached only through c (Lam_h absent) passes Lam_h = 0 through P^o.
 """
 from __future__ import annotations
 
