@@ -6,8 +6,8 @@
   folded into the last, "mean" over one frame) change no bound beyond rounding;
 - soundness: random general models (two layers, bidirectional, each readout, frame layers,
   0 or 1 hidden head layers with every activation), random inputs, eps, p and frame subsets:
-  sampled perturbations (ball surfaces, interiors, vertices) stay inside every state interval
-  and the specification bounds;
+  sampled perturbations (ball surfaces, interiors, vertices) and projected-gradient attacks on
+  every specification row stay inside every state interval and the specification bounds;
 - eps = 0: every bound is the clean value.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 
 import popqorn_fast as pf
 from popqorn_fast.general import Dense, RecurrentClassifier, RecurrentLayer, as_general
-from popqorn_fast.general_forward import general_logits, general_states
+from popqorn_fast.general_forward import general_logits, general_logits_vjp, general_states
 
 pytest.importorskip("popqorn_fast._core")  # the oracle's 2-D planes are the core's (RECURRENCES.md §3)
 
@@ -181,6 +181,32 @@ def check_sound(model: RecurrentClassifier, res: dict, X: np.ndarray, S: np.ndar
     return checks + spec.size
 
 
+def project(X: np.ndarray, x: np.ndarray, eps: float, p: float, mask: np.ndarray) -> np.ndarray:
+    """Project each frame of X (N, T, n) onto its ball (p = 2 or inf); fixed frames reset."""
+    D = X - x
+    if p == np.inf:
+        D = np.clip(D, -eps, eps)
+    else:
+        nrm = np.linalg.norm(D, axis=2, keepdims=True)
+        D = D * np.minimum(1.0, eps / np.maximum(nrm, 1e-300))
+    D[:, ~mask] = 0.0
+    return x + D
+
+
+def attack(model: RecurrentClassifier, x: np.ndarray, eps: float, p: float, mask: np.ndarray, S: np.ndarray,
+           rng: np.random.Generator, steps: int = 30) -> np.ndarray:
+    """Projected gradient steps minimising and maximising every spec row (p = 2 or inf):
+    the final iterates (2K, T, n), which must stay inside the bounds."""
+    K = S.shape[0]
+    ct = np.concatenate([S, -S], axis=0)  # minimise rows 0..K-1, maximise rows K..2K-1
+    X = project(x + eps * rng.uniform(-1, 1, size=(2 * K,) + x.shape), x, eps, p, mask)
+    for _ in range(steps):
+        _, g = general_logits_vjp(model, X, ct)
+        step = np.sign(g) if p == np.inf else g / np.maximum(np.linalg.norm(g, axis=2, keepdims=True), 1e-300)
+        X = project(X - 0.25 * eps * step, x, eps, p, mask)
+    return X
+
+
 # ---------------------------------------------------------------- one layer = the one-layer oracle
 
 ONE_LAYER_CASES = [("rnn", "tanh", "exact", False), ("rnn", "relu", "exact", True),
@@ -323,6 +349,8 @@ def test_sampled_perturbations_stay_inside_every_bound(case: int) -> None:
         res = general_bounds(model, x, eps, p, mask, S, sb, planes=planes, want_states=True, gru_shared_z=shared)
         X = perturbations(rng, x, eps, p, mask, 400)
         X[0] = x
+        if p != 1.0:
+            X = np.concatenate([X, attack(model, x, eps, p, mask, S, rng)], axis=0)
         assert check_sound(model, res, X, S, sb) > 0
         # frames outside the mask are fixed: the frame-0 pre-activation interval there is a point
         if model.frame_layers:
