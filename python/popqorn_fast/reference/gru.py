@@ -102,6 +102,30 @@ def _substitute_down(lam_h: np.ndarray, const: np.ndarray, A: np.ndarray, top: i
     return const + lam_h @ h0
 
 
+def hidden_planes(product_bounds: ProductBounds, p_r: Any, u_l: np.ndarray, u_u: np.ndarray,
+                  yz_l: np.ndarray, yz_u: np.ndarray, hl_prev: np.ndarray, hu_prev: np.ndarray,
+                  planes: str, gru_shared_z: bool) -> StepPlanes:
+    """Step 4: the planes of the hidden update, given the boxes of u_t, y^z_t and h_{t-1}.
+
+    Plain: P^u = F1(u_t, w_t), w = -y^z in [-yz_u, -yz_l]; P^z = F2(h_{t-1}, y^z_t).
+    Shared z: z = sigma(y^z) by lines; boxes z in [sigma(yl), sigma(yu)], w = 1 - z in
+    [sigma(-yu), sigma(-yl)], each widened outwards by 4 eps relative; P^u = F3(u_t, w_t),
+    P^z = F4(h_{t-1}, z_t).  Returns the step's planes (with P^r = ``p_r``).
+    """
+    if gru_shared_z:
+        lz = bound_activation("sigmoid", yz_l.copy(), yz_u.copy())
+        z_l = np.array([sigmoid(v) for v in yz_l]) * (1.0 - WIDEN)
+        z_u = np.array([sigmoid(v) for v in yz_u]) * (1.0 + WIDEN)
+        w_l = np.array([sigmoid(-v) for v in yz_u]) * (1.0 - WIDEN)
+        w_u = np.array([sigmoid(-v) for v in yz_l]) * (1.0 + WIDEN)
+        p_u = product_bounds("tanh_linear", u_l.copy(), u_u.copy(), w_l, w_u, planes)
+        p_z = product_bounds("bilinear", hl_prev.copy(), hu_prev.copy(), z_l, z_u, planes)
+        return StepPlanes(r=p_r, u=p_u, z=p_z, lz=lz)
+    p_u = product_bounds("tanh_sigmoid", u_l.copy(), u_u.copy(), -yz_u, -yz_l, planes)
+    p_z = product_bounds("x_sigmoid", hl_prev.copy(), hu_prev.copy(), yz_l.copy(), yz_u.copy(), planes)
+    return StepPlanes(r=p_r, u=p_u, z=p_z)
+
+
 def gru_bounds_with(product_bounds: ProductBounds, weight_ih: np.ndarray, weight_hh: np.ndarray,
                     bias_ih: np.ndarray, bias_hh: np.ndarray, h0: np.ndarray, x: np.ndarray, eps: float,
                     p: float, frame_mask: np.ndarray, spec_weight: np.ndarray, spec_bias: np.ndarray,
@@ -141,21 +165,8 @@ def gru_bounds_with(product_bounds: ProductBounds, weight_ih: np.ndarray, weight
         u_l[t], u_u[t] = finish(lam_h, const, A, t - 1, s)
         # 4. planes P^u = F1(u_t, w_t), w = -y^z in [-yz_u, -yz_l]; P^z = F2(h_{t-1}, y^z_t)
         hl_prev, hu_prev = (h0, h0) if t == 0 else (hid_l[t - 1], hid_u[t - 1])
-        if gru_shared_z:
-            # z = sigma(y^z) by lines; boxes z in [sigma(yl), sigma(yu)], w = 1 - z in
-            # [sigma(-yu), sigma(-yl)], each widened outwards by 4 eps relative
-            lz = bound_activation("sigmoid", yz_l.copy(), yz_u.copy())
-            z_l = np.array([sigmoid(v) for v in yz_l]) * (1.0 - WIDEN)
-            z_u = np.array([sigmoid(v) for v in yz_u]) * (1.0 + WIDEN)
-            w_l = np.array([sigmoid(-v) for v in yz_u]) * (1.0 - WIDEN)
-            w_u = np.array([sigmoid(-v) for v in yz_l]) * (1.0 + WIDEN)
-            p_u = product_bounds("tanh_linear", u_l[t].copy(), u_u[t].copy(), w_l, w_u, planes)
-            p_z = product_bounds("bilinear", hl_prev.copy(), hu_prev.copy(), z_l, z_u, planes)
-            steps.append(StepPlanes(r=p_r, u=p_u, z=p_z, lz=lz))
-        else:
-            p_u = product_bounds("tanh_sigmoid", u_l[t].copy(), u_u[t].copy(), -yz_u, -yz_l, planes)
-            p_z = product_bounds("x_sigmoid", hl_prev.copy(), hu_prev.copy(), yz_l.copy(), yz_u.copy(), planes)
-            steps.append(StepPlanes(r=p_r, u=p_u, z=p_z))
+        steps.append(hidden_planes(product_bounds, p_r, u_l[t], u_u[t], yz_l, yz_u, hl_prev, hu_prev,
+                                   planes, gru_shared_z))
         # 5. hidden: objective "identity on h_t" from step t down
         lam = stack_objective(np.eye(s))
         A = np.zeros((T, 2 * s, n))
