@@ -8,7 +8,8 @@ State names (what ``bound_states`` bounds for a general model; row t = time t):
 ``L{l}{d}_<name>``     layer l, direction d = "f" (forward) or "b" (backward); name as
                        for one layer (rnn ``pre``/``hidden``; lstm ``gates``/``cell``/
                        ``hidden``; gru ``gates``/``u``/``hidden``), (T, width)
-``head{j}_pre``        pre-activation of head layer j (not the last), (1, width)
+``head{j}_pre``        pre-activation of head layer j, (1, width): every hidden head layer,
+                       and the last one when it has an activation
 =====================  ============================================================
 """
 from __future__ import annotations
@@ -191,9 +192,12 @@ def general_states(model: RecurrentClassifier, x: Any) -> dict[str, np.ndarray]:
     arr, single = as_batch(model, x)
     rec = run(model, arr)
     res = {}
+    last_pre = f"head{len(model.head) - 1}_pre"
     for k, v in rec.items():
         if k.startswith("_") or k == "logits":
             continue
+        if k == last_pre and model.head[-1].activation is None:
+            continue  # the logits themselves: no interval of their own (the margins bound them)
         if k.startswith("head"):
             v = v[:, None, :]
         res[k] = v

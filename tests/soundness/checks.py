@@ -44,7 +44,7 @@ class PointReport:
 
 def aligned_samples(rng: np.random.Generator, w: Any, x: np.ndarray, eps: float, p: float,
                     frames: Optional[Sequence[int]], count: int) -> np.ndarray:
-    """Points where some first-layer row ``±W_ih[r]`` attains its extreme over each frame's ball.
+    """Points where some first-layer row ``±W[r]`` (:func:`first_layer_rows`) attains its extreme over each frame's ball.
 
     Per sample and frame a random row r and sign are drawn and the frame moves to the
     maximiser of ``±W_ih[r] · d`` over ``||d||_p <= eps`` (p = 2: along the row; inf: its
@@ -53,7 +53,8 @@ def aligned_samples(rng: np.random.Generator, w: Any, x: np.ndarray, eps: float,
     """
     T, n = x.shape
     mask = frame_mask(frames, T)
-    rows = w.weight_ih[rng.integers(0, w.weight_ih.shape[0], size=(count, T))]
+    W = first_layer_rows(w)
+    rows = W[rng.integers(0, W.shape[0], size=(count, T))]
     rows = rows * (rng.integers(0, 2, size=(count, T, 1)) * 2.0 - 1.0)
     if p == 2.0:
         d = rows / np.maximum(np.linalg.norm(rows, axis=-1, keepdims=True), 1e-300)
@@ -65,6 +66,16 @@ def aligned_samples(rng: np.random.Generator, w: Any, x: np.ndarray, eps: float,
                           np.sign(np.take_along_axis(rows, np.argmax(np.abs(rows), axis=-1)[..., None],
                                                      axis=-1)), axis=-1)
     return into_ball(x, x + eps * d, eps, p, mask)
+
+
+def first_layer_rows(w: Any) -> np.ndarray:
+    """The rows of the first linear map applied to each frame (a frame layer's weight, or the
+    first recurrent layer's W_ih; both directions of a bidirectional one)."""
+    if getattr(w, "kind", None) != "general":
+        return w.weight_ih
+    if w.frame_layers:
+        return w.frame_layers[0].weight
+    return np.concatenate([d.weight_ih for d in w.layers[0].directions()])
 
 
 def samples_for(rng: np.random.Generator, x: np.ndarray, eps: float, p: float,

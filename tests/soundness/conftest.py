@@ -64,7 +64,7 @@ _TALLY = pytest.StashKey[Tally]()
 
 
 def arch_of(weights: Any) -> str:
-    """The architecture a model counts under: rnn, lstm or gru."""
+    """The architecture a model counts under: rnn, lstm, gru, or general (a RecurrentClassifier)."""
     return weights.kind
 
 

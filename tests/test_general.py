@@ -1,0 +1,249 @@
+"""The general model (RecurrentClassifier): the generic core pass against the one-layer
+passes and the NumPy oracle, the trained general models against auto_LiRPA CROWN's radii,
+every entry point, and the named refusals of bad models."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import popqorn_fast as pf
+from popqorn_fast import _core
+from popqorn_fast.backend import general_arguments, pass_arguments
+from popqorn_fast.general import as_general
+from popqorn_fast.reference import general_bounds as oracle_bounds
+
+from conftest import random_weights
+from soundness.models import random_general
+
+GENERAL = Path(__file__).resolve().parent / "data" / "general"
+CROWN = json.loads((GENERAL / "lirpa_crown_general.json").read_text())["models"]
+
+
+def load_general(name: str) -> tuple[pf.RecurrentClassifier, np.ndarray, np.ndarray]:
+    cfg = CROWN[name]["config"]
+    d = np.load(GENERAL / f"{name}.npz")
+    m = pf.RecurrentClassifier.from_pytorch(d, readout=cfg["readout"], activation=cfg.get("act", "tanh"),
+                                            head_activation=cfg.get("head_act", "relu"),
+                                            frame_activation=cfg.get("frame_act", "relu"))
+    return m, np.asarray(d["X"], dtype=np.float64), np.asarray(d["y"])
+
+
+def margin_spec(C: int, label: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    S = np.zeros((C - 1, C))
+    S[:, label] = 1.0
+    S[np.arange(C - 1), [j for j in range(C) if j != label]] = -1.0
+    return S, np.zeros(C - 1)
+
+
+def core_pass(m, x, eps, p, mask, S, b, planes="exact", states=False):
+    opts = _core.PassOptions(planes=planes, want_states=states)
+    return _core.general_bounds(*general_arguments(m), x, eps, p, mask, S, b, opts)
+
+
+# ---------------------------------------------------------------- the generic pass
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("planes", ["exact", "1d", "constant"])
+def test_one_layer_models_are_the_generic_pass(kind, planes):
+    """The one-layer routines (which serve planes='optimized') and the generic pass compute
+    the same bounds: to rounding where the planes are unique (1d, constant), to the LP's
+    tolerance for exact planes."""
+    rng = np.random.default_rng(7)
+    for states in (False, True):
+        w = random_weights(kind, rng, s=5, n=3, C=4, states=states)
+        x = rng.normal(size=(4, 3))
+        mask = np.array([True, False, True, True])
+        S, _ = margin_spec(4)
+        spec_w, spec_b = S @ w.out_weight, S @ w.out_bias
+        old = getattr(_core, f"{kind}_bounds")(*pass_arguments(w, x, 0.05, 2.0, mask, spec_w, spec_b, planes, True),
+                                               **({"planes": planes} if kind == "rnn" else {}))
+        new = core_pass(as_general(w), x, 0.05, 2.0, mask, S, np.zeros(3), planes, True)
+        # exact planes are an LP optimum with ties: summation order can pick another optimal
+        # plane, so the two agree closely but not to rounding
+        tol = 1e-12 if planes != "exact" or kind == "rnn" else 1e-3
+        for k in old:
+            ref = old[k]
+            got = new[k if k in ("lower", "upper") else f"L0f_{k}"]
+            np.testing.assert_allclose(got, ref, rtol=tol, atol=tol, err_msg=k)
+
+
+@pytest.mark.parametrize("name", sorted(CROWN))
+def test_core_agrees_with_the_oracle_on_trained_general_models(name):
+    m, X, _ = load_general(name)
+    x = X[0]
+    mask = np.ones(x.shape[0], bool)
+    mask[1] = False
+    S, b = margin_spec(m.num_classes)
+    for planes in ("1d", "constant", "exact"):
+        core = core_pass(m, x, 0.02, 2.0, mask, S, b, planes, True)
+        ref = oracle_bounds(m, x, 0.02, 2.0, mask, S, b, planes=planes, want_states=True)
+        assert set(core) == set(ref)
+        tol = 1e-9 if planes != "exact" else 1e-5  # exact planes: an LP optimum, unique up to its tolerance
+        for k in ref:
+            np.testing.assert_allclose(core[k], ref[k], rtol=tol, atol=tol, err_msg=f"{planes} {k}")
+        again = core_pass(m, x, 0.02, 2.0, mask, S, b, planes, True)
+        for k in core:  # deterministic where the planes are not unique
+            assert np.array_equal(core[k], again[k])
+
+
+def test_core_agrees_with_the_oracle_on_random_general_models():
+    rng = np.random.default_rng(3)
+    shapes = [(["lstm", "gru"], [True, False], "mean", [(3, "tanh")], [(2, "relu")]),
+              (["rnn_relu", "lstm", "rnn_tanh"], [False, True, True], "last", [], []),
+              (["gru"], [True], "last_step", [(3, "sigmoid"), (2, None)], [(3, None)])]
+    for kinds, bi, readout, head, frame in shapes:
+        m = random_general(rng, kinds, bi, 3, [3] * len(kinds), 4, readout, head, frame)
+        x = rng.normal(size=(3, 3))
+        S, b = margin_spec(4, 1)
+        for p in (1.0, 2.0, np.inf):
+            for planes in ("1d", "constant"):
+                core = core_pass(m, x, 0.1, p, np.ones(3, bool), S, b, planes, True)
+                ref = oracle_bounds(m, x, 0.1, p, np.ones(3, bool), S, b, planes=planes, want_states=True)
+                for k in ref:
+                    np.testing.assert_allclose(core[k], ref[k], rtol=1e-9, atol=1e-9, err_msg=f"{kinds} {p} {k}")
+
+
+def test_bidirectional_coefficients_are_summed_before_the_ball():
+    """Two identical directions of a ReLU RNN that stay active (exact lines) read the one frame;
+    the head subtracts them, so the logits are the bias whatever the input. The pass must sum
+    the coefficients the two chains put on the frame before the dual norm (A − A = 0): the
+    margin's interval is then one point. Concretising per chain would give width 2 eps ||A||."""
+    rng = np.random.default_rng(5)
+    d = (rng.normal(size=(3, 2)) * 0.1, rng.normal(size=(3, 3)), np.full(3, 10.0), np.zeros(3))
+    layer = pf.RecurrentLayer("rnn", *d, activation="relu", reverse=d)
+    W = rng.normal(size=(2, 3))
+    head = pf.Dense(np.concatenate([W, -W], axis=1), np.array([0.3, -0.2]))
+    m = pf.RecurrentClassifier([layer], [head], readout="mean")
+    x = rng.normal(size=(1, 2))  # T = 1: both directions compute the same h
+    lo, up = pf.bound_margins(m, x, eps=0.5, p=2, label=0)
+    np.testing.assert_allclose(lo, [0.5], atol=1e-12)
+    np.testing.assert_allclose(up, [0.5], atol=1e-12)
+
+
+# ---------------------------------------------------------------- trained models vs CROWN
+
+@pytest.mark.parametrize("name", sorted(CROWN))
+def test_trained_general_models_reach_crown(name):
+    """Mean certified eps >= auto_LiRPA CROWN's on the same inputs (p = 2 and inf, per-frame
+    balls, the same search), none below 0.9x, and PGD finds nothing at eps*."""
+    m, X, y = load_general(name)
+    for norm in ("2", "inf"):
+        runs = [r for r in CROWN[name]["runs"] if str(r["norm"]) == norm]
+        assert len(runs) == 10
+        ratios = []
+        for r in runs:
+            x = X[r["index"]]
+            assert int(np.argmax(m.logits(x))) == int(y[r["index"]])
+            cert = pf.certify(m, x, eps_max=10.0, p=norm)
+            ratios.append(cert.eps / r["eps"])
+        assert np.mean(ratios) >= 1.0 - 1e-3, (norm, ratios)  # both searches stop at 1e-3 relative
+        assert np.min(ratios) >= 0.9, (norm, ratios)
+    cert = pf.certify(m, X[0], p=2)
+    assert not pf.attack.pgd(m, X[0], cert.eps, p=2, steps=40, restarts=4).success
+
+
+# ---------------------------------------------------------------- entry points
+
+def test_every_entry_point_takes_a_general_model(tmp_path):
+    m, X, y = load_general("gru_bi_T4_h16")
+    x = X[0]
+    cert = pf.certify(m, x, p="inf", frames=[1, 2])
+    assert cert.eps > 0 and cert.label == int(y[0])
+    lo, up = pf.bound_margins(m, x, cert.eps, p="inf", frames=[1, 2])
+    assert np.all(lo > 0) and np.all(lo <= up)
+    states = pf.bound_states(m, x, cert.eps, p="inf", frames=[1, 2])
+    assert {"L0f_gates", "L0b_hidden", "L0b_u"} <= set(states)
+    sens = pf.sensitivity(m, x, eps_max=5.0)
+    assert sens.shape == (4,) and np.all(sens >= cert.eps * (1 - 1e-3))  # one frame moving certifies more
+    certs = pf.certify_many(m, X[:3], labels=y[:3], threads=2, p=2)
+    assert [c.eps for c in certs] == [pf.certify(m, X[i], p=2, label=int(y[i])).eps for i in range(3)]
+    targeted = pf.certify(m, x, p=2, target=3)
+    assert targeted.eps >= pf.certify(m, x, p=2).eps
+    d = json.loads(cert.to_json())
+    assert d["eps"] == cert.eps
+    assert m.sha256 != load_general("lstm2_T4_h24")[0].sha256
+
+
+def test_model_hash_tells_general_models_apart():
+    m, _, _ = load_general("lstm_mean_mlp_T4_h24")
+    other = pf.RecurrentClassifier(m.layers, m.head, readout="last", frame_layers=m.frame_layers)
+    head = list(m.head)
+    head[0] = pf.Dense(head[0].weight, head[0].bias, "tanh")
+    assert len({m.sha256, other.sha256, pf.RecurrentClassifier(m.layers, head, readout="mean").sha256}) == 3
+
+
+def test_optimized_planes_are_refused_by_name_for_general_models():
+    m, X, _ = load_general("lstm2_T4_h24")
+    with pytest.raises(ValueError, match="optimized"):
+        pf.certify(m, X[0], planes="optimized")
+
+
+def test_logits_match_the_trained_accuracy():
+    """The forward pass reproduces the stored labels as often as the trained module did."""
+    for name in CROWN:
+        m, X, y = load_general(name)
+        assert np.mean(np.argmax(m.logits(X), axis=1) == y) >= 0.9
+
+
+# ---------------------------------------------------------------- refusals
+
+def _lstm(n: int, s: int, rng: np.random.Generator) -> tuple:
+    return (rng.normal(size=(4 * s, n)), rng.normal(size=(4 * s, s)), rng.normal(size=4 * s), rng.normal(size=4 * s))
+
+
+@pytest.mark.parametrize("case, match", [
+    ("widths", "don't chain"),
+    ("reverse", "reverse"),
+    ("head", r"head\[0\] takes 5"),
+    ("readout", "readout must be one of"),
+    ("activation", "Dense activation"),
+    ("rnn_activation", "activation must be"),
+    ("classes", ">= 2 classes"),
+    ("empty", "layers is empty"),
+])
+def test_bad_general_models_are_named(case, match):
+    rng = np.random.default_rng(0)
+    l1 = pf.RecurrentLayer("lstm", *_lstm(3, 4, rng))
+    head = [pf.Dense(rng.normal(size=(3, 4)), np.zeros(3))]
+    with pytest.raises(ValueError, match=match):
+        if case == "widths":
+            pf.RecurrentClassifier([l1, pf.RecurrentLayer("lstm", *_lstm(5, 4, rng))], head)
+        elif case == "reverse":
+            pf.RecurrentLayer("lstm", *_lstm(3, 4, rng), reverse=_lstm(3, 5, rng))
+        elif case == "head":
+            pf.RecurrentClassifier([l1], [pf.Dense(rng.normal(size=(3, 5)), np.zeros(3))])
+        elif case == "readout":
+            pf.RecurrentClassifier([l1], head, readout="max")
+        elif case == "activation":
+            pf.Dense(rng.normal(size=(3, 4)), np.zeros(3), "gelu")
+        elif case == "rnn_activation":
+            pf.RecurrentLayer("rnn", rng.normal(size=(4, 3)), rng.normal(size=(4, 4)), np.zeros(4), np.zeros(4),
+                              activation="sigmoid")
+        elif case == "classes":
+            pf.RecurrentClassifier([l1], [pf.Dense(rng.normal(size=(1, 4)), np.zeros(1))])
+        else:
+            pf.RecurrentClassifier([], head)
+
+
+def test_bad_state_dicts_are_named():
+    rng = np.random.default_rng(0)
+    w = _lstm(3, 4, rng)
+    base = {"rnn.weight_ih_l0": w[0], "rnn.weight_hh_l0": w[1], "rnn.bias_ih_l0": w[2], "rnn.bias_hh_l0": w[3]}
+    head = {"fc.weight": rng.normal(size=(3, 4)), "fc.bias": np.zeros(3)}
+    two = {**base, **{k.replace("rnn.", "rnn2."): v for k, v in base.items()}, **head}
+    with pytest.raises(ValueError, match="2 recurrent modules"):
+        pf.RecurrentClassifier.from_pytorch(two)
+    gap = {**base, **{k.replace("_l0", "_l2"): v for k, v in base.items()}, **head}
+    with pytest.raises(ValueError, match="gap in the layer numbering"):
+        pf.RecurrentClassifier.from_pytorch(gap)
+    with pytest.raises(ValueError, match="no Linear head"):
+        pf.RecurrentClassifier.from_pytorch(base)
+    with pytest.raises(ValueError, match="incomplete"):
+        pf.RecurrentClassifier.from_pytorch({**{k: v for k, v in base.items() if "bias_hh" not in k}, **head})
+    with pytest.raises(ValueError, match="unsupported parameters"):
+        pf.RecurrentClassifier.from_pytorch({**base, **head, "norm.running_mean": np.zeros(4)})
+    m = pf.RecurrentClassifier.from_pytorch({**base, **head})
+    assert m.layers[0].kind == "lstm" and m.num_classes == 3
