@@ -106,7 +106,7 @@ def cmd_certify(args: argparse.Namespace) -> int:
     norms = _norms(args.norm, ["1", "2", "inf"] if bundled else ["2"])
     labels = None if (y is None or args.ignore_labels) else y
     N = len(X)
-    print(f"model: {model_path} ({weights.kind.upper()}, hidden {weights.hidden_size}, T = {X.shape[1]}, "
+    print(f"model: {model_path} ({weights.summary}, T = {X.shape[1]}, "
           f"n = {X.shape[2]}, {weights.num_classes} classes); planes = {args.planes}; "
           f"eps_max = {args.eps_max:g}")
     bar = _ProgressBar(N * len(norms), label="certify") if not args.no_progress else None

@@ -263,6 +263,16 @@ class RecurrentClassifier:
         """Width of the readout (the head's input)."""
         return self.layers[-1].output_size
 
+    @property
+    def summary(self) -> str:
+        """One line describing the model (the CLI prints it)."""
+        parts = [f"frame {'-'.join(str(f.out_features) for f in self.frame_layers)}"] if self.frame_layers else []
+        for l in self.layers:
+            parts.append(f"{'bi-' if l.bidirectional else ''}{l.kind.upper()} {l.hidden_size}")
+        parts.append(f"readout {self.readout}")
+        parts.append(f"head {'-'.join(str(h.out_features) for h in self.head)}")
+        return ", ".join(parts)
+
     @cached_property
     def sha256(self) -> str:
         """SHA-256 of the model (:func:`popqorn_fast.certificate.model_sha256`)."""

@@ -80,6 +80,11 @@ class _LayerMixin:
         from .certificate import model_sha256
         return model_sha256(self)
 
+    @property
+    def summary(self) -> str:
+        """One line describing the model (the CLI prints it)."""
+        return f"{self.kind.upper()}, hidden {self.hidden_size}"
+
     @cached_property
     def general(self) -> Any:
         """This model as a :class:`popqorn_fast.general.RecurrentClassifier` (one layer, a
