@@ -247,3 +247,14 @@ def test_bad_state_dicts_are_named():
         pf.RecurrentClassifier.from_pytorch({**base, **head, "norm.running_mean": np.zeros(4)})
     m = pf.RecurrentClassifier.from_pytorch({**base, **head})
     assert m.layers[0].kind == "lstm" and m.num_classes == 3
+
+
+def test_logits_equal_pytorch_in_float64():
+    """Each trained general model's logits equal those of the PyTorch module the state_dict
+    came from, run in float64 (tests/data/general/torch_logits.npz, written by
+    tools/make_general_logits.py)."""
+    ref = np.load(GENERAL / "torch_logits.npz")
+    assert sorted(ref.files) == sorted(CROWN)
+    for name in CROWN:
+        m, X, _ = load_general(name)
+        np.testing.assert_allclose(m.logits(X), ref[name], rtol=1e-10, atol=1e-10, err_msg=name)
