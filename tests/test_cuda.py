@@ -212,14 +212,18 @@ def test_device_cuda_plumbing_with_a_fake_module(monkeypatch, kind):
     X = rng.normal(size=(4, 3, 3))
     gpu = pf.certify_many(w, X, device="cuda", planes="1d", p=np.inf)
     cpu = pf.certify_many(w, X, device="cpu", planes="1d", p=np.inf)
-    assert [(c.eps, c.eps_upper, c.bound_passes) for c in gpu] == [(c.eps, c.eps_upper, c.bound_passes) for c in cpu]
+    # the fake serves pairs with the one-layer routines, the CPU path runs the generic driver:
+    # the same bounds up to the order of a few sums
+    assert [c.bound_passes for c in gpu] == [c.bound_passes for c in cpu]
+    np.testing.assert_allclose([c.eps for c in gpu], [c.eps for c in cpu], rtol=1e-12)
+    np.testing.assert_allclose([c.eps_upper for c in gpu], [c.eps_upper for c in cpu], rtol=1e-12)
     sw, sb = rng.normal(size=(2, 4)), rng.normal(size=2)
     mask = np.ones(3, bool)
     a = backend.bound_pass(w, X[0], 0.1, 2.0, mask, sw, sb, "exact", True, device="cuda")
     b = backend.bound_pass(w, X[0], 0.1, 2.0, mask, sw, sb, "exact", True, device="cpu")
     assert a.keys() == b.keys()
-    for k in a:
-        np.testing.assert_array_equal(a[k], b[k])
+    for k in a:  # exact planes: an LP optimum with ties, unique up to its tolerance
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-9, err_msg=k)
     with pytest.raises(backend.BoundOverflowError):
         backend.bound_pass(w, X[0], 1.7e308, np.inf, mask, sw, sb, "exact", False, device="cuda")
 
