@@ -20,9 +20,7 @@ Exit codes: 0 success; 1 ``verify`` found a certificate that does not hold;
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -32,9 +30,9 @@ from . import __version__
 from .backend import PLANE_METHODS
 from .certificate import Certificate, input_sha256, model_sha256
 from .certify import _ProgressBar, bound_margins, certify
-from .dataset_run import EXIT_INCOMPLETE, RunInterrupted, RunSpec, run_dataset
+from .dataset_run import EXIT_INCOMPLETE, RunInterrupted, RunSpec, run_dataset  # noqa: F401 (exit code)
 from .model_io import default_model_path, load_inputs, load_model
-from .records import FORMAT as CERTS_FORMAT
+from .records import FORMAT as CERTS_FORMAT  # noqa: F401 (what --out writes)
 from .records import RecordsError, open_certs
 from .specification import margin_classes
 from .streaming import BlockReader, InputSource, open_inputs
@@ -166,7 +164,8 @@ def _check_one(weights: Any, mhash: str, rec: dict[str, Any], x: Optional[np.nda
         return (f"model SHA-256 {str(cert.model_sha256)[:12]}... differs from the given model's "
                 f"{mhash[:12]}... (a certificate for another model)")
     if x is None:
-        return f"input {rec.get('input')!r} is neither stored in the file nor in the inputs file"
+        return (f"input {rec.get('input')!r} is neither stored in the file nor found in an inputs file "
+                f"(give the inputs with --inputs)")
     h = input_sha256(x)
     if h != cert.input_sha256:
         return f"input SHA-256 {h[:12]}... does not match the recorded {str(cert.input_sha256)[:12]}..."

@@ -281,12 +281,19 @@ def summary_lines(spec: RunSpec, tally: Tally, at: Optional[list[float]]) -> lis
     return lines
 
 
+def _has_header(p: Path) -> bool:
+    """False for a file a run was stopped in before its header was complete (nothing to keep)."""
+    with open(p, "rb") as fh:
+        first = fh.readline()
+    return first.endswith(b"\n") or not first.startswith(b'{"type":"header"')
+
+
 def prepare_out(out: str, spec: RunSpec, header: dict[str, Any], resume: bool,
                 tally: Tally, err: TextIO, fsync_interval: float = 0.0) -> tuple[RecordWriter, int]:
     """Open ``--out`` for this run: a new file with the header, or (``resume``) the existing
     one checked against the header, its torn last line removed and its records loaded."""
     p = Path(out)
-    if resume and p.exists():
+    if resume and p.exists() and _has_header(p):
         cf = open_certs(p)
         if cf.legacy:
             raise ValueError(f"--resume: {p} is a single-JSON certificates file of an earlier version, "
