@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -104,3 +105,62 @@ def test_dask_local_cluster_gives_the_local_certificates(batch):
             pids = set(client.run(lambda: __import__("os").getpid()).values())
     assert len(pids) == 2
     _same(got, local)
+
+
+def test_dask_worker_killed_mid_run_costs_only_resubmission(batch, tmp_path):
+    """A worker process killed while it runs a chunk (SIGKILL; Dask told to give up on such a
+    task at once: allowed-failures 0, so certify_many itself must resubmit): complete
+    results, in input order, equal to the local run; progress counts each input once."""
+    distributed = pytest.importorskip("distributed")
+    dask = pytest.importorskip("dask")
+    from lost_worker import KillingExecutor
+
+    w, X, y, local = batch
+    seen: list[int] = []
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="1GiB",
+                                      dashboard_address=None, silence_logs=50) as cluster:
+            with distributed.Client(cluster) as client:
+                before = set(client.run(os.getpid).values())
+                ex = KillingExecutor(client.get_executor(), tmp_path / "killed", kill_at=2)
+                got = pf.certify_many(w, X, y, eps_max=2.0, p=2, executor=ex, chunk_size=2,
+                                      progress=lambda done, total: seen.append(done))
+    assert ex.killed_pid in before  # a worker process really died mid-run
+    assert ex.submitted > 3  # 3 chunks, and at least one resubmission
+    _same(got, local)
+    assert seen == list(range(1, len(X) + 1))
+
+
+class _FailingExecutor(ThreadPoolExecutor):
+    """Threads, but every task whose chunk holds the input ``bad`` raises (an input that
+    keeps failing wherever it runs)."""
+
+    def __init__(self, bad: np.ndarray) -> None:
+        super().__init__(2)
+        self.bad, self.calls = bad, 0
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.calls += 1
+        X = args[1][1]  # resilient._call(fn, (weights, X, labels, kwargs), attempt)
+        if any(np.array_equal(x, self.bad) for x in X):
+            def boom(*a, **k):
+                raise RuntimeError("this input cannot be certified here")
+            return super().submit(boom)
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_an_input_that_keeps_failing_is_reported_not_retried_forever(batch):
+    from popqorn_fast.resilient import IncompleteRunError
+
+    w, X, y, local = batch
+    seen: list[int] = []
+    with _FailingExecutor(np.asarray(X[3], dtype=np.float64)) as ex:
+        with pytest.raises(IncompleteRunError, match="1 of 6 input") as err:
+            pf.certify_many(w, X, y, eps_max=2.0, p=2, executor=ex, chunk_size=2, retries=2,
+                            progress=lambda done, total: seen.append(done))
+    e = err.value
+    assert list(e.errors) == [3] and "cannot be certified here" in e.errors[3]
+    assert e.results[3] is None
+    _same([c for i, c in enumerate(e.results) if i != 3], [c for i, c in enumerate(local) if i != 3])
+    assert seen == list(range(1, 7))
+    assert ex.calls == 3 + 2 + 1  # 3 chunks; the failed chunk split in two; input 3 tried 3 times in all

@@ -16,6 +16,7 @@ import pytest
 import popqorn_fast as pf
 from popqorn_fast import cli
 from popqorn_fast.certificate import input_sha256, model_sha256
+from popqorn_fast.records import open_certs
 from conftest import DATA
 
 
@@ -65,19 +66,23 @@ def certs_file(tmp_path_factory):
         X, y = d["X"][:3], d["y"][:3].copy()
     y[1] = (y[1] + 3) % 10
     np.savez(tmp / "inputs.npz", X=X, y=y)
-    out = tmp / "certs.json"
+    out = tmp / "certs.jsonl"
     r = run("certify", DATA / "rnn_relu_T4_h16.npz", tmp / "inputs.npz", "--norm", "2,inf", "--threads", "2",
-            "--eps-max", "3", "--out", out)
+            "--eps-max", "3", "--store-inputs", "--out", out)
     assert r.returncode == 0, r.stderr
     return out, X, y, r.stdout
 
 
+def _records(path: Path) -> list[dict]:
+    return [line.record for line in open_certs(path).lines() if line.record.get("type") == "certificate"]
+
+
 def test_certify_writes_what_the_api_computes(certs_file):
     out, X, y, stdout = certs_file
-    doc = json.loads(out.read_text())
+    cf = open_certs(out)
     w = pf.load_model(DATA / "rnn_relu_T4_h16.npz")
-    assert doc["version"] == pf.__version__ and doc["model"]["sha256"] == model_sha256(w)
-    certs = doc["certificates"]
+    assert cf.header["version"] == pf.__version__ and cf.header["model"]["sha256"] == model_sha256(w)
+    certs = sorted(_records(out), key=lambda r: (r["p"] == "inf", r["input"]))  # threads: any order
     assert len(certs) == 6 and [c["p"] for c in certs] == ["2"] * 3 + ["inf"] * 3
     for k, p in enumerate((2, "inf")):
         want = pf.certify_many(w, X, y, eps_max=3.0, p=p)
@@ -87,8 +92,8 @@ def test_certify_writes_what_the_api_computes(certs_file):
             assert rec["misclassified"] == (i == 1)
             assert rec["margin_lower"] == want[i].margin_lower.tolist()
             assert rec["input_sha256"] == input_sha256(X[i]) and rec["model_sha256"] == model_sha256(w)
-    for i, seq in enumerate(doc["inputs"]["sequences"]):
-        np.testing.assert_array_equal(np.array(seq["x"]), X[i].astype(np.float64))
+            np.testing.assert_array_equal(np.array(rec["x"]), X[i].astype(np.float64))  # --store-inputs
+    assert [line.record["type"] for line in cf.lines()][-1] == "end"
     assert "1 misclassified" in stdout
 
 
@@ -100,10 +105,14 @@ def test_verify_accepts_the_saved_certificates(certs_file):
 
 
 def _tamper(out: Path, tmp_path: Path, edit) -> Path:
-    doc = json.loads(out.read_text())
-    edit(doc)
-    bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps(doc))
+    """A copy of the certificates file with ``edit`` applied to {"certificates": [records in
+    (p, input) order]} (records store their inputs: --store-inputs)."""
+    lines = out.read_text().splitlines()
+    head, recs = lines[0], [json.loads(ln) for ln in lines[1:]]
+    certs = sorted((r for r in recs if r["type"] == "certificate"), key=lambda r: (r["p"] == "inf", r["input"]))
+    edit({"certificates": certs})
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join([head] + [json.dumps(r) for r in certs]) + "\n")
     return bad
 
 
@@ -121,7 +130,7 @@ def test_verify_rejects_tampered_certificates(certs_file, tmp_path, capsys):
         doc["certificates"][3]["margin_lower"][4] += 1e-3
 
     def edit_input(doc):
-        doc["inputs"]["sequences"][2]["x"][0][0] += 1e-6
+        doc["certificates"][2]["x"][0][0] += 1e-6
 
     def unmark_misclassified(doc):
         doc["certificates"][1]["misclassified"] = False
@@ -154,21 +163,21 @@ def test_certify_and_verify_with_frames_target_planes(tmp_path, planes):
         X, y = d["X"][:2], d["y"][:2]
     np.save(tmp_path / "x.npy", X)
     target = (int(y[0]) + 1) % 10 if int(y[1]) != (int(y[0]) + 1) % 10 else (int(y[0]) + 2) % 10
-    out = tmp_path / "c.json"
+    out = tmp_path / "c.jsonl"
     assert cli.main(["certify", str(DATA / "lstm_T8_h16.npz"), str(tmp_path / "x.npy"), "--frames", "2", "5",
                      "--target", str(target), "--planes", planes, "--norm", "1", "--out", str(out),
                      "--no-progress"]) == 0
-    doc = json.loads(out.read_text())
     w = pf.load_model(DATA / "lstm_T8_h16.npz")
-    for i, rec in enumerate(doc["certificates"]):
+    for i, rec in enumerate(_records(out)):
         want = pf.certify(w, X[i], 10.0, p=1, frames=[2, 5], target=target, planes=planes)
         assert rec["frames"] == [2, 5] and rec["target"] == target and rec["planes"] == planes
         assert rec["eps"] == want.eps > 0 and len(rec["margin_lower"]) == 1
-    r = run("verify", out)  # MODEL defaults to the recorded path
+    r = run("verify", out)  # MODEL and INPUTS default to the recorded paths
     assert r.returncode == 0 and "2 hold, 0 failed" in r.stdout, r.stdout + r.stderr
-    doc["certificates"][0]["frames"] = [2, 6]  # another threat model: the margins no longer match
-    (tmp_path / "bad.json").write_text(json.dumps(doc))
-    assert cli.main(["verify", str(tmp_path / "bad.json"), "--no-progress"]) == 1
+
+    def other_frames(doc):  # another threat model: the margins no longer match
+        doc["certificates"][0]["frames"] = [2, 6]
+    assert cli.main(["verify", str(_tamper(out, tmp_path, other_frames)), "--no-progress"]) == 1
 
 
 def _png_size(path: Path) -> tuple[int, int]:

@@ -313,7 +313,7 @@ def _certify_chunk(weights: Any, X: np.ndarray, labels: Sequence[Any], kwargs: d
 def certify_many(weights: Any, X: Any, labels: Any = None, eps_max: float = 10.0, p: Any = 2,
                  target: Any = None, frames: Any = None, rtol: float = 1e-3, planes: str = "exact",
                  threads: Optional[int] = None, device: str = "cpu", executor: Optional[Executor] = None,
-                 progress: Any = False, chunk_size: Optional[int] = None) -> list[Certificate]:
+                 progress: Any = False, chunk_size: Optional[int] = None, retries: int = 2) -> list[Certificate]:
     """Certify a batch ``X`` of shape (N, T, n); one Certificate per input, in order.
 
     Every certificate records the SHA-256 of the model and of its input
@@ -348,14 +348,23 @@ def certify_many(weights: Any, X: Any, labels: Any = None, eps_max: float = 10.0
     chunk_size : int, optional
         Inputs per task when running on threads or an executor (default: about four
         tasks per worker, at most 64 inputs each).
+    retries : int
+        With threads or an executor: how often an input is tried again after its task
+        failed (a lost worker, e.g. a killed Dask worker process, or an error). A failed
+        chunk is resubmitted as single inputs, so only the failing input is given up.
 
     Returns
     -------
     list of Certificate
         In the order of ``X``; the same values whichever executor ran them.
-    """
-    from concurrent.futures import as_completed
 
+    Raises
+    ------
+    popqorn_fast.resilient.IncompleteRunError
+        With threads or an executor, after every other input finished: the inputs that
+        failed ``retries + 1`` times, with their errors (``.errors``) and every other
+        certificate (``.results``, None at the failed inputs).
+    """
     _check_weights(weights)
     if device == "cuda" and planes not in CUDA_PLANE_METHODS:
         raise ValueError(f"planes={planes!r} runs on the CPU only; the CUDA backend implements "
@@ -385,6 +394,8 @@ def certify_many(weights: Any, X: Any, labels: Any = None, eps_max: float = 10.0
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer))
                                    or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    if isinstance(retries, bool) or not isinstance(retries, (int, np.integer)) or retries < 0:
+        raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
     if executor is not None and not isinstance(executor, Executor):
         raise TypeError(f"executor must be a concurrent.futures.Executor, got {type(executor).__name__}")
     report = _progress_callback(progress, N)
@@ -402,26 +413,41 @@ def certify_many(weights: Any, X: Any, labels: Any = None, eps_max: float = 10.0
         return out
     workers = int(threads) if threads else 4
     size = int(chunk_size) if chunk_size else max(1, min(64, -(-N // (4 * workers))))
-    starts = list(range(0, N, size))
-    parts: dict[int, list[Certificate]] = {}
-    futs: dict[Any, int] = {}
+    return _certify_resilient(weights, Xv, labs, kwargs, ex, size, retries, report, own)
+
+
+def _certify_resilient(weights: Any, Xv: np.ndarray, labs: list[Any], kwargs: dict[str, Any], ex: Executor,
+                       size: int, retries: int, report: Any, own: bool) -> list[Certificate]:
+    """certify_many on an executor: chunks resubmitted when a worker is lost (resilient.py);
+    inputs that fail ``retries + 1`` times raise IncompleteRunError after the others finish."""
+    from .resilient import IncompleteRunError, Work, run_resilient
+
+    N = len(Xv)
+    works = (Work(0, tuple(range(s, min(s + size, N)))) for s in range(0, N, size))
+
+    def payload(w: Work) -> tuple[Any, ...]:
+        lo, hi = w.indices[0], w.indices[-1] + 1
+        return (weights, Xv[lo:hi], labs[lo:hi], kwargs) if len(w.indices) == hi - lo else \
+            (weights, Xv[list(w.indices)], [labs[i] for i in w.indices], kwargs)
+
+    out: list[Optional[Certificate]] = [None] * N
+    errors: dict[int, str] = {}
+    done = 0
     try:
-        for s in starts:
-            futs[ex.submit(_certify_chunk, weights, Xv[s:s + size], labs[s:s + size], kwargs)] = s
-        done = 0
-        for f in as_completed(futs):
-            res = f.result()
-            parts[futs[f]] = res
-            done += len(res)
+        for o in run_resilient(works, _certify_chunk, payload, ex, max_attempts=retries + 1,
+                               window=max(1, -(-N // size))):  # X is in memory: submit every chunk
+            if o.ok:
+                out[o.index] = o.value
+            else:
+                errors[o.index] = o.error or "failed"
+            done += 1
             report(done)
-    except BaseException:
-        for f in futs:
-            f.cancel()
-        raise
     finally:
         if own:
             ex.shutdown(wait=True, cancel_futures=True)
-    return [c for s in starts for c in parts[s]]
+    if errors:
+        raise IncompleteRunError(out, errors, retries + 1)
+    return [c for c in out if c is not None]
 
 
 class _ProgressBar:

@@ -1,9 +1,12 @@
-"""The ``popqorn-fast`` command line: certify saved models from the shell, re-check
-saved certificates, and draw per-frame sensitivity.
+"""The ``popqorn-fast`` command line: certify saved models from the shell (dataset runs:
+dataset_run.py), re-check saved certificates, plot accuracy against ε, and draw per-frame
+sensitivity.
 
     popqorn-fast certify                      # bundled model, a few bundled inputs, p = 1, 2, inf
-    popqorn-fast certify MODEL INPUTS --norm 2 --frames 0 3 --threads 2 --out certs.json
-    popqorn-fast verify certs.json [MODEL]    # exit 1 if any certificate fails the re-check
+    popqorn-fast certify MODEL INPUTS --norm 2 --frames 0 3 --threads 2 --out certs.jsonl
+    popqorn-fast certify MODEL INPUTS --out certs.jsonl --resume   # continue an interrupted run
+    popqorn-fast verify certs.jsonl [MODEL]   # exit 1 if any certificate fails the re-check
+    popqorn-fast plot certs.jsonl --out acc.png
     popqorn-fast sensitivity MODEL INPUTS --index 0 --plot out.png
 
 MODEL: ``.npz`` / ``.safetensors`` with PyTorch parameter names, or ``.onnx``.
@@ -11,14 +14,13 @@ INPUTS: ``.npy`` (N, T, n) or (T, n), or ``.npz`` with ``X`` and optional labels
 (default: the model ``.npz``'s own ``X``/``y`` when it stores them).
 
 Exit codes: 0 success; 1 ``verify`` found a certificate that does not hold;
-2 a usage or input error (message on stderr); 130 interrupted.
+2 a usage or input error (message on stderr); 3 some inputs could not be certified
+(their errors are recorded); 130 / 143 stopped by SIGINT / SIGTERM.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -27,13 +29,17 @@ import numpy as np
 from . import __version__
 from .backend import PLANE_METHODS
 from .certificate import Certificate, input_sha256, model_sha256
-from .certify import _ProgressBar, bound_margins, certify, certify_many
+from .certify import _ProgressBar, bound_margins, certify
+from .dataset_run import EXIT_INCOMPLETE, RunInterrupted, RunSpec, run_dataset  # noqa: F401 (exit code)
 from .model_io import default_model_path, load_inputs, load_model
+from .records import FORMAT as CERTS_FORMAT  # noqa: F401 (what --out writes)
+from .records import RecordsError, open_certs
 from .specification import margin_classes
-from .validation import p_name, parse_p
+from .streaming import BlockReader, InputSource, open_inputs
+from .validation import check_class, frame_mask, p_name, parse_p
 
-CERTS_FORMAT = "popqorn_fast.certificates/1"
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+LEGACY_CERTS_FORMAT = "popqorn_fast.certificates/1"  # the single-JSON file of 0.1.0 (still read)
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
 class CliError(Exception):
@@ -74,112 +80,82 @@ def _norms(arg: Optional[str], default: Sequence[str]) -> list[float]:
 
 # ----------------------------------------------------------------------------- certify
 
-def _nice_grid(values: np.ndarray, eps_max: float) -> list[float]:
-    """Three 1-2-5 radii around the median certified ε (for the summary)."""
-    pos = values[values > 0]
-    if pos.size == 0:
-        return [eps_max * 1e-3, eps_max * 1e-2, eps_max * 1e-1]
-    med = float(np.median(pos))
-    series = [m * 10.0 ** e for e in range(-12, 6) for m in (1.0, 2.0, 5.0)]
-    k = int(np.argmin([abs(np.log(s / med)) for s in series]))
-    return [series[k - 1], series[k], series[k + 1]]
-
-
-def _summary(norm: float, certs: list[Certificate], at: Optional[list[float]], eps_max: float) -> list[str]:
-    eps = np.array([c.eps for c in certs])
-    ok = np.array([not c.misclassified for c in certs])
-    grid = at or _nice_grid(eps[ok], eps_max)
-    lines = [f"p = {p_name(norm)}: {len(certs)} input(s), {int((~ok).sum())} misclassified"]
-    if ok.any():
-        lines.append(f"  eps* over the {int(ok.sum())} correctly classified: mean {eps[ok].mean():.6g}, "
-                     f"median {np.median(eps[ok]):.6g}, min {eps[ok].min():.6g}, max {eps[ok].max():.6g}")
-    lines.append("  certified fraction (of all inputs): " + ", ".join(
-        f"eps {e:.3g}: {np.mean(ok & (eps >= e)):.3f}" for e in grid))
-    lines.append(f"  seconds: {sum(c.seconds for c in certs):.2f} search time, "
-                 f"{sum(c.bound_passes for c in certs)} bound passes")
-    return lines
+def _source(args: argparse.Namespace, weights: Any, model_path: str) -> InputSource:
+    """The inputs of a certify run, read a chunk at a time (``.npy``: memory-mapped)."""
+    inputs = args.inputs
+    if inputs is None:
+        stored = Path(model_path).suffix.lower() == ".npz" and "X" in np.load(model_path).files
+        if not stored:
+            raise CliError(f"INPUTS is required: {model_path} stores no inputs (give a .npy array (N, T, n) "
+                           f"or a .npz with X and optional y)")
+        inputs = model_path
+    count = args.count if args.count is not None else (5 if args.model is None and args.inputs is None else None)
+    if count is not None and count < 1:
+        raise CliError(f"--count must be >= 1, got {count}")
+    labels = None
+    if args.labels:
+        if not Path(args.labels).exists():
+            raise FileNotFoundError(f"labels file not found: {args.labels}")
+        labels = np.load(args.labels, allow_pickle=False)
+        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+            raise CliError(f"--labels {args.labels}: expected a .npy of N integers, got shape {labels.shape}, "
+                           f"dtype {labels.dtype}")
+    src = open_inputs(inputs, count, labels)
+    if args.ignore_labels:
+        src = InputSource(src.path, src.shape, None, src._dtype, src._offset, src._array)
+    if src.shape[2] != weights.input_size:
+        raise CliError(f"{inputs}: inputs have {src.shape[2]} values per frame, but the model {model_path} "
+                       f"takes {weights.input_size} (inputs must have shape (N, T, {weights.input_size}))")
+    if src.labels is not None:
+        bad = (src.labels < 0) | (src.labels >= weights.num_classes)
+        if bad.any():
+            raise CliError(f"labels must be classes 0..{weights.num_classes - 1}; input {int(np.argmax(bad))} "
+                           f"has label {int(src.labels[np.argmax(bad)])}")
+    return src
 
 
 def cmd_certify(args: argparse.Namespace) -> int:
-    weights, X, y, model_path, inputs_path = _load(args)
+    model_path = args.model or str(default_model_path())
+    weights = load_model(model_path)
+    src = _source(args, weights, model_path)
     bundled = args.model is None
     norms = _norms(args.norm, ["1", "2", "inf"] if bundled else ["2"])
-    labels = None if (y is None or args.ignore_labels) else y
-    N = len(X)
-    print(f"model: {model_path} ({weights.summary}, T = {X.shape[1]}, "
-          f"n = {X.shape[2]}, {weights.num_classes} classes); planes = {args.planes}; "
-          f"eps_max = {args.eps_max:g}")
-    bar = _ProgressBar(N * len(norms), label="certify") if not args.no_progress else None
-    t_all = time.perf_counter()
-    results: list[list[Certificate]] = []
-    for k, p in enumerate(norms):
-        cb: Any = False if bar is None else (lambda done, total, k=k: bar(k * N + done))
-        results.append(certify_many(weights, X, labels, eps_max=args.eps_max, p=p, target=args.target,
-                                    frames=args.frames, rtol=args.rtol, planes=args.planes,
-                                    threads=args.threads, progress=cb))
-    wall = time.perf_counter() - t_all
-    print(f"{'input':>5} {'label':>5} " + " ".join(f"{'eps* p=' + p_name(p):>13}" for p in norms)
-          + f" {'seconds':>8}")
-    for i in range(N):
-        certs = [r[i] for r in results]
-        cells = " ".join(f"{'misclassified' if c.misclassified else format(c.eps, '.6g'):>13}" for c in certs)
-        print(f"{i:>5} {certs[0].label:>5} {cells} {sum(c.seconds for c in certs):>8.3f}")
-    print("summary:")
-    for p, certs in zip(norms, results):
-        for line in _summary(p, certs, args.at, args.eps_max):
-            print("  " + line)
-    print(f"  {N} input(s) x {len(norms)} norm(s) in {wall:.2f} s wall")
-    if args.out:
-        _write_certs(args.out, model_path, weights, inputs_path, X, results, args)
-        print(f"wrote {len(norms) * N} certificate(s) to {args.out}")
-    return EXIT_OK
-
-
-def _write_certs(out: str, model_path: str, weights: Any, inputs_path: str, X: np.ndarray,
-                 results: list[list[Certificate]], args: argparse.Namespace) -> None:
-    """The certificates file: the model's path and hash, every input itself, every certificate."""
-    doc = {
-        "format": CERTS_FORMAT,
-        "version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "model": {"path": str(Path(model_path).resolve()), "sha256": model_sha256(weights),
-                  "kind": weights.kind},
-        "inputs": {"path": str(Path(inputs_path).resolve()),
-                   "sequences": [{"index": i, "sha256": input_sha256(x),
-                                  "x": np.asarray(x, dtype=np.float64).tolist()} for i, x in enumerate(X)]},
-        "settings": {"eps_max": args.eps_max, "rtol": args.rtol, "planes": args.planes,
-                     "frames": args.frames, "target": args.target},
-        "certificates": [{"input": i, **c.to_dict()} for certs in results for i, c in enumerate(certs)],
-    }
-    try:
-        with open(out, "w") as fh:
-            json.dump(doc, fh, indent=1)
-    except OSError as exc:
-        raise CliError(f"cannot write {out}: {exc.strerror}") from exc
+    if args.resume and not args.out:
+        raise CliError("--resume continues the file given by --out; add --out FILE")
+    if args.plot:  # fail before the work if matplotlib is missing or the suffix is wrong
+        from .plots import _matplotlib
+        _matplotlib()
+        if Path(args.plot).suffix.lower() not in (".png", ".svg"):
+            raise CliError(f"--plot {args.plot}: the image must end in .png or .svg")
+    if args.threads is not None and args.threads < 1:
+        raise CliError(f"--threads must be >= 1, got {args.threads}")
+    frame_mask(args.frames, src.shape[1])
+    if args.target is not None:
+        check_class(args.target, weights.num_classes, "--target")
+    attack = None
+    if args.attack:
+        attack = {"steps": args.attack_steps, "restarts": args.attack_restarts, "seed": args.attack_seed}
+    spec = RunSpec(weights, model_path, src, tuple(norms), args.eps_max, args.rtol, args.planes,
+                   None if args.frames is None else tuple(sorted(args.frames)), args.target, attack,
+                   args.store_inputs)
+    N, T, n = src.shape
+    print(f"model: {model_path} ({weights.summary}, T = {T}, "
+          f"n = {n}, {weights.num_classes} classes); planes = {args.planes}; "
+          f"eps_max = {args.eps_max:g}", flush=True)
+    code = run_dataset(spec, args.out, resume=args.resume, threads=args.threads, progress=not args.no_progress,
+                       at=args.at, fsync_interval=args.fsync_interval)
+    if args.plot:
+        from .curves import plot_accuracy
+        plot_accuracy(args.out, args.plot)
+        print(f"wrote {args.plot}")
+    return code
 
 
 # ----------------------------------------------------------------------------- verify
 
-def _read_certs(path: str) -> dict[str, Any]:
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"certificates file not found: {p}")
-    try:
-        doc = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CliError(f"{p} is not a JSON file: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("format") != CERTS_FORMAT:
-        raise CliError(f"{p} is not a certificates file written by 'popqorn-fast certify --out' "
-                       f"(expected format {CERTS_FORMAT!r})")
-    for key in ("model", "inputs", "certificates"):
-        if key not in doc:
-            raise CliError(f"{p}: missing {key!r}; found {sorted(doc)}")
-    return doc
-
-
-def _check_one(weights: Any, mhash: str, rec: dict[str, Any], seqs: dict[int, dict[str, Any]],
+def _check_one(weights: Any, mhash: str, rec: dict[str, Any], x: Optional[np.ndarray],
                rtol: float, atol: float) -> Optional[str]:
-    """None if the certificate holds, else the reason it does not."""
+    """None if the certificate holds, else the reason it does not (``x``: the input, None if unknown)."""
     try:
         cert = Certificate.from_dict(rec)
     except (ValueError, TypeError) as exc:
@@ -187,18 +163,21 @@ def _check_one(weights: Any, mhash: str, rec: dict[str, Any], seqs: dict[int, di
     if cert.model_sha256 != mhash:
         return (f"model SHA-256 {str(cert.model_sha256)[:12]}... differs from the given model's "
                 f"{mhash[:12]}... (a certificate for another model)")
-    seq = seqs.get(rec.get("input", -1))
-    if seq is None:
-        return f"input {rec.get('input')!r} is not stored in the file"
-    x = np.asarray(seq["x"], dtype=np.float64)
+    if x is None:
+        return (f"input {rec.get('input')!r} is neither stored in the file nor found in an inputs file "
+                f"(give the inputs with --inputs)")
     h = input_sha256(x)
-    if h != cert.input_sha256 or h != seq.get("sha256"):
+    if h != cert.input_sha256:
         return f"input SHA-256 {h[:12]}... does not match the recorded {str(cert.input_sha256)[:12]}..."
     if x.ndim != 2 or x.shape[1] != weights.input_size:
         return f"input of shape {x.shape} does not fit the model (n = {weights.input_size})"
     predicted = int(np.argmax(weights.logits(x)))
     if cert.misclassified:
         return None if predicted != cert.label else f"marked misclassified, but the model predicts {cert.label}"
+    a = rec.get("attack_eps")
+    if a is not None and float(a) < cert.eps:
+        return (f"the recorded attack radius {float(a):.6g} is below the certified eps = {cert.eps:.6g} "
+                f"(an adversarial example inside a certified ball)")
     if cert.eps == 0.0:
         return None  # nothing was certified, nothing is claimed
     if not np.isfinite(cert.eps) or cert.eps < 0:
@@ -224,8 +203,20 @@ def _check_one(weights: Any, mhash: str, rec: dict[str, Any], seqs: dict[int, di
     return None
 
 
+def _verify_inputs(args: argparse.Namespace, header: dict[str, Any]) -> Optional[BlockReader]:
+    """The inputs file of a JSON Lines certificates file (``--inputs`` or the recorded path)."""
+    path = args.inputs or header.get("inputs", {}).get("path")
+    if not path or not Path(path).exists():
+        return None
+    return BlockReader(open_inputs(path), 256)
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
-    doc = _read_certs(args.certs)
+    try:
+        cf = open_certs(args.certs)
+    except RecordsError as exc:
+        raise CliError(str(exc)) from exc
+    doc = cf.header
     model_path = args.model or doc["model"].get("path")
     if not model_path:
         raise CliError(f"{args.certs} records no model path; give MODEL")
@@ -237,23 +228,65 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if doc.get("version") != __version__:
         print(f"note: certificates written by popqorn_fast {doc.get('version')}, checking with {__version__}",
               file=sys.stderr)
-    seqs = {int(s["index"]): s for s in doc["inputs"].get("sequences", [])}
-    recs = doc["certificates"]
-    bar = _ProgressBar(len(recs), label="verify") if not args.no_progress else None
-    failed = 0
-    checked = 0
-    for k, rec in enumerate(recs):
-        reason = _check_one(weights, mhash, rec, seqs, args.rtol, args.atol)
+    reader = None if cf.legacy else _verify_inputs(args, doc)
+    if reader is None and not cf.legacy and args.inputs:
+        raise FileNotFoundError(f"inputs file not found: {args.inputs}")
+    total = sum(1 for line in cf.lines()) if not args.no_progress else 0
+    bar = _ProgressBar(total, label="verify") if not args.no_progress else None
+    failed = checked = unreadable = errors = 0
+    ended = False
+    k = -1
+    for n, line in enumerate(cf.lines()):
+        if bar is not None:
+            bar(n + 1)
+        rec = line.record
+        if rec is None:
+            if line.torn:
+                unreadable += 1
+                print(f"note: line {line.number}: {line.problem}; not counted")
+            else:
+                failed += 1
+                print(f"FAIL line {line.number}: {line.problem}")
+            continue
+        kind = rec.get("type", "certificate")
+        if kind == "end":
+            ended = True
+        if kind == "error":
+            errors += 1
+            print(f"note: input {rec.get('input')}, p = {rec.get('p')}: certification failed during the run "
+                  f"({rec.get('error')})")
+        if kind != "certificate":
+            continue
+        k += 1
+        x = None
+        if "x" in rec:
+            x = np.asarray(rec["x"], dtype=np.float64)
+        elif reader is not None and isinstance(rec.get("input"), int) and 0 <= rec["input"] < len(reader.source):
+            x = reader.take([rec["input"]])[0]
+        reason = _check_one(weights, mhash, rec, x, args.rtol, args.atol)
         if reason is None:
             checked += 1
         else:
             failed += 1
             print(f"FAIL certificate {k} (input {rec.get('input')}, p = {rec.get('p')}, eps = {rec.get('eps')}): "
                   f"{reason}")
-        if bar is not None:
-            bar(k + 1)
-    print(f"verified {len(recs)} certificate(s) against {model_path}: {checked} hold, {failed} failed")
+    print(f"verified {k + 1} certificate(s) against {model_path}: {checked} hold, {failed} failed")
+    if not cf.legacy and not ended:
+        print(f"note: the run that wrote {args.certs} did not finish"
+              + (f" ({unreadable} incomplete last record)" if unreadable else "")
+              + "; 'certify ... --resume' continues it")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .curves import plot_accuracy
+    try:
+        open_certs(args.certs)
+    except RecordsError as exc:
+        raise CliError(str(exc)) from exc
+    plot_accuracy(args.certs, args.out, size=args.plot_size)
+    print(f"wrote {args.out}")
+    return EXIT_OK
 
 
 # ----------------------------------------------------------------------------- sensitivity
@@ -303,12 +336,14 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``popqorn-fast`` argument parser (sub-commands certify, verify, sensitivity)."""
+    """The ``popqorn-fast`` argument parser (sub-commands certify, verify, plot, sensitivity)."""
     ap = argparse.ArgumentParser(
         prog="popqorn-fast", description="Certified robustness radii for RNN/LSTM/GRU classifiers (POPQORN).",
-        epilog="exit codes: 0 success, 1 a certificate failed verification, 2 usage or input error")
+        epilog="exit codes: 0 success, 1 a certificate failed verification, 2 usage or input error, "
+               "3 some inputs could not be certified (errors recorded), 130 / 143 stopped by SIGINT / SIGTERM "
+               "(the certificates done so far are in --out)")
     ap.add_argument("--version", action="version", version=f"popqorn_fast {__version__}")
-    sub = ap.add_subparsers(dest="command", required=True, metavar="{certify,verify,sensitivity}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="{certify,verify,plot,sensitivity}")
 
     def positive(text: str) -> float:
         try:
@@ -333,23 +368,50 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--ignore-labels", action="store_true", help="certify predictions even if labels are stored")
         sp.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
-    c = sub.add_parser("certify", help="certified radius per input (a table, a summary, optional JSON)")
+    c = sub.add_parser("certify", help="certified radius per input (a table, a summary, a certificates file)")
     common(c)
     c.add_argument("--norm", help="norm(s) 1, 2, inf, comma-separated (default 2; 1,2,inf without MODEL)")
     c.add_argument("--frames", type=int, nargs="+", help="perturbed frames (0-based; default all)")
     c.add_argument("--target", type=int, help="certify against this class only (default: every other class)")
     c.add_argument("--threads", type=int, help="worker threads (default 1)")
     c.add_argument("--at", type=positive, nargs="+", help="radii for the certified-fraction summary")
-    c.add_argument("--out", help="write the certificates (with the inputs and hashes) as JSON")
+    c.add_argument("--labels", help="a .npy of N integer labels (default: INPUTS' y, if a .npz holds one)")
+    c.add_argument("--out", help="the certificates file (JSON Lines): each certificate is appended as soon "
+                                 "as it is done")
+    c.add_argument("--resume", action="store_true",
+                   help="continue the run recorded in --out (same model, inputs and settings), "
+                        "certifying only what it does not hold yet")
+    c.add_argument("--attack", action="store_true",
+                   help="also bracket the smallest eps at which a PGD attack finds an adversarial "
+                        "example (attack_eps: an upper bound of the robust radius; attack_ratio = eps*/attack_eps)")
+    c.add_argument("--attack-steps", type=int, default=100, help="PGD steps per restart (default 100)")
+    c.add_argument("--attack-restarts", type=int, default=8, help="PGD random starts (default 8)")
+    c.add_argument("--attack-seed", type=int, default=0, help="seed of PGD's random starts (default 0)")
+    c.add_argument("--plot", help="at the end, draw certified (and, with --attack, attacked) accuracy "
+                                  "against eps from --out into this .png or .svg (needs matplotlib)")
+    c.add_argument("--store-inputs", action="store_true",
+                   help="store each input sequence in its record (a file verify can check without INPUTS)")
+    c.add_argument("--fsync-interval", type=float, default=0.0,
+                   help="seconds between disk syncs of --out (default 0: after every certificate; every "
+                        "record reaches the operating system at once either way)")
     c.set_defaults(func=cmd_certify)
 
     v = sub.add_parser("verify", help="re-check saved certificates; exit 1 if any fails")
-    v.add_argument("certs", help="a JSON file written by 'popqorn-fast certify --out'")
+    v.add_argument("certs", help="a file written by 'popqorn-fast certify --out'")
     v.add_argument("model", nargs="?", help="the model (default: the path recorded in the file)")
+    v.add_argument("--inputs", help="the inputs (default: the path recorded in the file, unless the "
+                                    "records store their inputs)")
     v.add_argument("--rtol", type=float, default=1e-9, help="tolerance on the recomputed margins (default 1e-9)")
     v.add_argument("--atol", type=float, default=1e-12, help="absolute tolerance (default 1e-12)")
     v.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     v.set_defaults(func=cmd_verify)
+
+    pl = sub.add_parser("plot", help="certified and attacked accuracy against eps, from a certificates file")
+    pl.add_argument("certs", help="a file written by 'popqorn-fast certify --out' (with --attack for the "
+                                  "attacked curve)")
+    pl.add_argument("--out", required=True, help="the image: .png or .svg (needs matplotlib)")
+    pl.add_argument("--plot-size", type=_size, default=(800, 480), help="size WIDTHxHEIGHT (default 800x480)")
+    pl.set_defaults(func=cmd_plot)
 
     s = sub.add_parser("sensitivity", help="certified radius of each single frame (optional PNG)")
     common(s)
@@ -366,10 +428,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the command line; returns the exit code (0 ok, 1 verification failed, 2 error)."""
+    """Run the command line; returns the exit code (0 ok, 1 verification failed, 2 error,
+    3 some inputs failed, 130 / 143 stopped by SIGINT / SIGTERM)."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except RunInterrupted as stop:
+        return 128 + stop.signum
     except KeyboardInterrupt:
         print("popqorn-fast: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
