@@ -328,7 +328,8 @@ class Recognizer:
                     continue
             a = next(a for a in v.terms if not self.is_output(a))
             where = a.where if isinstance(a, ActAtom) else ("the input frame directly" if
-                                                          isinstance(a, InputAtom) else "a cell state")
+                                                          isinstance(a, InputAtom) else
+                                                          f"the cell state Y_c of {a.rec.name}")
             raise self.refuse(f"the head reads {where}; expected Dense layers on the outputs of the "
                               f"top recurrent layer")
         top = self.layer_of(list(v.terms))

@@ -32,31 +32,44 @@ _MULTI = re.compile(r"(_l[1-9]\d*|_reverse)$")
 
 
 def _npz_arrays(p: Path) -> dict[str, np.ndarray]:
+    """Every entry of an ``.npz``, after checking each member's ``.npy`` header (dtype, shape,
+    declared size against the member's size) so nothing beyond the file is allocated and no
+    pickled entry is ever unpickled."""
+    fmt = np.lib.format
     try:
         zf = zipfile.ZipFile(p)
     except (zipfile.BadZipFile, OSError) as exc:
         raise ValueError(f"{p} is not a readable .npz file (not a zip archive, or truncated): {exc}") from None
-    with zf:
-        bad = zf.testzip() if len(zf.infolist()) < 10000 else None
-        if bad is not None:
-            raise ValueError(f"{p} is not a readable .npz file: member {bad!r} is corrupt (CRC mismatch)")
-    try:
-        data = np.load(p, allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file
-        raise ValueError(f"{p} is not a readable .npz file: {exc}") from None
     out: dict[str, np.ndarray] = {}
-    with data:
-        for k in data.files:
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > 100000:
+            raise ValueError(f"{p}: {len(infos)} entries; not a model file")
+        for info in infos:
+            key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
             try:
-                out[k] = np.array(data[k])
-            except ValueError as exc:
-                if "allow_pickle" in str(exc) or "pickle" in str(exc).lower():
-                    raise ValueError(f"{p}: entry {k!r} holds pickled Python objects, which this reader "
-                                     f"never loads (they could run code); save plain arrays "
-                                     f"(tensor.numpy()) instead") from None
-                raise ValueError(f"{p}: entry {k!r} cannot be read: {exc}") from None
-            except Exception as exc:  # noqa: BLE001 - truncated member, bad header
-                raise ValueError(f"{p}: entry {k!r} cannot be read (truncated or corrupt): {exc}") from None
+                with zf.open(info) as fh:
+                    version = fmt.read_magic(fh)
+                    reader = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(version)
+                    if reader is None:
+                        raise ValueError(f"unsupported .npy format version {version}")
+                    shape, _fortran, dtype = reader(fh)
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+                raise ValueError(f"{p}: entry {key!r} cannot be read (truncated, corrupt or not an array): "
+                                 f"{exc}") from None
+            if dtype.hasobject:
+                raise ValueError(f"{p}: entry {key!r} holds pickled Python objects, which this reader never "
+                                 f"loads (they could run code); save plain arrays (tensor.numpy()) instead")
+            dims = check_shape(shape, str(p), f"entry {key!r}")
+            need = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize if dims else dtype.itemsize
+            if need > info.file_size:
+                raise ValueError(f"{p}: entry {key!r} declares shape {dims} of {dtype} ({need} bytes) but its "
+                                 f"member holds {info.file_size} bytes (truncated or corrupt)")
+            try:
+                with zf.open(info) as fh:
+                    out[key] = fmt.read_array(fh, allow_pickle=False)
+            except Exception as exc:  # noqa: BLE001 - CRC errors, short reads
+                raise ValueError(f"{p}: entry {key!r} cannot be read (truncated or corrupt): {exc}") from None
     return out
 
 
