@@ -178,6 +178,17 @@ def _binary(fn: Callable) -> Callable:
     return run
 
 
+def _matmul(inputs: list, attrs: dict, limit: int) -> np.ndarray:
+    a, b = np.asarray(inputs[0]), np.asarray(inputs[1])
+    if a.ndim == 0 or b.ndim == 0:
+        raise FoldError("MatMul of a scalar")
+    lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    rows = a.shape[-2] if a.ndim > 1 else 1
+    cols = b.shape[-1] if b.ndim > 1 else 1
+    _guard(tuple(lead) + (rows, cols), limit)
+    return np.matmul(a, b)
+
+
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if np.issubdtype(np.result_type(a, b), np.integer):
         if np.any(b == 0):
@@ -253,7 +264,7 @@ FOLD: dict[str, Callable[[list, dict, int], np.ndarray]] = {
     "Greater": _binary(np.greater),
     "Min": _binary(np.minimum),
     "Max": _binary(np.maximum),
-    "MatMul": _binary(np.matmul),
+    "MatMul": _matmul,
     "Neg": lambda i, a, l: -i[0],
     "Abs": lambda i, a, l: np.abs(i[0]),
     "Sqrt": lambda i, a, l: np.sqrt(i[0]),

@@ -330,8 +330,10 @@ class Recognizer:
             where = a.where if isinstance(a, ActAtom) else ("the input frame directly" if
                                                           isinstance(a, InputAtom) else
                                                           f"the cell state Y_c of {a.rec.name}")
+            hint = (" (with T = 1 time step an unrolled recurrence cannot be told from a Dense layer: "
+                    "export with a sequence of 2 or more steps)" if self.T == 1 else "")
             raise self.refuse(f"the head reads {where}; expected Dense layers on the outputs of the "
-                              f"top recurrent layer")
+                              f"top recurrent layer{hint}")
         top = self.layer_of(list(v.terms))
         readout, W = self.readout(v, top)
         head.insert(0, Dense(W, v.const, act))
