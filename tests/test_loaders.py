@@ -145,7 +145,7 @@ def _onnx_model(w, T: int, batch: int, head: str = "gemm", linear_before_reset: 
              helper.make_node("Squeeze", ["Y_h", "axes0"], ["h_last"], name="sq")]
     last = "h_last"
     if extra_node:
-        nodes.append(helper.make_node("Relu", [last], ["h_relu"], name="sneaky_relu"))
+        nodes.append(helper.make_node("LeakyRelu", [last], ["h_relu"], name="sneaky_relu"))
         last = "h_relu"
     if head == "gemm":
         inits["Wout"], inits["bout"] = w.out_weight * 2.0, w.out_bias * 4.0
@@ -203,7 +203,7 @@ def test_onnx_unsupported_graphs_name_the_node(tmp_path):
     onnx = pytest.importorskip("onnx")
     w = random_weights("lstm", np.random.default_rng(5))
     onnx.save(_onnx_model(w, 3, 1, extra_node=True), str(tmp_path / "a.onnx"))
-    with pytest.raises(ValueError, match="unsupported graph.*Relu node 'sneaky_relu'"):
+    with pytest.raises(ValueError, match="unsupported graph.*LeakyRelu node 'sneaky_relu'"):
         pf.load_model(tmp_path / "a.onnx")
     model = _onnx_model(w, 3, 1)
     for a in model.graph.node[0].attribute:
