@@ -355,8 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
         return v
 
     def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("model", nargs="?", help="model: .npz / .safetensors with PyTorch names, or .onnx "
-                                                 "(default: the bundled LSTM)")
+        sp.add_argument("model", nargs="?", help="model: a PyTorch state_dict (.npz, .safetensors; any module "
+                                                 "names), a torch.onnx.export graph (.onnx) or a Keras 3 "
+                                                 ".keras file (default: the bundled LSTM)")
         sp.add_argument("inputs", nargs="?", help="inputs: .npy (N, T, n) or .npz with X and optional y "
                                                   "(default: the model .npz's own X, y)")
         sp.add_argument("--eps-max", type=positive, default=10.0, help="cap of the radius search (default 10)")
