@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+from . import _blas  # noqa: F401  (first: loads the core's BLAS with its threads off)
 from . import attack, lines, planes  # researchers' modules (API.md): pf.lines.bound_activation, ...
 from .certificate import Certificate
 from .certify import (bound_margins, bound_states, certify, certify_gru, certify_lstm, certify_many,

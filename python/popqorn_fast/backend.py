@@ -8,7 +8,8 @@ Both backends compute the same recurrences (docs/RECURRENCES.md); the choice is 
 """
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -25,6 +26,20 @@ class BoundOverflowError(ValueError):
     overflows) and a relaxation receives an infinite interval. Nothing is proven at such an ε;
     :func:`popqorn_fast.certify` treats it as "not certified" (always sound).
     """
+
+
+@contextmanager
+def product_threads(k: int) -> Iterator[None]:
+    """For its scope, the bound passes run on this thread spread their dense products over
+    k threads (row blocks fixed by the shape, cpp/row_pool.hpp): the same bounds as one
+    thread, bit for bit. k = 1 starts none."""
+    from . import _core
+
+    prev = _core._product_threads(k)
+    try:
+        yield
+    finally:
+        _core._product_threads(prev)
 
 
 def bound_pass(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.ndarray,

@@ -9,7 +9,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .backend import CUDA_PLANE_METHODS, PLANE_METHODS, BoundOverflowError, bound_pass, bound_pass_batch, check_device
+from .backend import (CUDA_PLANE_METHODS, PLANE_METHODS, BoundOverflowError, bound_pass, bound_pass_batch, check_device,
+                      product_threads)
 from .bisection import EPS_START, SearchResult, search_radius, search_steps
 from .certificate import Certificate, input_sha256
 from .specification import fold_specification, margin_classes
@@ -129,7 +130,8 @@ def bound_states(weights: Any, x: Any, eps: float, p: Any = 2, target: Any = Non
 
 
 def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any = None,
-            frames: Any = None, label: Any = None, rtol: float = 1e-3, planes: str = "exact") -> Certificate:
+            frames: Any = None, label: Any = None, rtol: float = 1e-3, planes: str = "exact",
+            threads: Optional[int] = None) -> Certificate:
     """Largest certified ε (bisection over ε) for one input.
 
     Parameters
@@ -145,6 +147,9 @@ def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any
         does not predict gives ``eps = 0.0`` and ``misclassified = True``.
     rtol : float
         Relative accuracy of the radius search.
+    threads : int, optional
+        Threads inside this input's bound passes (row blocks of the dense products);
+        default 1. The bounds, and so the certificate, are those of one thread, bit for bit.
 
     Returns
     -------
@@ -153,9 +158,18 @@ def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any
     t0 = time.perf_counter()
     eps_max = check_eps(eps_max, "eps_max")
     rtol_v = _check_rtol(rtol)
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
+                                or threads < 1):
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
     pr = _problem(weights, x, p, target, frames, planes, label)
     if pr.label != pr.predicted:  # nothing is proven: no margin bounds
         return _misclassified(pr, t0)
+    with product_threads(int(threads or 1)):
+        return _certify_searched(pr, eps_max, rtol_v, t0)
+
+
+def _certify_searched(pr: _Problem, eps_max: float, rtol_v: float, t0: float) -> Certificate:
+    """certify's radius search(es) for a correctly classified input."""
     if pr.planes == "optimized":  # a cheap "exact" search first aims the costly probes
         first = _search(replace(pr, planes="exact"), eps_max, rtol_v, {})
         if first.eps >= eps_max:  # certified up to the cap: nothing left to tighten
