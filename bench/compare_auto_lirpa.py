@@ -58,78 +58,7 @@ import popqorn_fast as pf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare_reference import search  # noqa: E402  (the same eps search for every tool)
 from popqorn_fast.bisection import search_radius  # noqa: E402
-
-
-def unrolled_module(w, T):
-    """An explicit torch module computing w.logits(x) from T frames (each (1, n))."""
-    import torch
-    from torch import nn
-
-    f32 = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
-
-    def linear(W, b=None):
-        m = nn.Linear(W.shape[1], W.shape[0], bias=b is not None)
-        with torch.no_grad():
-            m.weight.copy_(f32(W))
-            if b is not None:
-                m.bias.copy_(f32(b))
-        return m
-
-    s = w.weight_hh.shape[1]
-    kind = type(w).__name__
-
-    class Unrolled(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.out = linear(w.out_weight, w.out_bias)
-            if kind == "RNNWeights":
-                self.ih = linear(w.weight_ih, w.bias_ih + w.bias_hh)
-                self.hh = linear(w.weight_hh)
-                self.act = torch.tanh if w.activation == "tanh" else torch.relu
-            elif kind == "LSTMWeights":
-                b = w.bias_ih + w.bias_hh
-                self.ih = nn.ModuleList([linear(w.weight_ih[k * s:(k + 1) * s], b[k * s:(k + 1) * s])
-                                         for k in range(4)])
-                self.hh = nn.ModuleList([linear(w.weight_hh[k * s:(k + 1) * s]) for k in range(4)])
-            elif kind == "GRUWeights":
-                sl = lambda a, k: a[k * s:(k + 1) * s]  # noqa: E731
-                bi, bh = w.bias_ih, w.bias_hh
-                self.ir = linear(sl(w.weight_ih, 0), sl(bi, 0) + sl(bh, 0))
-                self.iz = linear(sl(w.weight_ih, 1), sl(bi, 1) + sl(bh, 1))
-                self.in_ = linear(sl(w.weight_ih, 2), sl(bi, 2))
-                self.hr = linear(sl(w.weight_hh, 0))
-                self.hz = linear(sl(w.weight_hh, 1))
-                self.hn = linear(sl(w.weight_hh, 2), sl(bh, 2))
-                self.register_buffer("b_hn", f32(sl(bh, 2)).unsqueeze(0))
-            else:
-                raise TypeError(kind)
-            if any(getattr(w, a, None) is not None and np.any(getattr(w, a)) for a in ("h0", "c0")):
-                raise ValueError("nonzero initial states are not encoded here")
-
-        def forward(self, *xs):
-            h = c = None
-            for x in xs:
-                if kind == "RNNWeights":
-                    z = self.ih(x) if h is None else self.ih(x) + self.hh(h)
-                    h = self.act(z)
-                elif kind == "LSTMWeights":
-                    y = [self.ih[k](x) if h is None else self.ih[k](x) + self.hh[k](h) for k in range(4)]
-                    i, f, g, o = torch.sigmoid(y[0]), torch.sigmoid(y[1]), torch.tanh(y[2]), torch.sigmoid(y[3])
-                    c = i * g if c is None else f * c + i * g
-                    h = o * torch.tanh(c)
-                else:
-                    if h is None:
-                        r, z = torch.sigmoid(self.ir(x)), torch.sigmoid(self.iz(x))
-                        n = torch.tanh(self.in_(x) + r * self.b_hn)
-                        h = (1 - z) * n                 # h0 = 0
-                    else:
-                        r = torch.sigmoid(self.ir(x) + self.hr(h))
-                        z = torch.sigmoid(self.iz(x) + self.hz(h))
-                        n = torch.tanh(self.in_(x) + r * self.hn(h))
-                        h = (1 - z) * n + z * h         # PyTorch's form (the relaxation depends on it)
-            return self.out(h)
-
-    return Unrolled().eval()
+from torch_twin import unrolled_module  # noqa: E402  (any model shape, one module)
 
 
 class Lirpa:
@@ -144,7 +73,7 @@ class Lirpa:
                                    verbose=False)
         if self.optimized and optimize_args:
             self.model.set_bound_opts({"optimize_bound_args": dict(optimize_args)})
-        self.C_out = w.out_weight.shape[0]
+        self.C_out = w.num_classes
 
     def spec(self, label):
         C = self.torch.zeros(1, self.C_out - 1, self.C_out)

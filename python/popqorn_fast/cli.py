@@ -48,17 +48,22 @@ class CliError(Exception):
 
 # ----------------------------------------------------------------------------- loading
 
+def _inputs_path(args: argparse.Namespace, model_path: str) -> str:
+    """INPUTS, or the model .npz itself where it stores its inputs (X, y)."""
+    if args.inputs is not None:
+        return args.inputs
+    stored = Path(model_path).suffix.lower() == ".npz" and "X" in np.load(model_path).files
+    if not stored:
+        raise CliError(f"INPUTS is required: {model_path} stores no inputs (give a .npy array (N, T, n) "
+                       f"or a .npz with X and optional y)")
+    return model_path
+
+
 def _load(args: argparse.Namespace) -> tuple[Any, np.ndarray, Optional[np.ndarray], str, str]:
     """(weights, X, y, model path, inputs path) from MODEL / INPUTS / --count."""
     model_path = args.model or str(default_model_path())
     weights = load_model(model_path)
-    inputs = args.inputs
-    if inputs is None:
-        stored = Path(model_path).suffix.lower() == ".npz" and "X" in np.load(model_path).files
-        if not stored:
-            raise CliError(f"INPUTS is required: {model_path} stores no inputs (give a .npy array (N, T, n) "
-                           f"or a .npz with X and optional y)")
-        inputs = model_path
+    inputs = _inputs_path(args, model_path)
     X, y = load_inputs(inputs)
     count = args.count if args.count is not None else (5 if args.model is None and args.inputs is None else None)
     if count is not None:
@@ -82,13 +87,7 @@ def _norms(arg: Optional[str], default: Sequence[str]) -> list[float]:
 
 def _source(args: argparse.Namespace, weights: Any, model_path: str) -> InputSource:
     """The inputs of a certify run, read a chunk at a time (``.npy``: memory-mapped)."""
-    inputs = args.inputs
-    if inputs is None:
-        stored = Path(model_path).suffix.lower() == ".npz" and "X" in np.load(model_path).files
-        if not stored:
-            raise CliError(f"INPUTS is required: {model_path} stores no inputs (give a .npy array (N, T, n) "
-                           f"or a .npz with X and optional y)")
-        inputs = model_path
+    inputs = _inputs_path(args, model_path)
     count = args.count if args.count is not None else (5 if args.model is None and args.inputs is None else None)
     if count is not None and count < 1:
         raise CliError(f"--count must be >= 1, got {count}")
