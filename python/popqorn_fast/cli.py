@@ -36,6 +36,7 @@ from .records import FORMAT as CERTS_FORMAT  # noqa: F401 (what --out writes)
 from .records import RecordsError, open_certs
 from .specification import margin_classes
 from .streaming import BlockReader, InputSource, open_inputs
+from .threat import ball_keywords
 from .validation import check_class, frame_mask, p_name, parse_p
 
 LEGACY_CERTS_FORMAT = "popqorn_fast.certificates/1"  # the single-JSON file of 0.1.0 (still read)
@@ -185,7 +186,7 @@ def _check_one(weights: Any, mhash: str, rec: dict[str, Any], x: Optional[np.nda
     try:
         classes = margin_classes(cert.label, weights.num_classes, cert.target)
         lower, _ = bound_margins(weights, x, cert.eps, p=cert.p, target=cert.target, frames=cert.frames,
-                                 planes=cert.planes, label=cert.label)
+                                 planes=cert.planes, label=cert.label, **ball_keywords(cert.threat))
     except (ValueError, TypeError) as exc:
         return f"cannot recompute: {exc}"
     if cert.classes is not None and list(cert.classes) != [int(c) for c in classes]:

@@ -94,6 +94,19 @@ class ThreatModel:
                             d.get("domain"), subs, d.get("budget", 0))
 
 
+def ball_keywords(record: Optional[dict[str, Any]]) -> dict[str, Any]:
+    """The keywords ``ball``, ``frame_weights``, ``domain`` of an entry point from a certificate's
+    ``threat`` record (:meth:`ThreatModel.to_dict`; None: the per-frame ball)."""
+    if not record:
+        return {}
+    unknown = sorted(set(record) - {"ball", "frame_weights", "domain"})
+    if unknown:
+        raise ValueError(f"threat record has keys {unknown} that a radius certificate cannot hold")
+    dom = record.get("domain")
+    return dict(ball=record.get("ball", "frame"), frame_weights=record.get("frame_weights"),
+                domain=None if dom is None else (np.asarray(dom[0]), np.asarray(dom[1])))
+
+
 def check_threat(x: np.ndarray, mask: np.ndarray, ball: Any = "frame", frame_weights: Any = None,
                  domain: Any = None, substitutions: Any = None, budget: Any = 0) -> ThreatModel:
     """Validate the threat-model arguments of an entry point against the input ``x`` (T, n).
