@@ -15,7 +15,7 @@ from .certificate import Certificate, input_sha256
 from .specification import fold_specification, margin_classes
 from .validation import (check_batch, check_class, check_eps, check_sequence, frame_mask, parse_p)
 from .general import RecurrentClassifier
-from .threat import ThreatModel, check_threat
+from .threat import ThreatModel, check_threat, refuse_threat
 from .weights import GRUWeights, LSTMWeights, RNNWeights
 
 _STATE_NAMES = {"rnn": ("pre", "hidden"), "lstm": ("gates", "cell", "hidden"), "gru": ("gates", "u", "hidden")}
@@ -60,6 +60,8 @@ def _problem(weights: Any, x: Any, p: Any, target: Any, frames: Any, planes: str
         raise ValueError(f"planes must be one of {list(PLANE_METHODS)}, got {planes!r}")
     mask, fr = frame_mask(frames, xv.shape[0])
     tm = check_threat(xv, mask, **(threat or {}))
+    if planes == "optimized":
+        refuse_threat(tm, "planes='optimized'", "planes='exact' (the default), '1d' or 'constant'")
     C = weights.num_classes
     with np.errstate(over="ignore", invalid="ignore"):
         logits = weights.logits(xv)
@@ -404,6 +406,10 @@ def certify_many(weights: Any, X: Any, labels: Any = None, eps_max: float = 10.0
         certificate (``.results``, None at the failed inputs).
     """
     _check_weights(weights)
+    threat = _threat_kw(ball, frame_weights, domain)
+    if device == "cuda" and threat is not None:
+        raise ValueError(f"{_threat_name(threat)} is not available with device='cuda'; use device='cpu' "
+                         f"(threads=k or an executor)")
     if device == "cuda" and planes not in CUDA_PLANE_METHODS:
         raise ValueError(f"planes={planes!r} runs on the CPU only; the CUDA backend implements "
                          f"{list(CUDA_PLANE_METHODS)} (use device='cpu' with threads=k)")
@@ -418,7 +424,6 @@ def certify_many(weights: Any, X: Any, labels: Any = None, eps_max: float = 10.0
             raise ValueError(f"labels must have shape ({N},) to match X, got {arr.shape}")
         labs = [check_class(v, weights.num_classes, "labels") for v in arr.tolist()]
     kwargs = dict(eps_max=eps_max, p=p, target=target, frames=frames, rtol=rtol, planes=planes)
-    threat = _threat_kw(ball, frame_weights, domain)
     if threat is not None:
         kwargs.update(threat)
     # validate the shared arguments once, here, rather than N times on the workers
@@ -444,9 +449,6 @@ def certify_many(weights: Any, X: Any, labels: Any = None, eps_max: float = 10.0
         raise TypeError(f"executor must be a concurrent.futures.Executor, got {type(executor).__name__}")
     report = _progress_callback(progress, N)
     if device == "cuda":  # one batched pass per round of probes; threads/executor do not apply
-        if threat is not None:
-            raise ValueError(f"{_threat_name(threat)} is not available with device='cuda'; use device='cpu' "
-                             f"(threads=k or an executor)")
         if executor is not None:
             raise ValueError("executor cannot be combined with device='cuda' (the GPU runs the batch)")
         return _certify_batched(weights, Xv, labs, kwargs, device, report)
