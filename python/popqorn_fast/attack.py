@@ -18,10 +18,11 @@ import numpy as np
 from . import forward
 from .sampling import (frame_mask, frame_norms, in_threat, into_ball, into_threat, project, project_threat,
                        sample_ball, sample_threat)
+from .substitutions import search_substitutions  # noqa: F401 (the attack of the substitution model)
 from .threat import ThreatModel, check_threat
 from .validation import check_eps, check_sequence, parse_p
 
-__all__ = ["AttackResult", "pgd"]
+__all__ = ["AttackResult", "pgd", "search_substitutions"]
 
 
 @dataclass(frozen=True, eq=False)

@@ -157,6 +157,8 @@ def cmd_certify(args: argparse.Namespace) -> int:
 def _check_one(weights: Any, mhash: str, rec: dict[str, Any], x: Optional[np.ndarray],
                rtol: float, atol: float) -> Optional[str]:
     """None if the certificate holds, else the reason it does not (``x``: the input, None if unknown)."""
+    if "robust" in rec:
+        return _check_substitution(weights, mhash, rec, x)
     try:
         cert = Certificate.from_dict(rec)
     except (ValueError, TypeError) as exc:
@@ -201,6 +203,31 @@ def _check_one(weights: Any, mhash: str, rec: dict[str, Any], x: Optional[np.nda
         j = int(np.argmax(np.abs(lower - saved)))
         return (f"saved margin lower bound vs class {int(classes[j])} is {saved[j]:.17g}, "
                 f"recomputed {lower[j]:.17g}")
+    return None
+
+
+def _check_substitution(weights: Any, mhash: str, rec: dict[str, Any], x: Optional[np.ndarray]) -> Optional[str]:
+    """:func:`_check_one` for a substitution certificate: the bound pass again over its recorded
+    candidates and budget; a claimed "robust" must still be proven."""
+    from .substitutions import SubstitutionCertificate, substitution_bounds
+    try:
+        cert = SubstitutionCertificate.from_dict(rec)
+    except (ValueError, TypeError) as exc:
+        return f"unreadable record: {exc}"
+    if cert.model_sha256 != mhash:
+        return "model SHA-256 differs from the given model's (a certificate for another model)"
+    if x is None or input_sha256(x) != cert.input_sha256:
+        return "input missing or its SHA-256 does not match the recorded one"
+    if not cert.robust:
+        return None  # nothing is claimed
+    try:
+        subs = [np.asarray(s, dtype=np.float64).reshape(-1, x.shape[1]) for s in cert.threat["substitutions"]]
+        lower = substitution_bounds(weights, x, subs, cert.threat["budget"], cert.target, cert.label,
+                                    cert.planes)["lower"]
+    except (ValueError, TypeError, KeyError) as exc:
+        return f"cannot recompute: {exc}"
+    if not np.all(lower > 0.0):
+        return f"not robust: margin lower bound {float(lower.min()):.6g} over the recorded substitutions"
     return None
 
 
