@@ -71,3 +71,21 @@ def test_certify_many_and_sensitivity_take_the_threat_model():
         pf.certify_many(w, X * 10, domain=(-5.0, 5.0))
     s = pf.sensitivity(w, x, domain=(x - 0.01, x + 10))
     assert np.all(s >= pf.sensitivity(w, x) * (1 - 2e-3))
+
+
+def test_cli_threat_flags_are_recorded_and_verified(tmp_path, capsys):
+    from popqorn_fast.cli import main
+    out = tmp_path / "c.jsonl"
+    argv = ["certify", "--count", "2", "--norm", "2", "--ball", "joint", "--domain", "-5", "5",
+            "--frame-weights", *["1"] * 8, "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    lines = out.read_text().splitlines()
+    certs = [ln for ln in lines if '"type":"certificate"' in ln]
+    assert '"threat"' in lines[0] and len(certs) == 2 and all('"threat"' in ln for ln in certs)
+    assert main(["verify", str(out)]) == 0
+    # a resumed run must keep the threat model
+    assert main(["certify", "--count", "2", "--norm", "2", "--out", str(out), "--resume", "--no-progress"]) != 0
+    with pytest.raises(SystemExit):
+        main(["certify", "--ball", "box"])
+    assert main(["certify", "--count", "1", "--frame-weights", "1", "2", "--no-progress"]) == 2
+    assert "--frame-weights needs one multiplier per frame" in capsys.readouterr().err

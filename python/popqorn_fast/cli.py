@@ -115,6 +115,18 @@ def _source(args: argparse.Namespace, weights: Any, model_path: str) -> InputSou
     return src
 
 
+def _threat_args(args: argparse.Namespace, T: int) -> Optional[dict[str, Any]]:
+    """--ball, --frame-weights, --domain as certify's keywords (None: the per-frame ball)."""
+    if args.ball == "frame" and args.frame_weights is None and args.domain is None:
+        return None
+    if args.frame_weights is not None and len(args.frame_weights) != T:
+        raise CliError(f"--frame-weights needs one multiplier per frame (T = {T}), got {len(args.frame_weights)}")
+    if args.domain is not None and not args.domain[0] <= args.domain[1]:
+        raise CliError(f"--domain LO HI needs LO <= HI, got {args.domain[0]} {args.domain[1]}")
+    return dict(ball=args.ball, frame_weights=None if args.frame_weights is None else list(args.frame_weights),
+                domain=None if args.domain is None else tuple(args.domain))
+
+
 def cmd_certify(args: argparse.Namespace) -> int:
     model_path = args.model or str(default_model_path())
     weights = load_model(model_path)
@@ -136,9 +148,10 @@ def cmd_certify(args: argparse.Namespace) -> int:
     attack = None
     if args.attack:
         attack = {"steps": args.attack_steps, "restarts": args.attack_restarts, "seed": args.attack_seed}
+    threat = _threat_args(args, src.shape[1])
     spec = RunSpec(weights, model_path, src, tuple(norms), args.eps_max, args.rtol, args.planes,
                    None if args.frames is None else tuple(sorted(args.frames)), args.target, attack,
-                   args.store_inputs)
+                   args.store_inputs, threat)
     N, T, n = src.shape
     print(f"model: {model_path} ({weights.summary}, T = {T}, "
           f"n = {n}, {weights.num_classes} classes); planes = {args.planes}; "
@@ -401,6 +414,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--norm", help="norm(s) 1, 2, inf, comma-separated (default 2; 1,2,inf without MODEL)")
     c.add_argument("--frames", type=int, nargs="+", help="perturbed frames (0-based; default all)")
     c.add_argument("--target", type=int, help="certify against this class only (default: every other class)")
+    c.add_argument("--ball", choices=["frame", "joint"], default="frame",
+                   help="frame: each moving frame in its own lp ball (default); joint: one lp ball over all "
+                        "moving frames together (docs/THREAT_MODELS.md)")
+    c.add_argument("--frame-weights", type=float, nargs="+", metavar="W",
+                   help="radius multiplier of each frame (T values; 0 keeps a frame fixed)")
+    c.add_argument("--domain", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="the inputs' domain: every perturbed value stays in [LO, HI] (the inputs must lie in it)")
     c.add_argument("--threads", type=int, help="worker threads (default 1)")
     c.add_argument("--at", type=positive, nargs="+", help="radii for the certified-fraction summary")
     c.add_argument("--labels", help="a .npy of N integer labels (default: INPUTS' y, if a .npz holds one)")
