@@ -48,7 +48,9 @@ def bound_pass(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.ndarr
         res = {k: v[0] for k, v in out.items() if k != "status"}
         return res
     try:
-        return _core_pass(weights, x, eps, p, mask, spec_w, spec_b, planes, want_states, threat)
+        # the per-frame ball keeps the nine-argument call (tests and benchmarks patch _core_pass)
+        extra = {} if threat.is_default else {"threat": threat}
+        return _core_pass(weights, x, eps, p, mask, spec_w, spec_b, planes, want_states, **extra)
     except ValueError as exc:
         # inputs were validated finite, so a "need finite" refusal inside the pass is overflow
         if "need finite" not in str(exc):
