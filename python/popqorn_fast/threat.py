@@ -54,15 +54,6 @@ class ThreatModel:
         return (self.ball == "frame" and self.frame_weights is None and self.lo is None
                 and self.substitutions is None)
 
-    @property
-    def domain(self) -> Optional[tuple[np.ndarray, np.ndarray]]:
-        return None if self.lo is None else (self.lo, self.hi)
-
-    def radii(self, eps: float, mask: np.ndarray) -> np.ndarray:
-        """(T,) radius of each frame's own ball (0 for a fixed frame): ``eps * w_t``."""
-        w = np.ones(mask.shape[0]) if self.frame_weights is None else self.frame_weights
-        return np.where(mask, eps * w, 0.0)
-
     def core(self) -> Any:
         """The ``_core.ThreatModel`` of this threat model."""
         from . import _core
@@ -81,17 +72,6 @@ class ThreatModel:
             out["substitutions"] = [s.tolist() for s in self.substitutions]
             out["budget"] = int(self.budget)
         return out
-
-    @classmethod
-    def from_dict(cls, d: Optional[dict[str, Any]], x: np.ndarray) -> "ThreatModel":
-        """Rebuild (and re-validate against the input ``x``) a :meth:`to_dict` record."""
-        d = d or {}
-        n = x.shape[1]
-        subs = d.get("substitutions")
-        if subs is not None:
-            subs = [np.asarray(s, dtype=np.float64).reshape(-1, n) for s in subs]
-        return check_threat(x, np.ones(x.shape[0], dtype=bool), d.get("ball", "frame"), d.get("frame_weights"),
-                            d.get("domain"), subs, d.get("budget", 0))
 
 
 def ball_keywords(record: Optional[dict[str, Any]]) -> dict[str, Any]:
@@ -139,10 +119,7 @@ def _check_domain(domain: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``domain = (lo, hi)``: scalars or arrays broadcastable to x's shape, lo <= x <= hi."""
     if not isinstance(domain, (tuple, list)) or len(domain) != 2:
         raise ValueError(f"domain must be a pair (lo, hi) of scalars or arrays, got {domain!r}")
-    lo = np.array(np.broadcast_to(as_real_array(domain[0], "domain lo"), x.shape) if _fits(domain[0], x)
-                  else _shape_error("lo", domain[0], x))
-    hi = np.array(np.broadcast_to(as_real_array(domain[1], "domain hi"), x.shape) if _fits(domain[1], x)
-                  else _shape_error("hi", domain[1], x))
+    lo, hi = _box_side(domain[0], x, "lo"), _box_side(domain[1], x, "hi")
     if np.any(lo > hi):
         raise ValueError("domain lo must be <= hi everywhere")
     out = np.flatnonzero((x < lo) | (x > hi))
@@ -155,17 +132,16 @@ def _check_domain(domain: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def _fits(v: Any, x: np.ndarray) -> bool:
+def _box_side(v: Any, x: np.ndarray, name: str) -> np.ndarray:
+    """One side of the domain as a (T, n) array: a scalar or an array broadcastable to x's shape."""
+    arr = as_real_array(v, f"domain {name}")
     try:
-        np.broadcast_shapes(np.shape(v), x.shape)
-        return np.ndim(v) <= 2
+        if arr.ndim > 2:
+            raise ValueError
+        return np.array(np.broadcast_to(arr, x.shape))
     except ValueError:
-        return False
-
-
-def _shape_error(name: str, v: Any, x: np.ndarray) -> Any:
-    raise ValueError(f"domain {name} must be a scalar or an array broadcastable to x's shape {x.shape}, "
-                     f"got shape {np.shape(v)}")
+        raise ValueError(f"domain {name} must be a scalar or an array broadcastable to x's shape {x.shape}, "
+                         f"got shape {arr.shape}") from None
 
 
 def _check_substitutions(subs: Any, T: int, n: int) -> tuple[np.ndarray, ...]:
