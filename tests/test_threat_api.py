@@ -89,3 +89,26 @@ def test_cli_threat_flags_are_recorded_and_verified(tmp_path, capsys):
         main(["certify", "--ball", "box"])
     assert main(["certify", "--count", "1", "--frame-weights", "1", "2", "--no-progress"]) == 2
     assert "--frame-weights needs one multiplier per frame" in capsys.readouterr().err
+
+
+def test_cli_substitutions_writes_verifiable_certificates(tmp_path, capsys):
+    from popqorn_fast.cli import main
+    rng = np.random.default_rng(4)
+    w = pf.load_model(pf.default_model_path())
+    X, _ = pf.load_inputs(pf.default_model_path())
+    X = X[:3]
+    np.save(tmp_path / "X.npy", X)
+    cands = {f"{i}_{t}": X[i, t] + 0.01 * rng.normal(size=(2, X.shape[2]))
+             for i in range(3) for t in range(X.shape[1]) if t % 2 == 0}
+    np.savez(tmp_path / "c.npz", **cands)
+    out = tmp_path / "s.jsonl"
+    argv = ["substitutions", str(pf.default_model_path()), str(tmp_path / "X.npy"), "--candidates",
+            str(tmp_path / "c.npz"), "--budget", "2", "--out", str(out), "--ignore-labels"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "certified accuracy at budget 2:" in text and "robust" in text
+    assert main(["verify", str(out)]) == 0
+    assert "3 hold, 0 failed" in capsys.readouterr().out
+    per = pf.sensitivity(w, X[0], candidates=[cands.get(f"0_{t}", np.zeros((0, X.shape[2])))
+                                              for t in range(X.shape[1])])
+    assert per.dtype == bool and per.shape == (X.shape[1],)

@@ -330,14 +330,21 @@ certify_gru = _typed(GRUWeights, "certify_gru")
 
 
 def sensitivity(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, rtol: float = 1e-3,
-                planes: str = "exact", label: Any = None, domain: Any = None) -> np.ndarray:
+                planes: str = "exact", label: Any = None, domain: Any = None,
+                candidates: Any = None) -> np.ndarray:
     """Certified ε when only one frame moves, for each frame: shape (T,).
 
     The per-frame sensitivity of the POPQORN paper (small ε = a sensitive frame).
     ``domain``: as in :func:`certify` (one moving frame: the joint ball is the frame ball).
+    ``candidates`` (word substitutions, as in ``certify_substitutions``): instead, per position,
+    whether replacing it alone by any of its candidates is proven harmless ((T,) bool; the
+    budget certified at each position is 1 where True).
     """
     _check_weights(weights)
     xv = check_sequence(x, weights.input_size)
+    if candidates is not None:
+        from .substitutions import substitution_sensitivity
+        return substitution_sensitivity(weights, xv, candidates, label=label, planes=planes)
     return np.array([certify(weights, xv, eps_max, p=p, frames=[t], rtol=rtol, planes=planes,
                              label=label, domain=domain).eps for t in range(xv.shape[0])])
 

@@ -4,6 +4,7 @@ sensitivity.
 
     popqorn-fast certify                      # bundled model, a few bundled inputs, p = 1, 2, inf
     popqorn-fast certify MODEL INPUTS --norm 2 --frames 0 3 --threads 2 --out certs.jsonl
+    popqorn-fast substitutions MODEL INPUTS --candidates CANDS.npz --budget 2 --out subs.jsonl
     popqorn-fast certify MODEL INPUTS --out certs.jsonl --resume   # continue an interrupted run
     popqorn-fast verify certs.jsonl [MODEL]   # exit 1 if any certificate fails the re-check
     popqorn-fast plot certs.jsonl --out acc.png
@@ -374,17 +375,62 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ----------------------------------------------------------------------------- substitutions
+
+def _candidates_for(cands: Any, i: int, T: int, n: int) -> list[np.ndarray]:
+    """Input i's candidates from the candidates .npz: key "{i}_{t}" holds (k, n) vectors that may
+    replace position t (a missing key: none)."""
+    return [np.asarray(cands[f"{i}_{t}"], dtype=np.float64).reshape(-1, n) if f"{i}_{t}" in cands.files
+            else np.zeros((0, n)) for t in range(T)]
+
+
+def cmd_substitutions(args: argparse.Namespace) -> int:
+    from .records import RecordWriter
+    from .substitutions import certify_substitutions
+    weights, X, y, model_path, inputs_path = _load(args)
+    if args.budget < 0:
+        raise CliError(f"--budget must be >= 0, got {args.budget}")
+    cands = np.load(args.candidates, allow_pickle=False)
+    N, T, n = X.shape
+    writer = None
+    if args.out:
+        header = {"version": __version__, "model": {"path": str(Path(model_path).resolve()),
+                                                    "sha256": model_sha256(weights), "kind": weights.kind},
+                  "inputs": {"path": str(Path(inputs_path).resolve()), "shape": [N, T, n]},
+                  "settings": {"threat": "substitutions", "candidates": str(Path(args.candidates).resolve()),
+                               "budget": args.budget, "planes": args.planes}}
+        writer = RecordWriter(args.out, header)
+    robust = 0
+    print(f"{'input':>5} {'label':>5}  {'answer':<13} min margin lower bound (budget {args.budget})")
+    for i in range(N):
+        label = None if (y is None or args.ignore_labels) else int(y[i])
+        c = certify_substitutions(weights, X[i], _candidates_for(cands, i, T, n), args.budget, label=label,
+                                  planes=args.planes)
+        robust += c.robust
+        answer = "robust" if c.robust else "misclassified" if c.misclassified else "not proven"
+        low = f"{float(np.min(c.margin_lower)):.6g}" if c.margin_lower.size else "-"
+        print(f"{i:>5} {c.label:>5}  {answer:<13} {low}")
+        if writer is not None:
+            writer.write({"type": "certificate", "input": i, **c.to_dict()})
+    print(f"certified accuracy at budget {args.budget}: {robust}/{N} = {robust / N:.3f}")
+    if writer is not None:
+        writer.write({"type": "end", "records": N, "errors": 0})
+        writer.close()
+        print(f"wrote {N} certificate(s) to {args.out}")
+    return EXIT_OK
+
+
 # ----------------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``popqorn-fast`` argument parser (sub-commands certify, verify, plot, sensitivity)."""
+    """The ``popqorn-fast`` argument parser (sub-commands certify, verify, plot, sensitivity, substitutions)."""
     ap = argparse.ArgumentParser(
         prog="popqorn-fast", description="Certified robustness radii for RNN/LSTM/GRU classifiers (POPQORN).",
         epilog="exit codes: 0 success, 1 a certificate failed verification, 2 usage or input error, "
                "3 some inputs could not be certified (errors recorded), 130 / 143 stopped by SIGINT / SIGTERM "
                "(the certificates done so far are in --out)")
     ap.add_argument("--version", action="version", version=f"popqorn_fast {__version__}")
-    sub = ap.add_subparsers(dest="command", required=True, metavar="{certify,verify,plot,sensitivity}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="{certify,verify,plot,sensitivity,substitutions}")
 
     def positive(text: str) -> float:
         try:
@@ -472,6 +518,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--image-shape", type=_size, help="HxW of the picture the frames cut (default square)")
     s.add_argument("--plot-size", type=_size, default=(800, 480), help="PNG size WIDTHxHEIGHT (default 800x480)")
     s.set_defaults(func=cmd_sensitivity)
+
+    w = sub.add_parser("substitutions", help="robust or not proven against word substitutions, per input")
+    common(w)
+    w.add_argument("--candidates", required=True, help='a .npz whose key "{i}_{t}" holds the (k, n) vectors that may replace '
+                                      "position t of input i (e.g. its synonyms' embeddings)")
+    w.add_argument("--budget", type=int, default=1, help="at most this many positions replaced at once (default 1)")
+    w.add_argument("--out", help="write the certificates (JSON Lines, checked by verify)")
+    w.set_defaults(func=cmd_substitutions)
     return ap
 
 
