@@ -195,3 +195,19 @@ def test_frame_weights_scale_the_radius(api):
         a = api.bound_margins(w, x, 0.2, p=2, ball=ball)
         b = api.bound_margins(w, x, 0.1, p=2, ball=ball, frame_weights=np.full(5, 2.0))
         assert np.allclose(a[0], b[0], rtol=1e-12, atol=1e-12)
+
+
+def test_one_layer_models_under_threat_models(api, tally):
+    """The one-layer classes (RNN, LSTM, GRU, with given initial states) run on the same generic
+    pass: the same checks under each threat model."""
+    from .models import random_weights
+    for seed in range(16):
+        rng = np.random.default_rng(100 + seed)
+        kind = KINDS[seed % len(KINDS)]
+        w = random_weights(rng, kind, 3, 4, 3, random_state=seed % 3 == 0)
+        x = rng.normal(size=(4, 3))
+        threat = [dict(ball="joint"), dict(frame_weights=[1.0, 0.0, 2.0, 0.5]),
+                  dict(domain=_domain("tight", x, rng)), dict(ball="joint", domain=_domain("one_sided", x, rng))
+                  ][seed % 4]
+        p = (1.0, 2.0, np.inf)[seed % 3]
+        tally.run("threat", check_threat_point, api, w, x, p, None, None, rng, threat, 2_000, 0.3)
