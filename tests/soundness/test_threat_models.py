@@ -136,13 +136,13 @@ def _run(api, tally, c, n_samples):
 def test_threat_models_sound(api, tally):
     reports = []
 
-    @settings(max_examples=120, **_SETTINGS)
+    @settings(max_examples=200, **_SETTINGS)
     @given(c=threat_cases())
     def run(c):
-        reports.append(_run(api, tally, c, n_samples=2_000))
+        reports.append(_run(api, tally, c, n_samples=3_000))
 
     run()
-    assert len(reports) >= 120
+    assert len(reports) >= 200
     assert sum(r.eps_cert > 0 for r in reports) >= 30
 
 
