@@ -22,7 +22,7 @@ from .test_general_networks import _SETTINGS
 
 @st.composite
 def cases(draw):
-    T = draw(st.integers(1, 4))
+    T = draw(st.integers(1, 5))
     L = draw(st.integers(1, 2))
     return dict(seed=draw(st.integers(0, 2**32 - 1)), T=T, n=draw(st.integers(1, 3)),
                 kinds=draw(st.lists(st.sampled_from(KINDS), min_size=L, max_size=L)),
@@ -30,7 +30,7 @@ def cases(draw):
                 frame=draw(st.lists(st.tuples(st.integers(1, 3), st.sampled_from([None, "relu", "tanh"])),
                                     max_size=1)),
                 readout=draw(st.sampled_from(["last", "last_step", "mean"])),
-                k=draw(st.lists(st.integers(0, 3), min_size=T, max_size=T)),
+                k=draw(st.lists(st.integers(0, 4), min_size=T, max_size=T)),
                 spread=draw(st.sampled_from([0.1, 1.0, 3.0])), scale=draw(st.sampled_from([1.0, 3.0])),
                 budget=draw(st.integers(1, T)), targeted=draw(st.booleans()),
                 planes=draw(st.sampled_from(["exact", "1d", "constant"])))
@@ -50,7 +50,7 @@ def _setup(c):
 def test_substitution_bounds_hold_exhaustively(tally):
     seen = {"robust": 0, "flipped": 0}
 
-    @settings(max_examples=150, **_SETTINGS)
+    @settings(max_examples=300, **_SETTINGS)
     @given(c=cases())
     def run(c):
         w, x, cands, label, target = _setup(c)
