@@ -70,6 +70,7 @@ def test_substitution_bounds_hold_exhaustively(tally):
         seen["robust"] += cert.robust
         seen["flipped"] += flipped
         tally.points["substitution"] += 1
+        tally.certified["substitution"] += cert.robust
         tally.samples["substitution"] += len(S)
 
     run()
