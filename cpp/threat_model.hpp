@@ -49,6 +49,7 @@ struct ThreatModel {
 // max Σ_j m_j v_j over 0 <= v_j <= cap_j, ‖v‖_p <= r (m_j, cap_j >= 0): how far a box-clipped
 // ball lowers a row. p = ∞ (q = L1): per axis; p = 1 (q = Linf): the budget r on the largest m
 // first; p = 2: v_j = min(cap_j, τ m_j) with τ where ‖v‖ = r (breakpoints cap_j / m_j, sorted).
+// m and cap are the caller's scratch (cap is rescaled in place).
 template <class T>
 T box_ball_gain(std::vector<T>& m, std::vector<T>& cap, T r, DualNorm q, std::vector<std::ptrdiff_t>& idx) {
   const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(m.size());
@@ -71,7 +72,9 @@ T box_ball_gain(std::vector<T>& m, std::vector<T>& cap, T r, DualNorm q, std::ve
     return gain;
   }
   // p = 2: coordinates saturate in order of cap_j / m_j; the first k saturate where
-  // ‖v(τ)‖² = Σ_{sat} cap² + τ² Σ_{free} m² first reaches r² beyond the k-th breakpoint
+  // ‖v(τ)‖² = Σ_{sat} cap² + τ² Σ_{free} m² first reaches r² beyond the k-th breakpoint.
+  // Solved for the ball of radius 1 with caps cap_j / r (no under- or overflow of r²).
+  for (std::ptrdiff_t j = 0; j < n; ++j) cap[j] /= r;
   std::sort(idx.begin(), idx.end(), [&](std::ptrdiff_t a, std::ptrdiff_t b) { return cap[a] * m[b] < cap[b] * m[a]; });
   T M = T(0), sat2 = T(0);
   for (std::ptrdiff_t j = 0; j < n; ++j) M += m[j] * m[j];
@@ -79,7 +82,7 @@ T box_ball_gain(std::vector<T>& m, std::vector<T>& cap, T r, DualNorm q, std::ve
   for (; k < n; ++k) {
     const std::ptrdiff_t j = idx[k];
     const T tau = cap[j] / m[j];
-    if (sat2 + tau * tau * M >= r * r) break;
+    if (sat2 + tau * tau * M >= T(1)) break;
     sat2 += cap[j] * cap[j];
     M -= m[j] * m[j];
   }
@@ -91,9 +94,9 @@ T box_ball_gain(std::vector<T>& m, std::vector<T>& cap, T r, DualNorm q, std::ve
     if (i < k) sat2 += cap[j] * cap[j], satgain += m[j] * cap[j];
     else M += m[j] * m[j];
   }
-  if (k == n) return satgain;  // every coordinate at its cap: the box lies inside the ball
-  const T tau = std::sqrt(std::max(T(0), r * r - sat2) / M);
-  return satgain + tau * M;
+  if (k == n) return r * satgain;  // every coordinate at its cap: the box lies inside the ball
+  const T tau = std::sqrt(std::max(T(0), T(1) - sat2) / M);
+  return r * (satgain + tau * M);
 }
 
 // Concretises rows over a ThreatModel: begin(R); add(t, A_t, d) for every moving frame t
