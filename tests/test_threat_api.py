@@ -77,11 +77,13 @@ def test_cli_threat_flags_are_recorded_and_verified(tmp_path, capsys):
     from popqorn_fast.cli import main
     out = tmp_path / "c.jsonl"
     argv = ["certify", "--count", "2", "--norm", "2", "--ball", "joint", "--domain", "-5", "5",
-            "--frame-weights", *["1"] * 8, "--out", str(out), "--no-progress"]
+            "--frame-weights", *["1"] * 8, "--out", str(out), "--no-progress",
+            "--attack", "--attack-steps", "10", "--attack-restarts", "2"]
     assert main(argv) == 0
     lines = out.read_text().splitlines()
     certs = [ln for ln in lines if '"type":"certificate"' in ln]
     assert '"threat"' in lines[0] and len(certs) == 2 and all('"threat"' in ln for ln in certs)
+    assert all('"attack_eps"' in ln for ln in certs)
     assert main(["verify", str(out)]) == 0
     # a resumed run must keep the threat model
     assert main(["certify", "--count", "2", "--norm", "2", "--out", str(out), "--resume", "--no-progress"]) != 0
