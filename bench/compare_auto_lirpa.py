@@ -10,7 +10,13 @@ seconds side by side with the ratios.
         [-n 3] [--indices 0 1 2] [--method CROWN [CROWN-Optimized IBP ...]] \
         [--alpha-iterations 20] [--lr-alpha 0.5] [--alpha-search bisect|aimed] \
         [--planes exact [optimized ...]] \
-        [--bound-opt s_shaped_disable_smoothness_enhancement=true] [--md out.md]
+        [--bound-opt s_shaped_disable_smoothness_enhancement=true] [--md out.md] \
+        [--ball frame|joint]
+
+--ball joint: one lp ball over the whole sequence on both sides (popqorn_fast's ball="joint";
+auto_LiRPA with the sequence fed as ONE (1, T, n) BoundedTensor, whose PerturbationLpNorm
+takes the norm over all T·n coordinates). Not run in the environment that added it (no torch
+there): check the unrolled-logits gap line before trusting its numbers.
 
 Several --method values run one after the other on the same input (each with
 its own BoundedModule); several --planes values give one popqorn_fast search
@@ -61,15 +67,34 @@ from popqorn_fast.bisection import search_radius  # noqa: E402
 from torch_twin import unrolled_module  # noqa: E402  (any model shape, one module)
 
 
+def joint_module(net, T):
+    """The unrolled module fed one (1, T, n) tensor (its frames sliced inside): one perturbation
+    over the whole sequence."""
+    import torch
+
+    class Joint(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, X):
+            return self.net(*[X[:, t] for t in range(T)])
+
+    return Joint().eval()
+
+
 class Lirpa:
-    def __init__(self, w, T, n, bound_opts=None, method="CROWN", optimize_args=None):
+    def __init__(self, w, T, n, bound_opts=None, method="CROWN", optimize_args=None, ball="frame"):
         import torch
         from auto_LiRPA import BoundedModule
-        self.torch, self.method = torch, method
+        self.torch, self.method, self.ball = torch, method, ball
         self.optimized = method.lower() in ("crown-optimized", "alpha-crown")
         self.net = unrolled_module(w, T)
         dummy = tuple(torch.zeros(1, n) for _ in range(T))
-        self.model = BoundedModule(self.net, dummy, bound_opts=bound_opts or {}, device="cpu",
+        bounded = self.net
+        if ball == "joint":
+            bounded, dummy = joint_module(self.net, T), torch.zeros(1, T, n)
+        self.model = BoundedModule(bounded, dummy, bound_opts=bound_opts or {}, device="cpu",
                                    verbose=False)
         if self.optimized and optimize_args:
             self.model.set_bound_opts({"optimize_bound_args": dict(optimize_args)})
@@ -84,8 +109,11 @@ class Lirpa:
     def lower(self, x, label, eps, p):
         from auto_LiRPA import BoundedTensor, PerturbationLpNorm
         torch = self.torch
-        xs = tuple(BoundedTensor(torch.tensor(x[t:t + 1], dtype=torch.float32),
-                                 PerturbationLpNorm(norm=p, eps=eps)) for t in range(x.shape[0]))
+        if self.ball == "joint":
+            xs = (BoundedTensor(torch.tensor(x[None], dtype=torch.float32), PerturbationLpNorm(norm=p, eps=eps)),)
+        else:
+            xs = tuple(BoundedTensor(torch.tensor(x[t:t + 1], dtype=torch.float32),
+                                     PerturbationLpNorm(norm=p, eps=eps)) for t in range(x.shape[0]))
         # alpha-CROWN differentiates the bound with respect to its slopes: no no_grad there
         with contextlib.nullcontext() if self.optimized else torch.no_grad():
             lb, _ = self.model.compute_bounds(x=xs, C=self.spec(label), method=self.method,
@@ -132,6 +160,8 @@ def main() -> None:
                     help="auto_LiRPA bound_opts entry KEY=VALUE (repeatable)")
     ap.add_argument("--rtol", type=float, default=1e-3)
     ap.add_argument("--md", help="append the Markdown table to this file")
+    ap.add_argument("--ball", choices=["frame", "joint"], default="frame",
+                    help="per-frame balls (default) or one ball over the whole sequence, both sides")
     args = ap.parse_args()
 
     try:
@@ -166,7 +196,7 @@ def main() -> None:
         lirpas = []
         for m in args.method:
             t0 = time.perf_counter()
-            lirpas.append(Lirpa(w, T, n, opts, m, opt_args))
+            lirpas.append(Lirpa(w, T, n, opts, m, opt_args, args.ball))
             build = time.perf_counter() - t0
             with torch.no_grad():
                 xt = tuple(torch.tensor(X[:1, t], dtype=torch.float32) for t in range(T))
@@ -186,7 +216,7 @@ def main() -> None:
                 for pl in args.planes:
                     t0 = time.perf_counter()
                     c = pf.certify(w, X[i], eps_max=10.0, p=norm, label=int(y[i]), rtol=args.rtol,
-                                   planes=pl)
+                                   planes=pl, ball=args.ball)
                     ours.append((c.eps, time.perf_counter() - t0, c.bound_passes))
                 theirs = []
                 for m, lirpa in zip(args.method, lirpas):

@@ -9,9 +9,11 @@ Both backends compute the same recurrences (docs/RECURRENCES.md); the choice is 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import numpy as np
+
+from .threat import DEFAULT, ThreatModel, refuse_threat
 
 PLANE_METHODS = ("exact", "optimized", "1d", "constant")
 # planes that the CUDA backend implements ("optimized" runs on the CPU core only)
@@ -44,10 +46,14 @@ def product_threads(k: int) -> Iterator[None]:
 
 def bound_pass(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.ndarray,
                spec_w: np.ndarray, spec_b: np.ndarray, planes: str = "exact",
-               want_states: bool = False, device: str = "cpu") -> dict[str, np.ndarray]:
-    """One bound computation (docs/RECURRENCES.md §0) on validated float64 inputs."""
+               want_states: bool = False, device: str = "cpu", threat: Optional[ThreatModel] = None
+               ) -> dict[str, np.ndarray]:
+    """One bound computation (docs/RECURRENCES.md §0) on validated float64 inputs, over the
+    per-frame balls or ``threat`` (docs/THREAT_MODELS.md)."""
     check_device(device)
+    threat = threat or DEFAULT
     if device == "cuda":
+        refuse_threat(threat, "device='cuda'", "device='cpu'")
         out = bound_pass_batch(weights, x[None], np.array([eps], dtype=np.float64), p, mask,
                                spec_w[None], spec_b[None], planes, want_states, device="cuda")
         if out["status"][0] != 0:
@@ -57,7 +63,9 @@ def bound_pass(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.ndarr
         res = {k: v[0] for k, v in out.items() if k != "status"}
         return res
     try:
-        return _core_pass(weights, x, eps, p, mask, spec_w, spec_b, planes, want_states)
+        # the per-frame ball keeps the nine-argument call (tests and benchmarks patch _core_pass)
+        extra = {} if threat.is_default else {"threat": threat}
+        return _core_pass(weights, x, eps, p, mask, spec_w, spec_b, planes, want_states, **extra)
     except ValueError as exc:
         # inputs were validated finite, so a "need finite" refusal inside the pass is overflow
         if "need finite" not in str(exc):
@@ -69,16 +77,17 @@ def bound_pass(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.ndarr
 
 def _core_pass(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.ndarray,
                spec_w: np.ndarray, spec_b: np.ndarray, planes: str,
-               want_states: bool) -> dict[str, np.ndarray]:
+               want_states: bool, threat: ThreatModel = DEFAULT) -> dict[str, np.ndarray]:
     """The C++ CPU core's bound pass for ``weights.kind``."""
     from . import _core
 
+    tm = threat.core()
     if weights.kind == "general":
         if planes == "optimized":
             raise ValueError("planes='optimized' is not available for RecurrentClassifier models yet; "
                              "use planes='exact' (the default), '1d' or 'constant'")
         opts = _core.PassOptions(planes=planes, shared_z=False, want_states=want_states)
-        return _core.general_bounds(*general_arguments(weights), x, eps, p, mask, spec_w, spec_b, opts)
+        return _core.general_bounds(*general_arguments(weights), x, eps, p, mask, spec_w, spec_b, opts, tm)
     if planes != "optimized":
         # the one-layer model is the general model's simplest case: one layer, its head folded
         # with the specification (spec_w on h_T), margins read off with the identity
@@ -86,9 +95,10 @@ def _core_pass(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.ndarr
         frame, layers, readout, _ = general_arguments(weights.general)
         opts = _core.PassOptions(planes=planes, shared_z=False, want_states=want_states)
         out = _core.general_bounds(frame, layers, readout, [(spec_w, spec_b, None)], x, eps, p, mask,
-                                   np.eye(K), np.zeros(K), opts)
+                                   np.eye(K), np.zeros(K), opts, tm)
         return {k[4:] if k.startswith("L0f_") else k: v for k, v in out.items()}
     # "optimized": the one-layer passes with their own per-row relaxations (RECURRENCES.md §3b)
+    refuse_threat(threat, "planes='optimized'", "planes='exact' (the default), '1d' or 'constant'")
     fn = getattr(_core, f"{weights.kind}_bounds")
     # RNNs have no products: planes only says "optimized" lines or not (a keyword, so that
     # pass_arguments stays the oracle's signature)
