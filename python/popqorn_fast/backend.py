@@ -59,9 +59,8 @@ def _core_pass(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.ndarr
     from . import _core
 
     if weights.kind == "general":
-        if planes == "optimized":
-            raise ValueError("planes='optimized' is not available for RecurrentClassifier models yet; "
-                             "use planes='exact' (the default), '1d' or 'constant'")
+        # "optimized": every bound refined by its rows' own relaxations (RECURRENCES.md §3b,
+        # cpp/general_optimize.hpp); GRU layers then use shared z
         opts = _core.PassOptions(planes=planes, shared_z=False, want_states=want_states)
         return _core.general_bounds(*general_arguments(weights), x, eps, p, mask, spec_w, spec_b, opts)
     if planes != "optimized":

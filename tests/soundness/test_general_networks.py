@@ -38,7 +38,7 @@ def general_cases(draw):
         frames=draw(st.none() | st.lists(st.integers(0, T - 1), min_size=1, max_size=T, unique=True)),
         targeted=draw(st.booleans()),
         eps_probe=draw(st.sampled_from([0.01, 0.3, 2.0])),
-        planes=draw(st.sampled_from(["exact", "1d", "constant"])),
+        planes=draw(st.sampled_from(["exact", "1d", "constant", "optimized"])),
     )
 
 
