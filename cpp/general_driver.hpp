@@ -108,21 +108,23 @@ class GeneralPass final : public Bounder<T> {
       const std::ptrdiff_t m = net_.head[j].w.rows;
       head_bound(2 * m, j, true, [&](std::ptrdiff_t r0, std::ptrdiff_t R, MatView<T> P, T*) {
         set_signed_identity_rows(P, r0, R, m, 0);
-      }, head_lo_[j].row(0), head_up_[j].row(0), Refine::Both);
+      }, head_lo_[j].row(0), head_up_[j].row(0), true);
       if (net_.head[j].has_act) head_lines_[j].compute(net_.head[j].act, head_lo_[j].row(0), head_up_[j].row(0), m);
     }
     const std::ptrdiff_t K = spec_w.rows, C = spec_w.cols;
     BoundResult<T> res;
     res.lower.resize(K);
     res.upper.resize(K);
-    head_bound(2 * K, H - 1, false, [&](std::ptrdiff_t r0, std::ptrdiff_t R, MatView<T> P, T* d) {
+    const HeadSetup margins = [&](std::ptrdiff_t r0, std::ptrdiff_t R, MatView<T> P, T* d) {
       for (std::ptrdiff_t i = 0; i < R; ++i) {  // rows [spec; −spec], constants [b; −b]
         const std::ptrdiff_t r = r0 + i, k = r < K ? r : r - K;
         const T sg = r < K ? T(1) : T(-1);
         for (std::ptrdiff_t c = 0; c < C; ++c) P(i, c) = sg * spec_w(k, c);
         d[i] = sg * spec_b[k];
       }
-    }, res.lower.data(), res.upper.data(), Refine::Lower);
+    };
+    head_bound(2 * K, H - 1, false, margins, res.lower.data(), res.upper.data(), false);
+    if (optim_) optimize_margins(spec_w, spec_b, margins, res);
     if (opt_.want_states) collect_states(res.states);
     return res;
   }
@@ -151,7 +153,6 @@ class GeneralPass final : public Bounder<T> {
 
  private:
   using HeadSetup = std::function<void(std::ptrdiff_t, std::ptrdiff_t, MatView<T>, T*)>;
-  enum class Refine { Lower, Both };  // optimized: which bounds of a head objective are refined
 
   // Rows [r0, r0+R) of an objective entering the chain being relaxed at (entry, t), back to
   // the frames: their lower bounds in d_[0..R).
@@ -239,10 +240,9 @@ class GeneralPass final : public Bounder<T> {
   // rows objective rows (chunked) placed by setup on head layer j's output (its
   // pre-activation if from_pre) with initial constants; through the head, the readout and
   // every layer. Lower bounds of the first rows/2 rows, upper of the rest, ordered.
-  // optimized (§3b): then each row again with its own relaxations (`refine`: the lower bounds
-  // only, or both).
+  // optimized (§3b) and refine: then each row again with its own relaxations.
   void head_bound(std::ptrdiff_t rows, std::ptrdiff_t j, bool from_pre, const HeadSetup& setup, T* lo, T* up,
-                  Refine refine) {
+                  bool refine) {
     std::vector<T> all(static_cast<size_t>(rows));
     for (std::ptrdiff_t r0 = 0; r0 < rows; r0 += Rc_) {
       const std::ptrdiff_t R = std::min(Rc_, rows - r0);
@@ -251,17 +251,33 @@ class GeneralPass final : public Bounder<T> {
     }
     const std::ptrdiff_t m = rows / 2;
     finish_stacked(all.data(), m, lo, up);
-    if (!optim_) return;
-    auto one = [&](std::ptrdiff_t r) {
+    if (!optim_ || !refine || optim_->settings().inter_iters == 0) return;
+    optim_->refine(m, [&](std::ptrdiff_t r) {
       head_rows(j, from_pre, setup, r, 1);
       return d_[0];
-    };
-    if (refine == Refine::Both) {
-      if (optim_->settings().inter_iters > 0) optim_->refine(m, one, optim_->whole(), lo, up);
-      return;
+    }, optim_->whole(), lo, up);
+  }
+
+  // optimized (§3b): the margins' lower bounds (what certification reads), each row with its
+  // own relaxations; opt.trace (tests) adds the state "opt_trace" (K x 2 (iters + 1) + 2).
+  void optimize_margins(MatView<const T> spec_w, const T* spec_b, const HeadSetup& margins, BoundResult<T>& res) {
+    const OptSettings& o = optim_->settings();
+    const std::ptrdiff_t K = spec_w.rows, H = static_cast<std::ptrdiff_t>(net_.head.size());
+    Mat<T> trace(o.trace ? K : 0, 2 * (o.iters + 1) + 2);
+    for (std::ptrdiff_t r = 0; r < K; ++r) {
+      auto one = [&] {
+        head_rows(H - 1, false, margins, r, 1);
+        return d_[0];
+      };
+      auto objective = [&](const std::vector<T>& logits) {
+        T acc = spec_b[r];
+        for (std::ptrdiff_t c = 0; c < spec_w.cols; ++c) acc += spec_w(r, c) * logits[c];
+        return acc;
+      };
+      res.lower[r] = std::max(res.lower[r], optim_->row(o.iters, one, optim_->whole(), o.trace ? trace.row(r) : nullptr,
+                                                        objective));
     }
-    for (std::ptrdiff_t i = 0; i < m; ++i)
-      lo[i] = std::max(lo[i], optim_->row(optim_->settings().iters, [&] { return one(i); }, optim_->whole()));
+    if (o.trace) res.states.push_back({"opt_trace", trace, std::move(trace)});
   }
 
   // Rows [r0, r0+R) of a head objective back to the frames: lower bounds in d_[0..R).

@@ -11,6 +11,7 @@
 #include "bound_state.hpp"
 #include "common.hpp"
 #include "lines.hpp"
+#include "optim_planes.hpp"
 #include "planes.hpp"
 
 namespace pq {
@@ -126,6 +127,9 @@ struct Cell {
   // Iteration `it` (best response or Adam step) on the copies the last sweep met; returns
   // whether the row met any relaxation of this chain.
   virtual bool improve(int it, const OptSettings& opt) = 0;
+  // f on every plane copy in use with its box (test hook: the gradient check, opt_trace).
+  using PlaneVisit = std::function<void(OptPlaneSet<T>&, const PlaneBoxes<T>&)>;
+  virtual void each_plane(const PlaneVisit& f) = 0;
 };
 
 // Rows [r0, r0+R) of the stacked objective [I; −I] (2m rows) into the first R rows of G,

@@ -18,7 +18,9 @@
 // for the sweep values only.
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <utility>
@@ -64,17 +66,33 @@ class RowOptimizer {
 
   // Best lower bound of one objective row; bound() back-substitutes it (R = 1) with the
   // relaxations the cells have in use and returns its lower bound.
+  // Test hook (opt_trace; margins, scope whole()): trace (2 (iters + 1) + 2 entries) receives
+  // per iteration the back-substituted bound and objective() evaluated on the sweep's logits
+  // (which equal it: the sweep is the adjoint), then the gradient check's |g|² and finite
+  // difference at the first iterate.
   template <class Bound>
-  T row(int iters, Bound&& bound, Scope scope) {
+  T row(int iters, Bound&& bound, Scope scope, T* trace = nullptr,
+        const std::function<T(const std::vector<T>&)>& objective = {}) {
     for_cells([](Cell<T>& c) { c.own(true); });
     on_ = true;
     T best = -std::numeric_limits<T>::infinity();
     for (int it = 0; it <= iters; ++it) {
-      for_cells([](Cell<T>& c) { c.clear_record(); });
-      std::fill(fhas_.begin(), fhas_.end(), char(0));
-      best = std::max(best, bound());
-      if (it == iters) break;
+      const T L = evaluate(bound);
+      best = std::max(best, L);
+      if (it == iters && !trace) break;
       sweep(scope);
+      if (trace) {
+        trace[2 * it] = L;
+        trace[2 * it + 1] = objective(logits());
+        if (it == 0) {
+          const auto g = gradient_check(bound, scope);
+          trace[2 * (iters + 1)] = g.first;
+          trace[2 * (iters + 1) + 1] = g.second;
+          evaluate(bound);  // the records and sweep values of this iterate again
+          sweep(scope);
+        }
+      }
+      if (it == iters) break;
       bool met = false;
       for_cells([&](Cell<T>& c) { met = c.improve(it, opt_) || met; });
       if (!met) break;  // the row passes no relaxation: nothing to choose
@@ -101,6 +119,85 @@ class RowOptimizer {
   void for_cells(F&& f) {
     for (auto& layer : chains_)
       for (auto& c : layer) f(*c);
+  }
+
+  // One back-substitution of the row, recording afresh.
+  template <class Bound>
+  T evaluate(Bound& bound) {
+    for_cells([](Cell<T>& c) { c.clear_record(); });
+    std::fill(fhas_.begin(), fhas_.end(), char(0));
+    return bound();
+  }
+
+  // Test hook: at a generic point near the row's copies (every plane slope jittered by 1e-3
+  // relative, so that each offset's extreme is unique: at a volume-minimal start it is not,
+  // and the sweep's gradient is then a supergradient only), |g|² of the sweep's gradient g
+  // and the finite difference of the bound along g (a step of 1e-7 in slope space). The
+  // copies are restored afterwards.
+  template <class Bound>
+  std::pair<T, T> gradient_check(Bound& bound, Scope scope) {
+    std::vector<OptPlaneSet<T>> saved;
+    each_plane([&](OptPlaneSet<T>& o, const PlaneBoxes<T>&) { saved.push_back(o); });
+    auto shift = [&](auto&& delta) {
+      each_plane([&](OptPlaneSet<T>& o, const PlaneBoxes<T>& bx) {
+        for (std::size_t i = 0; i < o.P.aL.size(); ++i) {
+          o.P.aL[i] += delta(o.P.aL[i], o.gaL[i]); o.P.bL[i] += delta(o.P.bL[i], o.gbL[i]);
+          o.P.aU[i] += delta(o.P.aU[i], o.gaU[i]); o.P.bU[i] += delta(o.P.bU[i], o.gbU[i]);
+          o.refresh(bx, i, true);
+          o.refresh(bx, i, false);
+        }
+      });
+    };
+    unsigned long long st = 0x9E3779B97F4A7C15ull;
+    shift([&](T a, T) {
+      st = st * 6364136223846793005ull + 1442695040888963407ull;
+      const T u = T(static_cast<double>(st >> 11) * 0x1.0p-53) * T(2) - T(1);
+      return T(1e-3) * u * (T(1) + std::fabs(a));
+    });
+    const T L0 = evaluate(bound);
+    each_plane([](OptPlaneSet<T>& o, const PlaneBoxes<T>&) { o.zero_grad(); });
+    sweep(scope);
+    T gg = T(0);
+    each_plane([&](OptPlaneSet<T>& o, const PlaneBoxes<T>&) {
+      for (std::size_t i = 0; i < o.gaL.size(); ++i)
+        gg += o.gaL[i] * o.gaL[i] + o.gbL[i] * o.gbL[i] + o.gaU[i] * o.gaU[i] + o.gbU[i] * o.gbU[i];
+    });
+    const T h = gg > T(0) ? T(1e-7) / std::sqrt(gg) : T(0);
+    shift([&](T, T g) { return h * g; });
+    const T L1 = evaluate(bound);
+    std::size_t j = 0;
+    each_plane([&](OptPlaneSet<T>& o, const PlaneBoxes<T>&) { o = saved[j++]; });
+    return {gg, h > T(0) ? (L1 - L0) / h : T(0)};
+  }
+
+  void each_plane(const typename Cell<T>::PlaneVisit& f) {
+    for_cells([&](Cell<T>& c) { c.each_plane(f); });
+  }
+
+  // The logits at the sweep's values of the top layer (after sweep(whole())): the readout,
+  // then the head with its activations themselves (linear heads: the adjoint's value).
+  std::vector<T> logits() const {
+    const auto& top = net_.layers.back();
+    const Mat<T>& H = h_.back();
+    const std::ptrdiff_t s = top.hidden(), w = top.output(), last = Tn_ - 1;
+    std::vector<T> f(static_cast<std::size_t>(w), T(0));
+    if (net_.readout == Readout::Last) {
+      std::copy(H.row(last), H.row(last) + s, f.begin());
+      if (top.dirs.size() == 2) std::copy(H.row(0) + s, H.row(0) + 2 * s, f.begin() + s);
+    } else if (net_.readout == Readout::LastStep) {
+      std::copy(H.row(last), H.row(last) + w, f.begin());
+    } else {
+      for (std::ptrdiff_t t = 0; t < Tn_; ++t)
+        for (std::ptrdiff_t i = 0; i < w; ++i) f[i] += H(t, i) / T(Tn_);
+    }
+    for (const auto& d : net_.head) {
+      std::vector<T> z(d.b, d.b + d.w.rows);
+      matvec(d.w, f.data(), z.data(), true);
+      if (d.has_act)
+        for (auto& v : z) v = detail::phi(d.act, v);
+      f = std::move(z);
+    }
+    return f;
   }
 
   // The relaxed network forward at the worst-case input, as far as scope.

@@ -67,6 +67,13 @@ class StepRelaxations {
       if (ready_[t]) work_[t].improve(bx_[t], it, opt);
     return met_;
   }
+  // f(work copy, its box) for every fixed step (the gradient check of the tests).
+  template <class F>
+  void each_work(F&& f) {
+    if (!on_) return;
+    for (std::size_t t = 0; t < shared_.size(); ++t)
+      if (ready_[t]) f(work_[t], bx_[t]);
+  }
 
  protected:
   void fixed(std::ptrdiff_t t) {

@@ -165,6 +165,11 @@ class GruCell final : public Cell<T> {
     Lz_.improve(it, opt);
     return r || u;
   }
+  void each_plane(const typename Cell<T>::PlaneVisit& f) override {
+    Pr_.each_work(f);
+    Pu_.each_work(f);
+    Pz_.each_work(f);
+  }
 
  private:
   MatView<T> blk(std::ptrdiff_t R, std::ptrdiff_t j) { return block(top_rows(G4_, R), 0, R, j * s_, s_); }

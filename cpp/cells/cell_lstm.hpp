@@ -138,6 +138,11 @@ class LstmCell final : public Cell<T> {
     const bool f = Pf_.improve(it, opt), g = Pig_.improve(it, opt), o = Po_.improve(it, opt);
     return f || g || o;
   }
+  void each_plane(const typename Cell<T>::PlaneVisit& f) override {
+    Pf_.each_work(f);
+    Pig_.each_work(f);
+    Po_.each_work(f);
+  }
 
  private:
   DirectionWeights<T> w_;

@@ -106,6 +106,7 @@ class RnnCell final : public Cell<T> {
   }
 
   bool improve(int it, const OptSettings& opt) override { return lines_.improve(it, opt); }
+  void each_plane(const typename Cell<T>::PlaneVisit&) override {}  // lines only
 
  private:
   DirectionWeights<T> w_;
