@@ -200,11 +200,11 @@ def test_one_layer_optimized_is_as_tight_as_the_former_routines(name):
     """Trained one-layer models: planes='optimized' on the generic pass, through
     _core.<kind>_bounds (the folded head as the driver's head) and through general_bounds
     (the specification on the logits), gives margin lower bounds at least those of the former
-    one-layer routines (recorded in tests/data/optimized_one_layer_lower.npz, main a4d1c4b),
+    one-layer routines (recorded in tests/data/optimized/one_layer_lower.npz, main a4d1c4b),
     and equal to them to the LP tolerance of the exact planes both start from."""
     from test_oracle_agreement import DATA, fixture_args, load_fixture
     d = load_fixture(DATA / f"{name}.npz")
-    ref = np.load(DATA / "optimized_one_layer_lower.npz")
+    ref = np.load(DATA / "optimized" / "one_layer_lower.npz")
     kind, T = str(d["kind"]), d["X"].shape[1]
     for idx, eps, p in [(0, 0.02, 2.0), (1, 0.01, np.inf), (2, 0.05, 1.0)]:
         a = list(fixture_args(d, idx, eps, p, np.ones(T, bool), "optimized"))
