@@ -10,7 +10,13 @@ seconds side by side with the ratios.
         [-n 3] [--indices 0 1 2] [--method CROWN [CROWN-Optimized IBP ...]] \
         [--alpha-iterations 20] [--lr-alpha 0.5] [--alpha-search bisect|aimed] \
         [--planes exact [optimized ...]] \
-        [--bound-opt s_shaped_disable_smoothness_enhancement=true] [--md out.md]
+        [--bound-opt s_shaped_disable_smoothness_enhancement=true] [--md out.md] \
+        [--ball frame|joint]
+
+--ball joint: one lp ball over the whole sequence on both sides (popqorn_fast's ball="joint";
+auto_LiRPA with the sequence fed as ONE (1, T, n) BoundedTensor, whose PerturbationLpNorm
+takes the norm over all T·n coordinates). Not run in the environment that added it (no torch
+there): check the unrolled-logits gap line before trusting its numbers.
 
 Several --method values run one after the other on the same input (each with
 its own BoundedModule); several --planes values give one popqorn_fast search
@@ -58,93 +64,41 @@ import popqorn_fast as pf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare_reference import search  # noqa: E402  (the same eps search for every tool)
 from popqorn_fast.bisection import search_radius  # noqa: E402
+from torch_twin import unrolled_module  # noqa: E402  (any model shape, one module)
 
 
-def unrolled_module(w, T):
-    """An explicit torch module computing w.logits(x) from T frames (each (1, n))."""
+def joint_module(net, T):
+    """The unrolled module fed one (1, T, n) tensor (its frames sliced inside): one perturbation
+    over the whole sequence."""
     import torch
-    from torch import nn
 
-    f32 = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
-
-    def linear(W, b=None):
-        m = nn.Linear(W.shape[1], W.shape[0], bias=b is not None)
-        with torch.no_grad():
-            m.weight.copy_(f32(W))
-            if b is not None:
-                m.bias.copy_(f32(b))
-        return m
-
-    s = w.weight_hh.shape[1]
-    kind = type(w).__name__
-
-    class Unrolled(nn.Module):
+    class Joint(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.out = linear(w.out_weight, w.out_bias)
-            if kind == "RNNWeights":
-                self.ih = linear(w.weight_ih, w.bias_ih + w.bias_hh)
-                self.hh = linear(w.weight_hh)
-                self.act = torch.tanh if w.activation == "tanh" else torch.relu
-            elif kind == "LSTMWeights":
-                b = w.bias_ih + w.bias_hh
-                self.ih = nn.ModuleList([linear(w.weight_ih[k * s:(k + 1) * s], b[k * s:(k + 1) * s])
-                                         for k in range(4)])
-                self.hh = nn.ModuleList([linear(w.weight_hh[k * s:(k + 1) * s]) for k in range(4)])
-            elif kind == "GRUWeights":
-                sl = lambda a, k: a[k * s:(k + 1) * s]  # noqa: E731
-                bi, bh = w.bias_ih, w.bias_hh
-                self.ir = linear(sl(w.weight_ih, 0), sl(bi, 0) + sl(bh, 0))
-                self.iz = linear(sl(w.weight_ih, 1), sl(bi, 1) + sl(bh, 1))
-                self.in_ = linear(sl(w.weight_ih, 2), sl(bi, 2))
-                self.hr = linear(sl(w.weight_hh, 0))
-                self.hz = linear(sl(w.weight_hh, 1))
-                self.hn = linear(sl(w.weight_hh, 2), sl(bh, 2))
-                self.register_buffer("b_hn", f32(sl(bh, 2)).unsqueeze(0))
-            else:
-                raise TypeError(kind)
-            if any(getattr(w, a, None) is not None and np.any(getattr(w, a)) for a in ("h0", "c0")):
-                raise ValueError("nonzero initial states are not encoded here")
+            self.net = net
 
-        def forward(self, *xs):
-            h = c = None
-            for x in xs:
-                if kind == "RNNWeights":
-                    z = self.ih(x) if h is None else self.ih(x) + self.hh(h)
-                    h = self.act(z)
-                elif kind == "LSTMWeights":
-                    y = [self.ih[k](x) if h is None else self.ih[k](x) + self.hh[k](h) for k in range(4)]
-                    i, f, g, o = torch.sigmoid(y[0]), torch.sigmoid(y[1]), torch.tanh(y[2]), torch.sigmoid(y[3])
-                    c = i * g if c is None else f * c + i * g
-                    h = o * torch.tanh(c)
-                else:
-                    if h is None:
-                        r, z = torch.sigmoid(self.ir(x)), torch.sigmoid(self.iz(x))
-                        n = torch.tanh(self.in_(x) + r * self.b_hn)
-                        h = (1 - z) * n                 # h0 = 0
-                    else:
-                        r = torch.sigmoid(self.ir(x) + self.hr(h))
-                        z = torch.sigmoid(self.iz(x) + self.hz(h))
-                        n = torch.tanh(self.in_(x) + r * self.hn(h))
-                        h = (1 - z) * n + z * h         # PyTorch's form (the relaxation depends on it)
-            return self.out(h)
+        def forward(self, X):
+            return self.net(*[X[:, t] for t in range(T)])
 
-    return Unrolled().eval()
+    return Joint().eval()
 
 
 class Lirpa:
-    def __init__(self, w, T, n, bound_opts=None, method="CROWN", optimize_args=None):
+    def __init__(self, w, T, n, bound_opts=None, method="CROWN", optimize_args=None, ball="frame"):
         import torch
         from auto_LiRPA import BoundedModule
-        self.torch, self.method = torch, method
+        self.torch, self.method, self.ball = torch, method, ball
         self.optimized = method.lower() in ("crown-optimized", "alpha-crown")
         self.net = unrolled_module(w, T)
         dummy = tuple(torch.zeros(1, n) for _ in range(T))
-        self.model = BoundedModule(self.net, dummy, bound_opts=bound_opts or {}, device="cpu",
+        bounded = self.net
+        if ball == "joint":
+            bounded, dummy = joint_module(self.net, T), torch.zeros(1, T, n)
+        self.model = BoundedModule(bounded, dummy, bound_opts=bound_opts or {}, device="cpu",
                                    verbose=False)
         if self.optimized and optimize_args:
             self.model.set_bound_opts({"optimize_bound_args": dict(optimize_args)})
-        self.C_out = w.out_weight.shape[0]
+        self.C_out = w.num_classes
 
     def spec(self, label):
         C = self.torch.zeros(1, self.C_out - 1, self.C_out)
@@ -155,8 +109,11 @@ class Lirpa:
     def lower(self, x, label, eps, p):
         from auto_LiRPA import BoundedTensor, PerturbationLpNorm
         torch = self.torch
-        xs = tuple(BoundedTensor(torch.tensor(x[t:t + 1], dtype=torch.float32),
-                                 PerturbationLpNorm(norm=p, eps=eps)) for t in range(x.shape[0]))
+        if self.ball == "joint":
+            xs = (BoundedTensor(torch.tensor(x[None], dtype=torch.float32), PerturbationLpNorm(norm=p, eps=eps)),)
+        else:
+            xs = tuple(BoundedTensor(torch.tensor(x[t:t + 1], dtype=torch.float32),
+                                     PerturbationLpNorm(norm=p, eps=eps)) for t in range(x.shape[0]))
         # alpha-CROWN differentiates the bound with respect to its slopes: no no_grad there
         with contextlib.nullcontext() if self.optimized else torch.no_grad():
             lb, _ = self.model.compute_bounds(x=xs, C=self.spec(label), method=self.method,
@@ -203,6 +160,8 @@ def main() -> None:
                     help="auto_LiRPA bound_opts entry KEY=VALUE (repeatable)")
     ap.add_argument("--rtol", type=float, default=1e-3)
     ap.add_argument("--md", help="append the Markdown table to this file")
+    ap.add_argument("--ball", choices=["frame", "joint"], default="frame",
+                    help="per-frame balls (default) or one ball over the whole sequence, both sides")
     args = ap.parse_args()
 
     try:
@@ -237,7 +196,7 @@ def main() -> None:
         lirpas = []
         for m in args.method:
             t0 = time.perf_counter()
-            lirpas.append(Lirpa(w, T, n, opts, m, opt_args))
+            lirpas.append(Lirpa(w, T, n, opts, m, opt_args, args.ball))
             build = time.perf_counter() - t0
             with torch.no_grad():
                 xt = tuple(torch.tensor(X[:1, t], dtype=torch.float32) for t in range(T))
@@ -257,7 +216,7 @@ def main() -> None:
                 for pl in args.planes:
                     t0 = time.perf_counter()
                     c = pf.certify(w, X[i], eps_max=10.0, p=norm, label=int(y[i]), rtol=args.rtol,
-                                   planes=pl)
+                                   planes=pl, ball=args.ball)
                     ours.append((c.eps, time.perf_counter() - t0, c.bound_passes))
                 theirs = []
                 for m, lirpa in zip(args.method, lirpas):

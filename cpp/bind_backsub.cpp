@@ -262,6 +262,19 @@ void bind_backsub(py::module_& m) {
         "planes=\"optimized\"); opt_trace: with \"optimized\", also opt_trace_lower (K, 2(iters+1)+2): "
         "per iteration the back-substituted and the forward-sweep lower bound, then |g|^2 and the "
         "finite-difference derivative along g at the first iterate (tests).");
+  m.def("_product_threads", [](int k) {
+          if (k < 1) throw pq::InvalidArgument("threads must be >= 1");
+          return pq::set_product_threads(k);
+        }, "threads"_a,
+        "Threads for the products of the bound passes run on the calling thread from now on "
+        "(row blocks, cpp/row_pool.hpp; same bounds as one thread); returns the previous count.");
+#if PQ_HAVE_BLAS
+  m.attr("blas") = "scipy-openblas32";
+#else
+  m.attr("blas") = py::none();
+#endif
+  m.def("_blas_enabled", &pq::blas_enabled,
+        "Whether the products use the BLAS (a BLAS build without POPQORN_NO_BLAS).");
   m.def("_gemm", &gemm_py, "a"_a, "b"_a, "c"_a, "k"_a, "n"_a, "accumulate"_a,
         "Test hook: copy of c with c[:, :n] (+)= a[:, :k] @ b[:k, :n] (cpp/matmul.hpp).");
 }

@@ -73,9 +73,53 @@ std::ptrdiff_t dense_list(const py::list& src, const std::string& what, std::ptr
   return width;
 }
 
+// _core.ThreatModel: the input set beyond the ball's centre, radius, p and moving frames
+// (threat_model.hpp); arrays are checked against x when a pass uses it.
+struct PyThreat {
+  std::string ball = "frame";
+  py::object weights = py::none(), lo = py::none(), hi = py::none(), subs = py::none();
+  std::ptrdiff_t budget = 0;
+};
+
+// The threat model of one pass over x (T x n): every array checked and kept alive in keep.
+pq::ThreatModel<double> threat_model(const PyThreat& th, const pq::InputBall<double>& ball, Keep& keep) {
+  pq::ThreatModel<double> tm;
+  tm.ball = ball;
+  const std::ptrdiff_t T = ball.x.rows, n = ball.x.cols;
+  if (th.ball == "joint") tm.kind = pq::BallKind::Joint;
+  else if (th.ball != "frame") throw pq::InvalidArgument("ball must be \"frame\" or \"joint\", got \"" + th.ball + "\"");
+  if (!th.weights.is_none()) {
+    tm.weights = keep.add(th.weights, "frame_weights", {T}).data();
+    for (std::ptrdiff_t t = 0; t < T; ++t)
+      if (tm.weights[t] < 0.0) throw pq::InvalidArgument("frame_weights must be >= 0");
+  }
+  if (th.lo.is_none() != th.hi.is_none()) throw pq::InvalidArgument("domain needs both lo and hi");
+  if (!th.lo.is_none()) {
+    tm.lo = keep.add(th.lo, "domain lo", {T, n}).data();
+    tm.hi = keep.add(th.hi, "domain hi", {T, n}).data();
+    for (std::ptrdiff_t i = 0; i < T * n; ++i)
+      if (!(tm.lo[i] <= ball.x.data[i] && ball.x.data[i] <= tm.hi[i]))
+        throw pq::InvalidArgument("x lies outside the domain [lo, hi]");
+  }
+  if (!th.subs.is_none()) {
+    const auto lst = th.subs.cast<py::list>();
+    if (static_cast<std::ptrdiff_t>(lst.size()) != T) throw pq::InvalidArgument("substitutions must hold one array per frame of x");
+    if (ball.eps != 0.0) throw pq::InvalidArgument("eps must be 0 with substitutions (the candidates are the input set)");
+    if (th.budget < 0) throw pq::InvalidArgument("budget must be >= 0");
+    tm.budget = th.budget;
+    for (std::ptrdiff_t t = 0; t < T; ++t) {
+      const std::string name = "substitutions[" + std::to_string(t) + "]";
+      Arr a = Arr::ensure(lst[t]);
+      if (a && a.ndim() == 2 && a.shape(0) == 0 && a.shape(1) == n) tm.subs.push_back({nullptr, 0, n, n});
+      else tm.subs.push_back(mat(keep.add(lst[t], name, {-1, n})));
+    }
+  }
+  return tm;
+}
+
 py::dict general(const py::list& frame, const py::list& layers, const std::string& readout, const py::list& head,
                  const Arr& x, double eps, double p, const BoolArr& mask, const Arr& spec_w, const Arr& spec_b,
-                 const pq::PassOptions& opt) {
+                 const pq::PassOptions& opt, const PyThreat& threat) {
   Keep keep;
   pq::GeneralNet<double> net;
   if (x.ndim() != 2 || x.shape(0) < 1 || x.shape(1) < 1) throw pq::InvalidArgument("x must be (T, n) with T, n >= 1");
@@ -137,10 +181,11 @@ py::dict general(const py::list& frame, const py::list& layers, const std::strin
   ball.eps = eps;
   ball.q = pq::dual_of_p(p);
   ball.mask = mask.data();
+  const pq::ThreatModel<double> tm = threat_model(threat, ball, keep);
   pq::BoundResult<double> r;
   {
     py::gil_scoped_release nogil;
-    r = pq::general_bounds(net, ball, mat(sw), sb.data(), opt);
+    r = pq::general_bounds(net, tm, mat(sw), sb.data(), opt);
   }
   py::dict out;
   const py::ssize_t K = static_cast<py::ssize_t>(r.lower.size());
@@ -198,8 +243,28 @@ void bind_general(py::module_& m) {
       .def_readonly("shared_z", &pq::PassOptions::shared_z)
       .def_readonly("want_states", &pq::PassOptions::want_states)
       .def_property_readonly("optimized", &pq::PassOptions::optimized);
+  py::class_<PyThreat>(m, "ThreatModel",
+                       "The input set of a bound pass beyond the per-frame ball (cpp/threat_model.hpp): "
+                       "ball \"frame\" | \"joint\", frame_weights (T,) radius multipliers, domain_lo / "
+                       "domain_hi (T, n) box, substitutions (T arrays (k_t, n) of candidates; eps must be 0) "
+                       "with budget (most frames substituted at once).")
+      .def(py::init([](const std::string& ball, py::object weights, py::object lo, py::object hi, py::object subs,
+                       std::ptrdiff_t budget) {
+             PyThreat t;
+             t.ball = ball;
+             t.weights = std::move(weights);
+             t.lo = std::move(lo);
+             t.hi = std::move(hi);
+             t.subs = std::move(subs);
+             t.budget = budget;
+             return t;
+           }),
+           "ball"_a = "frame", "frame_weights"_a = py::none(), "domain_lo"_a = py::none(), "domain_hi"_a = py::none(),
+           "substitutions"_a = py::none(), "budget"_a = 0)
+      .def_readonly("ball", &PyThreat::ball)
+      .def_readonly("budget", &PyThreat::budget);
   m.def("general_bounds", &general, "frame"_a, "layers"_a, "readout"_a, "head"_a, "x"_a, "eps"_a, "p"_a,
-        "frame_mask"_a, "spec_weight"_a, "spec_bias"_a, "options"_a,
+        "frame_mask"_a, "spec_weight"_a, "spec_bias"_a, "options"_a, "threat"_a = PyThreat(),
         "Bounds of spec_weight @ logits + spec_bias for the general model (general_driver.hpp). "
         "frame / head: lists of (weight, bias, activation or None); layers: list of (kind, activation, "
         "[(w_ih, w_hh, b_ih, b_hh, h0 or None, c0 or None) per direction]).");

@@ -12,7 +12,7 @@
 // at time t accumulate in in_[l] block t (both directions of layer l add there); they are
 // layer l−1's coefficients on [h_fwd_t, h_bwd_t], read by its chains as they pass t. At
 // the bottom, the coefficients on each frame, summed over every path, are carried through
-// the frame layers and concretised over that frame's ball (linear_form.hpp, §1): summing
+// the frame layers and concretised over the threat model (threat_model.hpp): summing
 // before the dual norm is what makes a bidirectional layer's bound tight (‖A₁+A₂‖ ≤ ‖A₁‖+‖A₂‖).
 // Rows are processed in chunks of at most Rc, so memory stays O(Rc·T·width).
 //
@@ -31,16 +31,17 @@
 #include "general_model.hpp"
 #include "general_optimize.hpp"
 #include "linear_form.hpp"
+#include "threat_model.hpp"
 
 namespace pq {
 
 template <class T>
 class GeneralPass final : public Bounder<T> {
  public:
-  GeneralPass(const GeneralNet<T>& net, const InputBall<T>& ball, const PassOptions& opt, std::ptrdiff_t K)
-      : net_(net), ball_(ball), opt_(opt), Tn_(ball.x.rows), L_(static_cast<std::ptrdiff_t>(net.layers.size())) {
+  GeneralPass(const GeneralNet<T>& net, const ThreatModel<T>& tm, const PassOptions& opt, std::ptrdiff_t K)
+      : net_(net), tm_(tm), ball_(tm.ball), opt_(opt), Tn_(tm.ball.x.rows), L_(static_cast<std::ptrdiff_t>(net.layers.size())) {
     // widths of in_[l]: layer l's input (l < L), the readout's source (l = L)
-    std::ptrdiff_t need = 2 * K, sum_w = 0, dense_w = ball.x.cols, frame_rows = 0;
+    std::ptrdiff_t need = 2 * K, sum_w = 0, dense_w = tm.ball.x.cols, frame_rows = 0;
     for (const auto& f : net.frame) {
       frame_rows = std::max(frame_rows, 2 * f.w.rows);
       dense_w = std::max({dense_w, f.w.rows, f.w.cols});
@@ -66,6 +67,7 @@ class GeneralPass final : public Bounder<T> {
     d_.assign(std::max(Rc_, frame_rows), T(0));
     dense_rows_ = std::max(Rc_, frame_rows);
     scratch_ = std::make_unique<DenseScratch<T>>(dense_rows_, dense_w);
+    conc_ = std::make_unique<Concretiser<T>>(tm_, dense_rows_);
     obj_ = Mat<T>(dense_rows_, dense_w);
     // the cells: layer 0 reads the frames directly unless frame layers come first
     const bool direct = net.frame.empty();
@@ -178,7 +180,7 @@ class GeneralPass final : public Bounder<T> {
   // where chain (l, ·) writes its coefficients on the input at t: nowhere for a fixed frame
   // read directly (its clean part is in the cell's constants)
   InSink<T> sink(std::ptrdiff_t l, std::ptrdiff_t t, std::ptrdiff_t R) {
-    if (l == 0 && net_.frame.empty() && !ball_.moves(t)) return {};
+    if (l == 0 && net_.frame.empty() && !tm_.moves(t)) return {};
     InSink<T> s{in_view(l, t, R), has_[l][t] != 0};
     has_[l][t] = 1;
     return s;
@@ -208,9 +210,10 @@ class GeneralPass final : public Bounder<T> {
   }
 
   // §1: the coefficients on each frame (summed over all paths) through the frame layers,
-  // then over that frame's ball.
+  // then over the threat model (threat_model.hpp: all of a row's frames together).
   void concretise(std::ptrdiff_t R) {
     const std::ptrdiff_t nf = static_cast<std::ptrdiff_t>(net_.frame.size());
+    conc_->begin(R);
     for (std::ptrdiff_t t = 0; t < Tn_; ++t) {
       if (!has_[0][t]) continue;
       MatView<const T> A = cview(in_view(0, t, R));
@@ -219,11 +222,13 @@ class GeneralPass final : public Bounder<T> {
         add_rowdots(A, ball_.x.row(t), d_.data());
       }
       if (optim_ && optim_->recording()) optim_->record_frame(t, A.row(0));
-      if (ball_.moves(t)) subtract_ball_radius(A, ball_.eps, ball_.q, d_.data());
+      if (tm_.moves(t)) conc_->add(t, A, d_.data());
     }
+    conc_->finish(d_.data());
   }
 
-  // Pre-activation bounds of frame layer j at frame t: back-substitution to x_t alone.
+  // Pre-activation bounds of frame layer j at frame t: back-substitution to x_t alone, over
+  // the threat model's set of frame t (a joint ball's is the frame ball of radius ε w_t).
   void bound_frame_layer(std::ptrdiff_t j, std::ptrdiff_t t) {
     const DenseView<T>& f = net_.frame[j];
     const std::ptrdiff_t m = f.w.rows, R = 2 * m;
@@ -232,7 +237,9 @@ class GeneralPass final : public Bounder<T> {
     set_signed_identity_rows(P, 0, R, m, 0);
     MatView<const T> A = dense_carry(net_.frame, frame_lines_[t].data(), j, true, cview(P), *scratch_, d_.data());
     add_rowdots(A, ball_.x.row(t), d_.data());
-    if (ball_.moves(t)) subtract_ball_radius(A, ball_.eps, ball_.q, d_.data());
+    conc_->begin(R);
+    if (tm_.moves(t)) conc_->add(t, A, d_.data());
+    conc_->finish(d_.data());
     finish_stacked(d_.data(), m, frame_lo_[j].row(t), frame_up_[j].row(t));
     if (f.has_act) frame_lines_[t][j].compute(f.act, frame_lo_[j].row(t), frame_up_[j].row(t), m);
   }
@@ -325,6 +332,7 @@ class GeneralPass final : public Bounder<T> {
   }
 
   const GeneralNet<T>& net_;
+  const ThreatModel<T>& tm_;
   const InputBall<T>& ball_;
   PassOptions opt_;
   std::ptrdiff_t Tn_, L_, Rc_ = 0, dense_rows_ = 0;
@@ -333,6 +341,7 @@ class GeneralPass final : public Bounder<T> {
   std::vector<std::vector<char>> has_;     // has_[l][t]: block t of in_[l] holds coefficients
   std::vector<T> d_;
   std::unique_ptr<DenseScratch<T>> scratch_;
+  std::unique_ptr<Concretiser<T>> conc_;
   Mat<T> obj_;
   std::vector<std::vector<std::unique_ptr<Cell<T>>>> chains_;  // [layer][direction]
   std::ptrdiff_t cur_l_ = 0, cur_dir_ = 0;                     // the chain being relaxed
@@ -344,9 +353,9 @@ class GeneralPass final : public Bounder<T> {
 
 // One bound pass over the general model: bounds of spec_w · logits + spec_b.
 template <class T>
-BoundResult<T> general_bounds(const GeneralNet<T>& net, const InputBall<T>& ball, MatView<const T> spec_w,
+BoundResult<T> general_bounds(const GeneralNet<T>& net, const ThreatModel<T>& tm, MatView<const T> spec_w,
                               const T* spec_b, const PassOptions& opt) {
-  GeneralPass<T> pass(net, ball, opt, spec_w.rows);
+  GeneralPass<T> pass(net, tm, opt, spec_w.rows);
   return pass.run(spec_w, spec_b);
 }
 

@@ -12,17 +12,28 @@
 // entry of C is summed over k in increasing order, one accumulator each, so the
 // tiling never changes a result. For sparse rows (first row of the block at most half
 // nonzero) the list of k where the block's rows are not all zero is built once per
-// row block, so objectives that are identities or diagonal blocks (the first step of
-// every back-substitution) cost only their nonzeros.
+// row block (once per product, before the column groups), so objectives that are
+// identities or diagonal blocks (the first step of every back-substitution) cost only
+// their nonzeros.
+//
+// gemm itself cuts A into row blocks fixed by the shape (row_block_rows) and sends each
+// dense block of a shape where it wins to the BLAS (blas.hpp: OpenBLAS from PyPI, when
+// the build found it), the others to the hand kernel; the blocks run on the threads of
+// the calling pass (row_pool.hpp). The BLAS sums in its own order (results differ from
+// the hand kernel's at the ulp level), but a block's result never depends on the thread
+// count, so k threads give the bounds of one bit for bit.
 //
 // add_rowdots has the same baseline / AVX2 pair (AVX2 without FMA there, so that its
 // rounding, and the results, are those of the baseline build).
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdlib>
 #include <type_traits>
 #include <vector>
+#include "blas.hpp"
 #include "common.hpp"
+#include "row_pool.hpp"
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #include <immintrin.h>
 #endif
@@ -315,43 +326,70 @@ PQ_TARGET_AVX2_FMA PQ_ALWAYS_INLINE void row_block_avx2(const double* const* a, 
                       nc - p * kPW < kPW ? nc - p * kPW : kPW, acc);
 }
 
-// bp: room for K x round_up(min(N, panel_group_cols(K)), kPW) doubles.
+// Rows of tile t (kPR rows from t*kPR; rows past R alias the last one, never stored).
+PQ_ALWAYS_INLINE int tile_rows(MatView<const double> A, MatView<double> C, std::ptrdiff_t t,
+                               const double** a, double** c) {
+  const std::ptrdiff_t i0 = t * kPR, R = A.rows;
+  const int mr = static_cast<int>(R - i0 < kPR ? R - i0 : kPR);
+  for (int r = 0; r < kPR; ++r) {
+    const std::ptrdiff_t i = i0 + (r < mr ? r : mr - 1);
+    a[r] = A.row(i);
+    c[r] = C.row(i);
+  }
+  return mr;
+}
+
+// ks: room for tiles_scratch_size(R, K) entries; bp: room for K x round_up(min(N,
+// panel_group_cols(K)), kPW) doubles. Which k each tile visits is found once, before
+// the column groups: nk[t] = -1 (dense: its first row more than half nonzero; either
+// path is exact) or the count of the k where one of its rows is nonzero, listed at
+// ks + nt + t*K. (Found per group, it cost a sparse product at h = 256 with 8 groups
+// about half a dense one.)
+inline std::ptrdiff_t tiles_scratch_size(std::ptrdiff_t R, std::ptrdiff_t K) {
+  const std::ptrdiff_t nt = (R + kPR - 1) / kPR;
+  return nt * (K + 1);
+}
 PQ_TARGET_AVX2_FMA inline void gemm_avx2_f64(MatView<const double> A, MatView<const double> B,
                                               MatView<double> C, bool acc, std::ptrdiff_t* ks,
                                               double* bp) {
   const std::ptrdiff_t R = A.rows, K = A.cols, N = B.cols;
-  const std::ptrdiff_t NC = panel_group_cols(K);
+  const std::ptrdiff_t NC = panel_group_cols(K), nt = (R + kPR - 1) / kPR;
+  std::ptrdiff_t* nk = ks;
+  const double* a[kPR];
+  double* c[kPR];
+  for (std::ptrdiff_t t = 0; t < nt; ++t) {
+    tile_rows(A, C, t, a, c);
+    std::ptrdiff_t nz0 = 0;
+    for (std::ptrdiff_t k = 0; k < K; ++k) nz0 += a[0][k] != 0.0;
+    if (2 * nz0 > K) {
+      nk[t] = -1;
+      continue;
+    }
+    std::ptrdiff_t* kt = ks + nt + t * K;
+    std::ptrdiff_t n = 0;
+    for (std::ptrdiff_t k = 0; k < K; ++k) {  // rows past mr alias row mr-1: harmless
+      const bool nz = (a[0][k] != 0.0) | (a[1][k] != 0.0) | (a[2][k] != 0.0) |
+                      (a[3][k] != 0.0) | (a[4][k] != 0.0) | (a[5][k] != 0.0);
+      kt[n] = k;
+      n += nz;
+    }
+    nk[t] = n;
+  }
   for (std::ptrdiff_t jc = 0; jc < N; jc += NC) {
     const std::ptrdiff_t nc = N - jc < NC ? N - jc : NC;
     pack_b_panels(B, jc, nc, bp);
-    for (std::ptrdiff_t i0 = 0; i0 < R; i0 += kPR) {
-      const int mr = static_cast<int>(R - i0 < kPR ? R - i0 : kPR);
-      const double* a[kPR];
-      double* c[kPR];
-      for (int r = 0; r < kPR; ++r) {  // rows past R alias the last one (never stored)
-        const std::ptrdiff_t i = i0 + (r < mr ? r : mr - 1);
-        a[r] = A.row(i);
-        c[r] = C.row(i);
-      }
-      std::ptrdiff_t nz0 = 0;  // density of the block's first row (either path is exact)
-      for (std::ptrdiff_t k = 0; k < K; ++k) nz0 += a[0][k] != 0.0;
-      if (2 * nz0 > K) {
+    for (std::ptrdiff_t t = 0; t < nt; ++t) {
+      const int mr = tile_rows(A, C, t, a, c);
+      if (nk[t] < 0) {
         row_block_avx2<false>(a, mr, ks, K, bp, K, c, jc, nc, acc);
         continue;
       }
-      std::ptrdiff_t nk = 0;
-      for (std::ptrdiff_t k = 0; k < K; ++k) {  // rows past mr alias row mr-1: harmless
-        const bool nz = (a[0][k] != 0.0) | (a[1][k] != 0.0) | (a[2][k] != 0.0) |
-                        (a[3][k] != 0.0) | (a[4][k] != 0.0) | (a[5][k] != 0.0);
-        ks[nk] = k;
-        nk += nz;
-      }
-      if (nk == 0 && !acc) {  // all-zero rows: C = 0
+      if (nk[t] == 0 && !acc) {  // all-zero rows: C = 0
         for (int r = 0; r < mr; ++r)
           for (std::ptrdiff_t j = jc; j < jc + nc; ++j) c[r][j] = 0.0;
         continue;
       }
-      row_block_avx2<true>(a, mr, ks, nk, bp, K, c, jc, nc, acc);
+      row_block_avx2<true>(a, mr, ks + nt + t * K, nk[t], bp, K, c, jc, nc, acc);
     }
   }
 }
@@ -400,22 +438,97 @@ PQ_TARGET_AVX2 void rowdots_avx2(MatView<const T> A, const T* v, T* d) { rowdots
 #pragma GCC diagnostic pop
 #endif
 
+namespace detail {
+
+// The hand kernels on the whole of A (any row split gives the same C: see the header).
+template <class T>
+void gemm_hand(MatView<const T> A, MatView<const T> B, MatView<T> C, bool accumulate) {
+#if PQ_X86_DISPATCH
+  if constexpr (std::is_same<T, double>::value) {
+    if (cpu_has_avx2_fma())
+      return gemm_avx2_f64(A, B, C, accumulate, k_scratch(tiles_scratch_size(A.rows, A.cols)),
+                           b_scratch(A.cols, B.cols));
+  }
+#endif
+  std::ptrdiff_t* ks = k_scratch(A.cols);
+#if PQ_X86_DISPATCH && !defined(__AVX2__)
+  if (cpu_has_avx2_fma()) return gemm_avx2<T>(A, B, C, accumulate, ks);
+#endif
+  gemm_base<T>(A, B, C, accumulate, ks);
+}
+
+// Row blocks of a product, for the BLAS calls and the threads of a pass: at most
+// kMaxRowBlocks blocks of at least kMinBlockRows rows (multiples of 16). A function of
+// the row count only, never of the thread count: a BLAS may round a row differently
+// when it sees other rows with it (kernel choice by size), so the blocks are fixed and
+// the bounds with k threads are those with one, bit for bit.
+constexpr std::ptrdiff_t kMaxRowBlocks = 8, kMinBlockRows = 64;
+inline std::ptrdiff_t row_block_rows(std::ptrdiff_t R) {
+  const std::ptrdiff_t b = ((R + kMaxRowBlocks - 1) / kMaxRowBlocks + 15) / 16 * 16;
+  return b < kMinBlockRows ? kMinBlockRows : b;
+}
+
+// Products worth a thread of their own: below this many flops the wake-up of a pool
+// thread (~10-50 us) is a large part of the product.
+constexpr double kParallelFlops = 4e6;
+
+// Blocks (rows x K x N) where the BLAS beats the hand kernel (bench/gemm_bench.cpp,
+// 2026-12-06, OpenBLAS 0.3.34 on a Sapphire Rapids core): every shape with N > 32
+// (0.9-1.8x, near parity at 128-512 x 256-512 x 64-128), and narrow ones (N <= 32: the
+// products with W_ih when the input has few features) while rows*K*N <= 2^20, where
+// OpenBLAS runs its unpacked small-matrix kernel (1.1-2x; 7-10x for single rows, whose
+// B the hand kernel packs for nothing). Larger narrow blocks (256 x 1024 x 8) stay with
+// the hand kernel, which is there 1.2-1.8x faster.
+constexpr double kBlasNarrowMaxMnk = 1 << 20;
+constexpr std::ptrdiff_t kBlasNarrowCols = 32;
+inline bool blas_shape(std::ptrdiff_t rows, std::ptrdiff_t K, std::ptrdiff_t N) {
+  return K > 0 && (N > kBlasNarrowCols || static_cast<double>(rows) * K * N <= kBlasNarrowMaxMnk);
+}
+
+// Whether the hand kernel would take its dense path on every 6-row tile of A (the first
+// row of each tile more than half nonzero). Sparse rows (the identity objectives of the
+// first back-substitution steps) stay with the hand kernel, which skips their zeros.
+template <class T>
+bool tiles_dense(MatView<const T> A) {
+  for (std::ptrdiff_t i = 0; i < A.rows; i += 6) {
+    const T* a = A.row(i);
+    std::ptrdiff_t nz = 0;
+    for (std::ptrdiff_t k = 0; k < A.cols; ++k) nz += a[k] != T(0);
+    if (2 * nz <= A.cols) return false;
+  }
+  return true;
+}
+
+}  // namespace detail
+
 // C = A B (accumulate=false) or C += A B. A: R x K, B: K x N, C: R x N; C must not
-// overlap A or B.
+// overlap A or B. Dense row blocks of BLAS-friendly shapes go to the BLAS (blas.hpp),
+// the rest to the hand kernels; the blocks run on the pass's threads (row_pool.hpp).
 template <class T>
 void gemm(MatView<const T> A, MatView<const T> B, MatView<T> C, bool accumulate) {
   if (A.rows == 0 || B.cols == 0) return;
-  std::ptrdiff_t* ks = detail::k_scratch(A.cols);
-#if PQ_X86_DISPATCH
-  if constexpr (std::is_same<T, double>::value) {
-    if (detail::cpu_has_avx2_fma())
-      return detail::gemm_avx2_f64(A, B, C, accumulate, ks, detail::b_scratch(A.cols, B.cols));
+  const std::ptrdiff_t R = A.rows, K = A.cols, N = B.cols;
+  const std::ptrdiff_t rb = detail::row_block_rows(R), nb = (R + rb - 1) / rb;
+  // decided on a full block's shape (a smaller last block passes the same test)
+  const bool blas = blas_enabled() && detail::blas_shape(std::min(rb, R), K, N);
+  RowPool* pool = product_pool();
+  const bool par = pool != nullptr && nb > 1 && 2.0 * static_cast<double>(R) * K * N >= detail::kParallelFlops;
+  if (!blas && !par) return detail::gemm_hand(A, B, C, accumulate);
+  auto one = [&](std::ptrdiff_t b) {
+    const std::ptrdiff_t r0 = b * rb, nr = R - r0 < rb ? R - r0 : rb;
+    const MatView<const T> Ab = block(A, r0, nr, 0, K);
+    const MatView<T> Cb = block(C, r0, nr, 0, N);
+#if PQ_HAVE_BLAS
+    if (blas && detail::tiles_dense(Ab))
+      return blas_gemm(Ab, B, Cb, accumulate);
+#endif
+    detail::gemm_hand(Ab, B, Cb, accumulate);
+  };
+  if (par) {
+    pool->run(nb, one);
+  } else {
+    for (std::ptrdiff_t b = 0; b < nb; ++b) one(b);
   }
-#endif
-#if PQ_X86_DISPATCH && !defined(__AVX2__)
-  if (detail::cpu_has_avx2_fma()) return detail::gemm_avx2<T>(A, B, C, accumulate, ks);
-#endif
-  detail::gemm_base<T>(A, B, C, accumulate, ks);
 }
 
 // d[i] += A[i, :] . v  for every row i (same summation order on every ISA).

@@ -32,7 +32,9 @@ BoundResult<T> one_layer(CellKind kind, Activation act, const DirectionWeights<T
   for (std::ptrdiff_t k = 0; k < K; ++k) eye(k, k) = T(1);
   const std::vector<T> zero(static_cast<std::size_t>(K), T(0));
   opt.want_states = pc.want_states;
-  BoundResult<T> r = general_bounds(net, pc.ball, cview(eye.view()), zero.data(), opt);
+  ThreatModel<T> tm;  // the per-frame ball of §0
+  tm.ball = pc.ball;
+  BoundResult<T> r = general_bounds(net, tm, cview(eye.view()), zero.data(), opt);
   for (auto& st : r.states)
     if (st.name.rfind("L0f_", 0) == 0) st.name = st.name.substr(4);
   return r;

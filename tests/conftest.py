@@ -12,6 +12,14 @@ DATA = Path(__file__).resolve().parent / "data"
 MODEL_FILES = sorted(p.name for p in DATA.glob("*.npz"))
 
 
+def sig(z: np.ndarray) -> np.ndarray:
+    """Sigmoid with small relative error on both tails, subnormal values included (scipy's
+    expit returns 0 below z = -709, where the true value is still a positive subnormal)."""
+    z = np.asarray(z, dtype=np.float64)
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
 def random_weights(kind: str, rng: np.random.Generator, s: int = 4, n: int = 3, C: int = 4,
                    scale: float = 1.0, activation: str = "tanh", states: bool = False):
     """A random network of the given kind (PyTorch layout)."""

@@ -303,6 +303,31 @@ def test_logits_equal_pytorch_in_float64():
         np.testing.assert_allclose(m.logits(X), ref[name], rtol=1e-10, atol=1e-10, err_msg=name)
 
 
+def test_load_model_reads_the_config_entry_of_a_saved_state_dict():
+    """The trained files as their script wrote them (np.savez of the state_dict plus a JSON
+    ``config``): load_model alone, without options, gives the PyTorch module's logits."""
+    ref = np.load(GENERAL / "torch_logits.npz")
+    for name in CROWN:
+        m = pf.load_model(GENERAL / f"{name}.npz")
+        X = np.asarray(np.load(GENERAL / f"{name}.npz")["X"], dtype=np.float64)
+        np.testing.assert_allclose(m.logits(X), ref[name], rtol=1e-10, atol=1e-10, err_msg=name)
+
+
+@pytest.mark.parametrize("config,match", [
+    ("not json", "not valid JSON"),
+    ("[1, 2]", "must be a JSON object"),
+    ('{"kind": "gru", "readout": "last"}', "config says kind = 'gru'"),
+    ('{"layers": 3, "readout": "last"}', "config says layers = 3"),
+    ('{"readout": "median"}', "median"),
+])
+def test_bad_config_entries_are_named(tmp_path, config, match):
+    d = dict(np.load(GENERAL / "lstm2_T4_h24.npz"))
+    d["config"] = np.array(config)
+    np.savez(tmp_path / "m.npz", **d)
+    with pytest.raises(ValueError, match=match):
+        pf.load_model(tmp_path / "m.npz")
+
+
 def test_gru_shared_z_per_layer_agrees_with_the_oracle():
     """The shared-z relaxation of the GRU hidden update (RECURRENCES.md §4) in every GRU layer
     of a stacked, bidirectional model: the core's generic pass equals the oracle."""

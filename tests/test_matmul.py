@@ -107,3 +107,48 @@ def _passes() -> np.ndarray:
         out.append(_core.lstm_bounds(*lstm, **common, planes=planes))
         out.append(_core.gru_bounds(*gru, **common, planes=planes))
     return np.concatenate([np.concatenate([d["lower"], d["upper"]]) for d in out])
+
+
+def test_row_blocks_on_threads_equal_one_thread() -> None:
+    # The products' row blocks (fixed by the shape) on a pool of k threads give C bit for
+    # bit (cpp/matmul.hpp, cpp/row_pool.hpp); BLAS and hand blocks, accumulate or not.
+    from popqorn_fast.backend import product_threads
+    for R, K, N, sparse in [(512, 256, 64, False), (1031, 130, 70, False), (700, 96, 8, False),
+                            (512, 256, 64, True)]:
+        for acc in (False, True):
+            a, b, c = _case(R, K, N, R + K, sparse)
+            one = _core._gemm(a, b, c, K, N, acc)
+            for k in (2, 3, 4):
+                with product_threads(k):
+                    got = _core._gemm(a, b, c, K, N, acc)
+                assert np.array_equal(got, one)
+
+
+def test_blas_and_hand_kernels_agree() -> None:
+    # A build with the BLAS (cpp/blas.hpp) runs, under POPQORN_NO_BLAS, the hand kernels
+    # only: both pass the product checks, and the bound passes agree to rounding (the
+    # "exact"-plane passes loosely, as in the test above).
+    if _core.blas is None:
+        pytest.skip("core built without a BLAS")
+    assert _core._blas_enabled()
+    code = f"""
+import numpy as np, sys
+sys.path.insert(0, {os.path.dirname(__file__)!r})
+from popqorn_fast import _core
+assert not _core._blas_enabled()
+from test_matmul import SHAPES, _check, _passes
+for shape in SHAPES:
+    for sparse in (False, True):
+        for acc in (False, True):
+            _check(*shape, seed=sum(shape), sparse=sparse, accumulate=acc)
+np.save(sys.argv[1], _passes())
+"""
+    out = os.path.join(os.environ.get("PYTEST_TMP", "/tmp"), f"pq_noblas_{os.getpid()}.npy")
+    subprocess.run([sys.executable, "-c", code, out], check=True, env=dict(os.environ, POPQORN_NO_BLAS="1"))
+    try:
+        hand = np.load(out)
+    finally:
+        os.remove(out)
+    here = _passes()
+    assert np.allclose(hand[:-12], here[:-12], rtol=1e-11, atol=1e-13)
+    assert np.allclose(hand[-12:], here[-12:], rtol=1e-5, atol=1e-8)

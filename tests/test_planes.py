@@ -1,7 +1,7 @@
 """Tests of the 2-D bounding planes (ALGORITHM.md §3).
 
 Validity is checked independently of the C++ evaluation: F is evaluated in
-NumPy / SciPy (np.tanh, scipy.special.expit) on a 101x101 grid of every box and
+NumPy (np.tanh) and conftest.sig on a 101x101 grid of every box and
 at every candidate point that the core reports (corners, edge and interior
 critical points). "Violation" means F - upper > 0 or lower - F > 0 in float64.
 """
@@ -12,11 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog, minimize
-from scipy.special import expit
 
 import plane_grid
 from popqorn_fast import _core
 from popqorn_fast.planes import Planes, bound_product
+
+from conftest import sig
 
 SURFACES = ("tanh_sigmoid", "x_sigmoid")
 FACTOR = {"tanh_sigmoid": np.tanh, "x_sigmoid": lambda x: x}
@@ -24,7 +25,7 @@ EPS = np.finfo(np.float64).eps
 
 
 def F(surface: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return FACTOR[surface](x) * expit(y)
+    return FACTOR[surface](x) * sig(y)
 
 
 def random_boxes(rng: np.random.Generator, n: int, degenerate_frac: float = 0.1):
@@ -46,7 +47,7 @@ def random_boxes(rng: np.random.Generator, n: int, degenerate_frac: float = 0.1)
 
 def grid_violation(surface: str, boxes, pl: Planes, k: int = 101) -> tuple[float, float]:
     """Max of F - upper and of lower - F over a k x k grid of every box (plane_grid.py)."""
-    return plane_grid.grid_violation(FACTOR[surface], expit, boxes, (pl.aL, pl.bL, pl.cL, pl.aU, pl.bU, pl.cU), k)
+    return plane_grid.grid_violation(FACTOR[surface], sig, boxes, (pl.aL, pl.bL, pl.cL, pl.aU, pl.bU, pl.cU), k)
 
 
 def candidate_gaps(surface: str, boxes, pl: Planes):
@@ -286,8 +287,8 @@ def test_degenerate_boxes(surface: str) -> None:
     pl = bound_product(surface, -3.0, 3.0, y0, y0)
     assert np.all(pl.bU == 0) and np.all(pl.bL == 0)
     if surface == "x_sigmoid":
-        np.testing.assert_allclose(pl.aU, expit(y0), rtol=1e-12)
-        np.testing.assert_allclose(pl.aL, expit(y0), rtol=1e-12)
+        np.testing.assert_allclose(pl.aU, sig(y0), rtol=1e-12)
+        np.testing.assert_allclose(pl.aL, sig(y0), rtol=1e-12)
         assert np.all(pl.cU - pl.cL <= 2 * 8 * EPS * (1 + 2 * 3.0))  # only the two safety margins
     pl = bound_product(surface, x0, x0, y0, y0)
     f = F(surface, x0, y0)

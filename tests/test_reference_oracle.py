@@ -22,14 +22,9 @@ import pytest
 from popqorn_fast.reference import (bound_activation, gru_bounds_with, lstm_bounds_with, rnn_bounds)
 from popqorn_fast.reference.lines import EPS_MACH
 
+from conftest import sig
+
 # ---------------------------------------------------------------- helpers
-
-
-def sig(z: np.ndarray) -> np.ndarray:
-    """Sigmoid with small relative error on both tails."""
-    z = np.asarray(z, dtype=np.float64)
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 def corner_planes(surface: str, xl, xu, yl, yu, method: str) -> SimpleNamespace:

@@ -63,3 +63,44 @@ def test_certify_many_threads_match_serial():
     serial = pf.certify_many(w, X, labels=y, eps_max=1.0, p=2)
     threaded = pf.certify_many(w, X, labels=y, eps_max=1.0, p=2, threads=THREADS, chunk_size=1)
     assert [_key(c) for c in threaded] == [_key(c) for c in serial]
+
+
+# ---- threads inside one input: certify(..., threads=k) splits each dense product into row
+# blocks fixed by its shape (cpp/matmul.hpp, cpp/row_pool.hpp), so the bounds are those
+# of one thread, bit for bit.
+
+@pytest.mark.parametrize("kind, planes", [("lstm", "exact"), ("gru", "exact"), ("rnn_tanh", "exact"),
+                                          ("lstm", "optimized")])
+def test_threads_inside_one_input_match_one_thread(kind, planes):
+    rng = np.random.default_rng(5)
+    # h = 48: the gate products (384 x 192 x 48 for the LSTM) have several row blocks and
+    # enough flops for the pool to take them
+    w = random_weights(rng, kind, 6, 48, 5, scale=1.0, random_state=True)
+    x = rng.normal(size=(3, 6))
+    one = pf.certify(w, x, eps_max=2.0, p=2, planes=planes)
+    for k in (2, 3):
+        got = pf.certify(w, x, eps_max=2.0, p=2, planes=planes, threads=k)
+        assert _key(got) == _key(one)
+
+
+def test_product_threads_are_per_calling_thread_and_restored():
+    from popqorn_fast import _core
+    from popqorn_fast.backend import product_threads
+
+    assert _core._product_threads(1) == 1
+    with product_threads(3):
+        assert _core._product_threads(3) == 3
+        seen = []
+        t = threading.Thread(target=lambda: seen.append(_core._product_threads(1)))
+        t.start()
+        t.join()
+        assert seen == [1]  # another thread: its own count
+    assert _core._product_threads(1) == 1
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_certify_threads_validated(bad):
+    rng = np.random.default_rng(0)
+    w = random_weights(rng, "lstm", 3, 4, 3)
+    with pytest.raises(ValueError, match="threads"):
+        pf.certify(w, rng.normal(size=(2, 3)), threads=bad)

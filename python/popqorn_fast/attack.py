@@ -16,10 +16,13 @@ from typing import Any, Iterable, Optional
 import numpy as np
 
 from . import forward
-from .sampling import frame_mask, frame_norms, into_ball, project, sample_ball
+from .sampling import (frame_mask, frame_norms, in_threat, into_ball, into_threat, project, project_threat,
+                       sample_ball, sample_threat)
+from .substitutions import search_substitutions  # noqa: F401 (the attack of the substitution model)
+from .threat import ThreatModel, check_threat
 from .validation import check_eps, check_sequence, parse_p
 
-__all__ = ["AttackResult", "pgd"]
+__all__ = ["AttackResult", "pgd", "search_substitutions"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,6 +74,19 @@ def _margin_and_cotangent(z: np.ndarray, label: int, target: Optional[int]) -> t
     return m, ct
 
 
+def _direction_threat(g: np.ndarray, p: float, mask: np.ndarray, tm: ThreatModel) -> np.ndarray:
+    """Steepest-descent direction in u = d / w (unit norm per frame, or over all moving
+    coordinates for the joint ball), mapped back to d."""
+    w = np.where(mask, 1.0 if tm.frame_weights is None else tm.frame_weights, 0.0)
+    gu = g * w[:, None]
+    if tm.ball == "joint":
+        R, T, n = gu.shape
+        du = _direction(gu.reshape(R, 1, T * n), p, np.ones(1, dtype=bool)).reshape(R, T, n)
+    else:
+        du = _direction(gu, p, w > 0)
+    return du * w[:, None]
+
+
 def _direction(g: np.ndarray, p: float, mask: np.ndarray) -> np.ndarray:
     """Steepest-descent direction of unit lp norm per frame for gradient ``g`` (descent: -g)."""
     if p == np.inf:
@@ -91,7 +107,8 @@ def _direction(g: np.ndarray, p: float, mask: np.ndarray) -> np.ndarray:
 
 def pgd(weights: Any, x: Any, eps: float, p: Any = 2, target: Optional[int] = None,
         frames: Optional[Iterable[int]] = None, steps: int = 100, restarts: int = 8,
-        seed: int = 0, label: Optional[int] = None) -> AttackResult:
+        seed: int = 0, label: Optional[int] = None, ball: str = "frame", frame_weights: Any = None,
+        domain: Any = None) -> AttackResult:
     """Projected gradient attack on the margin within per-frame lp balls.
 
     Parameters
@@ -118,6 +135,9 @@ def pgd(weights: Any, x: Any, eps: float, p: Any = 2, target: Optional[int] = No
         the arguments.
     label : int, optional
         The class to dislodge; ``None``: the model's prediction on ``x``.
+    ball, frame_weights, domain
+        The threat model, as in :func:`popqorn_fast.certify`: steps and projections in
+        u = d / w_t, onto the frame balls or the one joint ball, then clipped to the domain.
 
     Returns
     -------
@@ -142,6 +162,7 @@ def pgd(weights: Any, x: Any, eps: float, p: Any = 2, target: Optional[int] = No
     T = xh.shape[0]
     C = weights.num_classes
     mask = frame_mask(frames, T)
+    tm = check_threat(xh, mask, ball, frame_weights, domain)
     z0 = forward.logits(weights, xh)
     if label is None:
         label = int(np.argmax(z0))
@@ -159,7 +180,8 @@ def pgd(weights: Any, x: Any, eps: float, p: Any = 2, target: Optional[int] = No
     rng = np.random.default_rng(seed)
     X = np.broadcast_to(xh, (restarts,) + xh.shape).copy()
     if restarts > 1 and eps > 0:
-        X[1:] = sample_ball(rng, xh, eps, p, np.flatnonzero(mask), restarts - 1, "interior")
+        X[1:] = (sample_ball(rng, xh, eps, p, np.flatnonzero(mask), restarts - 1, "interior") if tm.is_default
+                 else sample_threat(rng, xh, eps, p, mask, tm, restarts - 1, "interior"))
     factors = np.resize(np.array([1.0, 0.5, 2.0, 0.25]), restarts)
     best_m = np.full(restarts, np.inf)
     best_x = X.copy()
@@ -174,13 +196,18 @@ def pgd(weights: Any, x: Any, eps: float, p: Any = 2, target: Optional[int] = No
         g = forward.input_gradient(weights, X, rec, ct)
         c_k = 0.5 * (1.0 + np.cos(np.pi * k / max(steps, 1)))
         alpha = eps * 0.5 * (0.02 + 0.98 * c_k) * factors
-        d = X - xh + alpha[:, None, None] * _direction(g, p, mask)
-        X = into_ball(xh, xh + project(d, eps, p), eps, p, mask)
+        if tm.is_default:
+            d = X - xh + alpha[:, None, None] * _direction(g, p, mask)
+            X = into_ball(xh, xh + project(d, eps, p), eps, p, mask)
+        else:
+            d = X - xh + alpha[:, None, None] * _direction_threat(g, p, mask, tm)
+            X = into_threat(xh, xh + project_threat(d, eps, p, mask, tm), eps, p, mask, tm)
     r = int(np.argmin(best_m))
     x_adv = best_x[r].copy()
     # the contract: x_adv inside every ball, other frames untouched
     nrm = frame_norms(x_adv - xh, p)
-    if not (np.all(nrm[mask] <= eps) and np.array_equal(x_adv[~mask], xh[~mask])):
+    inside = (np.all(nrm[mask] <= eps) if tm.is_default else bool(in_threat(x_adv, xh, eps, p, mask, tm)))
+    if not (inside and np.array_equal(x_adv[~mask], xh[~mask])):
         raise AssertionError("pgd produced a point outside the threat model")
     margin = float(best_m[r])
     x_adv.setflags(write=False)

@@ -50,7 +50,7 @@ class AttackBracket:
 def attack_radius(weights: Any, x: Any, eps_max: float, p: Any = 2, target: Optional[int] = None,
                   frames: Any = None, label: Optional[int] = None, rtol: float = 1e-3,
                   eps_start: Optional[float] = None, steps: int = 100, restarts: int = 8,
-                  seed: int = 0) -> AttackBracket:
+                  seed: int = 0, threat: Optional[dict[str, Any]] = None) -> AttackBracket:
     """Bracket the smallest ε at which PGD finds an adversarial example.
 
     Parameters
@@ -65,6 +65,8 @@ def attack_radius(weights: Any, x: Any, eps_max: float, p: Any = 2, target: Opti
         First probe; the certified ε* is a good one (PGD cannot succeed below it).
     steps, restarts, seed
         As in :func:`popqorn_fast.attack.pgd` (deterministic for a given seed).
+    threat : dict, optional
+        ``ball``, ``frame_weights``, ``domain`` of pgd (the certificate's threat model).
 
     Returns
     -------
@@ -81,7 +83,7 @@ def attack_radius(weights: Any, x: Any, eps_max: float, p: Any = 2, target: Opti
 
     def margin(eps: float) -> float:  # > 0: the attack failed at eps (the "certified" side)
         return pgd(weights, x, eps, p=p, target=target, frames=frames, steps=steps, restarts=restarts,
-                   seed=seed, label=lab).margin
+                   seed=seed, label=lab, **(threat or {})).margin
 
     start = eps_start if eps_start is not None and eps_start > 0.0 else EPS_START
     res = search_radius(margin, eps_max, rtol, eps_start=min(start, eps_max), margin_at_zero=clean)

@@ -8,9 +8,12 @@ Both backends compute the same recurrences (docs/RECURRENCES.md); the choice is 
 """
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
 
 import numpy as np
+
+from .threat import DEFAULT, ThreatModel, refuse_threat
 
 PLANE_METHODS = ("exact", "optimized", "1d", "constant")
 # planes that the CUDA backend implements ("optimized" runs on the CPU core only)
@@ -27,12 +30,30 @@ class BoundOverflowError(ValueError):
     """
 
 
+@contextmanager
+def product_threads(k: int) -> Iterator[None]:
+    """For its scope, the bound passes run on this thread spread their dense products over
+    k threads (row blocks fixed by the shape, cpp/row_pool.hpp): the same bounds as one
+    thread, bit for bit. k = 1 starts none."""
+    from . import _core
+
+    prev = _core._product_threads(k)
+    try:
+        yield
+    finally:
+        _core._product_threads(prev)
+
+
 def bound_pass(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.ndarray,
                spec_w: np.ndarray, spec_b: np.ndarray, planes: str = "exact",
-               want_states: bool = False, device: str = "cpu") -> dict[str, np.ndarray]:
-    """One bound computation (docs/RECURRENCES.md §0) on validated float64 inputs."""
+               want_states: bool = False, device: str = "cpu", threat: Optional[ThreatModel] = None
+               ) -> dict[str, np.ndarray]:
+    """One bound computation (docs/RECURRENCES.md §0) on validated float64 inputs, over the
+    per-frame balls or ``threat`` (docs/THREAT_MODELS.md)."""
     check_device(device)
+    threat = threat or DEFAULT
     if device == "cuda":
+        refuse_threat(threat, "device='cuda'", "device='cpu'")
         out = bound_pass_batch(weights, x[None], np.array([eps], dtype=np.float64), p, mask,
                                spec_w[None], spec_b[None], planes, want_states, device="cuda")
         if out["status"][0] != 0:
@@ -42,7 +63,9 @@ def bound_pass(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.ndarr
         res = {k: v[0] for k, v in out.items() if k != "status"}
         return res
     try:
-        return _core_pass(weights, x, eps, p, mask, spec_w, spec_b, planes, want_states)
+        # the per-frame ball keeps the nine-argument call (tests and benchmarks patch _core_pass)
+        extra = {} if threat.is_default else {"threat": threat}
+        return _core_pass(weights, x, eps, p, mask, spec_w, spec_b, planes, want_states, **extra)
     except ValueError as exc:
         # inputs were validated finite, so a "need finite" refusal inside the pass is overflow
         if "need finite" not in str(exc):
@@ -54,22 +77,25 @@ def bound_pass(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.ndarr
 
 def _core_pass(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.ndarray,
                spec_w: np.ndarray, spec_b: np.ndarray, planes: str,
-               want_states: bool) -> dict[str, np.ndarray]:
+               want_states: bool, threat: ThreatModel = DEFAULT) -> dict[str, np.ndarray]:
     """The C++ CPU core's bound pass for ``weights.kind``."""
     from . import _core
 
+    tm = threat.core()
+    if planes == "optimized":  # its sweep aims at the per-frame ball's worst case (general_optimize.hpp)
+        refuse_threat(threat, "planes='optimized'", "planes='exact' (the default), '1d' or 'constant'")
     if weights.kind == "general":
         # "optimized": every bound refined by its rows' own relaxations (RECURRENCES.md §3b,
         # cpp/general_optimize.hpp); GRU layers then use shared z
         opts = _core.PassOptions(planes=planes, shared_z=False, want_states=want_states)
-        return _core.general_bounds(*general_arguments(weights), x, eps, p, mask, spec_w, spec_b, opts)
+        return _core.general_bounds(*general_arguments(weights), x, eps, p, mask, spec_w, spec_b, opts, tm)
     # the one-layer model is the general model's simplest case: one layer, its head folded
     # with the specification (spec_w on h_T), margins read off with the identity
     K = spec_w.shape[0]
     frame, layers, readout, _ = general_arguments(weights.general)
     opts = _core.PassOptions(planes=planes, shared_z=False, want_states=want_states)
     out = _core.general_bounds(frame, layers, readout, [(spec_w, spec_b, None)], x, eps, p, mask,
-                               np.eye(K), np.zeros(K), opts)
+                               np.eye(K), np.zeros(K), opts, tm)
     return {k[4:] if k.startswith("L0f_") else k: v for k, v in out.items()}
 
 

@@ -102,7 +102,7 @@ class Certificate:
     ----------
     eps : float
         Certified radius: no perturbation of the chosen frames, each within its own
-        lp ball of radius ``eps``, changes the prediction (0.0 if none certified or
+        lp ball of radius ``eps`` (or within ``threat``'s set at ``eps``), changes the prediction (0.0 if none certified or
         the input is misclassified).
     eps_upper : float or None
         Smallest ε at which the search failed to certify (not an attack radius).
@@ -136,6 +136,9 @@ class Certificate:
         e.g. in a record built by hand).
     input_sha256 : str or None
         :func:`input_sha256` of the input certified (``None`` when not recorded).
+    threat : dict or None
+        The threat model when it is not the per-frame ball (``ThreatModel.to_dict``:
+        ``ball``, ``frame_weights``, ``domain``); None for POPQORN's per-frame balls.
     version : str
         ``popqorn_fast`` version that computed the certificate.
     """
@@ -154,6 +157,7 @@ class Certificate:
     classes: Optional[tuple[int, ...]] = field(default=None)
     model_sha256: Optional[str] = None
     input_sha256: Optional[str] = None
+    threat: Optional[dict[str, Any]] = None
     version: str = field(default_factory=_package_version)
 
     def with_provenance(self, weights: Any, x: Any) -> "Certificate":
@@ -180,7 +184,7 @@ class Certificate:
             "model_sha256": self.model_sha256,
             "input_sha256": self.input_sha256,
             "version": self.version,
-        }
+        } | ({} if self.threat is None else {"threat": self.threat})
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Certificate":
@@ -211,6 +215,7 @@ class Certificate:
             classes=None if classes is None else tuple(int(c) for c in classes),
             model_sha256=d.get("model_sha256"),
             input_sha256=d.get("input_sha256"),
+            threat=d.get("threat"),
             version=str(d.get("version", "")),
         )
 

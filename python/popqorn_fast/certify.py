@@ -9,12 +9,14 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .backend import CUDA_PLANE_METHODS, PLANE_METHODS, BoundOverflowError, bound_pass, bound_pass_batch, check_device
+from .backend import (CUDA_PLANE_METHODS, PLANE_METHODS, BoundOverflowError, bound_pass, bound_pass_batch, check_device,
+                      product_threads)
 from .bisection import EPS_START, SearchResult, search_radius, search_steps
 from .certificate import Certificate, input_sha256
 from .specification import fold_specification, margin_classes
 from .validation import (check_batch, check_class, check_eps, check_sequence, frame_mask, parse_p)
 from .general import RecurrentClassifier
+from .threat import ThreatModel, check_threat, refuse_threat
 from .weights import GRUWeights, LSTMWeights, RNNWeights
 
 _STATE_NAMES = {"rnn": ("pre", "hidden"), "lstm": ("gates", "cell", "hidden"), "gru": ("gates", "u", "hidden")}
@@ -36,10 +38,11 @@ class _Problem:
     planes: str
     predicted: int
     clean_margin: float  # min_j (logit_label - logit_j) of the clean input: steers the ε search
+    threat: ThreatModel = ThreatModel()
 
     def run(self, eps: float, want_states: bool = False) -> dict[str, np.ndarray]:
         return bound_pass(self.weights, self.x, eps, self.p, self.mask, self.spec_w, self.spec_b,
-                          self.planes, want_states)
+                          self.planes, want_states, threat=self.threat)
 
 
 def _check_weights(weights: Any) -> None:
@@ -49,13 +52,17 @@ def _check_weights(weights: Any) -> None:
 
 
 def _problem(weights: Any, x: Any, p: Any, target: Any, frames: Any, planes: str,
-             label: Any = None) -> _Problem:
+             label: Any = None, threat: Optional[dict[str, Any]] = None) -> _Problem:
+    """Validated arguments; ``threat``: the keyword arguments of :func:`check_threat`."""
     _check_weights(weights)
     xv = check_sequence(x, weights.input_size)
     pv = parse_p(p)
     if planes not in PLANE_METHODS:
         raise ValueError(f"planes must be one of {list(PLANE_METHODS)}, got {planes!r}")
     mask, fr = frame_mask(frames, xv.shape[0])
+    tm = check_threat(xv, mask, **(threat or {}))
+    if planes == "optimized":
+        refuse_threat(tm, "planes='optimized'", "planes='exact' (the default), '1d' or 'constant'")
     C = weights.num_classes
     with np.errstate(over="ignore", invalid="ignore"):
         logits = weights.logits(xv)
@@ -74,11 +81,12 @@ def _problem(weights: Any, x: Any, p: Any, target: Any, frames: Any, planes: str
     else:  # the one-layer passes take them folded into the head
         spec_w, spec_b = fold_specification(weights.out_weight, weights.out_bias, lab, classes)
     clean = float(np.min(logits[lab] - logits[classes]))
-    return _Problem(weights, xv, pv, mask, fr, lab, tgt, classes, spec_w, spec_b, planes, predicted, clean)
+    return _Problem(weights, xv, pv, mask, fr, lab, tgt, classes, spec_w, spec_b, planes, predicted, clean, tm)
 
 
 def bound_margins(weights: Any, x: Any, eps: float, p: Any = 2, target: Any = None, frames: Any = None,
-                  planes: str = "exact", label: Any = None) -> tuple[np.ndarray, np.ndarray]:
+                  planes: str = "exact", label: Any = None, ball: str = "frame", frame_weights: Any = None,
+                  domain: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """Proven bounds of the margins ``logit_label − logit_j`` at a fixed ε.
 
     Parameters
@@ -103,18 +111,29 @@ def bound_margins(weights: Any, x: Any, eps: float, p: Any = 2, target: Any = No
         products (equal to "exact" for RNNs).
     label : int, optional
         Class whose margins are bounded; default the model's prediction.
+    ball : {"frame", "joint"}
+        ``"frame"``: each moving frame in its own lp ball of radius ε (POPQORN's);
+        ``"joint"``: one lp ball of radius ε over all moving frames' coordinates together
+        (docs/THREAT_MODELS.md). For p = inf both are the same set.
+    frame_weights : array_like, shape (T,), optional
+        Frame t's radius is ``eps * frame_weights[t]`` (joint: the weighted norm
+        ``||(||d_t||_p / w_t)_t||_p <= eps``); 0 keeps a frame fixed.
+    domain : (lo, hi), optional
+        Scalars or arrays broadcastable to x's shape: the perturbed inputs also lie in this
+        box (x must lie in it).
 
     Returns
     -------
     (lower, upper) : tuple of numpy.ndarray
     """
-    pr = _problem(weights, x, p, target, frames, planes, label)
+    pr = _problem(weights, x, p, target, frames, planes, label, _threat_kw(ball, frame_weights, domain))
     out = pr.run(check_eps(eps))
     return out["lower"], out["upper"]
 
 
 def bound_states(weights: Any, x: Any, eps: float, p: Any = 2, target: Any = None, frames: Any = None,
-                 planes: str = "exact", label: Any = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+                 planes: str = "exact", label: Any = None, ball: str = "frame", frame_weights: Any = None,
+                 domain: Any = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Proven per-step intervals of every intermediate quantity at a fixed ε.
 
     Returns a dict name -> (lower, upper), arrays of shape (T, rows): for RNNs
@@ -122,14 +141,16 @@ def bound_states(weights: Any, x: Any, eps: float, p: Any = 2, target: Any = Non
     for GRUs ``gates`` (y^r, y^z, v), ``u``, ``hidden`` (docs/RECURRENCES.md §0).
     Arguments as in :func:`bound_margins`.
     """
-    pr = _problem(weights, x, p, target, frames, planes, label)
+    pr = _problem(weights, x, p, target, frames, planes, label, _threat_kw(ball, frame_weights, domain))
     out = pr.run(check_eps(eps), want_states=True)
     names = _STATE_NAMES.get(weights.kind) or [k[:-6] for k in out if k.endswith("_lower") and k != "lower"]
     return {name: (out[f"{name}_lower"], out[f"{name}_upper"]) for name in names}
 
 
 def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any = None,
-            frames: Any = None, label: Any = None, rtol: float = 1e-3, planes: str = "exact") -> Certificate:
+            frames: Any = None, label: Any = None, rtol: float = 1e-3, planes: str = "exact",
+            threads: Optional[int] = None, ball: str = "frame", frame_weights: Any = None,
+            domain: Any = None) -> Certificate:
     """Largest certified ε (bisection over ε) for one input.
 
     Parameters
@@ -145,6 +166,10 @@ def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any
         does not predict gives ``eps = 0.0`` and ``misclassified = True``.
     rtol : float
         Relative accuracy of the radius search.
+    threads : int, optional
+        Threads inside this input's bound passes (row blocks of the dense products);
+        default 1. The bounds, and so the certificate, are those of one thread, bit for bit.
+    ball, frame_weights, domain : see :func:`bound_margins` (the certificate records them)
 
     Returns
     -------
@@ -153,9 +178,18 @@ def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any
     t0 = time.perf_counter()
     eps_max = check_eps(eps_max, "eps_max")
     rtol_v = _check_rtol(rtol)
-    pr = _problem(weights, x, p, target, frames, planes, label)
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
+                                or threads < 1):
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    pr = _problem(weights, x, p, target, frames, planes, label, _threat_kw(ball, frame_weights, domain))
     if pr.label != pr.predicted:  # nothing is proven: no margin bounds
         return _misclassified(pr, t0)
+    with product_threads(int(threads or 1)):
+        return _certify_searched(pr, eps_max, rtol_v, t0)
+
+
+def _certify_searched(pr: _Problem, eps_max: float, rtol_v: float, t0: float) -> Certificate:
+    """certify's radius search(es) for a correctly classified input."""
     if pr.planes == "optimized":  # a cheap "exact" search first aims the costly probes
         first = _search(replace(pr, planes="exact"), eps_max, rtol_v, {}, eps_start=aimed_start(pr))
         if first.eps >= eps_max:  # certified up to the cap: nothing left to tighten
@@ -187,8 +221,11 @@ def aimed_start(pr: _Problem) -> float:
     margins m_j, input gradients by backpropagation; one forward and backward pass of the
     model). Certified radii were 0.04-0.99x that radius on the trained and random models
     (mean 0.2-0.9 by model); 0.3x took 10 % fewer bound passes per search than a fixed 0.1.
-    EPS_START where it is not a positive number. Steers the search only: any start is sound."""
+    EPS_START where it is not a positive number, and for threat models other than the
+    per-frame ball. Steers the search only: any start is sound."""
     from .forward import logits_vjp
+    if not pr.threat.is_default:
+        return EPS_START
     others = np.asarray(pr.classes)
     ct = np.zeros((len(others), pr.weights.num_classes))
     ct[:, pr.label] = 1.0
@@ -217,6 +254,20 @@ def _search(pr: _Problem, eps_max: float, rtol: float, margins: dict[float, np.n
     return search_radius(certified, eps_max, rtol, eps_start=eps_start, margin_at_zero=pr.clean_margin)
 
 
+def _threat_kw(ball: Any, frame_weights: Any, domain: Any) -> Optional[dict[str, Any]]:
+    """The threat-model keywords of an entry point (None: the per-frame ball)."""
+    if ball == "frame" and frame_weights is None and domain is None:
+        return None
+    return dict(ball=ball, frame_weights=frame_weights, domain=domain)
+
+
+def _threat_name(threat: dict[str, Any]) -> str:
+    """The first non-default threat-model argument, for messages."""
+    if threat["domain"] is not None:
+        return "domain"
+    return "frame_weights" if threat["frame_weights"] is not None else f"ball={threat['ball']!r}"
+
+
 def _check_rtol(rtol: Any) -> float:
     try:
         rtol_v = float(rtol)
@@ -227,8 +278,10 @@ def _check_rtol(rtol: Any) -> float:
     return rtol_v
 
 
-def _hashes(pr: _Problem) -> dict[str, str]:
-    return dict(model_sha256=pr.weights.sha256, input_sha256=input_sha256(pr.x))
+def _hashes(pr: _Problem) -> dict[str, Any]:
+    """The provenance of a certificate: hashes of model and input, and its threat model."""
+    threat = None if pr.threat.is_default else pr.threat.to_dict()
+    return dict(model_sha256=pr.weights.sha256, input_sha256=input_sha256(pr.x), threat=threat)
 
 
 def _misclassified(pr: _Problem, t0: float) -> Certificate:
@@ -319,15 +372,23 @@ certify_gru = _typed(GRUWeights, "certify_gru")
 
 
 def sensitivity(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, rtol: float = 1e-3,
-                planes: str = "exact", label: Any = None) -> np.ndarray:
+                planes: str = "exact", label: Any = None, domain: Any = None,
+                candidates: Any = None) -> np.ndarray:
     """Certified ε when only one frame moves, for each frame: shape (T,).
 
     The per-frame sensitivity of the POPQORN paper (small ε = a sensitive frame).
+    ``domain``: as in :func:`certify` (one moving frame: the joint ball is the frame ball).
+    ``candidates`` (word substitutions, as in ``certify_substitutions``): instead, per position,
+    whether replacing it alone by any of its candidates is proven harmless ((T,) bool; the
+    budget certified at each position is 1 where True).
     """
     _check_weights(weights)
     xv = check_sequence(x, weights.input_size)
+    if candidates is not None:
+        from .substitutions import substitution_sensitivity
+        return substitution_sensitivity(weights, xv, candidates, label=label, planes=planes)
     return np.array([certify(weights, xv, eps_max, p=p, frames=[t], rtol=rtol, planes=planes,
-                             label=label).eps for t in range(xv.shape[0])])
+                             label=label, domain=domain).eps for t in range(xv.shape[0])])
 
 
 def _certify_chunk(weights: Any, X: np.ndarray, labels: Sequence[Any], kwargs: dict[str, Any]) -> list[Certificate]:
@@ -338,7 +399,8 @@ def _certify_chunk(weights: Any, X: np.ndarray, labels: Sequence[Any], kwargs: d
 def certify_many(weights: Any, X: Any, labels: Any = None, eps_max: float = 10.0, p: Any = 2,
                  target: Any = None, frames: Any = None, rtol: float = 1e-3, planes: str = "exact",
                  threads: Optional[int] = None, device: str = "cpu", executor: Optional[Executor] = None,
-                 progress: Any = False, chunk_size: Optional[int] = None, retries: int = 2) -> list[Certificate]:
+                 progress: Any = False, chunk_size: Optional[int] = None, retries: int = 2,
+                 ball: str = "frame", frame_weights: Any = None, domain: Any = None) -> list[Certificate]:
     """Certify a batch ``X`` of shape (N, T, n); one Certificate per input, in order.
 
     Every certificate records the SHA-256 of the model and of its input
@@ -377,6 +439,8 @@ def certify_many(weights: Any, X: Any, labels: Any = None, eps_max: float = 10.0
         With threads or an executor: how often an input is tried again after its task
         failed (a lost worker, e.g. a killed Dask worker process, or an error). A failed
         chunk is resubmitted as single inputs, so only the failing input is given up.
+    ball, frame_weights, domain
+        The threat model (:func:`certify`), the same for every input; CPU only.
 
     Returns
     -------
@@ -391,6 +455,10 @@ def certify_many(weights: Any, X: Any, labels: Any = None, eps_max: float = 10.0
         certificate (``.results``, None at the failed inputs).
     """
     _check_weights(weights)
+    threat = _threat_kw(ball, frame_weights, domain)
+    if device == "cuda" and threat is not None:
+        raise ValueError(f"{_threat_name(threat)} is not available with device='cuda'; use device='cpu' "
+                         f"(threads=k or an executor)")
     if device == "cuda" and planes not in CUDA_PLANE_METHODS:
         raise ValueError(f"planes={planes!r} runs on the CPU only; the CUDA backend implements "
                          f"{list(CUDA_PLANE_METHODS)} (use device='cpu' with threads=k)")
@@ -405,12 +473,17 @@ def certify_many(weights: Any, X: Any, labels: Any = None, eps_max: float = 10.0
             raise ValueError(f"labels must have shape ({N},) to match X, got {arr.shape}")
         labs = [check_class(v, weights.num_classes, "labels") for v in arr.tolist()]
     kwargs = dict(eps_max=eps_max, p=p, target=target, frames=frames, rtol=rtol, planes=planes)
+    if threat is not None:
+        kwargs.update(threat)
     # validate the shared arguments once, here, rather than N times on the workers
     check_eps(eps_max, "eps_max")
     parse_p(p)
     if planes not in PLANE_METHODS:
         raise ValueError(f"planes must be one of {list(PLANE_METHODS)}, got {planes!r}")
-    frame_mask(frames, Xv.shape[1])
+    mask, _ = frame_mask(frames, Xv.shape[1])
+    if threat is not None:
+        for i in range(N):  # the domain must hold every input
+            check_threat(Xv[i], mask, **threat)
     if target is not None:
         check_class(target, weights.num_classes, "target")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))

@@ -4,6 +4,7 @@ sensitivity.
 
     popqorn-fast certify                      # bundled model, a few bundled inputs, p = 1, 2, inf
     popqorn-fast certify MODEL INPUTS --norm 2 --frames 0 3 --threads 2 --out certs.jsonl
+    popqorn-fast substitutions MODEL INPUTS --candidates CANDS.npz --budget 2 --out subs.jsonl
     popqorn-fast certify MODEL INPUTS --out certs.jsonl --resume   # continue an interrupted run
     popqorn-fast verify certs.jsonl [MODEL]   # exit 1 if any certificate fails the re-check
     popqorn-fast plot certs.jsonl --out acc.png
@@ -36,6 +37,7 @@ from .records import FORMAT as CERTS_FORMAT  # noqa: F401 (what --out writes)
 from .records import RecordsError, open_certs
 from .specification import margin_classes
 from .streaming import BlockReader, InputSource, open_inputs
+from .threat import ball_keywords
 from .validation import check_class, frame_mask, p_name, parse_p
 
 LEGACY_CERTS_FORMAT = "popqorn_fast.certificates/1"  # the single-JSON file of 0.1.0 (still read)
@@ -48,17 +50,22 @@ class CliError(Exception):
 
 # ----------------------------------------------------------------------------- loading
 
+def _inputs_path(args: argparse.Namespace, model_path: str) -> str:
+    """INPUTS, or the model .npz itself where it stores its inputs (X, y)."""
+    if args.inputs is not None:
+        return args.inputs
+    stored = Path(model_path).suffix.lower() == ".npz" and "X" in np.load(model_path).files
+    if not stored:
+        raise CliError(f"INPUTS is required: {model_path} stores no inputs (give a .npy array (N, T, n) "
+                       f"or a .npz with X and optional y)")
+    return model_path
+
+
 def _load(args: argparse.Namespace) -> tuple[Any, np.ndarray, Optional[np.ndarray], str, str]:
     """(weights, X, y, model path, inputs path) from MODEL / INPUTS / --count."""
     model_path = args.model or str(default_model_path())
     weights = load_model(model_path)
-    inputs = args.inputs
-    if inputs is None:
-        stored = Path(model_path).suffix.lower() == ".npz" and "X" in np.load(model_path).files
-        if not stored:
-            raise CliError(f"INPUTS is required: {model_path} stores no inputs (give a .npy array (N, T, n) "
-                           f"or a .npz with X and optional y)")
-        inputs = model_path
+    inputs = _inputs_path(args, model_path)
     X, y = load_inputs(inputs)
     count = args.count if args.count is not None else (5 if args.model is None and args.inputs is None else None)
     if count is not None:
@@ -82,13 +89,7 @@ def _norms(arg: Optional[str], default: Sequence[str]) -> list[float]:
 
 def _source(args: argparse.Namespace, weights: Any, model_path: str) -> InputSource:
     """The inputs of a certify run, read a chunk at a time (``.npy``: memory-mapped)."""
-    inputs = args.inputs
-    if inputs is None:
-        stored = Path(model_path).suffix.lower() == ".npz" and "X" in np.load(model_path).files
-        if not stored:
-            raise CliError(f"INPUTS is required: {model_path} stores no inputs (give a .npy array (N, T, n) "
-                           f"or a .npz with X and optional y)")
-        inputs = model_path
+    inputs = _inputs_path(args, model_path)
     count = args.count if args.count is not None else (5 if args.model is None and args.inputs is None else None)
     if count is not None and count < 1:
         raise CliError(f"--count must be >= 1, got {count}")
@@ -114,6 +115,18 @@ def _source(args: argparse.Namespace, weights: Any, model_path: str) -> InputSou
     return src
 
 
+def _threat_args(args: argparse.Namespace, T: int) -> Optional[dict[str, Any]]:
+    """--ball, --frame-weights, --domain as certify's keywords (None: the per-frame ball)."""
+    if args.ball == "frame" and args.frame_weights is None and args.domain is None:
+        return None
+    if args.frame_weights is not None and len(args.frame_weights) != T:
+        raise CliError(f"--frame-weights needs one multiplier per frame (T = {T}), got {len(args.frame_weights)}")
+    if args.domain is not None and not args.domain[0] <= args.domain[1]:
+        raise CliError(f"--domain LO HI needs LO <= HI, got {args.domain[0]} {args.domain[1]}")
+    return dict(ball=args.ball, frame_weights=None if args.frame_weights is None else list(args.frame_weights),
+                domain=None if args.domain is None else tuple(args.domain))
+
+
 def cmd_certify(args: argparse.Namespace) -> int:
     model_path = args.model or str(default_model_path())
     weights = load_model(model_path)
@@ -135,9 +148,10 @@ def cmd_certify(args: argparse.Namespace) -> int:
     attack = None
     if args.attack:
         attack = {"steps": args.attack_steps, "restarts": args.attack_restarts, "seed": args.attack_seed}
+    threat = _threat_args(args, src.shape[1])
     spec = RunSpec(weights, model_path, src, tuple(norms), args.eps_max, args.rtol, args.planes,
                    None if args.frames is None else tuple(sorted(args.frames)), args.target, attack,
-                   args.store_inputs)
+                   args.store_inputs, threat)
     N, T, n = src.shape
     print(f"model: {model_path} ({weights.summary}, T = {T}, "
           f"n = {n}, {weights.num_classes} classes); planes = {args.planes}; "
@@ -156,6 +170,8 @@ def cmd_certify(args: argparse.Namespace) -> int:
 def _check_one(weights: Any, mhash: str, rec: dict[str, Any], x: Optional[np.ndarray],
                rtol: float, atol: float) -> Optional[str]:
     """None if the certificate holds, else the reason it does not (``x``: the input, None if unknown)."""
+    if "robust" in rec:
+        return _check_substitution(weights, mhash, rec, x)
     try:
         cert = Certificate.from_dict(rec)
     except (ValueError, TypeError) as exc:
@@ -185,7 +201,7 @@ def _check_one(weights: Any, mhash: str, rec: dict[str, Any], x: Optional[np.nda
     try:
         classes = margin_classes(cert.label, weights.num_classes, cert.target)
         lower, _ = bound_margins(weights, x, cert.eps, p=cert.p, target=cert.target, frames=cert.frames,
-                                 planes=cert.planes, label=cert.label)
+                                 planes=cert.planes, label=cert.label, **ball_keywords(cert.threat))
     except (ValueError, TypeError) as exc:
         return f"cannot recompute: {exc}"
     if cert.classes is not None and list(cert.classes) != [int(c) for c in classes]:
@@ -200,6 +216,31 @@ def _check_one(weights: Any, mhash: str, rec: dict[str, Any], x: Optional[np.nda
         j = int(np.argmax(np.abs(lower - saved)))
         return (f"saved margin lower bound vs class {int(classes[j])} is {saved[j]:.17g}, "
                 f"recomputed {lower[j]:.17g}")
+    return None
+
+
+def _check_substitution(weights: Any, mhash: str, rec: dict[str, Any], x: Optional[np.ndarray]) -> Optional[str]:
+    """:func:`_check_one` for a substitution certificate: the bound pass again over its recorded
+    candidates and budget; a claimed "robust" must still be proven."""
+    from .substitutions import SubstitutionCertificate, substitution_bounds
+    try:
+        cert = SubstitutionCertificate.from_dict(rec)
+    except (ValueError, TypeError) as exc:
+        return f"unreadable record: {exc}"
+    if cert.model_sha256 != mhash:
+        return "model SHA-256 differs from the given model's (a certificate for another model)"
+    if x is None or input_sha256(x) != cert.input_sha256:
+        return "input missing or its SHA-256 does not match the recorded one"
+    if not cert.robust:
+        return None  # nothing is claimed
+    try:
+        subs = [np.asarray(s, dtype=np.float64).reshape(-1, x.shape[1]) for s in cert.threat["substitutions"]]
+        lower = substitution_bounds(weights, x, subs, cert.threat["budget"], cert.target, cert.label,
+                                    cert.planes)["lower"]
+    except (ValueError, TypeError, KeyError) as exc:
+        return f"cannot recompute: {exc}"
+    if not np.all(lower > 0.0):
+        return f"not robust: margin lower bound {float(lower.min()):.6g} over the recorded substitutions"
     return None
 
 
@@ -333,17 +374,62 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ----------------------------------------------------------------------------- substitutions
+
+def _candidates_for(cands: Any, i: int, T: int, n: int) -> list[np.ndarray]:
+    """Input i's candidates from the candidates .npz: key "{i}_{t}" holds (k, n) vectors that may
+    replace position t (a missing key: none)."""
+    return [np.asarray(cands[f"{i}_{t}"], dtype=np.float64).reshape(-1, n) if f"{i}_{t}" in cands.files
+            else np.zeros((0, n)) for t in range(T)]
+
+
+def cmd_substitutions(args: argparse.Namespace) -> int:
+    from .records import RecordWriter
+    from .substitutions import certify_substitutions
+    weights, X, y, model_path, inputs_path = _load(args)
+    if args.budget < 0:
+        raise CliError(f"--budget must be >= 0, got {args.budget}")
+    cands = np.load(args.candidates, allow_pickle=False)
+    N, T, n = X.shape
+    writer = None
+    if args.out:
+        header = {"version": __version__, "model": {"path": str(Path(model_path).resolve()),
+                                                    "sha256": model_sha256(weights), "kind": weights.kind},
+                  "inputs": {"path": str(Path(inputs_path).resolve()), "shape": [N, T, n]},
+                  "settings": {"threat": "substitutions", "candidates": str(Path(args.candidates).resolve()),
+                               "budget": args.budget, "planes": args.planes}}
+        writer = RecordWriter(args.out, header)
+    robust = 0
+    print(f"{'input':>5} {'label':>5}  {'answer':<13} min margin lower bound (budget {args.budget})")
+    for i in range(N):
+        label = None if (y is None or args.ignore_labels) else int(y[i])
+        c = certify_substitutions(weights, X[i], _candidates_for(cands, i, T, n), args.budget, label=label,
+                                  planes=args.planes)
+        robust += c.robust
+        answer = "robust" if c.robust else "misclassified" if c.misclassified else "not proven"
+        low = f"{float(np.min(c.margin_lower)):.6g}" if c.margin_lower.size else "-"
+        print(f"{i:>5} {c.label:>5}  {answer:<13} {low}")
+        if writer is not None:
+            writer.write({"type": "certificate", "input": i, **c.to_dict()})
+    print(f"certified accuracy at budget {args.budget}: {robust}/{N} = {robust / N:.3f}")
+    if writer is not None:
+        writer.write({"type": "end", "records": N, "errors": 0})
+        writer.close()
+        print(f"wrote {N} certificate(s) to {args.out}")
+    return EXIT_OK
+
+
 # ----------------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``popqorn-fast`` argument parser (sub-commands certify, verify, plot, sensitivity)."""
+    """The ``popqorn-fast`` argument parser (sub-commands certify, verify, plot, sensitivity, substitutions)."""
     ap = argparse.ArgumentParser(
         prog="popqorn-fast", description="Certified robustness radii for RNN/LSTM/GRU classifiers (POPQORN).",
         epilog="exit codes: 0 success, 1 a certificate failed verification, 2 usage or input error, "
                "3 some inputs could not be certified (errors recorded), 130 / 143 stopped by SIGINT / SIGTERM "
                "(the certificates done so far are in --out)")
     ap.add_argument("--version", action="version", version=f"popqorn_fast {__version__}")
-    sub = ap.add_subparsers(dest="command", required=True, metavar="{certify,verify,plot,sensitivity}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="{certify,verify,plot,sensitivity,substitutions}")
 
     def positive(text: str) -> float:
         try:
@@ -355,8 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
         return v
 
     def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("model", nargs="?", help="model: .npz / .safetensors with PyTorch names, or .onnx "
-                                                 "(default: the bundled LSTM)")
+        sp.add_argument("model", nargs="?", help="model: a PyTorch state_dict (.npz, .safetensors; any module "
+                                                 "names), a torch.onnx.export graph (.onnx) or a Keras 3 "
+                                                 ".keras file (default: the bundled LSTM)")
         sp.add_argument("inputs", nargs="?", help="inputs: .npy (N, T, n) or .npz with X and optional y "
                                                   "(default: the model .npz's own X, y)")
         sp.add_argument("--eps-max", type=positive, default=10.0, help="cap of the radius search (default 10)")
@@ -373,6 +460,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--norm", help="norm(s) 1, 2, inf, comma-separated (default 2; 1,2,inf without MODEL)")
     c.add_argument("--frames", type=int, nargs="+", help="perturbed frames (0-based; default all)")
     c.add_argument("--target", type=int, help="certify against this class only (default: every other class)")
+    c.add_argument("--ball", choices=["frame", "joint"], default="frame",
+                   help="frame: each moving frame in its own lp ball (default); joint: one lp ball over all "
+                        "moving frames together (docs/THREAT_MODELS.md)")
+    c.add_argument("--frame-weights", type=float, nargs="+", metavar="W",
+                   help="radius multiplier of each frame (T values; 0 keeps a frame fixed)")
+    c.add_argument("--domain", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="the inputs' domain: every perturbed value stays in [LO, HI] (the inputs must lie in it)")
     c.add_argument("--threads", type=int, help="worker threads (default 1)")
     c.add_argument("--at", type=positive, nargs="+", help="radii for the certified-fraction summary")
     c.add_argument("--labels", help="a .npy of N integer labels (default: INPUTS' y, if a .npz holds one)")
@@ -424,6 +518,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--image-shape", type=_size, help="HxW of the picture the frames cut (default square)")
     s.add_argument("--plot-size", type=_size, default=(800, 480), help="PNG size WIDTHxHEIGHT (default 800x480)")
     s.set_defaults(func=cmd_sensitivity)
+
+    w = sub.add_parser("substitutions", help="robust or not proven against word substitutions, per input")
+    common(w)
+    w.add_argument("--candidates", required=True, help='a .npz whose key "{i}_{t}" holds the (k, n) vectors that may replace '
+                                      "position t of input i (e.g. its synonyms' embeddings)")
+    w.add_argument("--budget", type=int, default=1, help="at most this many positions replaced at once (default 1)")
+    w.add_argument("--out", help="write the certificates (JSON Lines, checked by verify)")
+    w.set_defaults(func=cmd_substitutions)
     return ap
 
 

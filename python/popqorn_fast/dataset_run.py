@@ -50,17 +50,18 @@ class RunSpec:
     target: Optional[int]
     attack: Optional[dict[str, int]] = None   # pgd's steps, restarts, seed
     store_inputs: bool = False
+    threat: Optional[dict[str, Any]] = None   # ball, frame_weights, domain (None: the per-frame ball)
 
     def certify_kwargs(self, p: float) -> dict[str, Any]:
         return dict(eps_max=self.eps_max, p=p, target=self.target, frames=self.frames, rtol=self.rtol,
-                    planes=self.planes)
+                    planes=self.planes, **(self.threat or {}))
 
     def settings(self) -> dict[str, Any]:
         """What must be equal for ``--resume`` to continue a file (with the model and inputs)."""
         return {"norms": [p_name(p) for p in self.norms], "eps_max": self.eps_max, "rtol": self.rtol,
                 "planes": self.planes, "frames": None if self.frames is None else list(self.frames),
                 "target": self.target, "labels": "given" if self.source.labels is not None else "predicted",
-                "attack": self.attack}
+                "attack": self.attack} | ({} if self.threat is None else {"threat": _jsonable(self.threat)})
 
     def header(self) -> dict[str, Any]:
         N, T, n = self.source.shape
@@ -70,6 +71,13 @@ class RunSpec:
                 "inputs": {"path": self.source.path, "shape": [N, T, n], "sha256": self.source.sha256(),
                            "labels_sha256": self.source.labels_sha256()},
                 "settings": self.settings(), "store_inputs": self.store_inputs}
+
+
+def _jsonable(threat: dict[str, Any]) -> dict[str, Any]:
+    """The threat-model settings as JSON values (arrays as lists)."""
+    return {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else
+                [np.asarray(a).tolist() for a in v] if k == "domain" and v is not None else v)
+            for k, v in threat.items()}
 
 
 def resume_mismatch(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -106,9 +114,10 @@ def certify_records(weights: Any, X: np.ndarray, labels: list[Optional[int]], kw
         c = certify(weights, x, label=lab, **kwargs)
         rec = c.to_dict()
         if attack is not None:
+            threat = {k: kwargs[k] for k in ("ball", "frame_weights", "domain") if k in kwargs}
             a = attack_radius(weights, x, kwargs["eps_max"], p=kwargs["p"], target=kwargs["target"],
                               frames=kwargs["frames"], label=c.label, rtol=kwargs["rtol"],
-                              eps_start=c.eps, **attack)
+                              eps_start=c.eps, threat=threat or None, **attack)
             rec.update(a.to_dict(None if c.misclassified else c.eps))
         if store_inputs:
             rec["x"] = np.asarray(x, dtype=np.float64).tolist()

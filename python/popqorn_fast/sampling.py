@@ -184,3 +184,96 @@ def sample_ball(rng: np.random.Generator, x: Any, eps: float, p: Any = 2,
             np.put_along_axis(d, k[..., None], _signs(rng, shape[:2] + (1,)), axis=-1)
     x_new = xh + eps * d
     return into_ball(xh, x_new, eps, p, mask)
+
+
+# ----------------------------------------------------------------------------- other threat models
+# (docs/THREAT_MODELS.md) Work in u = d / w_t on the moving frames (w_t = frame_weights[t], 1 by
+# default): the frame ball is then ||u_t||_p <= eps per frame, the joint ball ||u||_p <= eps over
+# all moving coordinates; a domain clips x' to [lo, hi] (clipping only shrinks |d_j|, so a
+# clipped point stays in the ball).
+
+def _weights(mask: np.ndarray, tm: Any) -> np.ndarray:
+    """(T,) multipliers, 0 on the fixed frames."""
+    w = np.ones(mask.shape[0]) if tm.frame_weights is None else np.asarray(tm.frame_weights, dtype=np.float64)
+    return np.where(mask, w, 0.0)
+
+
+def threat_norms(d: np.ndarray, p: float, mask: np.ndarray, tm: Any) -> np.ndarray:
+    """The smallest ε whose threat-model ball holds each perturbation ``d`` (``(..., T, n)``):
+    ``max_t ||d_t||_p / w_t`` (frame ball) or ``||(d_t / w_t)_t||_p`` (joint), moving frames
+    only (``inf`` if a frame that may not move moved)."""
+    w = _weights(mask, tm)
+    moving = w > 0
+    u = d[..., moving, :] / w[moving][:, None]
+    if tm.ball == "joint":
+        val = frame_norms(u.reshape(u.shape[:-2] + (-1,)), p)
+    else:
+        val = frame_norms(u, p).max(axis=-1) if u.shape[-2] else np.zeros(d.shape[:-2])
+    still = np.all(d[..., ~moving, :] == 0.0, axis=(-1, -2))
+    return np.where(still, val, np.inf)
+
+
+def project_threat(d: np.ndarray, eps: float, p: float, mask: np.ndarray, tm: Any) -> np.ndarray:
+    """``d`` (``(..., T, n)``) projected onto the threat model's ball (in u = d / w), fixed frames 0."""
+    w = _weights(mask, tm)
+    moving = w > 0
+    out = np.zeros_like(d)
+    u = d[..., moving, :] / w[moving][:, None]
+    if tm.ball == "joint":
+        flat = u.reshape(u.shape[:-2] + (1, -1))
+        u = project(flat, eps, p).reshape(u.shape)
+    else:
+        u = project(u, eps, p)
+    out[..., moving, :] = u * w[moving][:, None]
+    return out
+
+
+def into_threat(x_hat: np.ndarray, x_new: np.ndarray, eps: float, p: float, mask: np.ndarray,
+                tm: Any) -> np.ndarray:
+    """``x_new`` clipped to the domain, fixed frames reset, and pulled towards ``x_hat`` by a
+    few ulps where rounding left it outside the ball (checked in float64 by :func:`threat_norms`)."""
+    w = _weights(mask, tm)
+    x_new = np.array(x_new, dtype=np.float64, copy=True)
+    x_new[..., w == 0, :] = np.broadcast_to(x_hat[w == 0], x_new[..., w == 0, :].shape)
+    x_new = _clip(x_new, tm)
+    for it in range(60):
+        nrm = threat_norms(x_new - x_hat, p, mask, tm)
+        bad = nrm > eps
+        if not np.any(bad):
+            return x_new
+        delta = min(4.0 * np.finfo(float).eps * 2.0 ** it, 0.5)
+        fac = np.where(bad, (1.0 - delta) * eps / np.maximum(nrm, 1e-300), 1.0)
+        x_new = _clip(x_hat + (x_new - x_hat) * fac[..., None, None], tm)
+    bad = threat_norms(x_new - x_hat, p, mask, tm) > eps
+    return np.where(bad[..., None, None], np.broadcast_to(x_hat, x_new.shape), x_new)
+
+
+def _clip(x: np.ndarray, tm: Any) -> np.ndarray:
+    return x if tm.lo is None else np.clip(x, tm.lo, tm.hi)
+
+
+def in_threat(x_new: np.ndarray, x_hat: np.ndarray, eps: float, p: float, mask: np.ndarray, tm: Any) -> np.ndarray:
+    """Which points of ``x_new`` (``(..., T, n)``) lie in the threat model's set (float64)."""
+    ok = threat_norms(x_new - x_hat, p, mask, tm) <= eps
+    if tm.lo is not None:
+        ok &= np.all((x_new >= tm.lo) & (x_new <= tm.hi), axis=(-1, -2))
+    return ok
+
+
+def sample_threat(rng: np.random.Generator, x_hat: np.ndarray, eps: float, p: float, mask: np.ndarray,
+                  tm: Any, count: int, kind: str = "interior") -> np.ndarray:
+    """``count`` points of the threat model's set (``(count, T, n)``), as :func:`sample_ball`'s
+    ``kind`` (interior / surface / vertices of the frame balls or of the one joint ball), then
+    clipped to the domain."""
+    T, n = x_hat.shape
+    w = _weights(mask, tm)
+    moving = np.flatnonzero(w > 0)
+    d = np.zeros((int(count), T, n))
+    if moving.size:
+        if tm.ball == "joint":
+            flat = sample_ball(rng, np.zeros((1, moving.size * n)), 1.0, p, None, count, kind)
+            u = flat.reshape(int(count), moving.size, n)
+        else:
+            u = sample_ball(rng, np.zeros((moving.size, n)), 1.0, p, None, count, kind)
+        d[:, moving, :] = eps * u * w[moving][:, None]
+    return into_threat(x_hat, x_hat + d, eps, p, mask, tm)

@@ -14,6 +14,7 @@ before anything is read.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import zipfile
@@ -27,7 +28,12 @@ from ..weights import _PYTORCH_KEYS
 from .common import Model, check_shape, simplest
 
 OPTIONS = ("readout", "activation", "head_activation", "frame_activation")
-_STRING_KEYS = set(OPTIONS) | {"kind"}
+_STRING_KEYS = set(OPTIONS) | {"kind", "config"}
+# a ``config`` entry (JSON object) may name the options, under these names too
+_CONFIG_NAMES = {"readout": ("readout",), "activation": ("activation", "act"),
+                 "head_activation": ("head_activation", "head_act"),
+                 "frame_activation": ("frame_activation", "frame_act")}
+_MAX_CONFIG = 1 << 20  # characters of a config entry read at most
 _MULTI = re.compile(r"(_l[1-9]\d*|_reverse)$")
 
 
@@ -170,6 +176,40 @@ def _option(value: Any, key: str, source: str) -> Optional[str]:
     return None if text.lower() in ("none", "linear", "") and key != "readout" else text
 
 
+def _config(arrays: dict[str, Any], meta: dict[str, str], source: str) -> dict[str, Any]:
+    """The file's ``config`` entry (an npz string entry or safetensors metadata): a JSON object
+    describing the module, e.g. ``{"kind": "lstm", "layers": 2, "bi": false, "readout": "mean",
+    "head_act": "relu", "act": "tanh"}``; {} without one."""
+    raw = arrays.get("config", meta.get("config"))
+    if raw is None:
+        return {}
+    text = _option(raw, "config", source) or ""
+    if len(text) > _MAX_CONFIG:
+        raise ValueError(f"{source}: entry 'config' has {len(text)} characters; expected a short JSON object")
+    try:
+        cfg = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{source}: entry 'config' is not valid JSON ({exc}); expected a JSON object such as "
+                         f'{{"readout": "mean", "act": "tanh"}}') from None
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{source}: entry 'config' must be a JSON object, got {type(cfg).__name__}")
+    return cfg
+
+
+def _check_config(model: Model, cfg: dict[str, Any], source: str) -> None:
+    """The loaded model agrees with what the config says of its kind, depth and directions."""
+    layers = model.layers if isinstance(model, RecurrentClassifier) else None
+    kinds = {l.kind for l in layers} if layers is not None else {model.kind}
+    found = {"kind": kinds.pop() if len(kinds) == 1 else None,
+             "layers": len(layers) if layers is not None else 1,
+             "bi": any(l.reverse is not None for l in layers) if layers is not None else False}
+    for key, got in found.items():
+        want = cfg.get(key)
+        if want is not None and got is not None and want != got:
+            raise ValueError(f"{source}: the config says {key} = {want!r} but the weights give {got!r}; "
+                             f"fix the config entry or the weights")
+
+
 def _model(arrays: dict[str, Any], meta: dict[str, str], options: dict[str, Any], source: str) -> Model:
     for k, v in arrays.items():
         if k in _STRING_KEYS:
@@ -180,6 +220,7 @@ def _model(arrays: dict[str, Any], meta: dict[str, str], options: dict[str, Any]
                 continue
             raise ValueError(f"{source}: entry {k!r} has dtype {v.dtype}; parameters must be real arrays")
         check_shape(v.shape, source, f"entry {k!r}")
+    cfg = _config(arrays, meta, source)
     opts: dict[str, Any] = {}
     for key in OPTIONS:
         if options.get(key, "unset") != "unset":
@@ -188,6 +229,10 @@ def _model(arrays: dict[str, Any], meta: dict[str, str], options: dict[str, Any]
             opts[key] = _option(arrays[key], key, source)
         elif key in meta:
             opts[key] = _option(meta[key], key, source)
+        else:
+            named = [n for n in _CONFIG_NAMES[key] if n in cfg]
+            if named:
+                opts[key] = _option(str(cfg[named[0]]) if cfg[named[0]] is not None else "none", key, source)
     multi = any(_MULTI.search(k) for k in arrays)
     extra_linear = [k for k in arrays if k.endswith(".weight") and k != "out.weight"]
     if any(k in arrays for k in _PYTORCH_KEYS) and not multi and not extra_linear:
@@ -199,9 +244,12 @@ def _model(arrays: dict[str, Any], meta: dict[str, str], options: dict[str, Any]
         arr = dict(arrays)
         if "activation" in opts and opts["activation"] is not None:
             arr["activation"] = np.array(opts["activation"])
-        if "kind" in meta and "kind" not in arr:
-            arr["kind"] = np.array(meta["kind"])
-        return weights_from_arrays(arr, source=source)
+        for where in (meta, cfg):
+            if "kind" in where and "kind" not in arr:
+                arr["kind"] = np.array(str(where["kind"]))
+        w = weights_from_arrays(arr, source=source)
+        _check_config(w, cfg, source)
+        return w
     kw = {k: v for k, v in opts.items() if k in OPTIONS}
     if kw.get("activation") is None:
         kw.pop("activation", None)
@@ -209,6 +257,7 @@ def _model(arrays: dict[str, Any], meta: dict[str, str], options: dict[str, Any]
         model = RecurrentClassifier.from_pytorch(arrays, **kw)
     except ValueError as exc:
         raise ValueError(f"{source}: {exc}") from None
+    _check_config(model, cfg, source)
     return simplest(model)
 
 

@@ -8,6 +8,8 @@ bounds come from one stacked objective ``[Lam; -Lam]`` (see ``split_stacked``).
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -23,7 +25,7 @@ def dual_norm_rows(a: np.ndarray, p: float) -> np.ndarray:
 
 
 def concretize_lower(A: np.ndarray, d: np.ndarray, x: np.ndarray, eps: float, p: float,
-                     frame_mask: np.ndarray) -> np.ndarray:
+                     frame_mask: np.ndarray, threat: Any = None) -> np.ndarray:
     """Lower bound of ``sum_t A[t] x_t + d`` over ``||x_t - x[t]||_p <= eps`` for masked frames.
 
     Parameters
@@ -40,11 +42,15 @@ def concretize_lower(A: np.ndarray, d: np.ndarray, x: np.ndarray, eps: float, p:
         1.0, 2.0 or inf.
     frame_mask : ndarray of bool, shape (T,)
         True where the frame moves; other frames are fixed at ``x[t]``.
+    threat : popqorn_fast.threat.ThreatModel, optional
+        Another input set than the per-frame balls (:func:`threat_lower`).
 
     Returns
     -------
     ndarray, shape (rows,)
     """
+    if threat is not None and not threat.is_default:
+        return threat_lower(A, d, x, eps, p, frame_mask, threat)
     lower = d.copy()
     for t in range(x.shape[0]):
         lower += A[t] @ x[t]
@@ -67,3 +73,79 @@ def split_stacked(lower_stacked: np.ndarray, rows: int) -> tuple[np.ndarray, np.
 def stack_objective(lam: np.ndarray) -> np.ndarray:
     """The stacked objective ``[Lam; -Lam]`` (§1)."""
     return np.concatenate([lam, -lam], axis=0)
+
+
+def threat_lower(A: np.ndarray, d: np.ndarray, x: np.ndarray, eps: float, p: float,
+                 frame_mask: np.ndarray, threat: Any) -> np.ndarray:
+    """Lower bound of ``sum_t A[t] x_t + d`` over a threat model (docs/THREAT_MODELS.md), row by
+    row with plain loops: the joint ball's dual norm over all moving coordinates (weighted),
+    a box domain by bisection on the water level (p = 2), a greedy fill (p = 1) or per-axis
+    clipping (p = inf), and substitutions by enumerating the candidates."""
+    T = x.shape[0]
+    lower = d + np.einsum("trn,tn->r", A, x)
+    if threat.substitutions is not None:
+        moving = [t for t in range(T) if frame_mask[t] and len(threat.substitutions[t]) and threat.budget > 0]
+        for r in range(len(d)):
+            v = sorted(min(0.0, float(np.min(threat.substitutions[t] @ A[t, r] - A[t, r] @ x[t])))
+                       for t in moving)
+            lower[r] += sum(v[:threat.budget])
+        return lower
+    w = np.ones(T) if threat.frame_weights is None else threat.frame_weights
+    moving = [t for t in range(T) if frame_mask[t] and w[t] * eps != 0.0]
+    joint = threat.ball == "joint" and p != np.inf
+    for r in range(len(d)):
+        if joint:  # u = delta / w: one ball of radius eps over every moving coordinate
+            a = np.concatenate([w[t] * A[t, r] for t in moving]) if moving else np.zeros(0)
+            room = _rooms(A, x, threat, moving, r, w)
+            lower[r] -= _gain(a, room, eps, p)
+        else:
+            for t in moving:
+                lower[r] -= _gain(A[t, r], _rooms(A, x, threat, [t], r, None), eps * w[t], p)
+    return lower
+
+
+def _rooms(A: np.ndarray, x: np.ndarray, threat: Any, frames: list, r: int, w: Any) -> np.ndarray:
+    """Room of each coordinate towards -sign(a) inside the domain (inf without one), / w_t."""
+    out = []
+    for t in frames:
+        a = A[t, r]
+        if threat.lo is None:
+            room = np.full(a.shape, np.inf)
+        else:
+            room = np.where(a > 0, x[t] - threat.lo[t], threat.hi[t] - x[t])
+        out.append(room if w is None else room / w[t])
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def _gain(a: np.ndarray, room: np.ndarray, r: float, p: float) -> float:
+    """max of -a.delta over ||delta||_p <= r, |delta_j| <= room_j on the side that lowers a.delta."""
+    m = np.abs(a)
+    keep = (m > 0) & (room > 0)
+    m, room = m[keep], room[keep]
+    if m.size == 0:
+        return 0.0
+    if not np.any(np.isfinite(room)) or np.all(room >= r):  # the ball alone decides
+        return r * float(dual_norm_rows(m[None, :], p)[0])
+    if p == np.inf:
+        return float(np.sum(m * np.minimum(room, r)))
+    if p == 1.0:
+        left, gain = r, 0.0
+        for j in np.argsort(-m, kind="stable"):
+            v = min(room[j], left)
+            gain += m[j] * v
+            left -= v
+            if left <= 0:
+                break
+        return gain
+    if np.sum(room ** 2) <= r * r:  # the box lies inside the ball
+        return float(np.sum(m * room))
+    lo, hi = 0.0, 1.0  # water level tau: v_j = min(room_j, tau m_j), ||v|| = r
+    while np.linalg.norm(np.minimum(room, hi * m)) < r:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if np.linalg.norm(np.minimum(room, mid * m)) < r:
+            lo = mid
+        else:
+            hi = mid
+    return float(np.sum(m * np.minimum(room, lo * m)))

@@ -269,18 +269,19 @@ class _Pass:
         self.add(pre, lam_z)
         self.const = self.const + c
 
-    def lower(self, x: np.ndarray, eps: float, p: float, frame_mask: np.ndarray) -> np.ndarray:
-        """Run the substitution to the frames and concretise (§1)."""
+    def lower(self, x: np.ndarray, eps: float, p: float, frame_mask: np.ndarray,
+              threat: Any = None) -> np.ndarray:
+        """Run the substitution to the frames and concretise (§1, over ``threat`` if given)."""
         for node in reversed(self.net.order):
             self._process(node)
         assert not self.pending, f"unprocessed nodes {sorted(self.pending)}"
-        return concretize_lower(self.A, self.const, x, eps, p, frame_mask)
+        return concretize_lower(self.A, self.const, x, eps, p, frame_mask, threat)
 
 
 def general_bounds_with(product_bounds: ProductBounds, model: Any, x: np.ndarray, eps: float, p: float,
                         frame_mask: np.ndarray, spec_weight: np.ndarray, spec_bias: np.ndarray,
                         planes: str = "exact", want_states: bool = False,
-                        gru_shared_z: bool = False) -> dict:
+                        gru_shared_z: bool = False, threat: Any = None) -> dict:
     """``general_bounds`` with the plane function given explicitly (see ``general_bounds``)."""
     x = np.asarray(x, dtype=np.float64)
     spec_weight = np.asarray(spec_weight, dtype=np.float64)
@@ -297,7 +298,7 @@ def general_bounds_with(product_bounds: ProductBounds, model: Any, x: np.ndarray
         """Bounds of an objective of ``rows`` rows: ``enter(pass, stacked lam)`` places it."""
         ps = _Pass(net, relax, 2 * rows, n, np.zeros(2 * rows))
         enter(ps, stack_objective(np.eye(rows)))
-        return split_stacked(ps.lower(x, eps, p, frame_mask), rows)
+        return split_stacked(ps.lower(x, eps, p, frame_mask, threat), rows)
 
     # 1. frame layers
     for j, dl in enumerate(net.frames):
@@ -382,7 +383,7 @@ def general_bounds_with(product_bounds: ProductBounds, model: Any, x: np.ndarray
     top = ("ha", last) if net.head[last].activation is not None else ("hz", last)
     ps = _Pass(net, relax, 2 * K, n, np.concatenate([spec_bias, -spec_bias]))
     ps.add(top, stack_objective(spec_weight))
-    lower, upper = split_stacked(ps.lower(x, eps, p, frame_mask), K)
+    lower, upper = split_stacked(ps.lower(x, eps, p, frame_mask, threat), K)
     out = {"lower": lower, "upper": upper}
     if want_states:
         for name, (lo, up) in states.items():
@@ -393,7 +394,7 @@ def general_bounds_with(product_bounds: ProductBounds, model: Any, x: np.ndarray
 
 def general_bounds(model: Any, x: np.ndarray, eps: float, p: float, frame_mask: np.ndarray,
                    spec_weight: np.ndarray, spec_bias: np.ndarray, planes: str = "exact",
-                   want_states: bool = False, gru_shared_z: bool = False) -> dict:
+                   want_states: bool = False, gru_shared_z: bool = False, threat: Any = None) -> dict:
     """Lower/upper bounds of ``spec_weight @ logits + spec_bias`` for a general model.
 
     Parameters
@@ -410,6 +411,7 @@ def general_bounds(model: Any, x: np.ndarray, eps: float, p: float, frame_mask: 
         row t = time t for both directions; ``head{j}_pre`` (1, w) for the head layers whose
         pre-activation is bounded: all but the last, and the last if it has an activation)
     gru_shared_z : bool, the shared-z hidden update of GRU layers (reference/gru.py)
+    threat : popqorn_fast.threat.ThreatModel, optional: the input set (default the per-frame balls)
 
     Returns
     -------
@@ -417,4 +419,4 @@ def general_bounds(model: Any, x: np.ndarray, eps: float, p: float, frame_mask: 
         ``lower``, ``upper`` (K,) and, with ``want_states``, the state bounds.
     """
     return general_bounds_with(core_bound_product, model, x, eps, p, frame_mask, spec_weight, spec_bias,
-                               planes, want_states, gru_shared_z)
+                               planes, want_states, gru_shared_z, threat)
