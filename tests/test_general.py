@@ -48,9 +48,10 @@ def core_pass(m, x, eps, p, mask, S, b, planes="exact", states=False):
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("planes", ["exact", "1d", "constant", "optimized"])
 def test_one_layer_models_are_the_generic_pass(kind, planes):
-    """The one-layer routines and the generic pass compute the same bounds: to rounding where
-    the planes are unique (1d, constant; the RNN's lines), to the LP's tolerance for exact
-    planes and the optimized relaxations that start from them."""
+    """The one-layer passes (_core.<kind>_bounds, the folded head) and the generic pass on the
+    unfolded model compute the same bounds: to rounding where the planes are unique (1d,
+    constant; the RNN's lines), to the LP's tolerance for exact planes and the optimized
+    relaxations that start from them."""
     rng = np.random.default_rng(7)
     for states in (False, True):
         w = random_weights(kind, rng, s=5, n=3, C=4, states=states)

@@ -221,10 +221,12 @@ def aimed_start(pr: _Problem) -> float:
     margins m_j, input gradients by backpropagation; one forward and backward pass of the
     model). Certified radii were 0.04-0.99x that radius on the trained and random models
     (mean 0.2-0.9 by model); 0.3x took 10 % fewer bound passes per search than a fixed 0.1.
-    EPS_START where it is not a positive number, and for threat models other than the
-    per-frame ball. Steers the search only: any start is sound."""
+    With frame weights w_t the norms are weighted (Σ_t w_t ‖∇_t m_j‖_q); the joint ball and a
+    domain use the same estimate (a joint ball with p = ∞ is the frame ball: the same search);
+    EPS_START where it is not a positive number or for substitutions. Steers the search only:
+    any start is sound."""
     from .forward import logits_vjp
-    if not pr.threat.is_default:
+    if pr.threat.substitutions is not None:
         return EPS_START
     others = np.asarray(pr.classes)
     ct = np.zeros((len(others), pr.weights.num_classes))
@@ -234,7 +236,8 @@ def aimed_start(pr: _Problem) -> float:
         z, g = logits_vjp(pr.weights, np.broadcast_to(pr.x, (len(others),) + pr.x.shape), ct)
         m = np.einsum("kc,kc->k", z, ct)
         q = {1.0: np.inf, 2.0: 2, np.inf: 1}[pr.p]
-        dn = np.linalg.norm(g[:, pr.mask, :], ord=q, axis=2).sum(axis=1)
+        fw = np.ones(pr.x.shape[0]) if pr.threat.frame_weights is None else pr.threat.frame_weights
+        dn = (np.linalg.norm(g[:, pr.mask, :], ord=q, axis=2) * fw[pr.mask]).sum(axis=1)
         lin = float(np.min(m / dn)) if np.all(dn > 0) else np.inf
     return AIM_FACTOR * lin if np.isfinite(lin) and lin > 0.0 else EPS_START
 
