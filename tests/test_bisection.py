@@ -147,37 +147,3 @@ def test_parabola_root_is_exact_on_a_parabola():
         assert r is not None and abs(r - root) <= 1e-12
     # no crossing inside (lo, hi): None
     assert _parabola_root(0.0, 0.8, 0.1, (0.05, f(0.05)), (0.3, f(0.3))) is None
-
-
-# ---------------------------------------------------------------- the first probe (certify)
-
-@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
-@pytest.mark.parametrize("p", [1, 2, "inf"])
-def test_first_probe_is_aimed_at_the_linearised_radius(kind, p):
-    """certify's first probe (RECURRENCES.md §5) is AIM_FACTOR times min_j m_j / Σ_t ‖∇_t m_j‖_q
-    over the moving frames (checked against forward.margin_gradient), and the certified radius
-    equals the one from a fixed first probe to the search's tolerance."""
-    import importlib
-    from popqorn_fast import forward
-    cert_mod = importlib.import_module("popqorn_fast.certify")
-    rng = np.random.default_rng(3)
-    w = random_weights(kind, rng, s=4, n=3, C=4)
-    x = rng.normal(size=(5, 3))
-    frames = [0, 2, 3]
-    pr = cert_mod._problem(w, x, p, None, frames, "exact")
-    q = {1: np.inf, 2: 2, "inf": 1}[p]
-    lin = np.inf
-    for j in range(4):
-        if j == pr.label:
-            continue
-        m, g = forward.margin_gradient(w, x, pr.label, j)
-        lin = min(lin, m / np.linalg.norm(g[frames], ord=q, axis=1).sum())
-    assert cert_mod.aimed_start(pr) == pytest.approx(cert_mod.AIM_FACTOR * lin, rel=1e-9)
-    aimed = pf.certify(w, x, p=p, frames=frames)
-    orig = cert_mod.aimed_start
-    try:
-        cert_mod.aimed_start = lambda pr: 0.1
-        fixed = pf.certify(w, x, p=p, frames=frames)
-    finally:
-        cert_mod.aimed_start = orig
-    assert aimed.eps == pytest.approx(fixed.eps, rel=2e-3)

@@ -191,7 +191,7 @@ def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any
 def _certify_searched(pr: _Problem, eps_max: float, rtol_v: float, t0: float) -> Certificate:
     """certify's radius search(es) for a correctly classified input."""
     if pr.planes == "optimized":  # a cheap "exact" search first aims the costly probes
-        first = _search(replace(pr, planes="exact"), eps_max, rtol_v, {}, eps_start=aimed_start(pr))
+        first = _search(replace(pr, planes="exact"), eps_max, rtol_v, {})
         if first.eps >= eps_max:  # certified up to the cap: nothing left to tighten
             margins: dict[float, np.ndarray] = {}
             res = _search(pr, eps_max, rtol_v, margins, eps_start=eps_max)
@@ -202,44 +202,13 @@ def _certify_searched(pr: _Problem, eps_max: float, rtol_v: float, t0: float) ->
         res = replace(res, passes=res.passes + first.passes)
     else:
         margins = {}
-        res = _search(pr, eps_max, rtol_v, margins, eps_start=aimed_start(pr))
+        res = _search(pr, eps_max, rtol_v, margins)
     return _searched(pr, res, margins, t0)
 
 
 # planes="optimized": its first probe is this multiple of the "exact" radius (the optimised
 # relaxations certified 1.05-1.2x the exact radius on the shared LSTM/GRU models)
 OPTIMIZED_FIRST_STEP = 1.12
-
-
-# the first probe of a search: this multiple of the linearised radius (aimed_start)
-AIM_FACTOR = 0.3
-
-
-def aimed_start(pr: _Problem) -> float:
-    """First ε of a radius search (RECURRENCES.md §5): AIM_FACTOR times the radius at which
-    the linearised margins reach zero, ``min_j m_j / Σ_{t moving} ‖∇_{x_t} m_j‖_q`` (clean
-    margins m_j, input gradients by backpropagation; one forward and backward pass of the
-    model). Certified radii were 0.04-0.99x that radius on the trained and random models
-    (mean 0.2-0.9 by model); 0.3x took 10 % fewer bound passes per search than a fixed 0.1.
-    With frame weights w_t the norms are weighted (Σ_t w_t ‖∇_t m_j‖_q); the joint ball and a
-    domain use the same estimate (a joint ball with p = ∞ is the frame ball: the same search);
-    EPS_START where it is not a positive number or for substitutions. Steers the search only:
-    any start is sound."""
-    from .forward import logits_vjp
-    if pr.threat.substitutions is not None:
-        return EPS_START
-    others = np.asarray(pr.classes)
-    ct = np.zeros((len(others), pr.weights.num_classes))
-    ct[:, pr.label] = 1.0
-    ct[np.arange(len(others)), others] -= 1.0
-    with np.errstate(all="ignore"):
-        z, g = logits_vjp(pr.weights, np.broadcast_to(pr.x, (len(others),) + pr.x.shape), ct)
-        m = np.einsum("kc,kc->k", z, ct)
-        q = {1.0: np.inf, 2.0: 2, np.inf: 1}[pr.p]
-        fw = np.ones(pr.x.shape[0]) if pr.threat.frame_weights is None else pr.threat.frame_weights
-        dn = (np.linalg.norm(g[:, pr.mask, :], ord=q, axis=2) * fw[pr.mask]).sum(axis=1)
-        lin = float(np.min(m / dn)) if np.all(dn > 0) else np.inf
-    return AIM_FACTOR * lin if np.isfinite(lin) and lin > 0.0 else EPS_START
 
 
 def _search(pr: _Problem, eps_max: float, rtol: float, margins: dict[float, np.ndarray],
@@ -329,7 +298,7 @@ def _certify_batched(weights: Any, X: np.ndarray, labels: Sequence[Any], kwargs:
             out[i] = _misclassified(pr, t0)
             done += 1
         else:
-            gen = search_steps(eps_max, rtol_v, aimed_start(pr), margin_at_zero=pr.clean_margin)
+            gen = search_steps(eps_max, rtol_v, margin_at_zero=pr.clean_margin)
             active[i] = [gen, next(gen)]
     if done:
         report(done)
