@@ -10,9 +10,7 @@
 #include <cstdlib>
 #include <random>
 #include <string>
-#include "gru_backsub.hpp"
-#include "lstm_backsub.hpp"
-#include "rnn_backsub.hpp"
+#include "one_layer.hpp"
 using namespace pq;
 int main(int argc, char** argv) {
   std::string kind = argv[1]; int T = atoi(argv[2]), s = atoi(argv[3]), reps = atoi(argv[4]);

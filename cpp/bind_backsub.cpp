@@ -1,5 +1,6 @@
 // Python bindings of the RNN/LSTM/GRU bound passes (RECURRENCES.md §0):
-// _core.rnn_bounds, _core.lstm_bounds, _core.gru_bounds. Every shape and value is
+// _core.rnn_bounds, _core.lstm_bounds, _core.gru_bounds, each the generic driver on one
+// layer (one_layer.hpp). Every shape and value is
 // checked here (pq::InvalidArgument -> ValueError naming the argument) before the
 // GIL is released for the computation; results come back as a dict of arrays.
 #include <pybind11/numpy.h>
@@ -12,9 +13,7 @@
 #include <vector>
 
 #include "bound_state.hpp"
-#include "gru_backsub.hpp"
-#include "lstm_backsub.hpp"
-#include "rnn_backsub.hpp"
+#include "one_layer.hpp"
 
 namespace py = pybind11;
 
@@ -198,7 +197,7 @@ py::dict gru(const Arr& w_ih, const Arr& w_hh, const Arr& b_ih, const Arr& b_hh,
   net.w_ih = mat(w_ih); net.w_hh = mat(w_hh); net.b_ih = b_ih.data(); net.b_hh = b_hh.data();
   net.h0 = h0.data();
   // "optimized": shared z (RECURRENCES.md §4 "GRU, shared z") with exact planes for every
-  // intermediate bound, then the per-row slope optimisation of the margins (gru_optim.hpp).
+  // intermediate bound, then the per-row slope optimisation (general_optimize.hpp).
   // Defaults opt_iters = opt_br = 6 (best responses only, as the LSTM's): on gru_T8_h16 /
   // gru_T4_h24 the best response converges in ~3 iterations, and Adam steps after it
   // (lr 0.01 .. 0.0005) changed the margin bound by < 1 % at 2-3x the time.

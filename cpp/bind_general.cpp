@@ -209,19 +209,40 @@ py::dict general(const py::list& frame, const py::list& layers, const std::strin
 void bind_general(py::module_& m) {
   using namespace pybind11::literals;
   py::class_<pq::PassOptions>(m, "PassOptions", "Options of one bound pass over the general model.")
-      .def(py::init([](const std::string& planes, bool shared_z, bool want_states) {
+      .def(py::init([](const std::string& planes, bool shared_z, bool want_states, int opt_iters, double opt_lr,
+                       int opt_br, int opt_inter, int opt_inter_iters) {
              pq::PassOptions o;
              if (planes == "exact") o.planes = pq::PlaneMethod::Exact;
              else if (planes == "1d") o.planes = pq::PlaneMethod::OneD;
              else if (planes == "constant") o.planes = pq::PlaneMethod::Constant;
-             else throw pq::InvalidArgument("planes must be \"exact\", \"1d\" or \"constant\" for the generic pass, got \"" + planes + "\"");
+             else if (planes == "optimized") {
+               // RECURRENCES.md §3b: exact planes, every bound refined by its rows' own
+               // relaxations (general_optimize.hpp); GRU layers use shared z
+               if (opt_iters < 1 || opt_br < 0 || !(opt_lr > 0.0) || opt_inter < 0 || opt_inter_iters < 0)
+                 throw pq::InvalidArgument("opt_iters must be >= 1, opt_lr > 0, opt_br, opt_inter and "
+                                           "opt_inter_iters >= 0");
+               o.planes = pq::PlaneMethod::Exact;
+               o.opt.iters = opt_iters;
+               o.opt.lr = opt_lr;
+               o.opt.br_iters = opt_br;
+               o.opt.inter_steps = opt_inter;
+               o.opt.inter_iters = opt_inter_iters;
+             } else {
+               throw pq::InvalidArgument("planes must be \"exact\", \"optimized\", \"1d\" or \"constant\", got \"" +
+                                         planes + "\"");
+             }
              o.shared_z = shared_z;
              o.want_states = want_states;
              return o;
            }),
-           "planes"_a = "exact", "shared_z"_a = false, "want_states"_a = false)
+           "planes"_a = "exact", "shared_z"_a = false, "want_states"_a = false, "opt_iters"_a = 6, "opt_lr"_a = 0.01,
+           "opt_br"_a = 6, "opt_inter"_a = 1 << 20, "opt_inter_iters"_a = 1,
+           "planes: \"exact\", \"1d\", \"constant\" or \"optimized\" (RECURRENCES.md §3b: opt_iters "
+           "iterations per margin row, the first opt_br best responses, then Adam steps of size opt_lr; "
+           "intermediate bounds of the last opt_inter steps of each chain refined with opt_inter_iters).")
       .def_readonly("shared_z", &pq::PassOptions::shared_z)
-      .def_readonly("want_states", &pq::PassOptions::want_states);
+      .def_readonly("want_states", &pq::PassOptions::want_states)
+      .def_property_readonly("optimized", &pq::PassOptions::optimized);
   py::class_<PyThreat>(m, "ThreatModel",
                        "The input set of a bound pass beyond the per-frame ball (cpp/threat_model.hpp): "
                        "ball \"frame\" | \"joint\", frame_weights (T,) radius multipliers, domain_lo / "

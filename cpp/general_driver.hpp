@@ -15,6 +15,9 @@
 // the frame layers and concretised over the threat model (threat_model.hpp): summing
 // before the dual norm is what makes a bidirectional layer's bound tight (‖A₁+A₂‖ ≤ ‖A₁‖+‖A₂‖).
 // Rows are processed in chunks of at most Rc, so memory stays O(Rc·T·width).
+//
+// planes="optimized" (RECURRENCES.md §3b): every bound is then refined row by row, each row
+// with its own relaxations (general_optimize.hpp, called from `bound` and `head_bound`).
 #pragma once
 #include <algorithm>
 #include <memory>
@@ -26,6 +29,7 @@
 #include "cells/cell_rnn.hpp"
 #include "dense_stack.hpp"
 #include "general_model.hpp"
+#include "general_optimize.hpp"
 #include "linear_form.hpp"
 #include "threat_model.hpp"
 
@@ -72,8 +76,9 @@ class GeneralPass final : public Bounder<T> {
       chains_.emplace_back();
       for (const auto& w : layer.dirs) {
         const MatView<const T>* x = (l == 0 && direct) ? &ball_.x : nullptr;
-        if (layer.kind == CellKind::Rnn) chains_.back().push_back(std::make_unique<RnnCell<T>>(w, layer.act, Tn_, Rc_, x));
-        else if (layer.kind == CellKind::Lstm) chains_.back().push_back(std::make_unique<LstmCell<T>>(w, opt.planes, Tn_, Rc_, x));
+        if (layer.kind == CellKind::Rnn)
+          chains_.back().push_back(std::make_unique<RnnCell<T>>(w, layer.act, opt.optimized(), Tn_, Rc_, x));
+        else if (layer.kind == CellKind::Lstm) chains_.back().push_back(std::make_unique<LstmCell<T>>(w, opt, Tn_, Rc_, x));
         else chains_.back().push_back(std::make_unique<GruCell<T>>(w, opt, Tn_, Rc_, x));
       }
     }
@@ -81,6 +86,7 @@ class GeneralPass final : public Bounder<T> {
     for (const auto& f : net.frame) frame_lo_.emplace_back(Tn_, f.w.rows), frame_up_.emplace_back(Tn_, f.w.rows);
     head_lines_.resize(net.head.size());
     for (const auto& h : net.head) head_lo_.emplace_back(1, h.w.rows), head_up_.emplace_back(1, h.w.rows);
+    if (opt.optimized()) optim_ = std::make_unique<RowOptimizer<T>>(net_, ball_, opt.opt, chains_);
   }
 
   // Bounds of spec_w · logits + spec_b (spec_w: K x C).
@@ -104,21 +110,23 @@ class GeneralPass final : public Bounder<T> {
       const std::ptrdiff_t m = net_.head[j].w.rows;
       head_bound(2 * m, j, true, [&](std::ptrdiff_t r0, std::ptrdiff_t R, MatView<T> P, T*) {
         set_signed_identity_rows(P, r0, R, m, 0);
-      }, head_lo_[j].row(0), head_up_[j].row(0));
+      }, head_lo_[j].row(0), head_up_[j].row(0), true);
       if (net_.head[j].has_act) head_lines_[j].compute(net_.head[j].act, head_lo_[j].row(0), head_up_[j].row(0), m);
     }
     const std::ptrdiff_t K = spec_w.rows, C = spec_w.cols;
     BoundResult<T> res;
     res.lower.resize(K);
     res.upper.resize(K);
-    head_bound(2 * K, H - 1, false, [&](std::ptrdiff_t r0, std::ptrdiff_t R, MatView<T> P, T* d) {
+    const HeadSetup margins = [&](std::ptrdiff_t r0, std::ptrdiff_t R, MatView<T> P, T* d) {
       for (std::ptrdiff_t i = 0; i < R; ++i) {  // rows [spec; −spec], constants [b; −b]
         const std::ptrdiff_t r = r0 + i, k = r < K ? r : r - K;
         const T sg = r < K ? T(1) : T(-1);
         for (std::ptrdiff_t c = 0; c < C; ++c) P(i, c) = sg * spec_w(k, c);
         d[i] = sg * spec_b[k];
       }
-    }, res.lower.data(), res.upper.data());
+    };
+    head_bound(2 * K, H - 1, false, margins, res.lower.data(), res.upper.data(), false);
+    if (optim_) optimize_margins(spec_w, spec_b, margins, res);
     if (opt_.want_states) collect_states(res.states);
     return res;
   }
@@ -126,24 +134,38 @@ class GeneralPass final : public Bounder<T> {
   void bound(std::ptrdiff_t m, Entry entry, std::ptrdiff_t t, const typename Bounder<T>::Setup& setup, T* lo,
              T* up) override {
     std::vector<T> all(static_cast<size_t>(2 * m));
-    Cell<T>& c = *chains_[cur_l_][cur_dir_];
     for (std::ptrdiff_t r0 = 0; r0 < 2 * m; r0 += Rc_) {
       const std::ptrdiff_t R = std::min(Rc_, 2 * m - r0);
-      start(R);
-      setup(r0, R);
-      c.carry(entry, t, R, sink(cur_l_, t, R), d_.data());
-      const std::ptrdiff_t next = cur_dir_ == 1 ? t + 1 : t - 1;
-      run_chain(cur_l_, cur_dir_, next, R, true);
-      descend(cur_l_ - 1, R);
+      chain_rows(entry, t, setup, r0, R);
       std::copy(d_.begin(), d_.begin() + R, all.begin() + r0);
     }
     finish_stacked(all.data(), m, lo, up);
+    // optimized (§3b): each row again with its own relaxations, on the last inter_steps steps
+    const std::ptrdiff_t pos = cur_dir_ == 1 ? Tn_ - 1 - t : t;
+    if (optim_ && optim_->settings().inter_iters > 0 && pos >= Tn_ - optim_->settings().inter_steps) {
+      const typename RowOptimizer<T>::Scope here{cur_l_, cur_dir_, pos + (entry == Entry::Pre ? 0 : 1)};
+      optim_->refine(m, [&](std::ptrdiff_t r) {
+        chain_rows(entry, t, setup, r, 1);
+        return d_[0];
+      }, here, lo, up);
+    }
   }
 
   bool want_states() const override { return opt_.want_states; }
 
  private:
   using HeadSetup = std::function<void(std::ptrdiff_t, std::ptrdiff_t, MatView<T>, T*)>;
+
+  // Rows [r0, r0+R) of an objective entering the chain being relaxed at (entry, t), back to
+  // the frames: their lower bounds in d_[0..R).
+  void chain_rows(Entry entry, std::ptrdiff_t t, const typename Bounder<T>::Setup& setup, std::ptrdiff_t r0,
+                  std::ptrdiff_t R) {
+    start(R);
+    setup(r0, R);
+    chains_[cur_l_][cur_dir_]->carry(entry, t, R, sink(cur_l_, t, R), d_.data());
+    run_chain(cur_l_, cur_dir_, cur_dir_ == 1 ? t + 1 : t - 1, R, true);
+    descend(cur_l_ - 1, R);
+  }
 
   MatView<T> in_view(std::ptrdiff_t l, std::ptrdiff_t t, std::ptrdiff_t R) {
     return {in_[l].v.data() + t * Rc_ * width_[l], R, width_[l], width_[l]};
@@ -199,6 +221,7 @@ class GeneralPass final : public Bounder<T> {
         A = dense_carry(net_.frame, frame_lines_[t].data(), nf - 1, false, A, *scratch_, d_.data());
         add_rowdots(A, ball_.x.row(t), d_.data());
       }
+      if (optim_ && optim_->recording()) optim_->record_frame(t, A.row(0));
       if (tm_.moves(t)) conc_->add(t, A, d_.data());
     }
     conc_->finish(d_.data());
@@ -224,20 +247,55 @@ class GeneralPass final : public Bounder<T> {
   // rows objective rows (chunked) placed by setup on head layer j's output (its
   // pre-activation if from_pre) with initial constants; through the head, the readout and
   // every layer. Lower bounds of the first rows/2 rows, upper of the rest, ordered.
-  void head_bound(std::ptrdiff_t rows, std::ptrdiff_t j, bool from_pre, const HeadSetup& setup, T* lo, T* up) {
+  // optimized (§3b) and refine: then each row again with its own relaxations.
+  void head_bound(std::ptrdiff_t rows, std::ptrdiff_t j, bool from_pre, const HeadSetup& setup, T* lo, T* up,
+                  bool refine) {
     std::vector<T> all(static_cast<size_t>(rows));
-    const std::ptrdiff_t w = net_.head[j].w.rows;  // on z_j or a_j: the same width
     for (std::ptrdiff_t r0 = 0; r0 < rows; r0 += Rc_) {
       const std::ptrdiff_t R = std::min(Rc_, rows - r0);
-      start(R);
-      MatView<T> P{obj_.v.data(), R, w, obj_.cols};
-      setup(r0, R, P, d_.data());
-      MatView<const T> F = dense_carry(net_.head, head_lines_.data(), j, from_pre, cview(P), *scratch_, d_.data());
-      to_readout(F, R);
-      descend(L_ - 1, R);
+      head_rows(j, from_pre, setup, r0, R);
       std::copy(d_.begin(), d_.begin() + R, all.begin() + r0);
     }
-    finish_stacked(all.data(), rows / 2, lo, up);
+    const std::ptrdiff_t m = rows / 2;
+    finish_stacked(all.data(), m, lo, up);
+    if (!optim_ || !refine || optim_->settings().inter_iters == 0) return;
+    optim_->refine(m, [&](std::ptrdiff_t r) {
+      head_rows(j, from_pre, setup, r, 1);
+      return d_[0];
+    }, optim_->whole(), lo, up);
+  }
+
+  // optimized (§3b): the margins' lower bounds (what certification reads), each row with its
+  // own relaxations; opt.trace (tests) adds the state "opt_trace" (K x 2 (iters + 1) + 2).
+  void optimize_margins(MatView<const T> spec_w, const T* spec_b, const HeadSetup& margins, BoundResult<T>& res) {
+    const OptSettings& o = optim_->settings();
+    const std::ptrdiff_t K = spec_w.rows, H = static_cast<std::ptrdiff_t>(net_.head.size());
+    Mat<T> trace(o.trace ? K : 0, 2 * (o.iters + 1) + 2);
+    for (std::ptrdiff_t r = 0; r < K; ++r) {
+      auto one = [&] {
+        head_rows(H - 1, false, margins, r, 1);
+        return d_[0];
+      };
+      auto objective = [&](const std::vector<T>& logits) {
+        T acc = spec_b[r];
+        for (std::ptrdiff_t c = 0; c < spec_w.cols; ++c) acc += spec_w(r, c) * logits[c];
+        return acc;
+      };
+      res.lower[r] = std::max(res.lower[r], optim_->row(o.iters, one, optim_->whole(), o.trace ? trace.row(r) : nullptr,
+                                                        objective));
+    }
+    if (o.trace) res.states.push_back({"opt_trace", trace, std::move(trace)});
+  }
+
+  // Rows [r0, r0+R) of a head objective back to the frames: lower bounds in d_[0..R).
+  void head_rows(std::ptrdiff_t j, bool from_pre, const HeadSetup& setup, std::ptrdiff_t r0, std::ptrdiff_t R) {
+    const std::ptrdiff_t w = net_.head[j].w.rows;  // on z_j or a_j: the same width
+    start(R);
+    MatView<T> P{obj_.v.data(), R, w, obj_.cols};
+    setup(r0, R, P, d_.data());
+    MatView<const T> F = dense_carry(net_.head, head_lines_.data(), j, from_pre, cview(P), *scratch_, d_.data());
+    to_readout(F, R);
+    descend(L_ - 1, R);
   }
 
   // Λ on the readout's feature -> coefficients on the top layer's outputs (in_[L]).
@@ -290,6 +348,7 @@ class GeneralPass final : public Bounder<T> {
   std::vector<std::vector<LineSet<T>>> frame_lines_;          // [t][j]
   std::vector<Mat<T>> frame_lo_, frame_up_, head_lo_, head_up_;
   std::vector<LineSet<T>> head_lines_;
+  std::unique_ptr<RowOptimizer<T>> optim_;  // planes="optimized" only
 };
 
 // One bound pass over the general model: bounds of spec_w · logits + spec_b.

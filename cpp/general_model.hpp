@@ -11,6 +11,7 @@
 #include "bound_state.hpp"
 #include "common.hpp"
 #include "lines.hpp"
+#include "optim_planes.hpp"
 #include "planes.hpp"
 
 namespace pq {
@@ -59,6 +60,10 @@ struct PassOptions {
   PlaneMethod planes = PlaneMethod::Exact;
   bool shared_z = false;     // GRU: the shared-z relaxation of the hidden update (RECURRENCES.md §4)
   bool want_states = false;  // also return every intermediate interval
+  // planes="optimized" (RECURRENCES.md §3b, general_optimize.hpp): opt.iters > 0 refines every
+  // bound by its rows' own relaxations (GRU layers then use shared z)
+  OptSettings opt;
+  bool optimized() const { return opt.iters > 0; }
 };
 
 // Where an objective enters a step of a chain (the quantities a cell bounds):
@@ -106,6 +111,25 @@ struct Cell {
   virtual void initial(std::ptrdiff_t R, T* d) = 0;
   // Every interval of the chain, named prefix + quantity, rows by time.
   virtual void states(std::vector<StateBounds<T>>& out, const std::string& prefix) = 0;
+
+  // planes="optimized" (RECURRENCES.md §3b; opt_relaxations.hpp, general_optimize.hpp).
+  // own(true): one objective row's own copies of the chain's fixed relaxations are in use
+  // (fresh copies of the shared ones), and carry (R = 1) records the coefficient each meets;
+  // own(false): the shared ones again. clear_record: before each back-substitution of the row.
+  virtual void own(bool on) = 0;
+  virtual void clear_record() = 0;
+  // One step of the forward sweep of the relaxed chain (the adjoint of the recorded
+  // back-substitution, §3b): the state after step prev (−1: the initial state) and the
+  // input's values `in` give h (s values), every relaxation evaluated on the side its recorded
+  // coefficient selected. A step whose relaxations are not all fixed yet is swept as far as
+  // they are (h is then not written).
+  virtual void sweep(std::ptrdiff_t t, std::ptrdiff_t prev, const T* in, T* h) = 0;
+  // Iteration `it` (best response or Adam step) on the copies the last sweep met; returns
+  // whether the row met any relaxation of this chain.
+  virtual bool improve(int it, const OptSettings& opt) = 0;
+  // f on every plane copy in use with its box (test hook: the gradient check, opt_trace).
+  using PlaneVisit = std::function<void(OptPlaneSet<T>&, const PlaneBoxes<T>&)>;
+  virtual void each_plane(const PlaneVisit& f) = 0;
 };
 
 // Rows [r0, r0+R) of the stacked objective [I; −I] (2m rows) into the first R rows of G,

@@ -1,8 +1,6 @@
 // Explicit float instantiations of the three bound passes: proves the core compiles
 // for T = float (only double is bound to Python).
-#include "gru_backsub.hpp"
-#include "lstm_backsub.hpp"
-#include "rnn_backsub.hpp"
+#include "one_layer.hpp"
 
 namespace pq {
 template BoundResult<float> rnn_bounds<float>(const RnnNet<float>&, const PassCommon<float>&);

@@ -5,7 +5,7 @@
 // plane that row's back-substitution passes through. Each row gets its own copy of the
 // planes (a plane is valid whatever its slopes, because its offset is the exact
 // extreme of F - a x - b y over the box, offset_extremes, widened by plane_margin),
-// so every iterate is a sound bound and the best L_r seen is returned (optimize_row).
+// so every iterate is a sound bound and the best L_r seen is returned (general_optimize.hpp).
 //
 // Gradient. The backward pass is linear in Λ with sign-selected planes; its adjoint is
 // a forward sweep: the relaxed network evaluated at the worst-case input x*_k =
@@ -151,7 +151,7 @@ struct OptPlaneSet {
       (lower ? ysL[i] : ysU[i]) = oys;
     }
   }
-  // Iteration `it` of optimize_row: a best response for it < br_iters, else an Adam step.
+  // Iteration `it` of a row's optimisation (general_optimize.hpp): a best response for it < br_iters, else an Adam step.
   void improve(const PlaneBoxes<T>& bx, int it, const OptSettings& opt) {
     if (it < opt.br_iters) tangent_response(bx);
     else adam_step(bx, it + 1 - opt.br_iters, T(opt.lr));
@@ -217,125 +217,6 @@ void matvec(MatView<const T> W, const T* v, T* y, bool acc) {
     T s = acc ? y[r] : T(0);
     for (std::ptrdiff_t j = 0; j < W.cols; ++j) s += w[j] * v[j];
     y[r] = s;
-  }
-}
-
-// Test hook (opt_trace): at a generic point near `from` (every slope jittered by 1e-3
-// relative, so that each offset's extreme is unique: at a volume-minimal start it is not,
-// and the sweep's gradient is then a supergradient only), returns |g|^2 of the sweep's
-// gradient g and the finite difference of the bound along g (a step of 1e-7 in slope space).
-// bound() back-substitutes with the planes in own and records for the sweep; sweep(planes).
-template <class T, class Bound, class Sweep>
-std::pair<T, T> gradient_check(const std::vector<OptPlaneSet<T>>& from, const std::vector<PlaneBoxes<T>>& bx,
-                               std::vector<const PlaneSet<T>*>& own, unsigned long long seed, Bound&& bound,
-                               Sweep&& sweep) {
-  const std::size_t layers = from.size();
-  auto shift = [&](std::vector<OptPlaneSet<T>>& planes, auto&& delta) {
-    for (std::size_t j = 0; j < layers; ++j)
-      for (std::size_t i = 0; i < planes[j].P.aL.size(); ++i) {
-        OptPlaneSet<T>& o = planes[j];
-        o.P.aL[i] += delta(o.P.aL[i], o.gaL[i]); o.P.bL[i] += delta(o.P.bL[i], o.gbL[i]);
-        o.P.aU[i] += delta(o.P.aU[i], o.gaU[i]); o.P.bU[i] += delta(o.P.bU[i], o.gbU[i]);
-        o.refresh(bx[j], i, true);
-        o.refresh(bx[j], i, false);
-      }
-  };
-  auto use = [&](const std::vector<OptPlaneSet<T>>& planes) {
-    for (std::size_t j = 0; j < layers; ++j) own[j] = &planes[j].P;
-  };
-  std::vector<OptPlaneSet<T>> jit = from;
-  unsigned long long st = 0x9E3779B97F4A7C15ull + seed;
-  shift(jit, [&](T a, T) {
-    st = st * 6364136223846793005ull + 1442695040888963407ull;
-    const T u = T(static_cast<double>(st >> 11) * 0x1.0p-53) * T(2) - T(1);
-    return T(1e-3) * u * (T(1) + std::fabs(a));
-  });
-  use(jit);
-  const T L0 = bound();
-  for (auto& o : jit) o.zero_grad();
-  sweep(jit);
-  T gg = T(0);
-  for (const auto& o : jit)
-    for (std::size_t i = 0; i < o.gaL.size(); ++i)
-      gg += o.gaL[i] * o.gaL[i] + o.gbL[i] * o.gbL[i] + o.gaU[i] * o.gaU[i] + o.gbU[i] * o.gbU[i];
-  const T h = gg > T(0) ? T(1e-7) / std::sqrt(gg) : T(0);
-  shift(jit, [&](T, T g) { return h * g; });
-  const T L1 = bound();
-  use(from);
-  return {gg, h > T(0) ? (L1 - L0) / h : T(0)};
-}
-
-// One objective row: its own copies of the first `layers` plane layers (from init; own
-// points at them), iterations 0..iters. bound() back-substitutes the row with the copies
-// (recording what the sweep needs) and returns its lower bound; sweep(op) runs the adjoint
-// forward sweep on the copies (accumulating each plane's gradient) and returns the
-// objective at the sweep's values; then best responses (iterations < opt.br_iters) or Adam
-// steps (Layer::improve). Layer: OptPlaneSet (own[j] -> its PlaneSet) or OptLineSet
-// (optim_lines.hpp); extra: further families (ExtraLayers) improved after each sweep.
-// Returns the best bound seen. Test hook: trace (nullptr: off;
-// 2 (iters + 1) + 2 entries) receives (L, sweep value) per iteration, then for planes
-// gradient_check's pair at the start.
-// A further family of a row's own relaxations, optimised along with the first (the GRU's
-// z-lines): copies of the first `layers` of init in op, pointed to by own.
-template <class Layer, class Boxes, class Relax>
-struct ExtraLayers {
-  const std::vector<Layer>& init;
-  const std::vector<Boxes>& bx;
-  std::vector<Layer>& op;
-  std::vector<const Relax*>& own;
-  std::ptrdiff_t layers;
-  void start() {
-    op.assign(init.begin(), init.begin() + layers);
-    for (std::ptrdiff_t j = 0; j < layers; ++j) own[j] = &op[j].P;
-  }
-  void improve(int it, const OptSettings& opt) {
-    for (std::ptrdiff_t j = 0; j < layers; ++j) op[j].improve(bx[j], it, opt);
-  }
-};
-
-template <class T, class Layer, class Boxes, class Relax, class Bound, class Sweep, class... Extra>
-T optimize_row(const std::vector<Layer>& init, const std::vector<Boxes>& bx, std::ptrdiff_t layers, int iters,
-               const OptSettings& opt, std::vector<Layer>& op, std::vector<const Relax*>& own, Bound&& bound,
-               Sweep&& sweep, T* trace = nullptr, Extra... extra) {
-  op.assign(init.begin(), init.begin() + layers);
-  for (std::ptrdiff_t j = 0; j < layers; ++j) own[j] = &op[j].P;
-  (extra.start(), ...);
-  T best = -std::numeric_limits<T>::infinity();
-  for (int it = 0; it <= iters; ++it) {
-    const T L = bound();
-    best = std::max(best, L);
-    if ((it == iters && !trace) || layers == 0) break;
-    for (auto& o : op) o.zero_grad();
-    const T Ls = sweep(op);
-    if (trace) {
-      trace[2 * it] = L;
-      trace[2 * it + 1] = Ls;
-      if constexpr (std::is_same_v<Layer, OptPlaneSet<T>>) {  // lines: best responses only
-        if (it == 0) {
-          const auto g = gradient_check<T>(op, bx, own, static_cast<unsigned long long>(layers), bound, sweep);
-          trace[2 * (iters + 1)] = g.first;
-          trace[2 * (iters + 1) + 1] = g.second;
-        }
-      }
-    }
-    if (it == iters) break;
-    for (std::ptrdiff_t j = 0; j < layers; ++j) op[j].improve(bx[j], it, opt);
-    (extra.improve(it, opt), ...);
-  }
-  return best;
-}
-
-// [lo_i, hi_i] of m neurons tightened by the rows ±e_i; row(obj) is the best lower bound of
-// obj · layer (optimize_row). unit: m zeros, returned as zeros.
-template <class T, class Row>
-void refine_intervals(std::ptrdiff_t m, T* lo, T* hi, std::vector<T>& unit, Row&& row) {
-  for (std::ptrdiff_t i = 0; i < m; ++i) {
-    unit[i] = T(1);
-    lo[i] = std::max(lo[i], row(unit.data()));
-    unit[i] = T(-1);
-    hi[i] = std::min(hi[i], -row(unit.data()));
-    unit[i] = T(0);
-    if (lo[i] > hi[i]) std::swap(lo[i], hi[i]);  // crossed by rounding only (finish_stacked)
   }
 }
 

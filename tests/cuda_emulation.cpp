@@ -22,9 +22,7 @@ static inline void __syncthreads() {}
 using std::isfinite;
 
 #include "batch_pass.cuh"
-#include "gru_backsub.hpp"
-#include "lstm_backsub.hpp"
-#include "rnn_backsub.hpp"
+#include "one_layer.hpp"
 
 using namespace pqcuda;
 
@@ -39,11 +37,18 @@ static std::vector<double> randn(size_t n, double sc = 1.0) {
 #ifndef PQ_EMU_TOL
 #define PQ_EMU_TOL 1e-9
 #endif
+#ifndef PQ_EMU_TOL_EXACT
+#define PQ_EMU_TOL_EXACT 1e-3
+#endif
 static int fails = 0, cases = 0;
-static void close(const char* what, const double* a, const double* b, long n, const char* ctx) {
+// tol: PQ_EMU_TOL, or for "exact" product planes PQ_EMU_TOL_EXACT: those are an LP optimum
+// with ties (RECURRENCES.md §3, §6), and the kernels follow the summation order of the old
+// one-layer routines while the CPU core now runs the generic driver, so a one-ulp
+// difference can select another optimal plane (as in tests/test_general.py).
+static void close(const char* what, const double* a, const double* b, long n, const char* ctx, double tol) {
   for (long i = 0; i < n; ++i) {
     const double sc = std::fmax(1.0, std::fmax(std::fabs(a[i]), std::fabs(b[i])));
-    if (!(std::fabs(a[i] - b[i]) <= PQ_EMU_TOL * sc)) {
+    if (!(std::fabs(a[i] - b[i]) <= tol * sc)) {
       if (fails < 10) std::printf("MISMATCH %s %s [%ld]: emulated %.17g core %.17g\n", ctx, what, i, a[i], b[i]);
       ++fails;
       return;
@@ -126,13 +131,14 @@ static void run_case(long s, long n, long T, long K, double eps, double p, int p
     }
     return;
   }
-  close("lower", lo.data(), ref.lower.data(), K, ctx);
-  close("upper", up.data(), ref.upper.data(), K, ctx);
+  const double tol = ARCH != 0 && planes == 0 ? PQ_EMU_TOL_EXACT : PQ_EMU_TOL;
+  close("lower", lo.data(), ref.lower.data(), K, ctx, tol);
+  close("upper", up.data(), ref.upper.data(), K, ctx, tol);
   for (size_t j = 0; j < ref.states.size(); ++j) {
     close((ref.states[j].name + "_lower").c_str(), st[2 * j].data(), ref.states[j].lower.v.data(),
-          ref.states[j].lower.rows * ref.states[j].lower.cols, ctx);
+          ref.states[j].lower.rows * ref.states[j].lower.cols, ctx, tol);
     close((ref.states[j].name + "_upper").c_str(), st[2 * j + 1].data(), ref.states[j].upper.v.data(),
-          ref.states[j].upper.rows * ref.states[j].upper.cols, ctx);
+          ref.states[j].upper.rows * ref.states[j].upper.cols, ctx, tol);
   }
 }
 

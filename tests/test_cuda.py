@@ -117,7 +117,9 @@ def test_kernels_on_host_emulation_equal_cpu_core(tmp_path):
     """The CUDA kernels' device code (cpp/cuda/batch_pass.cuh) compiled by the host compiler
     for one thread per block (tests/cuda_emulation.cpp) equals the CPU core on every bound
     and state (RNN tanh/ReLU, LSTM, GRU; all plane methods; p = 1, 2, inf; eps = 0, an
-    overflowing eps): the recurrences, indexing and workspace of the kernels, without a GPU."""
+    overflowing eps; exact LSTM/GRU planes to the LP's tolerance, since the CPU core now
+    sums in the generic driver's order): the recurrences, indexing and workspace of the
+    kernels, without a GPU."""
     import os
     import shutil
     import subprocess
@@ -212,8 +214,9 @@ def test_device_cuda_plumbing_with_a_fake_module(monkeypatch, kind):
     X = rng.normal(size=(4, 3, 3))
     gpu = pf.certify_many(w, X, device="cuda", planes="1d", p=np.inf)
     cpu = pf.certify_many(w, X, device="cpu", planes="1d", p=np.inf)
-    # the fake serves pairs with the one-layer routines, the CPU path runs the generic driver:
-    # the same bounds up to the order of a few sums, so the two searches may take a different
+    # the fake serves pairs with _core.<kind>_bounds (the folded head as the driver's head),
+    # the CPU path folds it into the specification instead: the same bounds up to the order of
+    # a few sums, so the two searches may take a different
     # last probe; both end within the search's tolerance (rtol 1e-3) of the same radius
     np.testing.assert_allclose([c.eps for c in gpu], [c.eps for c in cpu], rtol=2e-3)
     assert all(c.eps > 0 for c in cpu)

@@ -46,11 +46,12 @@ def core_pass(m, x, eps, p, mask, S, b, planes="exact", states=False):
 # ---------------------------------------------------------------- the generic pass
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
-@pytest.mark.parametrize("planes", ["exact", "1d", "constant"])
+@pytest.mark.parametrize("planes", ["exact", "1d", "constant", "optimized"])
 def test_one_layer_models_are_the_generic_pass(kind, planes):
-    """The one-layer routines (which serve planes='optimized') and the generic pass compute
-    the same bounds: to rounding where the planes are unique (1d, constant), to the LP's
-    tolerance for exact planes."""
+    """The one-layer passes (_core.<kind>_bounds, the folded head) and the generic pass on the
+    unfolded model compute the same bounds: to rounding where the planes are unique (1d,
+    constant; the RNN's lines), to the LP's tolerance for exact planes and the optimized
+    relaxations that start from them."""
     rng = np.random.default_rng(7)
     for states in (False, True):
         w = random_weights(kind, rng, s=5, n=3, C=4, states=states)
@@ -63,7 +64,7 @@ def test_one_layer_models_are_the_generic_pass(kind, planes):
         new = core_pass(as_general(w), x, 0.05, 2.0, mask, S, np.zeros(3), planes, True)
         # exact planes are an LP optimum with ties: summation order can pick another optimal
         # plane, so the two agree closely but not to rounding
-        tol = 1e-12 if planes != "exact" or kind == "rnn" else 1e-3
+        tol = 1e-12 if planes not in ("exact", "optimized") or kind == "rnn" else 1e-3
         for k in old:
             ref = old[k]
             got = new[k if k in ("lower", "upper") else f"L0f_{k}"]
@@ -175,10 +176,53 @@ def test_model_hash_tells_general_models_apart():
     assert len({m.sha256, other.sha256, pf.RecurrentClassifier(m.layers, head, readout="mean").sha256}) == 3
 
 
-def test_optimized_planes_are_refused_by_name_for_general_models():
-    m, X, _ = load_general("lstm2_T4_h24")
-    with pytest.raises(ValueError, match="optimized"):
-        pf.certify(m, X[0], planes="optimized")
+@pytest.mark.parametrize("name", sorted(CROWN))
+def test_optimized_planes_on_trained_general_models(name):
+    """planes='optimized' on the general model (cpp/general_optimize.hpp): margin lower bounds
+    at least the exact pass's (no GRU layer: GRU layers are relaxed with shared z), a certified
+    eps at least the exact one's on the first inputs, and PGD finds nothing at it."""
+    m, X, y = load_general(name)
+    S, b = margin_spec(m.num_classes, int(y[0]))
+    mask = np.ones(X.shape[1], bool)
+    exact = core_pass(m, X[0], 0.02, 2.0, mask, S, b, "exact", True)
+    opt = core_pass(m, X[0], 0.02, 2.0, mask, S, b, "optimized", True)
+    if all(l.kind != "gru" for l in m.layers):  # GRU layers: optimized relaxes them with shared z
+        assert np.all(opt["lower"] >= exact["lower"] - 1e-9)
+    for i in range(2):
+        e = pf.certify(m, X[i], eps_max=10.0, p=2, planes="exact").eps
+        o = pf.certify(m, X[i], eps_max=10.0, p=2, planes="optimized")
+        assert o.eps >= e * (1 - 1e-3), (i, o.eps, e)
+        assert not pf.attack.pgd(m, X[i], o.eps, p=2, steps=40, restarts=4).success
+
+
+@pytest.mark.parametrize("name", ["gru_T8_h16", "gru_T4_h24", "lstm_T8_h16", "lstm_T4_h24", "rnn_tanh_T16_h16",
+                                  "rnn_relu_T4_h16"])
+def test_one_layer_optimized_is_as_tight_as_the_former_routines(name):
+    """Trained one-layer models: planes='optimized' on the generic pass, through
+    _core.<kind>_bounds (the folded head as the driver's head) and through general_bounds
+    (the specification on the logits), gives margin lower bounds at least those of the former
+    one-layer routines (recorded in tests/data/optimized/one_layer_lower.npz, main a4d1c4b),
+    and equal to them to the LP tolerance of the exact planes both start from."""
+    from test_oracle_agreement import DATA, fixture_args, load_fixture
+    d = load_fixture(DATA / f"{name}.npz")
+    ref = np.load(DATA / "optimized" / "one_layer_lower.npz")
+    kind, T = str(d["kind"]), d["X"].shape[1]
+    for idx, eps, p in [(0, 0.02, 2.0), (1, 0.01, np.inf), (2, 0.05, 1.0)]:
+        a = list(fixture_args(d, idx, eps, p, np.ones(T, bool), "optimized"))
+        old = ref[f"{name}/{idx}"]
+        kw = {"planes": "optimized"} if kind == "rnn" else {}
+        one = getattr(_core, f"{kind}_bounds")(*a, **kw)["lower"]
+        sw, sb, x = a[9], a[10], a[5]
+        K = sw.shape[0]
+        if kind == "gru":
+            layer = ("gru", "tanh", [(a[0], a[1], a[2], a[3], None, None)])
+        else:
+            layer = (kind, a[4] if kind == "rnn" else "tanh", [(a[0], a[1], a[2], np.zeros_like(a[2]), None, None)])
+        gen = _core.general_bounds([], [layer], "last", [(sw, sb, None)], x, eps, p, np.ones(T, bool), np.eye(K),
+                                   np.zeros(K), _core.PassOptions(planes="optimized"))["lower"]
+        for new in (one, gen):
+            assert np.all(new >= old - 1e-6 * np.maximum(1.0, np.abs(old))), (idx, new - old)
+            np.testing.assert_allclose(new, old, rtol=1e-5, atol=1e-5)
 
 
 def test_logits_match_the_trained_accuracy():

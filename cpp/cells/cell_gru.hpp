@@ -9,6 +9,9 @@
 // (needed by the next step's P^z). The coefficient buffer is G4 = [Λ_yr | Λ_yz | Λ_v | Λ_u]:
 // its first three blocks times W_hh give Λ on h_prev; [Λ_yr, Λ_yz] W_ih[r,z] + Λ_u W_in
 // give the input's coefficients.
+// planes="optimized" (§3b) implies shared z: P^r, P^u, P^z are StepPlanes and L^z StepLines
+// (per-row copies); the sweep is g = W_hh h + W_ih[r,z] a + b_g, u = W_in a + b_in + P^r(v, y^r),
+// z~ = L^z(y^z) (side by the merged coefficient μ), h' = P^u(u, 1 − z~) + P^z(h, z~).
 #pragma once
 #include <algorithm>
 #include <utility>
@@ -23,10 +26,12 @@ class GruCell final : public Cell<T> {
  public:
   GruCell(const DirectionWeights<T>& w, const PassOptions& opt, std::ptrdiff_t Tn, std::ptrdiff_t Rmax,
           const MatView<const T>* x)
-      : w_(w), planes_(opt.planes), shared_z_(opt.shared_z), s_(w.w_hh.cols), xb4_(Tn, 4 * s_),
-        gl_(Tn, 3 * s_), gu_(Tn, 3 * s_), ul_(Tn, s_), uu_(Tn, s_), hl_(Tn, s_), hu_(Tn, s_),
-        Pr_(Tn), Pu_(Tn), Pz_(Tn), Lz_(shared_z_ ? Tn : 0), zw_(shared_z_ ? Tn : 0, 4 * s_),
-        Lh_(Rmax, s_), Lh2_(Rmax, s_), G4_(Rmax, 4 * s_), wl_(s_), wu_(s_), zero_(s_, T(0)) {
+      : w_(w), planes_(opt.planes), shared_z_(opt.shared_z || opt.optimized()), s_(w.w_hh.cols),
+        xb4_(Tn, 4 * s_), gl_(Tn, 3 * s_), gu_(Tn, 3 * s_), ul_(Tn, s_), uu_(Tn, s_), hl_(Tn, s_), hu_(Tn, s_),
+        Pr_(Tn, s_, opt.optimized()), Pu_(Tn, s_, opt.optimized()), Pz_(Tn, s_, opt.optimized()),
+        Lz_(shared_z_ ? Tn : 0, s_, opt.optimized()), zw_(shared_z_ ? Tn : 0, 4 * s_), Lh_(Rmax, s_),
+        Lh2_(Rmax, s_), G4_(Rmax, 4 * s_), wl_(s_), wu_(s_), zero_(s_, T(0)),
+        sh_(opt.optimized() ? Tn : 0, s_), g_(3 * s_), u_(s_) {
     const std::ptrdiff_t s = s_, n = w.w_ih.cols;
     // clean constants of the four blocks: [W_ir x̂ + b_ir + b_hr; W_iz x̂ + b_iz + b_hz; b_hn; W_in x̂ + b_in]
     for (std::ptrdiff_t t = 0; t < Tn; ++t) {
@@ -52,7 +57,7 @@ class GruCell final : public Cell<T> {
       set_signed_identity_rows(top_rows(G4_, R), r0, R, 3 * s, 0);
     }, gl, gu);
     // 2. P^r over (v_t, y^r_t)
-    Pr_[t].compute(Surface::XSigmoid, planes_, gl + 2 * s, gu + 2 * s, gl, gu, s);
+    Pr_.compute(t, Surface::XSigmoid, planes_, gl + 2 * s, gu + 2 * s, gl, gu, s);
     // 3. u_t (the other blocks zero)
     bd.bound(s, Entry::U, t, [&](std::ptrdiff_t r0, std::ptrdiff_t R) {
       set_signed_identity_rows(top_rows(G4_, R), r0, R, s, 3 * s);
@@ -64,17 +69,17 @@ class GruCell final : public Cell<T> {
     const T* hpu = prev < 0 ? h_init : hu_.row(prev);
     if (shared_z_) {
       T* zw = zw_.row(t);
-      Lz_[t].compute(Activation::Sigmoid, gl + s, gu + s, s);
+      Lz_.compute(t, Activation::Sigmoid, gl + s, gu + s, s);
       shared_z_boxes(gl + s, gu + s, s, zw, zw + s, zw + 2 * s, zw + 3 * s);
-      Pu_[t].compute(Surface::TanhLinear, planes_, ul_.row(t), uu_.row(t), zw + 2 * s, zw + 3 * s, s);
-      Pz_[t].compute(Surface::Bilinear, planes_, hpl, hpu, zw, zw + s, s);
+      Pu_.compute(t, Surface::TanhLinear, planes_, ul_.row(t), uu_.row(t), zw + 2 * s, zw + 3 * s, s);
+      Pz_.compute(t, Surface::Bilinear, planes_, hpl, hpu, zw, zw + s, s);
     } else {
       for (std::ptrdiff_t i = 0; i < s; ++i) {
         wl_[i] = -gu[s + i];
         wu_[i] = -gl[s + i];
       }
-      Pu_[t].compute(Surface::TanhSigmoid, planes_, ul_.row(t), uu_.row(t), wl_.data(), wu_.data(), s);
-      Pz_[t].compute(Surface::XSigmoid, planes_, hpl, hpu, gl + s, gu + s, s);
+      Pu_.compute(t, Surface::TanhSigmoid, planes_, ul_.row(t), uu_.row(t), wl_.data(), wu_.data(), s);
+      Pz_.compute(t, Surface::XSigmoid, planes_, hpl, hpu, gl + s, gu + s, s);
     }
     // 5. h_t: read by the next step's P^z (the chain's last only for the states)
     if (!last || bd.want_states())
@@ -87,12 +92,13 @@ class GruCell final : public Cell<T> {
     if (entry == Entry::Pre) return through_inputs(t, R, false, in, d);
     if (entry == Entry::U) return u_node(t, R, false, in, d);
     const MatView<const T> L = cview(top_rows(Lh_, R));
+    Pu_.record(t, Lh_.row(0));
     if (shared_z_) {
-      pass_shared_z(L, Pu_[t], Pz_[t], Lz_[t], blk(R, 3), top_rows(Lh2_, R), blk(R, 1), d);
+      pass_shared_z(L, Pu_.at(t), Pz_.at(t), Lz_.at(t), blk(R, 3), top_rows(Lh2_, R), blk(R, 1), d);
     } else {
       // P^u over (u, −y^z): Λ_u = λ a_u, Λ_yz = −λ b_u; P^z over (h_prev, y^z): Λ_h' = λ a_z, Λ_yz += λ b_z
-      pass_plane<false, false>(L, Pu_[t], blk(R, 3), blk(R, 1), T(-1), d);
-      pass_plane<false, true>(L, Pz_[t], top_rows(Lh2_, R), blk(R, 1), T(1), d);
+      pass_plane<false, false>(L, Pu_.at(t), blk(R, 3), blk(R, 1), T(-1), d);
+      pass_plane<false, true>(L, Pz_.at(t), top_rows(Lh2_, R), blk(R, 1), T(1), d);
     }
     u_node(t, R, true, in, d);
   }
@@ -109,6 +115,60 @@ class GruCell final : public Cell<T> {
     out.push_back({prefix + "gates", gl_, gu_});
     out.push_back({prefix + "u", ul_, uu_});
     out.push_back({prefix + "hidden", hl_, hu_});
+  }
+
+  void own(bool on) override {
+    Pr_.own(on);
+    Pu_.own(on);
+    Pz_.own(on);
+    Lz_.own(on);
+  }
+  void clear_record() override {
+    Pr_.clear_record();
+    Pu_.clear_record();
+  }
+
+  // Shared z only (what "optimized" uses).
+  void sweep(std::ptrdiff_t t, std::ptrdiff_t prev, const T* in, T* h) override {
+    if (!Pr_.ready(t)) return;
+    const std::ptrdiff_t s = s_, n = w_.w_ih.cols;
+    const T* hp = sweep_state(sh_, prev, w_.h0, zero_);
+    for (std::ptrdiff_t i = 0; i < 2 * s; ++i) g_[i] = w_.b_ih[i] + w_.b_hh[i];
+    for (std::ptrdiff_t i = 0; i < s; ++i) {
+      g_[2 * s + i] = w_.b_hh[2 * s + i];  // b_hn
+      u_[i] = w_.b_ih[2 * s + i];          // b_in
+    }
+    matvec(w_.w_hh, hp, g_.data(), true);
+    matvec(block(w_.w_ih, 0, 2 * s, 0, n), in, g_.data(), true);
+    matvec(block(w_.w_ih, 2 * s, s, 0, n), in, u_.data(), true);
+    OptPlaneSet<T>& pr = Pr_.work(t);
+    pr.zero_grad();
+    for (std::ptrdiff_t i = 0; i < s; ++i) u_[i] += pr.eval_and_grad(i, Pr_.rec(t, i), g_[2 * s + i], g_[i]);
+    if (!Pu_.ready(t)) return;  // an objective on u_t: P^u, P^z not fixed yet
+    OptPlaneSet<T>& pu = Pu_.work(t);
+    OptPlaneSet<T>& pz = Pz_.work(t);
+    OptLineSet<T>& lz = Lz_.work(t);
+    pu.zero_grad();
+    pz.zero_grad();
+    T* o = sh_.row(t);
+    for (std::ptrdiff_t i = 0; i < s; ++i) {
+      const T v = Pu_.rec(t, i);
+      const T zt = lz.eval(i, shared_z_mu(v, pu.P, pz.P, i), g_[s + i]);
+      o[i] = pu.eval_and_grad(i, v, u_[i], T(1) - zt) + pz.eval_and_grad(i, v, hp[i], zt);
+    }
+    std::copy(o, o + s, h);
+  }
+
+  bool improve(int it, const OptSettings& opt) override {
+    const bool r = Pr_.improve(it, opt), u = Pu_.improve(it, opt);
+    Pz_.improve(it, opt);
+    Lz_.improve(it, opt);
+    return r || u;
+  }
+  void each_plane(const typename Cell<T>::PlaneVisit& f) override {
+    Pr_.each_work(f);
+    Pu_.each_work(f);
+    Pz_.each_work(f);
   }
 
  private:
@@ -130,7 +190,8 @@ class GruCell final : public Cell<T> {
 
   // Λ_u on u_t: P^r (Λ_v = λ a_r, Λ_yr = λ b_r), then the inputs.
   void u_node(std::ptrdiff_t t, std::ptrdiff_t R, bool acc_h, InSink<T> in, T* d) {
-    pass_plane<false, false>(cview(blk(R, 3)), Pr_[t], blk(R, 2), blk(R, 0), T(1), d);
+    Pr_.record(t, blk(R, 3).row(0));
+    pass_plane<false, false>(cview(blk(R, 3)), Pr_.at(t), blk(R, 2), blk(R, 0), T(1), d);
     through_inputs(t, R, acc_h, in, d);
   }
 
@@ -139,11 +200,13 @@ class GruCell final : public Cell<T> {
   bool shared_z_;
   std::ptrdiff_t s_;
   Mat<T> xb4_, gl_, gu_, ul_, uu_, hl_, hu_;
-  std::vector<PlaneSet<T>> Pr_, Pu_, Pz_;
-  std::vector<LineSet<T>> Lz_;
+  StepPlanes<T> Pr_, Pu_, Pz_;
+  StepLines<T> Lz_;
   Mat<T> zw_;                 // shared z: per step [zl | zu | wl | wu]
   Mat<T> Lh_, Lh2_, G4_;      // Λ on h_t (and its swap), the four coefficient blocks
   std::vector<T> wl_, wu_, zero_;
+  Mat<T> sh_;                 // optimized: the sweep's hidden values per step,
+  std::vector<T> g_, u_;      // its gates [y^r; y^z; v] and u
 };
 
 }  // namespace pq

@@ -5,6 +5,8 @@
 // Relaxing step t: gate bounds, planes P^f and P^ig, cell bounds (objective entering at
 // c_t), plane P^o. The backward state is (Λ_h, Λ_c); one product of the stacked gate
 // coefficients G = [Λ_yi, Λ_yf, Λ_yg, Λ_yo] with W_hh (and one with W_ih) serves all gates.
+// planes="optimized" (§3b): the planes are StepPlanes (per-row copies); the sweep is
+// y = W_ih a + W_hh h + b, c' = P^f(c, y^f) + P^ig(y^g, y^i), h' = P^o(c', y^o).
 #pragma once
 #include <algorithm>
 #include <utility>
@@ -16,11 +18,13 @@ namespace pq {
 template <class T>
 class LstmCell final : public Cell<T> {
  public:
-  LstmCell(const DirectionWeights<T>& w, PlaneMethod planes, std::ptrdiff_t Tn, std::ptrdiff_t Rmax,
+  LstmCell(const DirectionWeights<T>& w, const PassOptions& opt, std::ptrdiff_t Tn, std::ptrdiff_t Rmax,
            const MatView<const T>* x)
-      : w_(w), planes_(planes), s_(w.w_hh.cols), xb_(step_constants(w.w_ih, w.b_ih, w.b_hh, Tn, x)),
-        yl_(Tn, 4 * s_), yu_(Tn, 4 * s_), cl_(Tn, s_), cu_(Tn, s_), Pf_(Tn), Pig_(Tn), Po_(Tn),
-        Lh_(Rmax, s_), Lc_(Rmax, s_), Lc2_(Rmax, s_), G_(Rmax, 4 * s_), zero_(s_, T(0)) {}
+      : w_(w), planes_(opt.planes), s_(w.w_hh.cols), xb_(step_constants(w.w_ih, w.b_ih, w.b_hh, Tn, x)),
+        yl_(Tn, 4 * s_), yu_(Tn, 4 * s_), cl_(Tn, s_), cu_(Tn, s_), Pf_(Tn, s_, opt.optimized()),
+        Pig_(Tn, s_, opt.optimized()), Po_(Tn, s_, opt.optimized()), Lh_(Rmax, s_), Lc_(Rmax, s_),
+        Lc2_(Rmax, s_), G_(Rmax, 4 * s_), zero_(s_, T(0)), b_(bias_sum(w.b_ih, w.b_hh, 4 * s_)),
+        sh_(opt.optimized() ? Tn : 0, s_), sc_(opt.optimized() ? Tn : 0, s_), y_(4 * s_) {}
 
   void relax(Bounder<T>& bd, std::ptrdiff_t t, std::ptrdiff_t prev, bool) override {
     const std::ptrdiff_t s = s_;
@@ -32,13 +36,13 @@ class LstmCell final : public Cell<T> {
     const T* c_init = w_.c0 ? w_.c0 : zero_.data();
     const T* cpl = prev < 0 ? c_init : cl_.row(prev);
     const T* cpu = prev < 0 ? c_init : cu_.row(prev);
-    Pf_[t].compute(Surface::XSigmoid, planes_, cpl, cpu, yl + s, yu + s, s);
-    Pig_[t].compute(Surface::TanhSigmoid, planes_, yl + 2 * s, yu + 2 * s, yl, yu, s);
+    Pf_.compute(t, Surface::XSigmoid, planes_, cpl, cpu, yl + s, yu + s, s);
+    Pig_.compute(t, Surface::TanhSigmoid, planes_, yl + 2 * s, yu + 2 * s, yl, yu, s);
     bd.bound(s, Entry::Cell, t, [&](std::ptrdiff_t r0, std::ptrdiff_t R) {
       set_signed_identity_rows(top_rows(Lc_, R), r0, R, s, 0);
       zero_rows(top_rows(Lh_, R));
     }, cl_.row(t), cu_.row(t));
-    Po_[t].compute(Surface::TanhSigmoid, planes_, cl_.row(t), cu_.row(t), yl + 3 * s, yu + 3 * s, s);
+    Po_.compute(t, Surface::TanhSigmoid, planes_, cl_.row(t), cu_.row(t), yl + 3 * s, yu + 3 * s, s);
   }
 
   void carry(Entry entry, std::ptrdiff_t t, std::ptrdiff_t R, InSink<T> in, T* d) override {
@@ -49,12 +53,15 @@ class LstmCell final : public Cell<T> {
     if (entry == Entry::Pre) {
       zero_rows(top_rows(Lc_, R));  // the objective sits on y_t: nothing on c_prev
     } else {
-      if (entry == Entry::Hidden)  // h_t = P^o(c_t, y^o_t): Λ_c += λ a_o, Λ_yo = λ b_o
-        pass_plane<true, false>(cview(top_rows(Lh_, R)), Po_[t], top_rows(Lc_, R), g_o, T(1), d);
-      else
+      if (entry == Entry::Hidden) {  // h_t = P^o(c_t, y^o_t): Λ_c += λ a_o, Λ_yo = λ b_o
+        Po_.record(t, Lh_.row(0));
+        pass_plane<true, false>(cview(top_rows(Lh_, R)), Po_.at(t), top_rows(Lc_, R), g_o, T(1), d);
+      } else {
         zero_rows(g_o);
+      }
       // c_t = P^f(c_prev, y^f) + P^ig(y^g, y^i), one sign decision per coefficient
-      pass_plane_pair(cview(top_rows(Lc_, R)), Pf_[t], Pig_[t], top_rows(Lc2_, R), g_f, g_g, g_i, d);
+      Pf_.record(t, Lc_.row(0));
+      pass_plane_pair(cview(top_rows(Lc_, R)), Pf_.at(t), Pig_.at(t), top_rows(Lc2_, R), g_f, g_g, g_i, d);
       std::swap(Lc_, Lc2_);
     }
     const MatView<const T> G = cview(Gv);
@@ -92,14 +99,61 @@ class LstmCell final : public Cell<T> {
     out.push_back(std::move(hid));
   }
 
+  void own(bool on) override {
+    Pf_.own(on);
+    Pig_.own(on);
+    Po_.own(on);
+  }
+  void clear_record() override {
+    Pf_.clear_record();
+    Pig_.clear_record();
+    Po_.clear_record();
+  }
+
+  void sweep(std::ptrdiff_t t, std::ptrdiff_t prev, const T* in, T* h) override {
+    if (!Pf_.ready(t)) return;
+    const std::ptrdiff_t s = s_;
+    std::copy(b_.begin(), b_.end(), y_.begin());
+    matvec(w_.w_ih, in, y_.data(), true);
+    matvec(w_.w_hh, sweep_state(sh_, prev, w_.h0, zero_), y_.data(), true);
+    const T* cp = sweep_state(sc_, prev, w_.c0, zero_);
+    OptPlaneSet<T>& pf = Pf_.work(t);
+    OptPlaneSet<T>& pig = Pig_.work(t);
+    pf.zero_grad();
+    pig.zero_grad();
+    T* c = sc_.row(t);
+    for (std::ptrdiff_t i = 0; i < s; ++i) {  // P^f and P^ig share the coefficient met at c_t
+      const T v = Pf_.rec(t, i);
+      c[i] = pf.eval_and_grad(i, v, cp[i], y_[s + i]) + pig.eval_and_grad(i, v, y_[2 * s + i], y_[i]);
+    }
+    if (!Po_.ready(t)) return;  // an objective on c_t: P^o not fixed yet
+    OptPlaneSet<T>& po = Po_.work(t);
+    po.zero_grad();
+    T* o = sh_.row(t);
+    for (std::ptrdiff_t i = 0; i < s; ++i) o[i] = po.eval_and_grad(i, Po_.rec(t, i), c[i], y_[3 * s + i]);
+    std::copy(o, o + s, h);
+  }
+
+  bool improve(int it, const OptSettings& opt) override {
+    const bool f = Pf_.improve(it, opt), g = Pig_.improve(it, opt), o = Po_.improve(it, opt);
+    return f || g || o;
+  }
+  void each_plane(const typename Cell<T>::PlaneVisit& f) override {
+    Pf_.each_work(f);
+    Pig_.each_work(f);
+    Po_.each_work(f);
+  }
+
  private:
   DirectionWeights<T> w_;
   PlaneMethod planes_;
   std::ptrdiff_t s_;
   Mat<T> xb_, yl_, yu_, cl_, cu_;
-  std::vector<PlaneSet<T>> Pf_, Pig_, Po_;
+  StepPlanes<T> Pf_, Pig_, Po_;
   Mat<T> Lh_, Lc_, Lc2_, G_;  // Λ on h_t, Λ on c_t (and its swap), gate coefficients
-  std::vector<T> zero_;
+  std::vector<T> zero_, b_;   // zeros (no h0 / c0); optimized: the sweep's bias,
+  Mat<T> sh_, sc_;            // its hidden and cell values per step,
+  std::vector<T> y_;          // its gate pre-activations
 };
 
 }  // namespace pq

@@ -1,12 +1,15 @@
 // The vanilla RNN cell's verbs for the generic driver (ALGORITHM.md §4 "Vanilla RNN"):
 //   z_t = W_ih a_t + W_hh h_prev + b,  h_t = φ(z_t),  φ = tanh or ReLU (lines, §2).
 // The backward state is Λ_h on h_t; one step passes the lines of z_t, then the affine map.
+// planes="optimized" (§3b): the lines are StepLines (per-row copies, opt_relaxations.hpp);
+// the sweep is z = W_ih a + W_hh h + b, h' = the line its recorded coefficient selected.
 #pragma once
 #include <algorithm>
 #include <vector>
 #include "../general_model.hpp"
 #include "../linear_form.hpp"
 #include "../matmul.hpp"
+#include "../opt_relaxations.hpp"
 #include "../sign_rule.hpp"
 
 namespace pq {
@@ -26,24 +29,43 @@ Mat<T> step_constants(MatView<const T> w_ih, const T* b_ih, const T* b_hh, std::
   return xb;
 }
 
+// b_ih + b_hh (n values): the forward sweep's constant of the stacked pre-activations.
+template <class T>
+std::vector<T> bias_sum(const T* b_ih, const T* b_hh, std::ptrdiff_t n) {
+  std::vector<T> b(static_cast<std::size_t>(n));
+  for (std::ptrdiff_t i = 0; i < n; ++i) b[i] = b_ih[i] + b_hh[i];
+  return b;
+}
+
+// The sweep's state before a step: the recorded row of step prev, or the initial state
+// (init, or zeros when null).
+template <class T>
+const T* sweep_state(const Mat<T>& m, std::ptrdiff_t prev, const T* init, const std::vector<T>& zero) {
+  return prev >= 0 ? m.row(prev) : (init ? init : zero.data());
+}
+
 template <class T>
 class RnnCell final : public Cell<T> {
  public:
   // x: the clean input frames when this cell reads them directly, else null.
-  RnnCell(const DirectionWeights<T>& w, Activation act, std::ptrdiff_t Tn, std::ptrdiff_t Rmax,
+  RnnCell(const DirectionWeights<T>& w, Activation act, bool optimized, std::ptrdiff_t Tn, std::ptrdiff_t Rmax,
           const MatView<const T>* x)
       : w_(w), act_(act), s_(w.w_hh.cols), xb_(step_constants(w.w_ih, w.b_ih, w.b_hh, Tn, x)),
-        zl_(Tn, s_), zu_(Tn, s_), lines_(static_cast<size_t>(Tn)), Lh_(Rmax, s_), G_(Rmax, s_) {}
+        zl_(Tn, s_), zu_(Tn, s_), lines_(Tn, s_, optimized), Lh_(Rmax, s_), G_(Rmax, s_),
+        b_(bias_sum(w.b_ih, w.b_hh, s_)), sh_(optimized ? Tn : 0, s_), z_(s_), zero_(s_, T(0)) {}
 
   void relax(Bounder<T>& bd, std::ptrdiff_t t, std::ptrdiff_t, bool) override {
     bd.bound(s_, Entry::Pre, t, [&](std::ptrdiff_t r0, std::ptrdiff_t R) {
       set_signed_identity_rows(top_rows(G_, R), r0, R, s_, 0);
     }, zl_.row(t), zu_.row(t));
-    lines_[t].compute(act_, zl_.row(t), zu_.row(t), s_);
+    lines_.compute(t, act_, zl_.row(t), zu_.row(t), s_);
   }
 
   void carry(Entry entry, std::ptrdiff_t t, std::ptrdiff_t R, InSink<T> in, T* d) override {
-    if (entry == Entry::Hidden) pass_lines(cview(top_rows(Lh_, R)), lines_[t], top_rows(G_, R), d);
+    if (entry == Entry::Hidden) {
+      lines_.record(t, Lh_.row(0));
+      pass_lines(cview(top_rows(Lh_, R)), lines_.at(t), top_rows(G_, R), d);
+    }
     const MatView<const T> G = cview(top_rows(G_, R));
     add_rowdots(G, xb_.row(t), d);
     if (in.on()) gemm(G, w_.w_ih, in.dst, in.acc);
@@ -69,13 +91,33 @@ class RnnCell final : public Cell<T> {
     out.push_back(std::move(hid));
   }
 
+  void own(bool on) override { lines_.own(on); }
+  void clear_record() override { lines_.clear_record(); }
+
+  void sweep(std::ptrdiff_t t, std::ptrdiff_t prev, const T* in, T* h) override {
+    if (!lines_.ready(t)) return;
+    std::copy(b_.begin(), b_.end(), z_.begin());
+    matvec(w_.w_ih, in, z_.data(), true);
+    matvec(w_.w_hh, sweep_state(sh_, prev, w_.h0, zero_), z_.data(), true);
+    OptLineSet<T>& ln = lines_.work(t);
+    T* o = sh_.row(t);
+    for (std::ptrdiff_t i = 0; i < s_; ++i) o[i] = ln.eval(i, lines_.rec(t, i), z_[i]);
+    std::copy(o, o + s_, h);
+  }
+
+  bool improve(int it, const OptSettings& opt) override { return lines_.improve(it, opt); }
+  void each_plane(const typename Cell<T>::PlaneVisit&) override {}  // lines only
+
  private:
   DirectionWeights<T> w_;
   Activation act_;
   std::ptrdiff_t s_;
   Mat<T> xb_, zl_, zu_;
-  std::vector<LineSet<T>> lines_;
+  StepLines<T> lines_;
   Mat<T> Lh_, G_;  // Λ on h_t; coefficients on z_t (Rmax rows)
+  std::vector<T> b_;                // optimized: the sweep's bias,
+  Mat<T> sh_;                       // its hidden values per step,
+  std::vector<T> z_, zero_;         // its pre-activations; zeros (no h0)
 };
 
 }  // namespace pq

@@ -1,7 +1,7 @@
 // Device side of the CUDA backend (included by pass_{rnn,lstm,gru}.cu and batch_pass.cu).
 // CUDA backend of the bound passes (RECURRENCES.md §0, §4), batched over (input, eps)
 // pairs. Design: one thread block per pair runs that pair's whole pass, mirroring the
-// CPU routines (rnn_backsub.hpp, lstm_backsub.hpp, gru_backsub.hpp) step by step: the
+// CPU one-layer passes (now the generic driver's instances, one_layer.hpp) step by step: the
 // same stacked [Λ; −Λ] objectives, the same entry nodes, the same sign rule
 // (sign_rule.hpp), the same lines and planes (lines.hpp / planes.hpp, compiled for the
 // device through PQ_HD, one thread per neuron / box). The products G·W are block-wide
@@ -248,7 +248,7 @@ struct Bump {
 
 __device__ inline DM wmat(const double* p, long rows, long cols) { return {const_cast<double*>(p), rows, cols, cols}; }
 
-// ---------------- RNN (rnn_backsub.hpp) ----------------
+// ---------------- RNN (RECURRENCES.md §4 RNN) ----------------
 struct RnnWs {
   double *xb, *zl, *zu, *al, *bl, *au, *bu, *Lh, *G, *A, *d;
   __host__ __device__ RnnWs(Bump& b, long T, long s, long n, long Rmax) {
@@ -315,7 +315,7 @@ __device__ inline void rnn_pair(const DevArgs& a, long pi, double* wsp, int* err
   }
 }
 
-// ---------------- LSTM (lstm_backsub.hpp) ----------------
+// ---------------- LSTM (RECURRENCES.md §4 LSTM) ----------------
 __host__ __device__ inline Planes take_planes(Bump& b, long n) {
   Planes P;
   P.aL = b.take(n); P.bL = b.take(n); P.cL = b.take(n); P.aU = b.take(n); P.bU = b.take(n); P.cU = b.take(n);
@@ -432,7 +432,7 @@ __device__ inline void lstm_pair(const DevArgs& a, long pi, double* wsp, int* er
   }
 }
 
-// ---------------- GRU (gru_backsub.hpp) ----------------
+// ---------------- GRU (RECURRENCES.md §4 GRU) ----------------
 struct GruWs {
   double *xb4, *gl, *gu, *ul, *uu, *hl, *hu, *Lh, *Lh2, *G4, *A, *d, *wl, *wu;
   Planes Pr, Pu, Pz;

@@ -5,7 +5,8 @@
 // One call bounds N (input, eps) pairs of ONE model at once (RECURRENCES.md §0 with a
 // leading batch axis): pair i has its own x (T, n), eps, and folded head
 // spec_weight (K, s) / spec_bias (K,) (K is the same for every pair). The recurrences
-// are the CPU core's, step by step (rnn_backsub.hpp, lstm_backsub.hpp, gru_backsub.hpp).
+// are the CPU core's (RECURRENCES.md §4), step by step in the summation order of the former
+// one-layer routines (the CPU core now runs them on the generic driver, one_layer.hpp).
 #pragma once
 #include <cstddef>
 #include <string>

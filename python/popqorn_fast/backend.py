@@ -82,28 +82,21 @@ def _core_pass(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.ndarr
     from . import _core
 
     tm = threat.core()
+    if planes == "optimized":  # its sweep aims at the per-frame ball's worst case (general_optimize.hpp)
+        refuse_threat(threat, "planes='optimized'", "planes='exact' (the default), '1d' or 'constant'")
     if weights.kind == "general":
-        if planes == "optimized":
-            raise ValueError("planes='optimized' is not available for RecurrentClassifier models yet; "
-                             "use planes='exact' (the default), '1d' or 'constant'")
+        # "optimized": every bound refined by its rows' own relaxations (RECURRENCES.md §3b,
+        # cpp/general_optimize.hpp); GRU layers then use shared z
         opts = _core.PassOptions(planes=planes, shared_z=False, want_states=want_states)
         return _core.general_bounds(*general_arguments(weights), x, eps, p, mask, spec_w, spec_b, opts, tm)
-    if planes != "optimized":
-        # the one-layer model is the general model's simplest case: one layer, its head folded
-        # with the specification (spec_w on h_T), margins read off with the identity
-        K = spec_w.shape[0]
-        frame, layers, readout, _ = general_arguments(weights.general)
-        opts = _core.PassOptions(planes=planes, shared_z=False, want_states=want_states)
-        out = _core.general_bounds(frame, layers, readout, [(spec_w, spec_b, None)], x, eps, p, mask,
-                                   np.eye(K), np.zeros(K), opts, tm)
-        return {k[4:] if k.startswith("L0f_") else k: v for k, v in out.items()}
-    # "optimized": the one-layer passes with their own per-row relaxations (RECURRENCES.md §3b)
-    refuse_threat(threat, "planes='optimized'", "planes='exact' (the default), '1d' or 'constant'")
-    fn = getattr(_core, f"{weights.kind}_bounds")
-    # RNNs have no products: planes only says "optimized" lines or not (a keyword, so that
-    # pass_arguments stays the oracle's signature)
-    kw = {"planes": planes} if weights.kind == "rnn" else {}
-    return fn(*pass_arguments(weights, x, eps, p, mask, spec_w, spec_b, planes, want_states), **kw)
+    # the one-layer model is the general model's simplest case: one layer, its head folded
+    # with the specification (spec_w on h_T), margins read off with the identity
+    K = spec_w.shape[0]
+    frame, layers, readout, _ = general_arguments(weights.general)
+    opts = _core.PassOptions(planes=planes, shared_z=False, want_states=want_states)
+    out = _core.general_bounds(frame, layers, readout, [(spec_w, spec_b, None)], x, eps, p, mask,
+                               np.eye(K), np.zeros(K), opts, tm)
+    return {k[4:] if k.startswith("L0f_") else k: v for k, v in out.items()}
 
 
 def pass_arguments(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.ndarray,

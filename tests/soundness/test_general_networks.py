@@ -42,6 +42,15 @@ def general_cases(draw):
     )
 
 
+@st.composite
+def general_cases_every_plane(draw):
+    """general_cases with "optimized" among the plane methods (the per-frame ball's battery;
+    the threat-model battery draws general_cases, whose methods every threat model takes)."""
+    c = draw(general_cases())
+    c["planes"] = draw(st.sampled_from(["exact", "1d", "constant", "optimized"]))
+    return c
+
+
 def _run_case(api, tally, c, n_samples):
     rng = np.random.default_rng(c["seed"])
     w = random_general(rng, c["kinds"], c["bidirectional"], c["n"], c["widths"], c["C"], c["readout"],
@@ -60,7 +69,7 @@ def test_random_general_networks(api, tally):
     reports = []
 
     @settings(max_examples=200, **_SETTINGS)
-    @given(c=general_cases())
+    @given(c=general_cases_every_plane())
     def run(c):
         reports.append(_run_case(api, tally, c, n_samples=4_000))
 
@@ -73,7 +82,7 @@ def test_random_general_networks(api, tally):
 @pytest.mark.slow
 def test_random_general_networks_large(api, tally):
     @settings(max_examples=400, **_SETTINGS)
-    @given(c=general_cases())
+    @given(c=general_cases_every_plane())
     def run(c):
         _run_case(api, tally, c, n_samples=20_000)
 

@@ -1,0 +1,119 @@
+// The relaxations of one product (planes) or one activation (lines) over the steps of a
+// chain, as a cell of the generic driver holds them, with what planes="optimized" needs
+// (RECURRENCES.md §3b; the driver's side is general_optimize.hpp):
+//   shared[t]  the relaxation every bound uses (fixed by the cell's relax, §3 / §2);
+//   init[t]    its optimisable copy with the box, set when the step is fixed;
+//   work[t]    the row's own copy while one objective row is optimised (own(true));
+//   rec[t]     the coefficient that row's back-substitution met there (recorded by carry),
+//              which selects the side the forward sweep evaluates.
+// A relaxation is valid whatever its slopes (exact offsets, optim_planes.hpp /
+// optim_lines.hpp), so every working copy gives a sound bound.
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <vector>
+#include "bound_state.hpp"
+#include "optim_lines.hpp"
+#include "optim_planes.hpp"
+
+namespace pq {
+
+template <class T, class Opt, class Boxes, class Set>
+class StepRelaxations {
+ public:
+  StepRelaxations(std::ptrdiff_t Tn, std::ptrdiff_t s, bool optimized)
+      : shared_(static_cast<std::size_t>(Tn)), opt_(optimized), s_(s) {
+    if (!opt_) return;
+    bx_.resize(shared_.size());
+    init_.resize(shared_.size());
+    work_.resize(shared_.size());
+    ready_.assign(shared_.size(), char(0));
+    rec_ = Mat<T>(Tn, s);
+  }
+
+  // What a back-substitution reads at step t: the row's own copy while one is in use.
+  const Set& at(std::ptrdiff_t t) const { return on_ && ready_[t] ? work_[t].P : shared_[t]; }
+  Set& shared(std::ptrdiff_t t) { return shared_[t]; }
+
+  bool optimized() const { return opt_; }
+  bool ready(std::ptrdiff_t t) const { return opt_ && ready_[t]; }
+  Opt& work(std::ptrdiff_t t) { return work_[t]; }
+  T rec(std::ptrdiff_t t, std::ptrdiff_t i) const { return rec_(t, i); }
+
+  // Carry, one row (R = 1) in use: the coefficients v (s) met at step t.
+  void record(std::ptrdiff_t t, const T* v) {
+    if (!on_) return;
+    std::copy(v, v + s_, rec_.row(t));
+    for (std::ptrdiff_t i = 0; i < s_ && !met_; ++i) met_ = v[i] != T(0);
+  }
+
+  // A row's own copies (from init) in use, or the shared relaxations again.
+  void own(bool on) {
+    on_ = on && opt_;
+    if (!on_) return;
+    for (std::size_t t = 0; t < shared_.size(); ++t)
+      if (ready_[t]) work_[t] = init_[t];
+  }
+  void clear_record() {
+    if (!on_) return;
+    std::fill(rec_.v.begin(), rec_.v.end(), T(0));
+    met_ = false;
+  }
+  // Iteration `it` on every copy the last sweep met (best response or Adam step). Returns
+  // whether the row's back-substitution recorded a coefficient here.
+  bool improve(int it, const OptSettings& opt) {
+    if (!on_) return false;
+    for (std::size_t t = 0; t < shared_.size(); ++t)
+      if (ready_[t]) work_[t].improve(bx_[t], it, opt);
+    return met_;
+  }
+  // f(work copy, its box) for every fixed step (the gradient check of the tests).
+  template <class F>
+  void each_work(F&& f) {
+    if (!on_) return;
+    for (std::size_t t = 0; t < shared_.size(); ++t)
+      if (ready_[t]) f(work_[t], bx_[t]);
+  }
+
+ protected:
+  void fixed(std::ptrdiff_t t) {
+    init_[t].init_from(shared_[t], bx_[t]);
+    ready_[t] = 1;
+  }
+  std::vector<Set> shared_;
+  std::vector<Boxes> bx_;
+  std::vector<Opt> init_, work_;
+  std::vector<char> ready_;
+  Mat<T> rec_;
+  bool opt_ = false, on_ = false, met_ = false;
+  std::ptrdiff_t s_;
+};
+
+// Planes of one product surface (§3), one per neuron and step.
+template <class T>
+class StepPlanes final : public StepRelaxations<T, OptPlaneSet<T>, PlaneBoxes<T>, PlaneSet<T>> {
+ public:
+  using StepRelaxations<T, OptPlaneSet<T>, PlaneBoxes<T>, PlaneSet<T>>::StepRelaxations;
+  void compute(std::ptrdiff_t t, Surface f, PlaneMethod m, const T* xl, const T* xu, const T* yl, const T* yu,
+               std::ptrdiff_t s) {
+    this->shared_[t].compute(f, m, xl, xu, yl, yu, s);
+    if (!this->opt_) return;
+    this->bx_[t].set(f, xl, xu, yl, yu, s);
+    this->fixed(t);
+  }
+};
+
+// Lines of one activation (§2), one per neuron and step.
+template <class T>
+class StepLines final : public StepRelaxations<T, OptLineSet<T>, LineBoxes<T>, LineSet<T>> {
+ public:
+  using StepRelaxations<T, OptLineSet<T>, LineBoxes<T>, LineSet<T>>::StepRelaxations;
+  void compute(std::ptrdiff_t t, Activation f, const T* lo, const T* hi, std::ptrdiff_t s) {
+    this->shared_[t].compute(f, lo, hi, s);
+    if (!this->opt_) return;
+    this->bx_[t].set(f, lo, hi, s);
+    this->fixed(t);
+  }
+};
+
+}  // namespace pq
