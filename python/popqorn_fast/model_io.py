@@ -154,6 +154,16 @@ def weights_from_arrays(arrays: dict[str, Any], source: str = "model") -> Union[
     return _CLASSES[kind].from_pytorch(arrays, **kwargs)
 
 
+def as_batch(X: Any, source: Any) -> Any:
+    """Inputs of shape (N, T, n); one sequence (T, n) becomes a batch of one. Works on
+    arrays and memory maps alike (no copy)."""
+    if X.ndim == 2:
+        X = X[None]
+    if X.ndim != 3:
+        raise ValueError(f"{source}: inputs must have shape (N, T, n) or (T, n), got {X.shape}")
+    return X
+
+
 def load_inputs(path: Union[str, os.PathLike]) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """Read input sequences and optional labels.
 
@@ -189,10 +199,7 @@ def load_inputs(path: Union[str, os.PathLike]) -> tuple[np.ndarray, Optional[np.
         raise
     except Exception as exc:  # noqa: BLE001 - any unreadable file
         raise ValueError(f"{p} is not a readable {p.suffix} file: {exc}") from exc
-    if X.ndim == 2:
-        X = X[None]
-    if X.ndim != 3:
-        raise ValueError(f"{p}: inputs must have shape (N, T, n) or (T, n), got {X.shape}")
+    X = as_batch(X, p)
     if y is not None:
         y = np.atleast_1d(y)
         if y.shape != (X.shape[0],) or not (np.issubdtype(y.dtype, np.integer)

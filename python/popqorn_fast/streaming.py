@@ -11,7 +11,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from .model_io import load_inputs
+from .model_io import as_batch, load_inputs
 
 # inputs per chunk when hashing or reading a file (about 8 MB of float64 for T·n = 1000)
 DEFAULT_CHUNK = 1024
@@ -108,10 +108,7 @@ def open_inputs(path: str | os.PathLike[str], count: Optional[int] = None,
             lazy = np.load(p, mmap_mode="r", allow_pickle=False)
         except Exception as exc:  # noqa: BLE001 - any unreadable file
             raise ValueError(f"{p} is not a readable .npy file: {exc}") from exc
-        if lazy.ndim == 2:
-            lazy = lazy[None]
-        if lazy.ndim != 3:
-            raise ValueError(f"{p}: inputs must have shape (N, T, n) or (T, n), got {lazy.shape}")
+        lazy = as_batch(lazy, p)
         if not (np.issubdtype(lazy.dtype, np.floating) or np.issubdtype(lazy.dtype, np.integer)):
             raise ValueError(f"{p}: inputs must be a real numeric array, got dtype {lazy.dtype}")
         N, T, n = lazy.shape
