@@ -14,9 +14,10 @@ seconds side by side with the ratios.
         [--ball frame|joint]
 
 --ball joint: one lp ball over the whole sequence on both sides (popqorn_fast's ball="joint";
-auto_LiRPA with the sequence fed as ONE (1, T, n) BoundedTensor, whose PerturbationLpNorm
-takes the norm over all T·n coordinates). Not run in the environment that added it (no torch
-there): check the unrolled-logits gap line before trusting its numbers.
+auto_LiRPA with the sequence fed as ONE (1, T·n) BoundedTensor, whose PerturbationLpNorm
+takes the norm over all T·n coordinates; frames picked by fixed 0/1 Linear maps, because
+indexing would go through BoundGather, which loses the lp ball: see joint_module). Check the
+unrolled-logits gap line before trusting its numbers.
 
 Several --method values run one after the other on the same input (each with
 its own BoundedModule); several --planes values give one popqorn_fast search
@@ -67,18 +68,36 @@ from popqorn_fast.bisection import search_radius  # noqa: E402
 from torch_twin import unrolled_module  # noqa: E402  (any model shape, one module)
 
 
-def joint_module(net, T):
-    """The unrolled module fed one (1, T, n) tensor (its frames sliced inside): one perturbation
-    over the whole sequence."""
+def joint_module(net, T, n):
+    """The unrolled module fed one (1, T·n) tensor: one perturbation over the whole sequence.
+
+    Frame t is taken out by a fixed 0/1 Linear map (X -> X[:, t·n:(t+1)·n]), not by indexing
+    X[:, t]. Indexing becomes auto_LiRPA 0.7.1 BoundGather, whose interval propagation drops
+    an lp (p < inf) perturbation: the IBP interval of every frame is the zero-width [x_t, x_t]
+    at any eps. With the default sparse_intermediate_bounds=True, auto_LiRPA takes those IBP
+    intervals as the reference for which ReLU inputs are unstable, finds none, skips CROWN
+    for them and keeps the zero-width intervals: every ReLU is fixed to its phase at the
+    centre, and the "bound" is that of a linear network, not a valid CROWN bound
+    (bench/results/2026-12-06-joint-vs-crown.md). A Linear map on the input node gets the
+    lp-aware IBP interval (x_t +- eps per coordinate: each row has unit norm) and ordinary
+    CROWN behind it.
+    """
     import torch
 
     class Joint(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.net = net
+            self.pick = torch.nn.ModuleList()
+            for t in range(T):
+                m = torch.nn.Linear(T * n, n, bias=False)
+                with torch.no_grad():
+                    m.weight.zero_()
+                    m.weight[:, t * n:(t + 1) * n] = torch.eye(n)
+                self.pick.append(m)
 
         def forward(self, X):
-            return self.net(*[X[:, t] for t in range(T)])
+            return self.net(*[self.pick[t](X) for t in range(T)])
 
     return Joint().eval()
 
@@ -93,7 +112,7 @@ class Lirpa:
         dummy = tuple(torch.zeros(1, n) for _ in range(T))
         bounded = self.net
         if ball == "joint":
-            bounded, dummy = joint_module(self.net, T), torch.zeros(1, T, n)
+            bounded, dummy = joint_module(self.net, T, n), torch.zeros(1, T * n)
         self.model = BoundedModule(bounded, dummy, bound_opts=bound_opts or {}, device="cpu",
                                    verbose=False)
         if self.optimized and optimize_args:
@@ -110,7 +129,8 @@ class Lirpa:
         from auto_LiRPA import BoundedTensor, PerturbationLpNorm
         torch = self.torch
         if self.ball == "joint":
-            xs = (BoundedTensor(torch.tensor(x[None], dtype=torch.float32), PerturbationLpNorm(norm=p, eps=eps)),)
+            xs = (BoundedTensor(torch.tensor(x.reshape(1, -1), dtype=torch.float32),
+                                 PerturbationLpNorm(norm=p, eps=eps)),)
         else:
             xs = tuple(BoundedTensor(torch.tensor(x[t:t + 1], dtype=torch.float32),
                                      PerturbationLpNorm(norm=p, eps=eps)) for t in range(x.shape[0]))
