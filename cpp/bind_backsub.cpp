@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "bind_arrays.hpp"
 #include "bound_state.hpp"
 #include "one_layer.hpp"
 
@@ -19,41 +20,12 @@ namespace py = pybind11;
 
 namespace {
 
-using Arr = py::array_t<double, py::array::c_style | py::array::forcecast>;
-using BoolArr = py::array_t<bool, py::array::c_style | py::array::forcecast>;
-
-std::string shape_str(const py::array& a) {
-  std::string s = "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) {
-    s += std::to_string(a.shape(i));
-    if (a.ndim() == 1 || i + 1 < a.ndim()) s += a.ndim() == 1 ? "," : ", ";
-  }
-  return s + ")";
-}
-
-// Require a.shape == shape exactly (entries < 0 = any size >= 1) and finite values.
-void check(const Arr& a, const char* name, std::vector<std::ptrdiff_t> shape) {
-  bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
-  for (size_t i = 0; ok && i < shape.size(); ++i)
-    ok = shape[i] < 0 ? a.shape(i) >= 1 : a.shape(i) == shape[i];
-  if (!ok) {
-    std::string want = "(";
-    for (size_t i = 0; i < shape.size(); ++i)
-      want += (shape[i] < 0 ? std::string("*") : std::to_string(shape[i])) +
-              (shape.size() == 1 ? "," : (i + 1 < shape.size() ? ", " : ""));
-    throw pq::InvalidArgument(std::string(name) + " has shape " + shape_str(a) + "; expected " +
-                              want + ")");
-  }
-  const double* p = a.data();
-  for (py::ssize_t i = 0; i < a.size(); ++i)
-    if (!std::isfinite(p[i]))
-      throw pq::InvalidArgument(std::string(name) + " contains NaN or infinite values");
-}
-
-pq::MatView<const double> mat(const Arr& a) {
-  return {a.data(), static_cast<std::ptrdiff_t>(a.shape(0)), static_cast<std::ptrdiff_t>(a.shape(1)),
-          static_cast<std::ptrdiff_t>(a.shape(1))};
-}
+using pq::bind::Arr;
+using pq::bind::BoolArr;
+using pq::bind::check;
+using pq::bind::mat;
+using pq::bind::shape_str;
+using pq::bind::to_dict;
 
 // "optimized" = the exact pass with every intermediate bound and margin row also bounded by
 // its own planes / lines (RECURRENCES.md §3b; optim_planes.hpp, optim_lines.hpp).
@@ -93,24 +65,6 @@ pq::PassCommon<double> common(const Arr& x, double eps, double p, const BoolArr&
   pc.spec_b = spec_b.data();
   pc.want_states = want_states;
   return pc;
-}
-
-py::dict to_dict(const pq::BoundResult<double>& r) {
-  py::dict out;
-  const py::ssize_t K = static_cast<py::ssize_t>(r.lower.size());
-  py::array_t<double> lo(K), up(K);
-  std::copy(r.lower.begin(), r.lower.end(), lo.mutable_data());
-  std::copy(r.upper.begin(), r.upper.end(), up.mutable_data());
-  out["lower"] = lo;
-  out["upper"] = up;
-  for (const auto& st : r.states) {
-    py::array_t<double> a({st.lower.rows, st.lower.cols}), b({st.upper.rows, st.upper.cols});
-    std::copy(st.lower.v.begin(), st.lower.v.end(), a.mutable_data());
-    std::copy(st.upper.v.begin(), st.upper.v.end(), b.mutable_data());
-    out[py::str(st.name + "_lower")] = a;
-    out[py::str(st.name + "_upper")] = b;
-  }
-  return out;
 }
 
 std::ptrdiff_t hidden_size(const Arr& w_hh, std::ptrdiff_t gates) {

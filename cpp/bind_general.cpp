@@ -11,14 +11,16 @@
 #include <string>
 #include <vector>
 
+#include "bind_arrays.hpp"
 #include "general_driver.hpp"
 
 namespace py = pybind11;
 
 namespace {
 
-using Arr = py::array_t<double, py::array::c_style | py::array::forcecast>;
-using BoolArr = py::array_t<bool, py::array::c_style | py::array::forcecast>;
+using pq::bind::Arr;
+using pq::bind::BoolArr;
+using pq::bind::mat;
 
 // Keeps the converted arrays alive while views into them are in use.
 struct Keep {
@@ -26,25 +28,11 @@ struct Keep {
   const Arr& add(const py::handle& h, const std::string& name, std::vector<std::ptrdiff_t> shape) {
     Arr a = Arr::ensure(h);
     if (!a) throw pq::InvalidArgument(name + " is not a float array");
-    bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
-    for (size_t i = 0; ok && i < shape.size(); ++i) ok = shape[i] < 0 ? a.shape(i) >= 1 : a.shape(i) == shape[i];
-    if (!ok) {
-      std::string got, want;
-      for (py::ssize_t i = 0; i < a.ndim(); ++i) got += (i ? ", " : "") + std::to_string(a.shape(i));
-      for (size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + (shape[i] < 0 ? std::string("*") : std::to_string(shape[i]));
-      throw pq::InvalidArgument(name + " has shape (" + got + "); expected (" + want + ")");
-    }
-    for (py::ssize_t i = 0; i < a.size(); ++i)
-      if (!std::isfinite(a.data()[i])) throw pq::InvalidArgument(name + " contains NaN or infinite values");
+    pq::bind::check(a, name, shape);
     arrays.push_back(std::move(a));
     return arrays.back();
   }
 };
-
-pq::MatView<const double> mat(const Arr& a) {
-  return {a.data(), static_cast<std::ptrdiff_t>(a.shape(0)), static_cast<std::ptrdiff_t>(a.shape(1)),
-          static_cast<std::ptrdiff_t>(a.shape(1))};
-}
 
 pq::Activation activation(const std::string& s, const std::string& where) {
   if (s == "tanh") return pq::Activation::Tanh;
@@ -187,21 +175,7 @@ py::dict general(const py::list& frame, const py::list& layers, const std::strin
     py::gil_scoped_release nogil;
     r = pq::general_bounds(net, tm, mat(sw), sb.data(), opt);
   }
-  py::dict out;
-  const py::ssize_t K = static_cast<py::ssize_t>(r.lower.size());
-  py::array_t<double> lo(K), up(K);
-  std::copy(r.lower.begin(), r.lower.end(), lo.mutable_data());
-  std::copy(r.upper.begin(), r.upper.end(), up.mutable_data());
-  out["lower"] = lo;
-  out["upper"] = up;
-  for (const auto& st : r.states) {
-    py::array_t<double> a({st.lower.rows, st.lower.cols}), b({st.upper.rows, st.upper.cols});
-    std::copy(st.lower.v.begin(), st.lower.v.end(), a.mutable_data());
-    std::copy(st.upper.v.begin(), st.upper.v.end(), b.mutable_data());
-    out[py::str(st.name + "_lower")] = a;
-    out[py::str(st.name + "_upper")] = b;
-  }
-  return out;
+  return pq::bind::to_dict(r);
 }
 
 }  // namespace
