@@ -20,6 +20,25 @@ def sig(z: np.ndarray) -> np.ndarray:
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
+def sample_unit_ball(rng: np.random.Generator, N: int, n: int, p: float) -> np.ndarray:
+    """N points of the unit lp ball in R^n: half on the surface, half inside, plus vertices."""
+    if p == np.inf:
+        d = rng.uniform(-1, 1, size=(N, n))
+        d[: N // 2] = np.sign(d[: N // 2])  # cube vertices
+    elif p == 2.0:
+        d = rng.normal(size=(N, n))
+        d /= np.linalg.norm(d, axis=1, keepdims=True)
+        d[N // 2:] *= rng.uniform(size=(N - N // 2, 1)) ** (1.0 / n)
+    else:
+        e = rng.exponential(size=(N, n)) * rng.choice([-1.0, 1.0], size=(N, n))
+        d = e / np.sum(np.abs(e), axis=1, keepdims=True)
+        d[N // 2:] *= rng.uniform(size=(N - N // 2, 1)) ** (1.0 / n)
+        k = min(N // 4, 2 * n)  # the vertices +-e_i, where l1 extremes sit
+        d[:k] = 0.0
+        d[np.arange(k), np.arange(k) % n] = np.where(np.arange(k) < n, 1.0, -1.0)
+    return d
+
+
 def random_weights(kind: str, rng: np.random.Generator, s: int = 4, n: int = 3, C: int = 4,
                    scale: float = 1.0, activation: str = "tanh", states: bool = False):
     """A random network of the given kind (PyTorch layout)."""

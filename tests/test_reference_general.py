@@ -17,7 +17,6 @@ import math
 import numpy as np
 import pytest
 
-import popqorn_fast as pf
 from popqorn_fast.general import Dense, RecurrentClassifier, RecurrentLayer, as_general
 from popqorn_fast.general_forward import general_logits, general_logits_vjp, general_states
 
@@ -26,27 +25,13 @@ pytest.importorskip("popqorn_fast._core")  # the oracle's 2-D planes are the cor
 from popqorn_fast.reference import gru_bounds, lstm_bounds, rnn_bounds  # noqa: E402
 from popqorn_fast.reference.general import general_bounds  # noqa: E402
 
+from conftest import random_weights, sample_unit_ball  # noqa: E402
+
 P_VALUES = (1.0, 2.0, math.inf)
 ONE_LAYER_NAMES = {"rnn": ("pre", "hidden"), "lstm": ("gates", "cell", "hidden"), "gru": ("gates", "u", "hidden")}
 
 
 # ---------------------------------------------------------------- helpers
-
-def one_layer_weights(kind: str, rng: np.random.Generator, s: int, n: int, C: int, activation: str = "tanh",
-                      states: bool = False, scale: float = 0.8):
-    G = {"rnn": 1, "lstm": 4, "gru": 3}[kind]
-    args = [rng.normal(scale=scale, size=(G * s, n)), rng.normal(scale=scale, size=(G * s, s)),
-            rng.normal(scale=scale, size=G * s), rng.normal(scale=scale, size=G * s),
-            rng.normal(size=(C, s)), rng.normal(size=C)]
-    kw = {}
-    if states:
-        kw["h0"] = rng.uniform(-1, 1, size=s)
-        if kind == "lstm":
-            kw["c0"] = rng.normal(size=s)
-    if kind == "rnn":
-        return pf.RNNWeights(*args, activation=activation, **kw)
-    return (pf.LSTMWeights if kind == "lstm" else pf.GRUWeights)(*args, **kw)
-
 
 def one_layer_oracle(w, x, eps, p, mask, spec_w, spec_b, planes, gru_shared_z=False) -> dict:
     """The one-layer oracle on ``w`` with the head folded into the specification."""
@@ -119,25 +104,6 @@ def random_model(rng: np.random.Generator, kinds: tuple, bidir: tuple, readout: 
     return RecurrentClassifier(tuple(layers), tuple(head), readout=readout, frame_layers=tuple(frames))
 
 
-def sample_ball(rng: np.random.Generator, N: int, n: int, p: float) -> np.ndarray:
-    """N points of the unit lp ball in R^n: surface, interior and vertices."""
-    if p == np.inf:
-        d = rng.uniform(-1, 1, size=(N, n))
-        d[: N // 2] = np.sign(d[: N // 2])  # cube vertices
-    elif p == 2.0:
-        d = rng.normal(size=(N, n))
-        d /= np.linalg.norm(d, axis=1, keepdims=True)
-        d[N // 2:] *= rng.uniform(size=(N - N // 2, 1)) ** (1.0 / n)
-    else:
-        e = rng.exponential(size=(N, n)) * rng.choice([-1.0, 1.0], size=(N, n))
-        d = e / np.sum(np.abs(e), axis=1, keepdims=True)
-        d[N // 2:] *= rng.uniform(size=(N - N // 2, 1)) ** (1.0 / n)
-        k = min(N // 4, 2 * n)  # the vertices +-e_i, where l1 extremes sit
-        d[:k] = 0.0
-        d[np.arange(k), np.arange(k) % n] = np.where(np.arange(k) < n, 1.0, -1.0)
-    return d
-
-
 def perturbations(rng: np.random.Generator, x: np.ndarray, eps: float, p: float, mask: np.ndarray,
                   N: int) -> np.ndarray:
     """N inputs (N, T, n): each moving frame independently in its own ball, the others fixed."""
@@ -145,7 +111,7 @@ def perturbations(rng: np.random.Generator, x: np.ndarray, eps: float, p: float,
     X = np.broadcast_to(x, (N, T, n)).copy()
     for t in range(T):
         if mask[t]:
-            X[:, t] += eps * sample_ball(rng, N, n, p)[rng.permutation(N)]
+            X[:, t] += eps * sample_unit_ball(rng, N, n, p)[rng.permutation(N)]
     return X
 
 
@@ -223,7 +189,7 @@ def test_one_layer_equals_one_layer_oracle(kind: str, act: str, planes: str, sta
     kind = "gru" if shared else kind
     rng = np.random.default_rng(ONE_LAYER_CASES.index((kind + ("-shared" if shared else ""), act, planes, states)))
     for p in P_VALUES:
-        w = one_layer_weights(kind, rng, s=3, n=2, C=4, activation=act, states=states)
+        w = random_weights(kind, rng, s=3, n=2, C=4, scale=0.8, activation=act, states=states)
         T = 4
         x = rng.normal(size=(T, 2))
         mask = rng.uniform(size=T) < 0.7
@@ -251,7 +217,7 @@ def test_backward_direction_is_the_oracle_on_the_reversed_input(kind: str) -> No
     mirrored in time); with the head's forward columns zero, readout "last" gives its margins."""
     rng = np.random.default_rng({"rnn": 5, "lstm": 6, "gru": 7}[kind])
     s, n, C, T = 3, 2, 3, 4
-    w = one_layer_weights(kind, rng, s=s, n=n, C=C)
+    w = random_weights(kind, rng, s=s, n=n, C=C, scale=0.8)
     fwd = random_direction(kind, rng, s, n, 1.0)
     layer = RecurrentLayer(kind, *fwd, reverse=(w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh))
     head_w = np.concatenate([np.zeros((C, s)), w.out_weight], axis=1)

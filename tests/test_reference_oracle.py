@@ -22,7 +22,7 @@ import pytest
 from popqorn_fast.reference import (bound_activation, gru_bounds_with, lstm_bounds_with, rnn_bounds)
 from popqorn_fast.reference.lines import EPS_MACH
 
-from conftest import sig
+from conftest import sample_unit_ball, sig
 
 # ---------------------------------------------------------------- helpers
 
@@ -130,25 +130,6 @@ def run_oracle(kind: str, net: dict, x: np.ndarray, eps: float, p: float, mask: 
                                 mask, net["spec_w"], net["spec_b"], method, True)
     return gru_bounds_with(fn, net["w_ih"], net["w_hh"], net["b_ih"], net["b_hh"], net["h0"], x, eps, p,
                            mask, net["spec_w"], net["spec_b"], method, True)
-
-
-def sample_ball(rng: np.random.Generator, N: int, n: int, p: float) -> np.ndarray:
-    """N points of the unit lp ball in R^n: half on the surface, half inside, plus vertices."""
-    if p == np.inf:
-        d = rng.uniform(-1, 1, size=(N, n))
-        d[: N // 2] = np.sign(d[: N // 2])  # cube vertices
-    elif p == 2.0:
-        d = rng.normal(size=(N, n))
-        d /= np.linalg.norm(d, axis=1, keepdims=True)
-        d[N // 2:] *= rng.uniform(size=(N - N // 2, 1)) ** (1.0 / n)
-    else:
-        e = rng.exponential(size=(N, n)) * rng.choice([-1.0, 1.0], size=(N, n))
-        d = e / np.sum(np.abs(e), axis=1, keepdims=True)
-        d[N // 2:] *= rng.uniform(size=(N - N // 2, 1)) ** (1.0 / n)
-        k = min(N // 4, 2 * n)  # the vertices +-e_i, where l1 extremes sit
-        d[:k] = 0.0
-        d[np.arange(k), np.arange(k) % n] = np.where(np.arange(k) < n, 1.0, -1.0)
-    return d
 
 
 STATE_NAMES = {"rnn": ("pre", "hidden"), "lstm": ("gates", "cell", "hidden"), "gru": ("gates", "u", "hidden")}
@@ -263,7 +244,7 @@ def check_samples_inside(kind: str, net: dict, x: np.ndarray, eps: float, p: flo
     T, n = x.shape
     X = np.repeat(x[None], N, axis=0)
     for t in np.flatnonzero(mask):
-        X[:, t, :] += eps * sample_ball(rng, N, n, p)[rng.permutation(N)]
+        X[:, t, :] += eps * sample_unit_ball(rng, N, n, p)[rng.permutation(N)]
     norms = np.linalg.norm(X - x, ord=p, axis=2)  # the samples really are in the threat model
     assert np.all(norms <= eps * (1 + 1e-12)) and np.all(norms[:, ~mask] == 0.0)
     assert np.mean(norms[:, mask] >= eps * (1 - 1e-12)) > 0.3  # many on the surface

@@ -202,18 +202,24 @@ def logits_vjp(w: Any, x: Any, cotangent: Any) -> tuple[np.ndarray, np.ndarray]:
         from .general_forward import general_logits_vjp
         return general_logits_vjp(w, x, cotangent)
     arr, single = _as_input(w, x)
-    ct = np.asarray(cotangent, dtype=np.float64)
-    if single and ct.ndim == 1:
-        ct = ct[None]
-    if ct.shape != (arr.shape[0], w.num_classes):
-        raise ValueError(f"cotangent has shape {np.shape(cotangent)}; expected "
-                         f"{'(C,)' if single else '(N, C)'} with C = {w.num_classes}")
+    ct = check_cotangent(cotangent, single, arr.shape[0], w.num_classes)
     rec = _run(w, arr)
     out = rec["hidden"][-1] @ w.out_weight.T + w.out_bias
     grad = _backward(w, arr, rec, ct)
     if single:
         return out[0], grad[0]
     return out, grad
+
+
+def check_cotangent(cotangent: Any, single: bool, N: int, C: int) -> np.ndarray:
+    """The cotangent of the logits as a float64 (N, C) array (one input: (C,) accepted)."""
+    ct = np.asarray(cotangent, dtype=np.float64)
+    if single and ct.ndim == 1:
+        ct = ct[None]
+    if ct.shape != (N, C):
+        raise ValueError(f"cotangent has shape {np.shape(cotangent)}; expected "
+                         f"{'(C,)' if single else '(N, C)'} with C = {C}")
+    return ct
 
 
 def _backward(w: Any, arr: np.ndarray, rec: dict[str, list[np.ndarray]],

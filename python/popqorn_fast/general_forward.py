@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .forward import check_cotangent
 from .general import Dense, Direction, RecurrentClassifier, RecurrentLayer
 
 
@@ -247,12 +248,7 @@ def general_logits_vjp(model: RecurrentClassifier, x: Any, cotangent: Any) -> tu
     """Logits and the input gradient of ``sum(cotangent * logits)``, as
     :func:`popqorn_fast.forward.logits_vjp` for one-layer models."""
     arr, single = as_batch(model, x)
-    ct = np.asarray(cotangent, dtype=np.float64)
-    if single and ct.ndim == 1:
-        ct = ct[None]
-    if ct.shape != (arr.shape[0], model.num_classes):
-        raise ValueError(f"cotangent has shape {np.shape(cotangent)}; expected "
-                         f"{'(C,)' if single else '(N, C)'} with C = {model.num_classes}")
+    ct = check_cotangent(cotangent, single, arr.shape[0], model.num_classes)
     rec = run(model, arr)
     grad = general_vjp(model, arr, rec, ct)
     z = rec["logits"]
