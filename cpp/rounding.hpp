@@ -101,10 +101,14 @@ void add_rowdots_charged(MatView<const T> L, const T* v, const Rounding<T>& rd, 
   add_rowdots(L, v, k.d);
 }
 
-// max(|l|, |u|) over n intervals: the magnitude bound of a variable known to lie in [l, u].
+// Intervals computed from settled ones by a few libm calls and products (a cell's reported
+// hidden-state bounds, e.g. the corners of σ(y^o) tanh(c)) widened outwards by 8 eps
+// relative: what those evaluations can be off by (ROUNDING.md §1).
 template <class T>
-void interval_magnitude(const T* l, const T* u, std::ptrdiff_t n, T* m) {
-  for (std::ptrdiff_t i = 0; i < n; ++i) m[i] = std::max(std::fabs(l[i]), std::fabs(u[i]));
+void widen_outwards(Mat<T>& lo, Mat<T>& up) {
+  const T e = T(8) * std::numeric_limits<T>::epsilon(), tiny = std::numeric_limits<T>::min();
+  for (auto& v : lo.v) v -= e * std::fabs(v) + tiny;
+  for (auto& v : up.v) v += e * std::fabs(v) + tiny;
 }
 
 // Weights of a sign-rule pass through lines over [l, u] (sign_rule.hpp, pass_lines): the

@@ -112,6 +112,7 @@ class LstmCell final : public Cell<T> {
         hid.lower(k, i) = std::min(std::min(c1, c2), std::min(c3, c4));
         hid.upper(k, i) = std::max(std::max(c1, c2), std::max(c3, c4));
       }
+    if (cr_.rd.on()) widen_outwards(hid.lower, hid.upper);
     out.push_back({prefix + "gates", yl_, yu_});
     out.push_back({prefix + "cell", cl_, cu_});
     out.push_back(std::move(hid));

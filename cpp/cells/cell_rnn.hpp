@@ -123,6 +123,7 @@ class RnnCell final : public Cell<T> {
         hid.lower(k, i) = activation_value<T>(act_, zl_(k, i));
         hid.upper(k, i) = activation_value<T>(act_, zu_(k, i));
       }
+    if (cr_.rd.on()) widen_outwards(hid.lower, hid.upper);
     out.push_back({prefix + "pre", zl_, zu_});
     out.push_back(std::move(hid));
   }
