@@ -98,17 +98,18 @@ def device_table(Ns: list[int], cpu_threads: list[int], cpu_max: int) -> None:
     print(f"# certify_many inputs/s, lstm T=8 h=32 n=8, float64, p = 2, rtol 1e-3, planes exact; "
           f"{os.cpu_count()} cpus")
     print(f"{'N':>6} {'cuda':>10} " + " ".join(f"{'cpu x' + str(k):>10}" for k in cpu_threads))
-    pf.certify_many(w, rng.uniform(0, 1, size=(2, 8, 8)), device="cuda")  # warm-up (context, JIT)
+    # the GPU computes round-to-nearest only (docs/ROUNDING.md): both sides run rounding="nearest"
+    pf.certify_many(w, rng.uniform(0, 1, size=(2, 8, 8)), device="cuda", rounding="nearest")  # warm-up
     for N in Ns:
         X = rng.uniform(0, 1, size=(N, 8, 8))
         t0 = time.perf_counter()
-        gpu = pf.certify_many(w, X, device="cuda")
+        gpu = pf.certify_many(w, X, device="cuda", rounding="nearest")
         rate = N / (time.perf_counter() - t0)
         cols = []
         for k in cpu_threads:
             m = min(N, cpu_max)
             t0 = time.perf_counter()
-            cpu = pf.certify_many(w, X[:m], threads=k)
+            cpu = pf.certify_many(w, X[:m], threads=k, rounding="nearest")
             cols.append(m / (time.perf_counter() - t0))
             worst = max(abs(g.eps - c.eps) / max(c.eps, 1e-300) for g, c in zip(gpu, cpu))
             if worst > 1e-6:

@@ -184,8 +184,11 @@ void bind_general(py::module_& m) {
   using namespace pybind11::literals;
   py::class_<pq::PassOptions>(m, "PassOptions", "Options of one bound pass over the general model.")
       .def(py::init([](const std::string& planes, bool shared_z, bool want_states, int opt_iters, double opt_lr,
-                       int opt_br, int opt_inter, int opt_inter_iters) {
+                       int opt_br, int opt_inter, int opt_inter_iters, const std::string& rounding) {
              pq::PassOptions o;
+             if (rounding != "sound" && rounding != "nearest")
+               throw pq::InvalidArgument("rounding must be \"sound\" or \"nearest\", got \"" + rounding + "\"");
+             o.sound = rounding == "sound";
              if (planes == "exact") o.planes = pq::PlaneMethod::Exact;
              else if (planes == "1d") o.planes = pq::PlaneMethod::OneD;
              else if (planes == "constant") o.planes = pq::PlaneMethod::Constant;
@@ -210,12 +213,14 @@ void bind_general(py::module_& m) {
              return o;
            }),
            "planes"_a = "exact", "shared_z"_a = false, "want_states"_a = false, "opt_iters"_a = 6, "opt_lr"_a = 0.01,
-           "opt_br"_a = 6, "opt_inter"_a = 1 << 20, "opt_inter_iters"_a = 1,
+           "opt_br"_a = 6, "opt_inter"_a = 1 << 20, "opt_inter_iters"_a = 1, "rounding"_a = "sound",
            "planes: \"exact\", \"1d\", \"constant\" or \"optimized\" (RECURRENCES.md §3b: opt_iters "
            "iterations per margin row, the first opt_br best responses, then Adam steps of size opt_lr; "
-           "intermediate bounds of the last opt_inter steps of each chain refined with opt_inter_iters).")
+           "intermediate bounds of the last opt_inter steps of each chain refined with opt_inter_iters). "
+           "rounding: \"sound\" (floating-point error charged to every bound, ROUNDING.md) or \"nearest\".")
       .def_readonly("shared_z", &pq::PassOptions::shared_z)
       .def_readonly("want_states", &pq::PassOptions::want_states)
+      .def_property_readonly("rounding", [](const pq::PassOptions& o) { return o.sound ? "sound" : "nearest"; })
       .def_property_readonly("optimized", &pq::PassOptions::optimized);
   py::class_<PyThreat>(m, "ThreatModel",
                        "The input set of a bound pass beyond the per-frame ball (cpp/threat_model.hpp): "

@@ -18,6 +18,12 @@
 //
 // planes="optimized" (RECURRENCES.md §3b): every bound is then refined row by row, each row
 // with its own relaxations (general_optimize.hpp, called from `bound` and `head_bound`).
+//
+// rounding="sound" (docs/ROUNDING.md, rounding.hpp): every step also charges its rounding
+// error to err_ (the cells, the Dense stacks, the concretiser), using bounds on the magnitude
+// of every variable: the inputs (|x̂| plus the largest displacement), each layer's outputs
+// (Cell::out_magnitude), the Dense layers' outputs (dense_out_magnitude). A back-substitution
+// ends with settle: d − 2 err, rounded down.
 #pragma once
 #include <algorithm>
 #include <memory>
@@ -67,19 +73,28 @@ class GeneralPass final : public Bounder<T> {
     d_.assign(std::max(Rc_, frame_rows), T(0));
     dense_rows_ = std::max(Rc_, frame_rows);
     scratch_ = std::make_unique<DenseScratch<T>>(dense_rows_, dense_w);
-    conc_ = std::make_unique<Concretiser<T>>(tm_, dense_rows_);
+    if (opt.sound) {
+      rd_ = Rounding<T>::sound(longest_sum(net, tm, K));
+      err_.assign(d_.size(), T(0));
+      for (std::ptrdiff_t l = 0; l < L_; ++l) inmag_.emplace_back(Tn_, width_[l]);
+      if (!net.frame.empty()) frame_ch_.assign(static_cast<std::size_t>(Tn_), DenseCharges<T>(net.frame));
+      head_ch_ = std::make_unique<DenseCharges<T>>(net.head);
+    }
+    conc_ = std::make_unique<Concretiser<T>>(tm_, dense_rows_, rd_);
     obj_ = Mat<T>(dense_rows_, dense_w);
     // the cells: layer 0 reads the frames directly unless frame layers come first
     const bool direct = net.frame.empty();
     for (std::ptrdiff_t l = 0; l < L_; ++l) {
       const auto& layer = net.layers[l];
+      const CellRounding<T> cr{rd_, opt.sound ? &inmag_[l] : nullptr};
       chains_.emplace_back();
       for (const auto& w : layer.dirs) {
         const MatView<const T>* x = (l == 0 && direct) ? &ball_.x : nullptr;
         if (layer.kind == CellKind::Rnn)
-          chains_.back().push_back(std::make_unique<RnnCell<T>>(w, layer.act, opt.optimized(), Tn_, Rc_, x));
-        else if (layer.kind == CellKind::Lstm) chains_.back().push_back(std::make_unique<LstmCell<T>>(w, opt, Tn_, Rc_, x));
-        else chains_.back().push_back(std::make_unique<GruCell<T>>(w, opt, Tn_, Rc_, x));
+          chains_.back().push_back(std::make_unique<RnnCell<T>>(w, layer.act, opt.optimized(), Tn_, Rc_, x, cr));
+        else if (layer.kind == CellKind::Lstm)
+          chains_.back().push_back(std::make_unique<LstmCell<T>>(w, opt, Tn_, Rc_, x, cr));
+        else chains_.back().push_back(std::make_unique<GruCell<T>>(w, opt, Tn_, Rc_, x, cr));
       }
     }
     frame_lines_.assign(Tn_, std::vector<LineSet<T>>(net.frame.size()));
@@ -91,9 +106,11 @@ class GeneralPass final : public Bounder<T> {
 
   // Bounds of spec_w · logits + spec_b (spec_w: K x C).
   BoundResult<T> run(MatView<const T> spec_w, const T* spec_b) {
+    if (rd_.on()) input_magnitudes();
     for (std::size_t j = 0; j < net_.frame.size(); ++j)
       for (std::ptrdiff_t t = 0; t < Tn_; ++t) bound_frame_layer(static_cast<std::ptrdiff_t>(j), t);
-    for (std::ptrdiff_t l = 0; l < L_; ++l)
+    for (std::ptrdiff_t l = 0; l < L_; ++l) {
+      if (rd_.on()) layer_input_magnitudes(l);
       for (std::size_t k = 0; k < chains_[l].size(); ++k) {
         cur_l_ = l;
         cur_dir_ = static_cast<std::ptrdiff_t>(k);
@@ -104,14 +121,20 @@ class GeneralPass final : public Bounder<T> {
           chains_[l][k]->relax(*this, t, prev, i + 1 == Tn_);
         }
       }
+    }
     const std::ptrdiff_t H = static_cast<std::ptrdiff_t>(net_.head.size());
     for (std::ptrdiff_t j = 0; j < H; ++j) {
+      if (rd_.on()) head_input_charges(j);
       if (j + 1 == H && !net_.head[j].has_act) break;
       const std::ptrdiff_t m = net_.head[j].w.rows;
       head_bound(2 * m, j, true, [&](std::ptrdiff_t r0, std::ptrdiff_t R, MatView<T> P, T*) {
         set_signed_identity_rows(P, r0, R, m, 0);
       }, head_lo_[j].row(0), head_up_[j].row(0), true);
-      if (net_.head[j].has_act) head_lines_[j].compute(net_.head[j].act, head_lo_[j].row(0), head_up_[j].row(0), m);
+      if (net_.head[j].has_act) {
+        head_lines_[j].compute(net_.head[j].act, head_lo_[j].row(0), head_up_[j].row(0), m);
+        if (rd_.on())
+          line_charge(head_lines_[j], head_lo_[j].row(0), head_up_[j].row(0), m, rd_.G, head_ch_->lin[j].data(), false);
+      }
     }
     const std::ptrdiff_t K = spec_w.rows, C = spec_w.cols;
     BoundResult<T> res;
@@ -162,7 +185,7 @@ class GeneralPass final : public Bounder<T> {
                   std::ptrdiff_t R) {
     start(R);
     setup(r0, R);
-    chains_[cur_l_][cur_dir_]->carry(entry, t, R, sink(cur_l_, t, R), d_.data());
+    chains_[cur_l_][cur_dir_]->carry(entry, t, R, sink(cur_l_, t, R), consts());
     run_chain(cur_l_, cur_dir_, cur_dir_ == 1 ? t + 1 : t - 1, R, true);
     descend(cur_l_ - 1, R);
   }
@@ -175,7 +198,11 @@ class GeneralPass final : public Bounder<T> {
   void start(std::ptrdiff_t R) {
     for (auto& h : has_) std::fill(h.begin(), h.end(), char(0));
     std::fill(d_.begin(), d_.begin() + R, T(0));
+    if (!err_.empty()) std::fill(err_.begin(), err_.begin() + R, T(0));
   }
+
+  // the rows' constants, and their rounding errors under rounding="sound"
+  RowConsts<T> consts() { return {d_.data(), err_.empty() ? nullptr : err_.data()}; }
 
   // where chain (l, ·) writes its coefficients on the input at t: nowhere for a fixed frame
   // read directly (its clean part is in the cell's constants)
@@ -196,9 +223,9 @@ class GeneralPass final : public Bounder<T> {
         c.add_top(cview(block(in_view(l + 1, t, R), 0, R, k * s, s)), R, !active);
         active = true;
       }
-      if (active) c.carry(Entry::Hidden, t, R, sink(l, t, R), d_.data());
+      if (active) c.carry(Entry::Hidden, t, R, sink(l, t, R), consts());
     }
-    if (active) c.initial(R, d_.data());
+    if (active) c.initial(R, consts());
   }
 
   // Layers l_top..0 (every chain from its end), then the frames.
@@ -213,18 +240,24 @@ class GeneralPass final : public Bounder<T> {
   // then over the threat model (threat_model.hpp: all of a row's frames together).
   void concretise(std::ptrdiff_t R) {
     const std::ptrdiff_t nf = static_cast<std::ptrdiff_t>(net_.frame.size());
+    const RowConsts<T> k = consts();
     conc_->begin(R);
     for (std::ptrdiff_t t = 0; t < Tn_; ++t) {
       if (!has_[0][t]) continue;
       MatView<const T> A = cview(in_view(0, t, R));
       if (nf > 0) {
-        A = dense_carry(net_.frame, frame_lines_[t].data(), nf - 1, false, A, *scratch_, d_.data());
-        add_rowdots(A, ball_.x.row(t), d_.data());
+        A = dense_carry(net_.frame, frame_lines_[t].data(), nf - 1, false, A, *scratch_, k, frame_charges(t));
+        add_rowdots_charged(A, ball_.x.row(t), rd_, k);
       }
       if (optim_ && optim_->recording()) optim_->record_frame(t, A.row(0));
-      if (tm_.moves(t)) conc_->add(t, A, d_.data());
+      if (tm_.moves(t)) conc_->add(t, A, k);
     }
-    conc_->finish(d_.data());
+    conc_->finish(k);
+    settle(k, R);
+  }
+
+  const DenseCharges<T>* frame_charges(std::ptrdiff_t t) const {
+    return frame_ch_.empty() ? nullptr : &frame_ch_[static_cast<std::size_t>(t)];
   }
 
   // Pre-activation bounds of frame layer j at frame t: back-substitution to x_t alone, over
@@ -233,15 +266,119 @@ class GeneralPass final : public Bounder<T> {
     const DenseView<T>& f = net_.frame[j];
     const std::ptrdiff_t m = f.w.rows, R = 2 * m;
     std::fill(d_.begin(), d_.begin() + R, T(0));
+    if (!err_.empty()) std::fill(err_.begin(), err_.begin() + R, T(0));
+    const RowConsts<T> k = consts();
+    if (rd_.on()) {  // layer j's affine weights at frame t, from its input's magnitudes
+      std::vector<T> in(static_cast<std::size_t>(f.w.cols));
+      if (j == 0) std::copy(xmag_.row(t), xmag_.row(t) + f.w.cols, in.begin());
+      else dense_out_magnitude(net_.frame[j - 1], frame_lo_[j - 1].row(t), frame_up_[j - 1].row(t), in.data());
+      frame_ch_[t].set_affine(f, static_cast<std::size_t>(j), in.data(), rd_.G);
+    }
     MatView<T> P{obj_.v.data(), R, m, obj_.cols};
     set_signed_identity_rows(P, 0, R, m, 0);
-    MatView<const T> A = dense_carry(net_.frame, frame_lines_[t].data(), j, true, cview(P), *scratch_, d_.data());
-    add_rowdots(A, ball_.x.row(t), d_.data());
+    MatView<const T> A =
+        dense_carry(net_.frame, frame_lines_[t].data(), j, true, cview(P), *scratch_, k, frame_charges(t));
+    add_rowdots_charged(A, ball_.x.row(t), rd_, k);
     conc_->begin(R);
-    if (tm_.moves(t)) conc_->add(t, A, d_.data());
-    conc_->finish(d_.data());
+    if (tm_.moves(t)) conc_->add(t, A, k);
+    conc_->finish(k);
+    settle(k, R);
     finish_stacked(d_.data(), m, frame_lo_[j].row(t), frame_up_[j].row(t));
-    if (f.has_act) frame_lines_[t][j].compute(f.act, frame_lo_[j].row(t), frame_up_[j].row(t), m);
+    if (f.has_act) {
+      frame_lines_[t][j].compute(f.act, frame_lo_[j].row(t), frame_up_[j].row(t), m);
+      if (rd_.on())
+        line_charge(frame_lines_[t][j], frame_lo_[j].row(t), frame_up_[j].row(t), m, rd_.G, frame_ch_[t].lin[j].data(),
+                    false);
+    }
+  }
+
+  // rounding="sound" (ROUNDING.md §2): the magnitudes of the variables the charges multiply.
+  // N of Γ = γ_N: at least the longest sum any pass computes. A coefficient is a sum over at
+  // most a few products of the widest matrix (two directions, two W_ih blocks, then W_hh and
+  // a sign-rule term); a constant is the sum of at most one contribution per step and
+  // verb, each a dot product no longer than the widest matrix.
+  static std::ptrdiff_t longest_sum(const GeneralNet<T>& net, const ThreatModel<T>& tm, std::ptrdiff_t K) {
+    std::ptrdiff_t wide = std::max<std::ptrdiff_t>(tm.ball.x.cols, 2 * K), steps = 0;
+    auto see = [&](MatView<const T> w) { wide = std::max({wide, w.rows, w.cols}); };
+    for (const auto& f : net.frame) see(f.w);
+    for (const auto& h : net.head) see(h.w);
+    for (const auto& l : net.layers) {
+      for (const auto& d : l.dirs) see(d.w_ih), see(d.w_hh);
+      steps += static_cast<std::ptrdiff_t>(l.dirs.size());
+    }
+    for (const auto& s : tm.subs) see(s);
+    const std::ptrdiff_t Tn = tm.ball.x.rows;
+    const std::ptrdiff_t terms = 4 * (steps * Tn + Tn * (static_cast<std::ptrdiff_t>(net.frame.size()) + 2) +
+                                      static_cast<std::ptrdiff_t>(net.head.size()) + 4) +
+                                 8 * static_cast<std::ptrdiff_t>(net.layers.size());
+    return 4 * wide + terms + 64;
+  }
+
+  // |x_t| <= |x̂_t| + the largest displacement of a coordinate of frame t: its ball's radius
+  // (every lp ball lies in the l∞ ball of the same radius) or its substitutes' distance
+  void input_magnitudes() {
+    const std::ptrdiff_t n = ball_.x.cols;
+    xmag_ = Mat<T>(Tn_, n);
+    for (std::ptrdiff_t t = 0; t < Tn_; ++t) {
+      const T* x = ball_.x.row(t);
+      T* m = xmag_.row(t);
+      for (std::ptrdiff_t j = 0; j < n; ++j) m[j] = std::fabs(x[j]);
+      if (!tm_.moves(t)) continue;
+      if (!tm_.substitution()) {
+        const T r = tm_.radius(t) * (T(1) + T(4) * std::numeric_limits<T>::epsilon());
+        for (std::ptrdiff_t j = 0; j < n; ++j) m[j] += r;
+        continue;
+      }
+      const MatView<const T>& S = tm_.subs[t];
+      for (std::ptrdiff_t j = 0; j < n; ++j) {
+        T far = T(0);
+        for (std::ptrdiff_t k = 0; k < S.rows; ++k) far = std::max(far, std::fabs(S(k, j)));
+        m[j] = std::max(m[j], far);
+      }
+    }
+  }
+
+  // inmag_[l] (Tn x layer l's input): the frames (or the last frame layer's outputs) for
+  // l = 0, else layer l − 1's outputs, both directions side by side
+  void layer_input_magnitudes(std::ptrdiff_t l) {
+    for (std::ptrdiff_t t = 0; t < Tn_; ++t) {
+      T* m = inmag_[l].row(t);
+      if (l > 0) {
+        const std::ptrdiff_t s = net_.layers[l - 1].hidden();
+        for (std::size_t k = 0; k < chains_[l - 1].size(); ++k)
+          chains_[l - 1][k]->out_magnitude(t, m + static_cast<std::ptrdiff_t>(k) * s);
+      } else if (net_.frame.empty()) {
+        std::copy(xmag_.row(t), xmag_.row(t) + ball_.x.cols, m);
+      } else {
+        const std::size_t j = net_.frame.size() - 1;
+        dense_out_magnitude(net_.frame[j], frame_lo_[j].row(t), frame_up_[j].row(t), m);
+      }
+    }
+  }
+
+  // the affine weights of head layer j: its input is the readout's feature (bounded over all
+  // steps of the top layer's outputs) or head layer j − 1's output
+  void head_input_charges(std::ptrdiff_t j) {
+    const DenseView<T>& h = net_.head[j];
+    std::vector<T> in(static_cast<std::size_t>(h.w.cols), T(0));
+    if (j == 0) {
+      const auto& top = net_.layers.back();
+      const std::ptrdiff_t s = top.hidden();
+      std::vector<T> m(static_cast<std::size_t>(s));
+      for (std::ptrdiff_t t = 0; t < Tn_; ++t)
+        for (std::size_t k = 0; k < chains_[L_ - 1].size(); ++k) {
+          chains_[L_ - 1][k]->out_magnitude(t, m.data());
+          for (std::ptrdiff_t i = 0; i < s; ++i) {
+            T& v = in[static_cast<std::size_t>(static_cast<std::ptrdiff_t>(k) * s + i)];
+            v = std::max(v, m[i]);
+          }
+        }
+      featw_.resize(in.size());
+      for (std::size_t i = 0; i < in.size(); ++i) featw_[i] = rd_.G * in[i];
+    } else {
+      dense_out_magnitude(net_.head[j - 1], head_lo_[j - 1].row(0), head_up_[j - 1].row(0), in.data());
+    }
+    head_ch_->set_affine(h, static_cast<std::size_t>(j), in.data(), rd_.G);
   }
 
   // rows objective rows (chunked) placed by setup on head layer j's output (its
@@ -293,7 +430,10 @@ class GeneralPass final : public Bounder<T> {
     start(R);
     MatView<T> P{obj_.v.data(), R, w, obj_.cols};
     setup(r0, R, P, d_.data());
-    MatView<const T> F = dense_carry(net_.head, head_lines_.data(), j, from_pre, cview(P), *scratch_, d_.data());
+    MatView<const T> F =
+        dense_carry(net_.head, head_lines_.data(), j, from_pre, cview(P), *scratch_, consts(), head_ch_.get());
+    // the mean's 1/T is itself rounded: charged with the products (|F| times the features' bound)
+    if (rd_.on() && net_.readout == Readout::Mean) charge_rows(F, featw_.data(), err_.data());
     to_readout(F, R);
     descend(L_ - 1, R);
   }
@@ -349,6 +489,13 @@ class GeneralPass final : public Bounder<T> {
   std::vector<Mat<T>> frame_lo_, frame_up_, head_lo_, head_up_;
   std::vector<LineSet<T>> head_lines_;
   std::unique_ptr<RowOptimizer<T>> optim_;  // planes="optimized" only
+  Rounding<T> rd_;                          // rounding="sound" only (else off):
+  std::vector<T> err_;                      // the rows' rounding errors (beside d_),
+  std::vector<Mat<T>> inmag_;               // each layer's input magnitudes (Tn x width),
+  Mat<T> xmag_;                             // the frames' (Tn x n),
+  std::vector<T> featw_;                    // Γ times the readout feature's,
+  std::vector<DenseCharges<T>> frame_ch_;   // the frame layers' weights per frame,
+  std::unique_ptr<DenseCharges<T>> head_ch_;  // the head's
 };
 
 // One bound pass over the general model: bounds of spec_w · logits + spec_b.

@@ -13,6 +13,7 @@
 #include "lines.hpp"
 #include "optim_planes.hpp"
 #include "planes.hpp"
+#include "rounding.hpp"
 
 namespace pq {
 
@@ -60,6 +61,7 @@ struct PassOptions {
   PlaneMethod planes = PlaneMethod::Exact;
   bool shared_z = false;     // GRU: the shared-z relaxation of the hidden update (RECURRENCES.md §4)
   bool want_states = false;  // also return every intermediate interval
+  bool sound = false;        // rounding="sound": floating-point error charged (rounding.hpp, ROUNDING.md)
   // planes="optimized" (RECURRENCES.md §3b, general_optimize.hpp): opt.iters > 0 refines every
   // bound by its rows' own relaxations (GRU layers then use shared z)
   OptSettings opt;
@@ -94,6 +96,14 @@ struct Bounder {
   ~Bounder() = default;
 };
 
+// rounding="sound" (rounding.hpp): the pass's Γ and, per step, a bound on the magnitude of
+// the cell's input (Tn x input, filled by the driver before the cell relaxes; null: off).
+template <class T>
+struct CellRounding {
+  Rounding<T> rd;
+  const Mat<T>* in_mag = nullptr;
+};
+
 // The verbs of one direction of one recurrent layer over all T steps (a "chain").
 // Steps are indexed by time t; prev is the step before in the chain's own order
 // (t−1 forward, t+1 backward; −1 for the first step, whose state is the initial one).
@@ -103,12 +113,14 @@ struct Cell {
   // Fix the relaxations of step t (its bounds through bd). last: the chain's last step.
   virtual void relax(Bounder<T>& bd, std::ptrdiff_t t, std::ptrdiff_t prev, bool last) = 0;
   // Carry R rows entered at `entry` of step t back to the state before it; coefficients
-  // on the input at t go to `in`, constants to d.
-  virtual void carry(Entry entry, std::ptrdiff_t t, std::ptrdiff_t R, InSink<T> in, T* d) = 0;
+  // on the input at t go to `in`, constants to k.d (rounding errors to k.err, rounding.hpp).
+  virtual void carry(Entry entry, std::ptrdiff_t t, std::ptrdiff_t R, InSink<T> in, RowConsts<T> k) = 0;
   // Coefficients from above on h_t (top: R x s) join the carried state (first: it starts).
   virtual void add_top(MatView<const T> top, std::ptrdiff_t R, bool first) = 0;
   // The carried state reached the initial state: its constant into d.
-  virtual void initial(std::ptrdiff_t R, T* d) = 0;
+  virtual void initial(std::ptrdiff_t R, RowConsts<T> k) = 0;
+  // A bound on |h_t| over the input set (s values), once step t is relaxed (rounding="sound").
+  virtual void out_magnitude(std::ptrdiff_t t, T* m) const = 0;
   // Every interval of the chain, named prefix + quantity, rows by time.
   virtual void states(std::vector<StateBounds<T>>& out, const std::string& prefix) = 0;
 

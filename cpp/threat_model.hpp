@@ -17,6 +17,7 @@
 #include <numeric>
 #include <vector>
 #include "linear_form.hpp"
+#include "rounding.hpp"
 
 namespace pq {
 
@@ -50,26 +51,40 @@ struct ThreatModel {
 // ball lowers a row. p = ∞ (q = L1): per axis; p = 1 (q = Linf): the budget r on the largest m
 // first; p = 2: v_j = min(cap_j, τ m_j) with τ where ‖v‖ = r (breakpoints cap_j / m_j, sorted).
 // m and cap are the caller's scratch (cap is rescaled in place).
+// G > 0 (rounding="sound", ROUNDING.md §3): the result is instead an upper bound of the real
+// maximum, whatever the rounding: the weak-duality value at the multiplier the computation
+// found (exact for the exact multiplier, an upper bound for any), and the box alone
+// (Σ m cap), both sums of nonnegative terms computed to a relative error far below G.
 template <class T>
-T box_ball_gain(std::vector<T>& m, std::vector<T>& cap, T r, DualNorm q, std::vector<std::ptrdiff_t>& idx) {
+T box_ball_gain(std::vector<T>& m, std::vector<T>& cap, T r, DualNorm q, std::vector<std::ptrdiff_t>& idx,
+                T G = T(0)) {
   const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(m.size());
-  T gain = T(0);
+  T gain = T(0), box = T(0);
+  if (G > T(0))
+    for (std::ptrdiff_t j = 0; j < n; ++j) box += m[j] * cap[j];
+  const T up = T(1) + T(8) * G;
   if (q == DualNorm::L1) {
     for (std::ptrdiff_t j = 0; j < n; ++j) gain += m[j] * std::min(cap[j], r);
-    return gain;
+    return G > T(0) ? gain * up : gain;
   }
   idx.resize(static_cast<size_t>(n));
   std::iota(idx.begin(), idx.end(), std::ptrdiff_t(0));
   if (q == DualNorm::Linf) {
     std::sort(idx.begin(), idx.end(), [&](std::ptrdiff_t a, std::ptrdiff_t b) { return m[a] > m[b]; });
-    T left = r;
+    T left = r, mu = T(0);
     for (std::ptrdiff_t j : idx) {
       if (left <= T(0)) break;
       const T v = std::min(cap[j], left);
+      if (cap[j] >= left) mu = m[j];  // the coordinate the budget ends in
       gain += m[j] * v;
       left -= v;
     }
-    return gain;
+    if (G == T(0)) return gain;
+    // dual: for any μ >= 0, Σ m v <= μ r + Σ cap max(0, m − μ); μ = the m the budget ends in (0
+    // if every cap fits): the exact optimum's multiplier
+    T dual = mu * r;
+    for (std::ptrdiff_t j = 0; j < n; ++j) dual += cap[j] * std::max(T(0), m[j] - mu);
+    return std::min(dual, box) * up;
   }
   // p = 2: coordinates saturate in order of cap_j / m_j; the first k saturate where
   // ‖v(τ)‖² = Σ_{sat} cap² + τ² Σ_{free} m² first reaches r² beyond the k-th breakpoint.
@@ -94,19 +109,29 @@ T box_ball_gain(std::vector<T>& m, std::vector<T>& cap, T r, DualNorm q, std::ve
     if (i < k) sat2 += cap[j] * cap[j], satgain += m[j] * cap[j];
     else M += m[j] * m[j];
   }
-  if (k == n) return r * satgain;  // every coordinate at its cap: the box lies inside the ball
+  if (k == n) return G > T(0) ? box * up : r * satgain;  // every coordinate at its cap: the box lies inside the ball
   const T tau = std::sqrt(std::max(T(0), T(1) - sat2) / M);
-  return r * (satgain + tau * M);
+  if (G == T(0)) return r * (satgain + tau * M);
+  if (!(tau > T(0))) return box * up;
+  // dual (unit ball, caps c = cap / r): for any μ > 0, Σ m v <= μ/2 + Σ max_{0<=v<=c} (m v − μ v²/2),
+  // each term m²/(2μ) (m <= μ c) or m c − μ c²/2 >= m c / 2; μ = 1/τ
+  const T mu = T(1) / tau;
+  T dual = mu / T(2);
+  for (std::ptrdiff_t j = 0; j < n; ++j)
+    dual += m[j] <= mu * cap[j] ? m[j] * m[j] / (T(2) * mu) : m[j] * cap[j] - mu * cap[j] * cap[j] / T(2);
+  return std::min(r * dual, box) * up;
 }
 
-// Concretises rows over a ThreatModel: begin(R); add(t, A_t, d) for every moving frame t
-// that the rows reach; finish(d).
+// Concretises rows over a ThreatModel: begin(R); add(t, A_t, k) for every moving frame t
+// that the rows reach; finish(k). rounding="sound" (rd.on()): every amount subtracted from
+// k.d is an upper bound of its real value up to relative error Γ, charged to k.err
+// (ROUNDING.md §3).
 template <class T>
 class Concretiser {
  public:
-  Concretiser(const ThreatModel<T>& tm, std::ptrdiff_t rows) : tm_(tm) {
+  Concretiser(const ThreatModel<T>& tm, std::ptrdiff_t rows, Rounding<T> rd = {}) : tm_(tm), rd_(rd) {
     const std::ptrdiff_t Tn = tm.ball.x.rows, n = tm.ball.x.cols;
-    if (tm.substitution()) sub_.assign(static_cast<size_t>(rows * Tn), T(0));
+    if (tm.substitution()) sub_.assign(static_cast<size_t>(rows * Tn), T(0)), sub_err_.assign(static_cast<size_t>(rows), T(0));
     if (tm.joint()) acc_.assign(static_cast<size_t>(rows), T(0)), scale_.assign(static_cast<size_t>(rows), T(0));
     if (tm.lo) {
       // slack_t = min_j min(x̂ − lo, hi − x̂): the box contains frame t's ball iff radius <= slack_t
@@ -125,18 +150,24 @@ class Concretiser {
 
   void begin(std::ptrdiff_t R) {
     R_ = R;
-    if (!sub_.empty()) std::fill(sub_.begin(), sub_.begin() + R * tm_.ball.x.rows, T(0));
+    if (!sub_.empty()) {
+      std::fill(sub_.begin(), sub_.begin() + R * tm_.ball.x.rows, T(0));
+      std::fill(sub_err_.begin(), sub_err_.begin() + R, T(0));
+    }
     if (!acc_.empty()) std::fill(acc_.begin(), acc_.begin() + R, T(0)), std::fill(scale_.begin(), scale_.begin() + R, T(0));
     for (std::ptrdiff_t r = 0; r < static_cast<std::ptrdiff_t>(jm_.size()) && r < R; ++r) jm_[r].clear(), jc_[r].clear();
   }
 
   // coefficients A (R x n) on moving frame t
-  void add(std::ptrdiff_t t, MatView<const T> A, T* d) {
+  void add(std::ptrdiff_t t, MatView<const T> A, RowConsts<T> k) {
     if (tm_.substitution()) return add_substitution(t, A);
     const T rt = tm_.radius(t);
     const bool boxed = tm_.lo && !(tm_.joint() ? joint_inside_ : rt <= slack_[t]);
     if (!boxed) {
-      if (!tm_.joint()) return subtract_ball_radius(A, rt, tm_.ball.q, d);
+      if (!tm_.joint()) {
+        for (std::ptrdiff_t r = 0; r < A.rows; ++r) subtract(k, r, rt * dual_norm(A.row(r), A.cols, tm_.ball.q));
+        return;
+      }
       for (std::ptrdiff_t r = 0; r < A.rows; ++r) combine(r, tm_.weight(t) * dual_norm(A.row(r), A.cols, tm_.ball.q));
       return;
     }
@@ -150,22 +181,29 @@ class Concretiser {
       }
       m1_.clear(), c1_.clear();
       push_axes(t, A.row(r), n, T(1), m1_, c1_);
-      d[r] -= no_looser(box_ball_gain(m1_, c1_, rt, tm_.ball.q, idx_), rt * dual_norm(A.row(r), n, tm_.ball.q));
+      subtract(k, r, no_looser(box_ball_gain(m1_, c1_, rt, tm_.ball.q, idx_, rd_.G), rt * dual_norm(A.row(r), n, tm_.ball.q)));
     }
   }
 
-  void finish(T* d) {
-    if (tm_.substitution()) return finish_substitution(d);
+  void finish(RowConsts<T> k) {
+    if (tm_.substitution()) return finish_substitution(k);
     if (!tm_.joint()) return;
     const T eps = tm_.ball.eps;
     for (std::ptrdiff_t r = 0; r < R_; ++r) {
       const T ball = tm_.ball.q == DualNorm::L2 ? scale_[r] * std::sqrt(acc_[r]) : acc_[r];
-      if (jm_.empty()) d[r] -= eps * ball;
-      else d[r] -= no_looser(box_ball_gain(jm_[r], jc_[r], eps, tm_.ball.q, idx_), eps * ball);
+      if (jm_.empty()) subtract(k, r, eps * ball);
+      else subtract(k, r, no_looser(box_ball_gain(jm_[r], jc_[r], eps, tm_.ball.q, idx_, rd_.G), eps * ball));
     }
   }
 
  private:
+  // d[r] −= g, and under rounding="sound" its relative error (the norms, products and the
+  // subtraction; a box gain is an upper bound already, box_ball_gain) charged: Γ g
+  void subtract(RowConsts<T> k, std::ptrdiff_t r, T g) {
+    k.d[r] -= g;
+    if (k.err) k.err[r] += rd_.G * g;
+  }
+
   // the joint ball's combination of one frame's weighted dual norm v into row r: the running
   // scaled sum of squares (p = 2, no overflow) or the running max (p = 1)
   void combine(std::ptrdiff_t r, T v) {
@@ -184,7 +222,8 @@ class Concretiser {
     }
   }
 
-  // a box gain is never more than the ball's own (exactly; this only absorbs rounding)
+  // a box gain is never more than the ball's own (exactly; this only absorbs rounding; under
+  // rounding="sound" both are upper bounds up to the relative error Γ charged by subtract)
   static T no_looser(T box, T ball) { return std::min(box, ball); }
 
   // the axes of frame t for one row a: gain m = |a| w, capacity = room towards −sign(a) / w
@@ -199,37 +238,43 @@ class Concretiser {
     }
   }
 
+  // rounding="sound": each A (s − x̂) is within Γ |A| (|s| + |x̂|) of its real value; the
+  // largest such error of frame t is charged for every frame (whichever B are chosen)
   void add_substitution(std::ptrdiff_t t, MatView<const T> A) {
     const MatView<const T>& S = tm_.subs[t];
     const T* x = tm_.ball.x.row(t);
     const std::ptrdiff_t Tn = tm_.ball.x.rows;
     for (std::ptrdiff_t r = 0; r < A.rows; ++r) {
       const T* a = A.row(r);
-      T ax = T(0), best = T(0);
-      for (std::ptrdiff_t j = 0; j < A.cols; ++j) ax += a[j] * x[j];
+      T ax = T(0), best = T(0), ax_abs = T(0), worst = T(0);
+      for (std::ptrdiff_t j = 0; j < A.cols; ++j) ax += a[j] * x[j], ax_abs += std::fabs(a[j] * x[j]);
       for (std::ptrdiff_t k = 0; k < S.rows; ++k) {
         const T* s = S.row(k);
-        T as = T(0);
-        for (std::ptrdiff_t j = 0; j < A.cols; ++j) as += a[j] * s[j];
+        T as = T(0), as_abs = T(0);
+        for (std::ptrdiff_t j = 0; j < A.cols; ++j) as += a[j] * s[j], as_abs += std::fabs(a[j] * s[j]);
         best = std::min(best, as - ax);
+        worst = std::max(worst, as_abs + ax_abs);
       }
       sub_[r * Tn + t] = best;
+      if (rd_.on()) sub_err_[r] += rd_.G * worst;
     }
   }
 
-  void finish_substitution(T* d) {
+  void finish_substitution(RowConsts<T> k) {
     const std::ptrdiff_t Tn = tm_.ball.x.rows, B = std::min(tm_.budget, Tn);
     for (std::ptrdiff_t r = 0; r < R_; ++r) {
       T* v = sub_.data() + r * Tn;
       if (B < Tn) std::nth_element(v, v + B, v + Tn);  // the B most negative first
-      for (std::ptrdiff_t k = 0; k < B; ++k) d[r] += v[k];
+      for (std::ptrdiff_t j = 0; j < B; ++j) k.d[r] += v[j];
+      if (k.err) k.err[r] += sub_err_[r];
     }
   }
 
   const ThreatModel<T>& tm_;
+  Rounding<T> rd_;
   std::ptrdiff_t R_ = 0;
   bool joint_inside_ = true;
-  std::vector<T> sub_, acc_, scale_, slack_, m1_, c1_;
+  std::vector<T> sub_, sub_err_, acc_, scale_, slack_, m1_, c1_;
   std::vector<std::vector<T>> jm_, jc_;
   std::vector<std::ptrdiff_t> idx_;
 };

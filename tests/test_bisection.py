@@ -84,9 +84,11 @@ def test_margin_valued_search_keeps_the_guarantees(true_eps, eps_max, rtol, shap
     else:
         assert probes[r.eps_upper] <= 0 and true_eps <= eps_max * (1 + 1e-9)
         assert r.eps_upper - r.eps <= rtol * r.eps
-    # never much worse than plain bisection on the same problem
+    # never much worse than plain bisection on the same problem: the stall rule bisects once
+    # whenever two aimed probes did not halve the bracket, so at worst three probes per
+    # halving (bisection.py); e.g. rtol 1e-6, 'kinked', a hint 10x off: 59 probes vs 28
     plain = search_radius(lambda e: f(e, true_eps) > 0, eps_max, rtol)
-    assert r.passes <= 2 * plain.passes + 2
+    assert r.passes <= 3 * plain.passes + 2
 
 
 @pytest.mark.parametrize("shape, ratio", [("linear", 0.4), ("concave", 0.8), ("blowup", 0.9), ("kinked", 0.8)])

@@ -61,9 +61,20 @@ def test_unknown_device_named():
 def test_cuda_without_pieces_names_the_missing_piece():
     w = random_weights("lstm", np.random.default_rng(0))
     with pytest.raises(RuntimeError) as ei:
-        pf.certify_many(w, np.zeros((2, 3, 3)), device="cuda")
+        pf.certify_many(w, np.zeros((2, 3, 3)), device="cuda", rounding="nearest")
     msg = str(ei.value)
     assert ("no CUDA backend" in msg or "install popqorn_fast[cuda]" in msg or "no CUDA device visible" in msg), msg
+
+
+def test_cuda_refuses_sound_rounding():
+    """The GPU path computes round-to-nearest only: asked for the (default) sound rounding it
+    names the problem and both ways out, before any GPU is looked for."""
+    w = random_weights("lstm", np.random.default_rng(0))
+    with pytest.raises(ValueError, match="rounding='nearest' to use the GPU, or device='cpu'"):
+        pf.certify_many(w, np.zeros((2, 3, 3)), device="cuda")
+    with pytest.raises(ValueError, match="not floating-point sound"):
+        backend.bound_pass(w, np.zeros((3, 3)), 0.1, 2.0, np.ones(3, bool), np.ones((1, 4)), np.zeros(1),
+                           device="cuda")
 
 
 def test_missing_module_message(monkeypatch):
@@ -165,7 +176,7 @@ def test_batched_driver_equals_certify_on_cpu(kind):
     w = random_weights(kind, rng, s=5, n=3, C=3)
     X = rng.normal(size=(5, 4, 3))
     labels = [None, None, 0, 1, None]
-    kw = dict(eps_max=10.0, p=2, target=None, frames=None, rtol=1e-3, planes="1d")
+    kw = dict(eps_max=10.0, p=2, target=None, frames=None, rtol=1e-3, planes="1d", rounding="sound")
     got = certify_mod._certify_batched(w, X, labels, kw, "cpu", lambda done: None)
     for i in range(len(X)):
         ref = pf.certify(w, X[i], label=labels[i], eps_max=10.0, p=2, rtol=1e-3, planes="1d")
@@ -212,8 +223,8 @@ def test_device_cuda_plumbing_with_a_fake_module(monkeypatch, kind):
     rng = np.random.default_rng(4)
     w = random_weights(kind, rng, s=4, n=3, C=3, states=True)
     X = rng.normal(size=(4, 3, 3))
-    gpu = pf.certify_many(w, X, device="cuda", planes="1d", p=np.inf)
-    cpu = pf.certify_many(w, X, device="cpu", planes="1d", p=np.inf)
+    gpu = pf.certify_many(w, X, device="cuda", planes="1d", p=np.inf, rounding="nearest")
+    cpu = pf.certify_many(w, X, device="cpu", planes="1d", p=np.inf, rounding="nearest")
     # the fake serves pairs with _core.<kind>_bounds (the folded head as the driver's head),
     # the CPU path folds it into the specification instead: the same bounds up to the order of
     # a few sums, so the two searches may take a different
@@ -222,13 +233,13 @@ def test_device_cuda_plumbing_with_a_fake_module(monkeypatch, kind):
     assert all(c.eps > 0 for c in cpu)
     sw, sb = rng.normal(size=(2, 4)), rng.normal(size=2)
     mask = np.ones(3, bool)
-    a = backend.bound_pass(w, X[0], 0.1, 2.0, mask, sw, sb, "exact", True, device="cuda")
-    b = backend.bound_pass(w, X[0], 0.1, 2.0, mask, sw, sb, "exact", True, device="cpu")
+    a = backend.bound_pass(w, X[0], 0.1, 2.0, mask, sw, sb, "exact", True, device="cuda", rounding="nearest")
+    b = backend.bound_pass(w, X[0], 0.1, 2.0, mask, sw, sb, "exact", True, device="cpu", rounding="nearest")
     assert a.keys() == b.keys()
     for k in a:  # exact planes: an LP optimum with ties, unique up to its tolerance
         np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-9, err_msg=k)
     with pytest.raises(backend.BoundOverflowError):
-        backend.bound_pass(w, X[0], 1.7e308, np.inf, mask, sw, sb, "exact", False, device="cuda")
+        backend.bound_pass(w, X[0], 1.7e308, np.inf, mask, sw, sb, "exact", False, device="cuda", rounding="nearest")
 
 
 def test_bound_pass_batch_cpu_matches_bound_pass():
@@ -285,10 +296,10 @@ def test_cuda_equals_cpu(name, w, X, p, planes):
     eps = np.array([0.0, 1e-3, 0.01, 0.05, 0.2, 1.0][:N])
     mask = np.ones(T, bool)
     mask[0] = False
-    out = backend.bound_pass_batch(w, X, eps, p, mask, sw, sb, planes, True, device="cuda")
+    out = backend.bound_pass_batch(w, X, eps, p, mask, sw, sb, planes, True, device="cuda", rounding="nearest")
     for i in range(N):
         ref = backend.bound_pass_batch(w, X[i:i + 1], eps[i:i + 1], p, mask, sw[i:i + 1], sb[i:i + 1],
-                                       planes, True, device="cpu")
+                                       planes, True, device="cpu", rounding="nearest")
         assert out["status"][i] == ref["status"][0]
         if ref["status"][0]:
             continue
@@ -310,8 +321,8 @@ def test_cuda_certify_many_equals_cpu(kind):
     w = pf.load_model(path)
     with np.load(path) as d:
         X, y = np.array(d["X"], dtype=np.float64)[:16], np.array(d["y"])[:16]
-    gpu = pf.certify_many(w, X, labels=y, device="cuda", planes="1d")
-    cpu = pf.certify_many(w, X, labels=y, device="cpu", planes="1d")
+    gpu = pf.certify_many(w, X, labels=y, device="cuda", planes="1d", rounding="nearest")
+    cpu = pf.certify_many(w, X, labels=y, device="cpu", planes="1d", rounding="nearest")
     for g, c in zip(gpu, cpu):
         assert g.misclassified == c.misclassified
         _close(g.eps, c.eps, 1e-6)  # same searches; the probes follow the margins, equal to rounding
@@ -331,7 +342,7 @@ def test_cuda_soundness_sample(kind):
         from popqorn_fast.specification import fold_specification
         sw, sb = fold_specification(w.out_weight, w.out_bias, lab, cls)
         out = backend.bound_pass_batch(w, X[i:i + 1], eps[i:i + 1], 2.0, np.ones(5, bool), sw[None], sb[None],
-                                       "exact", False, device="cuda")
+                                       "exact", False, device="cuda", rounding="nearest")
         lo, up = out["lower"][0], out["upper"][0]
         for _ in range(200):
             d = rng.normal(size=X[i].shape)

@@ -25,14 +25,19 @@ template <class T>
 class GruCell final : public Cell<T> {
  public:
   GruCell(const DirectionWeights<T>& w, const PassOptions& opt, std::ptrdiff_t Tn, std::ptrdiff_t Rmax,
-          const MatView<const T>* x)
+          const MatView<const T>* x, const CellRounding<T>& cr)
       : w_(w), planes_(opt.planes), shared_z_(opt.shared_z || opt.optimized()), s_(w.w_hh.cols),
         xb4_(Tn, 4 * s_), gl_(Tn, 3 * s_), gu_(Tn, 3 * s_), ul_(Tn, s_), uu_(Tn, s_), hl_(Tn, s_), hu_(Tn, s_),
         Pr_(Tn, s_, opt.optimized()), Pu_(Tn, s_, opt.optimized()), Pz_(Tn, s_, opt.optimized()),
         Lz_(shared_z_ ? Tn : 0, s_, opt.optimized()), zw_(shared_z_ ? Tn : 0, 4 * s_), Lh_(Rmax, s_),
         Lh2_(Rmax, s_), G4_(Rmax, 4 * s_), wl_(s_), wu_(s_), zero_(s_, T(0)),
-        sh_(opt.optimized() ? Tn : 0, s_), g_(3 * s_), u_(s_) {
+        sh_(opt.optimized() ? Tn : 0, s_), g_(3 * s_), u_(s_), cr_(cr), aw_(cr.rd.on() ? Tn : 0, 4 * s_),
+        cw_(cr.rd.on() ? s_ : 0), mh_(cr.rd.on() ? s_ : 0), prev_(static_cast<std::size_t>(Tn), -1) {
     const std::ptrdiff_t s = s_, n = w.w_ih.cols;
+    // |h_t| <= max(1, |h0|): h_t is a convex combination of tanh(u_t) and h_{t−1}
+    hmag_ = T(1);
+    if (w.h0)
+      for (std::ptrdiff_t i = 0; i < s; ++i) hmag_ = std::max(hmag_, std::fabs(w.h0[i]));
     // clean constants of the four blocks: [W_ir x̂ + b_ir + b_hr; W_iz x̂ + b_iz + b_hz; b_hn; W_in x̂ + b_in]
     for (std::ptrdiff_t t = 0; t < Tn; ++t) {
       T* r = xb4_.row(t);
@@ -52,6 +57,8 @@ class GruCell final : public Cell<T> {
     const std::ptrdiff_t s = s_;
     T* gl = gl_.row(t);
     T* gu = gu_.row(t);
+    prev_[t] = prev;
+    if (cr_.rd.on()) affine_weights(t, prev);
     // 1. gates [y^r; y^z; v] (u block zero)
     bd.bound(3 * s, Entry::Pre, t, [&](std::ptrdiff_t r0, std::ptrdiff_t R) {
       set_signed_identity_rows(top_rows(G4_, R), r0, R, 3 * s, 0);
@@ -88,28 +95,31 @@ class GruCell final : public Cell<T> {
       }, hl_.row(t), hu_.row(t));
   }
 
-  void carry(Entry entry, std::ptrdiff_t t, std::ptrdiff_t R, InSink<T> in, T* d) override {
-    if (entry == Entry::Pre) return through_inputs(t, R, false, in, d);
-    if (entry == Entry::U) return u_node(t, R, false, in, d);
+  void carry(Entry entry, std::ptrdiff_t t, std::ptrdiff_t R, InSink<T> in, RowConsts<T> k) override {
+    if (entry == Entry::Pre) return through_inputs(t, R, false, in, k);
+    if (entry == Entry::U) return u_node(t, R, false, in, k);
     const MatView<const T> L = cview(top_rows(Lh_, R));
     Pu_.record(t, Lh_.row(0));
+    if (k.err) hidden_charge(t, L, k.err);
     if (shared_z_) {
-      pass_shared_z(L, Pu_.at(t), Pz_.at(t), Lz_.at(t), blk(R, 3), top_rows(Lh2_, R), blk(R, 1), d);
+      pass_shared_z(L, Pu_.at(t), Pz_.at(t), Lz_.at(t), blk(R, 3), top_rows(Lh2_, R), blk(R, 1), k.d);
     } else {
       // P^u over (u, −y^z): Λ_u = λ a_u, Λ_yz = −λ b_u; P^z over (h_prev, y^z): Λ_h' = λ a_z, Λ_yz += λ b_z
-      pass_plane<false, false>(L, Pu_.at(t), blk(R, 3), blk(R, 1), T(-1), d);
-      pass_plane<false, true>(L, Pz_.at(t), top_rows(Lh2_, R), blk(R, 1), T(1), d);
+      pass_plane<false, false>(L, Pu_.at(t), blk(R, 3), blk(R, 1), T(-1), k.d);
+      pass_plane<false, true>(L, Pz_.at(t), top_rows(Lh2_, R), blk(R, 1), T(1), k.d);
     }
-    u_node(t, R, true, in, d);
+    u_node(t, R, true, in, k);
   }
 
   void add_top(MatView<const T> top, std::ptrdiff_t R, bool first) override {
     copy_or_add(top, top_rows(Lh_, R), !first);
   }
 
-  void initial(std::ptrdiff_t R, T* d) override {
-    if (w_.h0) add_rowdots(cview(top_rows(Lh_, R)), w_.h0, d);
+  void initial(std::ptrdiff_t R, RowConsts<T> k) override {
+    if (w_.h0) add_rowdots_charged(cview(top_rows(Lh_, R)), w_.h0, cr_.rd, k);
   }
+
+  void out_magnitude(std::ptrdiff_t, T* m) const override { std::fill(m, m + s_, hmag_); }
 
   void states(std::vector<StateBounds<T>>& out, const std::string& prefix) override {
     out.push_back({prefix + "gates", gl_, gu_});
@@ -176,10 +186,11 @@ class GruCell final : public Cell<T> {
 
   // G4 on step t's affine inputs: constants (+ the input), and Λ on h_prev (+)= [Λ_yr Λ_yz Λ_v] W_hh
   // into Lh2, which then becomes Lh.
-  void through_inputs(std::ptrdiff_t t, std::ptrdiff_t R, bool acc_h, InSink<T> in, T* d) {
+  void through_inputs(std::ptrdiff_t t, std::ptrdiff_t R, bool acc_h, InSink<T> in, RowConsts<T> k) {
     const std::ptrdiff_t s = s_, n = w_.w_ih.cols;
     const MatView<const T> G = cview(top_rows(G4_, R));
-    add_rowdots(G, xb4_.row(t), d);
+    if (k.err) charge_rows(G, aw_.row(t), k.err);
+    add_rowdots(G, xb4_.row(t), k.d);
     if (in.on()) {
       gemm(block(G, 0, R, 0, 2 * s), block(w_.w_ih, 0, 2 * s, 0, n), in.dst, in.acc);
       gemm(block(G, 0, R, 3 * s, s), block(w_.w_ih, 2 * s, s, 0, n), in.dst, true);
@@ -189,10 +200,76 @@ class GruCell final : public Cell<T> {
   }
 
   // Λ_u on u_t: P^r (Λ_v = λ a_r, Λ_yr = λ b_r), then the inputs.
-  void u_node(std::ptrdiff_t t, std::ptrdiff_t R, bool acc_h, InSink<T> in, T* d) {
+  void u_node(std::ptrdiff_t t, std::ptrdiff_t R, bool acc_h, InSink<T> in, RowConsts<T> k) {
     Pr_.record(t, blk(R, 3).row(0));
-    pass_plane<false, false>(cview(blk(R, 3)), Pr_.at(t), blk(R, 2), blk(R, 0), T(1), d);
-    through_inputs(t, R, acc_h, in, d);
+    if (k.err) {
+      const std::ptrdiff_t s = s_;
+      const T* gl = gl_.row(t);
+      const T* gu = gu_.row(t);
+      plane_charge(Pr_.at(t), gl + 2 * s, gu + 2 * s, gl, gu, s, cr_.rd.G, cw_.data(), false);
+      charge_rows(cview(blk(R, 3)), cw_.data(), k.err);
+    }
+    pass_plane<false, false>(cview(blk(R, 3)), Pr_.at(t), blk(R, 2), blk(R, 0), T(1), k.d);
+    through_inputs(t, R, acc_h, in, k);
+  }
+
+  // rounding="sound" (rounding.hpp): the affine step's weights over G4 = [Λ_yr | Λ_yz | Λ_v | Λ_u]
+  // (cell_rnn.hpp's affine_charge, block by block: W_hh under the first three, W_ih[r,z] under
+  // the first two, W_in under u; the clean constants' biases)
+  void affine_weights(std::ptrdiff_t t, std::ptrdiff_t prev) {
+    const std::ptrdiff_t s = s_, n = w_.w_ih.cols;
+    const T G = cr_.rd.G;
+    const T* in = cr_.in_mag->row(t);
+    T* w = aw_.row(t);
+    prev_magnitude<T>(*this, prev, w_.h0, s, mh_.data());
+    abs_matvec(w_.w_hh, mh_.data(), G, w, false);
+    abs_matvec(block(w_.w_ih, 0, 2 * s, 0, n), in, G, w, true);
+    abs_matvec(block(w_.w_ih, 2 * s, s, 0, n), in, G, w + 3 * s, false);
+    const T* xb = xb4_.row(t);
+    for (std::ptrdiff_t i = 0; i < 2 * s; ++i) w[i] += G * (std::fabs(w_.b_ih[i]) + std::fabs(w_.b_hh[i]));
+    for (std::ptrdiff_t i = 0; i < s; ++i) {
+      w[2 * s + i] += G * std::fabs(w_.b_hh[2 * s + i]);
+      w[3 * s + i] += G * std::fabs(w_.b_ih[2 * s + i]);
+    }
+    for (std::ptrdiff_t i = 0; i < 4 * s; ++i) w[i] += G * std::fabs(xb[i]);
+  }
+
+  // rounding="sound": Λ on h_t through P^u and P^z (or, shared z, P^u, P^z and the lines L^z of
+  // z: the merged coefficient μ = λ b_z − λ b_u on z in [0, 1] is itself computed, |μ| <=
+  // |λ|(|b_z| + |b_u|)(1 + u), then μ α on y^z and μ β; ROUNDING.md §2)
+  void hidden_charge(std::ptrdiff_t t, MatView<const T> L, T* err) {
+    const std::ptrdiff_t s = s_, p = prev_[t];
+    const T G = cr_.rd.G;
+    const T* h_init = w_.h0 ? w_.h0 : zero_.data();
+    const T* hpl = p < 0 ? h_init : hl_.row(p);
+    const T* hpu = p < 0 ? h_init : hu_.row(p);
+    const T* yl = gl_.row(t) + s;
+    const T* yu = gu_.row(t) + s;
+    if (!shared_z_) {
+      plane_charge(Pu_.at(t), ul_.row(t), uu_.row(t), yl, yu, s, G, cw_.data(), false);
+      plane_charge(Pz_.at(t), hpl, hpu, yl, yu, s, G, cw_.data(), true);
+    } else {
+      const PlaneSet<T>& Pu = Pu_.at(t);
+      const PlaneSet<T>& Pm = Pz_.at(t);
+      const LineSet<T>& lz = Lz_.at(t);
+      const T* zw = zw_.row(t);
+      for (std::ptrdiff_t i = 0; i < s; ++i) {
+        const T mu = std::max(std::fabs(ul_(t, i)), std::fabs(uu_(t, i)));
+        const T mh = std::max(std::fabs(hpl[i]), std::fabs(hpu[i]));
+        const T mz = std::max(std::fabs(zw[i]), std::fabs(zw[s + i]));
+        const T my = std::max(std::fabs(yl[i]), std::fabs(yu[i]));
+        const T bu = std::max(std::fabs(Pu.bL[i]), std::fabs(Pu.bU[i]));
+        const T bm = std::max(std::fabs(Pm.bL[i]), std::fabs(Pm.bU[i]));
+        const T az = std::max(std::fabs(lz.al[i]), std::fabs(lz.au[i]));
+        const T bz = std::max(std::fabs(lz.bl[i]), std::fabs(lz.bu[i]));
+        cw_[i] = G * (std::max(std::fabs(Pu.aL[i]), std::fabs(Pu.aU[i])) * mu +
+                      std::max(std::fabs(Pm.aL[i]), std::fabs(Pm.aU[i])) * mh +
+                      std::max(std::fabs(Pu.cL[i]), std::fabs(Pu.cU[i])) +
+                      std::max(std::fabs(Pm.cL[i]), std::fabs(Pm.cU[i])) + bu +
+                      (bu + bm) * (mz + T(2) * (az * my + bz)));
+      }
+    }
+    charge_rows(L, cw_.data(), err);
   }
 
   DirectionWeights<T> w_;
@@ -207,6 +284,11 @@ class GruCell final : public Cell<T> {
   std::vector<T> wl_, wu_, zero_;
   Mat<T> sh_;                 // optimized: the sweep's hidden values per step,
   std::vector<T> g_, u_;      // its gates [y^r; y^z; v] and u
+  CellRounding<T> cr_;        // rounding="sound": Γ and the input's magnitudes,
+  Mat<T> aw_;                 // the affine step's charge weights per step,
+  std::vector<T> cw_, mh_;    // scratch: the relaxations' weights, |h_prev|
+  std::vector<std::ptrdiff_t> prev_;  // the step before t in the chain's order (−1: none)
+  T hmag_ = T(1);             // max(1, |h0|): bounds every |h_t|
 };
 
 }  // namespace pq

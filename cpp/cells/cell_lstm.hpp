@@ -19,17 +19,25 @@ template <class T>
 class LstmCell final : public Cell<T> {
  public:
   LstmCell(const DirectionWeights<T>& w, const PassOptions& opt, std::ptrdiff_t Tn, std::ptrdiff_t Rmax,
-           const MatView<const T>* x)
+           const MatView<const T>* x, const CellRounding<T>& cr)
       : w_(w), planes_(opt.planes), s_(w.w_hh.cols), xb_(step_constants(w.w_ih, w.b_ih, w.b_hh, Tn, x)),
         yl_(Tn, 4 * s_), yu_(Tn, 4 * s_), cl_(Tn, s_), cu_(Tn, s_), Pf_(Tn, s_, opt.optimized()),
         Pig_(Tn, s_, opt.optimized()), Po_(Tn, s_, opt.optimized()), Lh_(Rmax, s_), Lc_(Rmax, s_),
         Lc2_(Rmax, s_), G_(Rmax, 4 * s_), zero_(s_, T(0)), b_(bias_sum(w.b_ih, w.b_hh, 4 * s_)),
-        sh_(opt.optimized() ? Tn : 0, s_), sc_(opt.optimized() ? Tn : 0, s_), y_(4 * s_) {}
+        sh_(opt.optimized() ? Tn : 0, s_), sc_(opt.optimized() ? Tn : 0, s_), y_(4 * s_), cr_(cr),
+        aw_(cr.rd.on() ? Tn : 0, 4 * s_), cw_(cr.rd.on() ? s_ : 0), mh_(cr.rd.on() ? s_ : 0),
+        prev_(static_cast<std::size_t>(Tn), -1) {}
 
   void relax(Bounder<T>& bd, std::ptrdiff_t t, std::ptrdiff_t prev, bool) override {
     const std::ptrdiff_t s = s_;
     T* yl = yl_.row(t);
     T* yu = yu_.row(t);
+    prev_[t] = prev;
+    if (cr_.rd.on()) {  // rounding="sound": the affine step's charge weights (cell_rnn.hpp)
+      prev_magnitude<T>(*this, prev, w_.h0, s, mh_.data());
+      affine_charge(w_.w_ih, w_.w_hh, w_.b_ih, w_.b_hh, xb_.row(t), cr_.in_mag->row(t), mh_.data(), cr_.rd.G,
+                    aw_.row(t));
+    }
     bd.bound(4 * s, Entry::Pre, t, [&](std::ptrdiff_t r0, std::ptrdiff_t R) {
       set_signed_identity_rows(top_rows(G_, R), r0, R, 4 * s, 0);
     }, yl, yu);
@@ -45,7 +53,7 @@ class LstmCell final : public Cell<T> {
     Po_.compute(t, Surface::TanhSigmoid, planes_, cl_.row(t), cu_.row(t), yl + 3 * s, yu + 3 * s, s);
   }
 
-  void carry(Entry entry, std::ptrdiff_t t, std::ptrdiff_t R, InSink<T> in, T* d) override {
+  void carry(Entry entry, std::ptrdiff_t t, std::ptrdiff_t R, InSink<T> in, RowConsts<T> k) override {
     const std::ptrdiff_t s = s_;
     MatView<T> Gv = top_rows(G_, R);
     MatView<T> g_i = block(Gv, 0, R, 0, s), g_f = block(Gv, 0, R, s, s);
@@ -55,17 +63,24 @@ class LstmCell final : public Cell<T> {
     } else {
       if (entry == Entry::Hidden) {  // h_t = P^o(c_t, y^o_t): Λ_c += λ a_o, Λ_yo = λ b_o
         Po_.record(t, Lh_.row(0));
-        pass_plane<true, false>(cview(top_rows(Lh_, R)), Po_.at(t), top_rows(Lc_, R), g_o, T(1), d);
+        if (k.err) {
+          plane_charge(Po_.at(t), cl_.row(t), cu_.row(t), yl_.row(t) + 3 * s, yu_.row(t) + 3 * s, s, cr_.rd.G,
+                       cw_.data(), false);
+          charge_rows(cview(top_rows(Lh_, R)), cw_.data(), k.err);
+        }
+        pass_plane<true, false>(cview(top_rows(Lh_, R)), Po_.at(t), top_rows(Lc_, R), g_o, T(1), k.d);
       } else {
         zero_rows(g_o);
       }
       // c_t = P^f(c_prev, y^f) + P^ig(y^g, y^i), one sign decision per coefficient
       Pf_.record(t, Lc_.row(0));
-      pass_plane_pair(cview(top_rows(Lc_, R)), Pf_.at(t), Pig_.at(t), top_rows(Lc2_, R), g_f, g_g, g_i, d);
+      if (k.err) pair_charge(t, cview(top_rows(Lc_, R)), k.err);
+      pass_plane_pair(cview(top_rows(Lc_, R)), Pf_.at(t), Pig_.at(t), top_rows(Lc2_, R), g_f, g_g, g_i, k.d);
       std::swap(Lc_, Lc2_);
     }
     const MatView<const T> G = cview(Gv);
-    add_rowdots(G, xb_.row(t), d);
+    if (k.err) charge_rows(G, aw_.row(t), k.err);
+    add_rowdots(G, xb_.row(t), k.d);
     if (in.on()) gemm(G, w_.w_ih, in.dst, in.acc);
     gemm(G, w_.w_hh, top_rows(Lh_, R), false);
   }
@@ -75,10 +90,13 @@ class LstmCell final : public Cell<T> {
     if (first) zero_rows(top_rows(Lc_, R));
   }
 
-  void initial(std::ptrdiff_t R, T* d) override {
-    if (w_.h0) add_rowdots(cview(top_rows(Lh_, R)), w_.h0, d);
-    if (w_.c0) add_rowdots(cview(top_rows(Lc_, R)), w_.c0, d);
+  void initial(std::ptrdiff_t R, RowConsts<T> k) override {
+    if (w_.h0) add_rowdots_charged(cview(top_rows(Lh_, R)), w_.h0, cr_.rd, k);
+    if (w_.c0) add_rowdots_charged(cview(top_rows(Lc_, R)), w_.c0, cr_.rd, k);
   }
+
+  // |σ(y^o) tanh(c)| < 1
+  void out_magnitude(std::ptrdiff_t, T* m) const override { std::fill(m, m + s_, T(1)); }
 
   void states(std::vector<StateBounds<T>>& out, const std::string& prefix) override {
     const std::ptrdiff_t Tn = cl_.rows, s = s_;
@@ -94,6 +112,7 @@ class LstmCell final : public Cell<T> {
         hid.lower(k, i) = std::min(std::min(c1, c2), std::min(c3, c4));
         hid.upper(k, i) = std::max(std::max(c1, c2), std::max(c3, c4));
       }
+    if (cr_.rd.on()) widen_outwards(hid.lower, hid.upper);
     out.push_back({prefix + "gates", yl_, yu_});
     out.push_back({prefix + "cell", cl_, cu_});
     out.push_back(std::move(hid));
@@ -145,6 +164,18 @@ class LstmCell final : public Cell<T> {
   }
 
  private:
+  // rounding="sound": Λ_c through P^f (over (c_prev, y^f)) and P^ig (over (y^g, y^i)) at step t
+  void pair_charge(std::ptrdiff_t t, MatView<const T> Lc, T* err) {
+    const std::ptrdiff_t s = s_, p = prev_[t];
+    const T* c_init = w_.c0 ? w_.c0 : zero_.data();
+    const T* yl = yl_.row(t);
+    const T* yu = yu_.row(t);
+    plane_charge(Pf_.at(t), p < 0 ? c_init : cl_.row(p), p < 0 ? c_init : cu_.row(p), yl + s, yu + s, s, cr_.rd.G,
+                 cw_.data(), false);
+    plane_charge(Pig_.at(t), yl + 2 * s, yu + 2 * s, yl, yu, s, cr_.rd.G, cw_.data(), true);
+    charge_rows(Lc, cw_.data(), err);
+  }
+
   DirectionWeights<T> w_;
   PlaneMethod planes_;
   std::ptrdiff_t s_;
@@ -154,6 +185,10 @@ class LstmCell final : public Cell<T> {
   std::vector<T> zero_, b_;   // zeros (no h0 / c0); optimized: the sweep's bias,
   Mat<T> sh_, sc_;            // its hidden and cell values per step,
   std::vector<T> y_;          // its gate pre-activations
+  CellRounding<T> cr_;        // rounding="sound": Γ and the input's magnitudes,
+  Mat<T> aw_;                 // the affine step's charge weights per step,
+  std::vector<T> cw_, mh_;    // scratch: the planes' weights, |h_prev|
+  std::vector<std::ptrdiff_t> prev_;  // the step before t in the chain's order (−1: none)
 };
 
 }  // namespace pq

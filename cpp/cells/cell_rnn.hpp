@@ -44,30 +44,62 @@ const T* sweep_state(const Mat<T>& m, std::ptrdiff_t prev, const T* init, const 
   return prev >= 0 ? m.row(prev) : (init ? init : zero.data());
 }
 
+// rounding="sound" (rounding.hpp, ROUNDING.md §2): the charge weights of the affine step
+// y = W_ih a + W_hh h_prev + b read through its clean constants xb (b_ih + b_hh, + W_ih x̂ for
+// a cell reading the frames): Γ (|W_hh| |h_prev| + |W_ih| |a| + |b_ih| + |b_hh| + |xb|), where
+// |a| bounds the whole input (x̂ and its perturbation), so that the clean constants' own
+// rounding and the errors of the coefficients G W_ih, G W_hh are all covered.
+template <class T>
+void affine_charge(MatView<const T> w_ih, MatView<const T> w_hh, const T* b_ih, const T* b_hh, const T* xb,
+                   const T* in_mag, const T* h_mag, T G, T* w) {
+  abs_matvec(w_hh, h_mag, G, w, false);
+  abs_matvec(w_ih, in_mag, G, w, true);
+  for (std::ptrdiff_t i = 0; i < w_ih.rows; ++i)
+    w[i] += G * (std::fabs(b_ih[i]) + std::fabs(b_hh[i]) + std::fabs(xb[i]));
+}
+
+// |h_prev| of a chain's step: the initial state's (prev < 0) or the cell's bound at prev.
+template <class T>
+void prev_magnitude(const Cell<T>& c, std::ptrdiff_t prev, const T* init, std::ptrdiff_t s, T* m) {
+  if (prev >= 0) return c.out_magnitude(prev, m);
+  for (std::ptrdiff_t i = 0; i < s; ++i) m[i] = init ? std::fabs(init[i]) : T(0);
+}
+
 template <class T>
 class RnnCell final : public Cell<T> {
  public:
   // x: the clean input frames when this cell reads them directly, else null.
   RnnCell(const DirectionWeights<T>& w, Activation act, bool optimized, std::ptrdiff_t Tn, std::ptrdiff_t Rmax,
-          const MatView<const T>* x)
+          const MatView<const T>* x, const CellRounding<T>& cr)
       : w_(w), act_(act), s_(w.w_hh.cols), xb_(step_constants(w.w_ih, w.b_ih, w.b_hh, Tn, x)),
         zl_(Tn, s_), zu_(Tn, s_), lines_(Tn, s_, optimized), Lh_(Rmax, s_), G_(Rmax, s_),
-        b_(bias_sum(w.b_ih, w.b_hh, s_)), sh_(optimized ? Tn : 0, s_), z_(s_), zero_(s_, T(0)) {}
+        b_(bias_sum(w.b_ih, w.b_hh, s_)), sh_(optimized ? Tn : 0, s_), z_(s_), zero_(s_, T(0)), cr_(cr),
+        aw_(cr.rd.on() ? Tn : 0, s_), cw_(cr.rd.on() ? s_ : 0), mh_(cr.rd.on() ? s_ : 0) {}
 
-  void relax(Bounder<T>& bd, std::ptrdiff_t t, std::ptrdiff_t, bool) override {
+  void relax(Bounder<T>& bd, std::ptrdiff_t t, std::ptrdiff_t prev, bool) override {
+    if (cr_.rd.on()) {  // rounding="sound": the affine step's charge weights (rounding.hpp)
+      prev_magnitude<T>(*this, prev, w_.h0, s_, mh_.data());
+      affine_charge(w_.w_ih, w_.w_hh, w_.b_ih, w_.b_hh, xb_.row(t), cr_.in_mag->row(t), mh_.data(), cr_.rd.G,
+                    aw_.row(t));
+    }
     bd.bound(s_, Entry::Pre, t, [&](std::ptrdiff_t r0, std::ptrdiff_t R) {
       set_signed_identity_rows(top_rows(G_, R), r0, R, s_, 0);
     }, zl_.row(t), zu_.row(t));
     lines_.compute(t, act_, zl_.row(t), zu_.row(t), s_);
   }
 
-  void carry(Entry entry, std::ptrdiff_t t, std::ptrdiff_t R, InSink<T> in, T* d) override {
+  void carry(Entry entry, std::ptrdiff_t t, std::ptrdiff_t R, InSink<T> in, RowConsts<T> k) override {
     if (entry == Entry::Hidden) {
       lines_.record(t, Lh_.row(0));
-      pass_lines(cview(top_rows(Lh_, R)), lines_.at(t), top_rows(G_, R), d);
+      if (k.err) {
+        line_charge(lines_.at(t), zl_.row(t), zu_.row(t), s_, cr_.rd.G, cw_.data(), false);
+        charge_rows(cview(top_rows(Lh_, R)), cw_.data(), k.err);
+      }
+      pass_lines(cview(top_rows(Lh_, R)), lines_.at(t), top_rows(G_, R), k.d);
     }
     const MatView<const T> G = cview(top_rows(G_, R));
-    add_rowdots(G, xb_.row(t), d);
+    if (k.err) charge_rows(G, aw_.row(t), k.err);
+    add_rowdots(G, xb_.row(t), k.d);
     if (in.on()) gemm(G, w_.w_ih, in.dst, in.acc);
     gemm(G, w_.w_hh, top_rows(Lh_, R), false);
   }
@@ -76,8 +108,12 @@ class RnnCell final : public Cell<T> {
     copy_or_add(top, top_rows(Lh_, R), !first);
   }
 
-  void initial(std::ptrdiff_t R, T* d) override {
-    if (w_.h0) add_rowdots(cview(top_rows(Lh_, R)), w_.h0, d);
+  void initial(std::ptrdiff_t R, RowConsts<T> k) override {
+    if (w_.h0) add_rowdots_charged(cview(top_rows(Lh_, R)), w_.h0, cr_.rd, k);
+  }
+
+  void out_magnitude(std::ptrdiff_t t, T* m) const override {
+    for (std::ptrdiff_t i = 0; i < s_; ++i) m[i] = act_ == Activation::Relu ? std::max(T(0), zu_(t, i)) : T(1);
   }
 
   void states(std::vector<StateBounds<T>>& out, const std::string& prefix) override {
@@ -87,6 +123,7 @@ class RnnCell final : public Cell<T> {
         hid.lower(k, i) = activation_value<T>(act_, zl_(k, i));
         hid.upper(k, i) = activation_value<T>(act_, zu_(k, i));
       }
+    if (cr_.rd.on()) widen_outwards(hid.lower, hid.upper);
     out.push_back({prefix + "pre", zl_, zu_});
     out.push_back(std::move(hid));
   }
@@ -118,6 +155,9 @@ class RnnCell final : public Cell<T> {
   std::vector<T> b_;                // optimized: the sweep's bias,
   Mat<T> sh_;                       // its hidden values per step,
   std::vector<T> z_, zero_;         // its pre-activations; zeros (no h0)
+  CellRounding<T> cr_;              // rounding="sound": Γ and the input's magnitudes,
+  Mat<T> aw_;                       // the affine step's charge weights per step,
+  std::vector<T> cw_, mh_;          // scratch: a relaxation's weights, |h_prev|
 };
 
 }  // namespace pq

@@ -13,12 +13,15 @@ class PassOptions:
     """
     Options of one bound pass over the general model.
     """
-    def __init__(self, planes: str = 'exact', shared_z: bool = False, want_states: bool = False, opt_iters: typing.SupportsInt | typing.SupportsIndex = 6, opt_lr: typing.SupportsFloat | typing.SupportsIndex = 0.01, opt_br: typing.SupportsInt | typing.SupportsIndex = 6, opt_inter: typing.SupportsInt | typing.SupportsIndex = 1048576, opt_inter_iters: typing.SupportsInt | typing.SupportsIndex = 1) -> None:
+    def __init__(self, planes: str = 'exact', shared_z: bool = False, want_states: bool = False, opt_iters: typing.SupportsInt | typing.SupportsIndex = 6, opt_lr: typing.SupportsFloat | typing.SupportsIndex = 0.01, opt_br: typing.SupportsInt | typing.SupportsIndex = 6, opt_inter: typing.SupportsInt | typing.SupportsIndex = 1048576, opt_inter_iters: typing.SupportsInt | typing.SupportsIndex = 1, rounding: str = 'sound') -> None:
         """
-        planes: "exact", "1d", "constant" or "optimized" (RECURRENCES.md §3b: opt_iters iterations per margin row, the first opt_br best responses, then Adam steps of size opt_lr; intermediate bounds of the last opt_inter steps of each chain refined with opt_inter_iters).
+        planes: "exact", "1d", "constant" or "optimized" (RECURRENCES.md §3b: opt_iters iterations per margin row, the first opt_br best responses, then Adam steps of size opt_lr; intermediate bounds of the last opt_inter steps of each chain refined with opt_inter_iters). rounding: "sound" (floating-point error charged to every bound, ROUNDING.md) or "nearest".
         """
     @property
     def optimized(self) -> bool:
+        ...
+    @property
+    def rounding(self) -> str:
         ...
     @property
     def shared_z(self) -> bool:
@@ -86,4 +89,4 @@ def rnn_bounds(weight_ih: typing.Annotated[numpy.typing.ArrayLike, numpy.float64
     """
     Bounds of spec_weight @ h_T + spec_bias for a vanilla RNN (RECURRENCES.md §0, §4).
     """
-blas: str | None  # "scipy-openblas32" when the products use it, else None
+blas: str = 'scipy-openblas32'

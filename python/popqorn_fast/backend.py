@@ -19,6 +19,20 @@ PLANE_METHODS = ("exact", "optimized", "1d", "constant")
 # planes that the CUDA backend implements ("optimized" runs on the CPU core only)
 CUDA_PLANE_METHODS = ("exact", "1d", "constant")
 DEVICES = ("cpu", "cuda")
+# "sound": the pass's floating-point error is part of the guarantee (docs/ROUNDING.md);
+# "nearest": plain round-to-nearest arithmetic, what the CUDA backend computes
+ROUNDING_MODES = ("sound", "nearest")
+
+
+def check_rounding(rounding: Any, device: str = "cpu") -> str:
+    """``rounding`` must be "sound" or "nearest"; the CUDA backend computes "nearest" only."""
+    if not isinstance(rounding, str) or rounding not in ROUNDING_MODES:
+        raise ValueError(f"rounding must be 'sound' or 'nearest', got {rounding!r}")
+    if device == "cuda" and rounding == "sound":
+        raise ValueError("device='cuda' computes with plain round-to-nearest arithmetic, which is not "
+                         "floating-point sound (docs/ROUNDING.md): pass rounding='nearest' to use the GPU, "
+                         "or device='cpu' for sound certificates")
+    return rounding
 
 
 class BoundOverflowError(ValueError):
@@ -46,16 +60,18 @@ def product_threads(k: int) -> Iterator[None]:
 
 def bound_pass(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.ndarray,
                spec_w: np.ndarray, spec_b: np.ndarray, planes: str = "exact",
-               want_states: bool = False, device: str = "cpu", threat: Optional[ThreatModel] = None
-               ) -> dict[str, np.ndarray]:
+               want_states: bool = False, device: str = "cpu", threat: Optional[ThreatModel] = None,
+               rounding: str = "sound") -> dict[str, np.ndarray]:
     """One bound computation (docs/RECURRENCES.md §0) on validated float64 inputs, over the
-    per-frame balls or ``threat`` (docs/THREAT_MODELS.md)."""
+    per-frame balls or ``threat`` (docs/THREAT_MODELS.md), floating-point sound or not
+    (``rounding``, docs/ROUNDING.md)."""
+    check_rounding(rounding, device)
     check_device(device)
     threat = threat or DEFAULT
     if device == "cuda":
         refuse_threat(threat, "device='cuda'", "device='cpu'")
         out = bound_pass_batch(weights, x[None], np.array([eps], dtype=np.float64), p, mask,
-                               spec_w[None], spec_b[None], planes, want_states, device="cuda")
+                               spec_w[None], spec_b[None], planes, want_states, device="cuda", rounding=rounding)
         if out["status"][0] != 0:
             raise BoundOverflowError(
                 f"intermediate bounds overflow float64 at eps = {eps!r}: eps, the weights or the "
@@ -64,7 +80,9 @@ def bound_pass(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.ndarr
         return res
     try:
         # the per-frame ball keeps the nine-argument call (tests and benchmarks patch _core_pass)
-        extra = {} if threat.is_default else {"threat": threat}
+        extra: dict[str, Any] = {} if threat.is_default else {"threat": threat}
+        if rounding != "sound":
+            extra["rounding"] = rounding
         return _core_pass(weights, x, eps, p, mask, spec_w, spec_b, planes, want_states, **extra)
     except ValueError as exc:
         # inputs were validated finite, so a "need finite" refusal inside the pass is overflow
@@ -77,8 +95,10 @@ def bound_pass(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.ndarr
 
 def _core_pass(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.ndarray,
                spec_w: np.ndarray, spec_b: np.ndarray, planes: str,
-               want_states: bool, threat: ThreatModel = DEFAULT) -> dict[str, np.ndarray]:
-    """The C++ CPU core's bound pass for ``weights.kind``."""
+               want_states: bool, threat: ThreatModel = DEFAULT, rounding: str = "sound") -> dict[str, np.ndarray]:
+    """The C++ CPU core's bound pass for ``weights.kind``. A one-layer model's head arrives
+    folded with the specification (spec_w = W_label − W_j, one rounding per entry): under
+    rounding="sound" the head layer's charge covers that rounding (docs/ROUNDING.md §2)."""
     from . import _core
 
     tm = threat.core()
@@ -87,13 +107,13 @@ def _core_pass(weights: Any, x: np.ndarray, eps: float, p: float, mask: np.ndarr
     if weights.kind == "general":
         # "optimized": every bound refined by its rows' own relaxations (RECURRENCES.md §3b,
         # cpp/general_optimize.hpp); GRU layers then use shared z
-        opts = _core.PassOptions(planes=planes, shared_z=False, want_states=want_states)
+        opts = _core.PassOptions(planes=planes, shared_z=False, want_states=want_states, rounding=rounding)
         return _core.general_bounds(*general_arguments(weights), x, eps, p, mask, spec_w, spec_b, opts, tm)
     # the one-layer model is the general model's simplest case: one layer, its head folded
     # with the specification (spec_w on h_T), margins read off with the identity
     K = spec_w.shape[0]
     frame, layers, readout, _ = general_arguments(weights.general)
-    opts = _core.PassOptions(planes=planes, shared_z=False, want_states=want_states)
+    opts = _core.PassOptions(planes=planes, shared_z=False, want_states=want_states, rounding=rounding)
     out = _core.general_bounds(frame, layers, readout, [(spec_w, spec_b, None)], x, eps, p, mask,
                                np.eye(K), np.zeros(K), opts, tm)
     return {k[4:] if k.startswith("L0f_") else k: v for k, v in out.items()}
@@ -167,15 +187,17 @@ def _host(a: Any) -> np.ndarray:
 
 def bound_pass_batch(weights: Any, X: Any, eps: Any, p: float, mask: np.ndarray, spec_w: Any,
                      spec_b: Any, planes: str = "exact", want_states: bool = False,
-                     device: str = "cuda") -> dict[str, np.ndarray]:
+                     device: str = "cuda", rounding: str = "sound") -> dict[str, np.ndarray]:
     """N bound passes of one model: pair i is (X[i] (T, n), eps[i], spec_w[i] (K, s), spec_b[i] (K,)).
 
     Returns the dict of :func:`bound_pass` with a leading batch axis on every array, plus
     ``"status"`` (N,) int: 0 = bounds valid, 1 = the bounds overflowed float64 (nothing
     proven for that pair; :func:`bound_pass` would raise BoundOverflowError). ``device="cuda"``
     runs all pairs in one call of ``popqorn_fast._cuda``; ``device="cpu"`` loops over the
-    CPU core (the same numbers, used to test the batched drivers without a GPU).
+    CPU core (the same numbers with rounding="nearest", used to test the batched drivers
+    without a GPU). The CUDA backend computes rounding="nearest" only (check_rounding).
     """
+    check_rounding(rounding, device)
     check_device(device)
     Xh, eh, Wh, bh = _host(X), _host(eps), _host(spec_w), _host(spec_b)
     if device == "cuda":
@@ -192,7 +214,8 @@ def bound_pass_batch(weights: Any, X: Any, eps: Any, p: float, mask: np.ndarray,
     outs, status = [], np.zeros(len(Xh), dtype=np.int32)
     for i in range(len(Xh)):
         try:
-            outs.append(_core_pass(weights, Xh[i], float(eh[i]), p, mask, Wh[i], bh[i], planes, want_states))
+            outs.append(_core_pass(weights, Xh[i], float(eh[i]), p, mask, Wh[i], bh[i], planes, want_states,
+                                   rounding=rounding))
         except ValueError as exc:
             if "need finite" not in str(exc):
                 raise

@@ -141,6 +141,10 @@ class Certificate:
         ``ball``, ``frame_weights``, ``domain``); None for POPQORN's per-frame balls.
     version : str
         ``popqorn_fast`` version that computed the certificate.
+    rounding : str
+        ``"sound"``: the bounds hold whatever the floating-point rounding (docs/ROUNDING.md);
+        ``"nearest"``: plain round-to-nearest arithmetic (also what a record without this
+        field was computed with).
     """
     eps: float
     eps_upper: Optional[float]
@@ -159,6 +163,7 @@ class Certificate:
     input_sha256: Optional[str] = None
     threat: Optional[dict[str, Any]] = None
     version: str = field(default_factory=_package_version)
+    rounding: str = "nearest"
 
     def with_provenance(self, weights: Any, x: Any) -> "Certificate":
         """A copy that records the SHA-256 of ``weights`` and of the input ``x``."""
@@ -184,6 +189,7 @@ class Certificate:
             "model_sha256": self.model_sha256,
             "input_sha256": self.input_sha256,
             "version": self.version,
+            "rounding": self.rounding,
         } | ({} if self.threat is None else {"threat": self.threat})
 
     @classmethod
@@ -217,6 +223,7 @@ class Certificate:
             input_sha256=d.get("input_sha256"),
             threat=d.get("threat"),
             version=str(d.get("version", "")),
+            rounding=str(d.get("rounding", "nearest")),
         )
 
     def to_json(self, **kwargs: Any) -> str:

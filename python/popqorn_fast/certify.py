@@ -10,6 +10,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .backend import (CUDA_PLANE_METHODS, PLANE_METHODS, BoundOverflowError, bound_pass, bound_pass_batch, check_device,
+                      check_rounding,
                       product_threads)
 from .bisection import EPS_START, SearchResult, search_radius, search_steps
 from .certificate import Certificate, input_sha256
@@ -39,10 +40,11 @@ class _Problem:
     predicted: int
     clean_margin: float  # min_j (logit_label - logit_j) of the clean input: steers the ε search
     threat: ThreatModel = ThreatModel()
+    rounding: str = "sound"
 
     def run(self, eps: float, want_states: bool = False) -> dict[str, np.ndarray]:
         return bound_pass(self.weights, self.x, eps, self.p, self.mask, self.spec_w, self.spec_b,
-                          self.planes, want_states, threat=self.threat)
+                          self.planes, want_states, threat=self.threat, rounding=self.rounding)
 
 
 def _check_weights(weights: Any) -> None:
@@ -52,9 +54,10 @@ def _check_weights(weights: Any) -> None:
 
 
 def _problem(weights: Any, x: Any, p: Any, target: Any, frames: Any, planes: str,
-             label: Any = None, threat: Optional[dict[str, Any]] = None) -> _Problem:
+             label: Any = None, threat: Optional[dict[str, Any]] = None, rounding: str = "sound") -> _Problem:
     """Validated arguments; ``threat``: the keyword arguments of :func:`check_threat`."""
     _check_weights(weights)
+    check_rounding(rounding)
     xv = check_sequence(x, weights.input_size)
     pv = parse_p(p)
     if planes not in PLANE_METHODS:
@@ -81,12 +84,13 @@ def _problem(weights: Any, x: Any, p: Any, target: Any, frames: Any, planes: str
     else:  # the one-layer passes take them folded into the head
         spec_w, spec_b = fold_specification(weights.out_weight, weights.out_bias, lab, classes)
     clean = float(np.min(logits[lab] - logits[classes]))
-    return _Problem(weights, xv, pv, mask, fr, lab, tgt, classes, spec_w, spec_b, planes, predicted, clean, tm)
+    return _Problem(weights, xv, pv, mask, fr, lab, tgt, classes, spec_w, spec_b, planes, predicted, clean, tm,
+                    rounding)
 
 
 def bound_margins(weights: Any, x: Any, eps: float, p: Any = 2, target: Any = None, frames: Any = None,
                   planes: str = "exact", label: Any = None, ball: str = "frame", frame_weights: Any = None,
-                  domain: Any = None) -> tuple[np.ndarray, np.ndarray]:
+                  domain: Any = None, rounding: str = "sound") -> tuple[np.ndarray, np.ndarray]:
     """Proven bounds of the margins ``logit_label − logit_j`` at a fixed ε.
 
     Parameters
@@ -121,19 +125,24 @@ def bound_margins(weights: Any, x: Any, eps: float, p: Any = 2, target: Any = No
     domain : (lo, hi), optional
         Scalars or arrays broadcastable to x's shape: the perturbed inputs also lie in this
         box (x must lie in it).
+    rounding : {"sound", "nearest"}
+        ``"sound"`` (default): the bounds hold in real arithmetic whatever the rounding of the
+        pass (every product's and sum's floating-point error charged to the bound,
+        docs/ROUNDING.md; ~1.1x the cost). ``"nearest"``: plain round-to-nearest arithmetic,
+        as most verifiers compute (and the CUDA backend).
 
     Returns
     -------
     (lower, upper) : tuple of numpy.ndarray
     """
-    pr = _problem(weights, x, p, target, frames, planes, label, _threat_kw(ball, frame_weights, domain))
+    pr = _problem(weights, x, p, target, frames, planes, label, _threat_kw(ball, frame_weights, domain), rounding)
     out = pr.run(check_eps(eps))
     return out["lower"], out["upper"]
 
 
 def bound_states(weights: Any, x: Any, eps: float, p: Any = 2, target: Any = None, frames: Any = None,
                  planes: str = "exact", label: Any = None, ball: str = "frame", frame_weights: Any = None,
-                 domain: Any = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+                 domain: Any = None, rounding: str = "sound") -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Proven per-step intervals of every intermediate quantity at a fixed ε.
 
     Returns a dict name -> (lower, upper), arrays of shape (T, rows): for RNNs
@@ -141,7 +150,7 @@ def bound_states(weights: Any, x: Any, eps: float, p: Any = 2, target: Any = Non
     for GRUs ``gates`` (y^r, y^z, v), ``u``, ``hidden`` (docs/RECURRENCES.md §0).
     Arguments as in :func:`bound_margins`.
     """
-    pr = _problem(weights, x, p, target, frames, planes, label, _threat_kw(ball, frame_weights, domain))
+    pr = _problem(weights, x, p, target, frames, planes, label, _threat_kw(ball, frame_weights, domain), rounding)
     out = pr.run(check_eps(eps), want_states=True)
     names = _STATE_NAMES.get(weights.kind) or [k[:-6] for k in out if k.endswith("_lower") and k != "lower"]
     return {name: (out[f"{name}_lower"], out[f"{name}_upper"]) for name in names}
@@ -150,7 +159,7 @@ def bound_states(weights: Any, x: Any, eps: float, p: Any = 2, target: Any = Non
 def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any = None,
             frames: Any = None, label: Any = None, rtol: float = 1e-3, planes: str = "exact",
             threads: Optional[int] = None, ball: str = "frame", frame_weights: Any = None,
-            domain: Any = None) -> Certificate:
+            domain: Any = None, rounding: str = "sound") -> Certificate:
     """Largest certified ε (bisection over ε) for one input.
 
     Parameters
@@ -169,7 +178,7 @@ def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any
     threads : int, optional
         Threads inside this input's bound passes (row blocks of the dense products);
         default 1. The bounds, and so the certificate, are those of one thread, bit for bit.
-    ball, frame_weights, domain : see :func:`bound_margins` (the certificate records them)
+    ball, frame_weights, domain, rounding : see :func:`bound_margins` (the certificate records them)
 
     Returns
     -------
@@ -181,7 +190,7 @@ def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
                                 or threads < 1):
         raise ValueError(f"threads must be a positive integer, got {threads!r}")
-    pr = _problem(weights, x, p, target, frames, planes, label, _threat_kw(ball, frame_weights, domain))
+    pr = _problem(weights, x, p, target, frames, planes, label, _threat_kw(ball, frame_weights, domain), rounding)
     if pr.label != pr.predicted:  # nothing is proven: no margin bounds
         return _misclassified(pr, t0)
     with product_threads(int(threads or 1)):
@@ -260,7 +269,7 @@ def _misclassified(pr: _Problem, t0: float) -> Certificate:
     """The certificate of a label the model does not predict: nothing proven, no margin bounds."""
     return Certificate(0.0, None, pr.label, pr.target, pr.p, pr.frames, True, np.zeros(0), 0,
                        time.perf_counter() - t0, pr.planes, pr.weights.kind,
-                       tuple(int(c) for c in pr.classes), **_hashes(pr))
+                       tuple(int(c) for c in pr.classes), **_hashes(pr), rounding=pr.rounding)
 
 
 def _searched(pr: _Problem, res: Any, margins: dict[float, np.ndarray], t0: float) -> Certificate:
@@ -273,7 +282,7 @@ def _searched(pr: _Problem, res: Any, margins: dict[float, np.ndarray], t0: floa
         m = np.zeros(0)
     return Certificate(res.eps, res.eps_upper, pr.label, pr.target, pr.p, pr.frames, False, m,
                        res.passes, time.perf_counter() - t0, pr.planes, pr.weights.kind,
-                       tuple(int(c) for c in pr.classes), **_hashes(pr))
+                       tuple(int(c) for c in pr.classes), **_hashes(pr), rounding=pr.rounding)
 
 
 def _certify_batched(weights: Any, X: np.ndarray, labels: Sequence[Any], kwargs: dict[str, Any],
@@ -288,7 +297,7 @@ def _certify_batched(weights: Any, X: np.ndarray, labels: Sequence[Any], kwargs:
     rtol_v = _check_rtol(kwargs["rtol"])
     N = len(X)
     probs = [_problem(weights, X[i], kwargs["p"], kwargs["target"], kwargs["frames"], kwargs["planes"],
-                      labels[i]) for i in range(N)]
+                      labels[i], rounding=kwargs["rounding"]) for i in range(N)]
     out: list[Optional[Certificate]] = [None] * N
     margins: list[dict[float, np.ndarray]] = [{} for _ in range(N)]
     active: dict[int, list[Any]] = {}  # input -> [search generator, ε it asks for]
@@ -308,7 +317,8 @@ def _certify_batched(weights: Any, X: np.ndarray, labels: Sequence[Any], kwargs:
         res = bound_pass_batch(weights, np.stack([probs[i].x for i in idx]),
                                np.array([active[i][1] for i in idx], dtype=np.float64), pr0.p, pr0.mask,
                                np.stack([probs[i].spec_w for i in idx]),
-                               np.stack([probs[i].spec_b for i in idx]), pr0.planes, device=device)
+                               np.stack([probs[i].spec_b for i in idx]), pr0.planes, device=device,
+                               rounding=pr0.rounding)
         for j, i in enumerate(idx):
             gen, e = active[i]
             if res["status"][j] != 0:  # bounds left float64 at this ε: nothing proven there
@@ -345,7 +355,7 @@ certify_gru = _typed(GRUWeights, "certify_gru")
 
 def sensitivity(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, rtol: float = 1e-3,
                 planes: str = "exact", label: Any = None, domain: Any = None,
-                candidates: Any = None) -> np.ndarray:
+                candidates: Any = None, rounding: str = "sound") -> np.ndarray:
     """Certified ε when only one frame moves, for each frame: shape (T,).
 
     The per-frame sensitivity of the POPQORN paper (small ε = a sensitive frame).
@@ -358,9 +368,9 @@ def sensitivity(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, rtol: f
     xv = check_sequence(x, weights.input_size)
     if candidates is not None:
         from .substitutions import substitution_sensitivity
-        return substitution_sensitivity(weights, xv, candidates, label=label, planes=planes)
+        return substitution_sensitivity(weights, xv, candidates, label=label, planes=planes, rounding=rounding)
     return np.array([certify(weights, xv, eps_max, p=p, frames=[t], rtol=rtol, planes=planes,
-                             label=label, domain=domain).eps for t in range(xv.shape[0])])
+                             label=label, domain=domain, rounding=rounding).eps for t in range(xv.shape[0])])
 
 
 def _certify_chunk(weights: Any, X: np.ndarray, labels: Sequence[Any], kwargs: dict[str, Any]) -> list[Certificate]:
@@ -372,7 +382,8 @@ def certify_many(weights: Any, X: Any, labels: Any = None, eps_max: float = 10.0
                  target: Any = None, frames: Any = None, rtol: float = 1e-3, planes: str = "exact",
                  threads: Optional[int] = None, device: str = "cpu", executor: Optional[Executor] = None,
                  progress: Any = False, chunk_size: Optional[int] = None, retries: int = 2,
-                 ball: str = "frame", frame_weights: Any = None, domain: Any = None) -> list[Certificate]:
+                 ball: str = "frame", frame_weights: Any = None, domain: Any = None,
+                 rounding: str = "sound") -> list[Certificate]:
     """Certify a batch ``X`` of shape (N, T, n); one Certificate per input, in order.
 
     Every certificate records the SHA-256 of the model and of its input
@@ -393,8 +404,9 @@ def certify_many(weights: Any, X: Any, labels: Any = None, eps_max: float = 10.0
     device : {"cpu", "cuda"}
         Where bound passes run. ``"cuda"`` (needs ``pip install popqorn_fast[cuda]``, a GPU
         and a build made with nvcc) runs the radius searches of all inputs in lock step,
-        each round's probes in one batched GPU pass; same certificates as ``"cpu"`` (to
-        rounding); ``threads`` is then ignored and ``executor`` refused.
+        each round's probes in one batched GPU pass; same certificates as ``"cpu"`` with
+        ``rounding="nearest"``, which it requires (the GPU path is not floating-point sound,
+        docs/ROUNDING.md); ``threads`` is then ignored and ``executor`` refused.
     executor : concurrent.futures.Executor, optional
         Any executor (a ``ThreadPoolExecutor``, a ``ProcessPoolExecutor``, a Dask
         ``Client.get_executor()``, ...): inputs are split into chunks of
@@ -413,6 +425,8 @@ def certify_many(weights: Any, X: Any, labels: Any = None, eps_max: float = 10.0
         chunk is resubmitted as single inputs, so only the failing input is given up.
     ball, frame_weights, domain
         The threat model (:func:`certify`), the same for every input; CPU only.
+    rounding : {"sound", "nearest"}
+        As in :func:`bound_margins`; ``device="cuda"`` needs ``"nearest"``.
 
     Returns
     -------
@@ -434,6 +448,7 @@ def certify_many(weights: Any, X: Any, labels: Any = None, eps_max: float = 10.0
     if device == "cuda" and planes not in CUDA_PLANE_METHODS:
         raise ValueError(f"planes={planes!r} runs on the CPU only; the CUDA backend implements "
                          f"{list(CUDA_PLANE_METHODS)} (use device='cpu' with threads=k)")
+    check_rounding(rounding, device)
     check_device(device)
     Xv = check_batch(X, weights.input_size)
     N = Xv.shape[0]
@@ -444,7 +459,7 @@ def certify_many(weights: Any, X: Any, labels: Any = None, eps_max: float = 10.0
         if arr.shape != (N,):
             raise ValueError(f"labels must have shape ({N},) to match X, got {arr.shape}")
         labs = [check_class(v, weights.num_classes, "labels") for v in arr.tolist()]
-    kwargs = dict(eps_max=eps_max, p=p, target=target, frames=frames, rtol=rtol, planes=planes)
+    kwargs = dict(eps_max=eps_max, p=p, target=target, frames=frames, rtol=rtol, planes=planes, rounding=rounding)
     if threat is not None:
         kwargs.update(threat)
     # validate the shared arguments once, here, rather than N times on the workers

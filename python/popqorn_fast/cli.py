@@ -28,7 +28,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from . import __version__
-from .backend import PLANE_METHODS
+from .backend import PLANE_METHODS, ROUNDING_MODES
 from .certificate import Certificate, input_sha256, model_sha256
 from .certify import _ProgressBar, bound_margins, certify
 from .dataset_run import EXIT_INCOMPLETE, RunInterrupted, RunSpec, run_dataset  # noqa: F401 (exit code)
@@ -151,10 +151,10 @@ def cmd_certify(args: argparse.Namespace) -> int:
     threat = _threat_args(args, src.shape[1])
     spec = RunSpec(weights, model_path, src, tuple(norms), args.eps_max, args.rtol, args.planes,
                    None if args.frames is None else tuple(sorted(args.frames)), args.target, attack,
-                   args.store_inputs, threat)
+                   args.store_inputs, threat, args.rounding)
     N, T, n = src.shape
     print(f"model: {model_path} ({weights.summary}, T = {T}, "
-          f"n = {n}, {weights.num_classes} classes); planes = {args.planes}; "
+          f"n = {n}, {weights.num_classes} classes); planes = {args.planes}; rounding = {args.rounding}; "
           f"eps_max = {args.eps_max:g}", flush=True)
     code = run_dataset(spec, args.out, resume=args.resume, threads=args.threads, progress=not args.no_progress,
                        at=args.at, fsync_interval=args.fsync_interval)
@@ -201,7 +201,8 @@ def _check_one(weights: Any, mhash: str, rec: dict[str, Any], x: Optional[np.nda
     try:
         classes = margin_classes(cert.label, weights.num_classes, cert.target)
         lower, _ = bound_margins(weights, x, cert.eps, p=cert.p, target=cert.target, frames=cert.frames,
-                                 planes=cert.planes, label=cert.label, **ball_keywords(cert.threat))
+                                 planes=cert.planes, label=cert.label, rounding=cert.rounding,
+                                 **ball_keywords(cert.threat))
     except (ValueError, TypeError) as exc:
         return f"cannot recompute: {exc}"
     if cert.classes is not None and list(cert.classes) != [int(c) for c in classes]:
@@ -236,7 +237,7 @@ def _check_substitution(weights: Any, mhash: str, rec: dict[str, Any], x: Option
     try:
         subs = [np.asarray(s, dtype=np.float64).reshape(-1, x.shape[1]) for s in cert.threat["substitutions"]]
         lower = substitution_bounds(weights, x, subs, cert.threat["budget"], cert.target, cert.label,
-                                    cert.planes)["lower"]
+                                    cert.planes, rounding=cert.rounding)["lower"]
     except (ValueError, TypeError, KeyError) as exc:
         return f"cannot recompute: {exc}"
     if not np.all(lower > 0.0):
@@ -355,7 +356,8 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     eps = np.zeros(T)
     misclassified = False
     for t in range(T):
-        c = certify(weights, x, args.eps_max, p=p, frames=[t], rtol=args.rtol, planes=args.planes, label=label)
+        c = certify(weights, x, args.eps_max, p=p, frames=[t], rtol=args.rtol, planes=args.planes, label=label,
+                    rounding=args.rounding)
         eps[t], misclassified = c.eps, c.misclassified
         if bar is not None:
             bar(t + 1)
@@ -397,14 +399,14 @@ def cmd_substitutions(args: argparse.Namespace) -> int:
                                                     "sha256": model_sha256(weights), "kind": weights.kind},
                   "inputs": {"path": str(Path(inputs_path).resolve()), "shape": [N, T, n]},
                   "settings": {"threat": "substitutions", "candidates": str(Path(args.candidates).resolve()),
-                               "budget": args.budget, "planes": args.planes}}
+                               "budget": args.budget, "planes": args.planes, "rounding": args.rounding}}
         writer = RecordWriter(args.out, header)
     robust = 0
     print(f"{'input':>5} {'label':>5}  {'answer':<13} min margin lower bound (budget {args.budget})")
     for i in range(N):
         label = None if (y is None or args.ignore_labels) else int(y[i])
         c = certify_substitutions(weights, X[i], _candidates_for(cands, i, T, n), args.budget, label=label,
-                                  planes=args.planes)
+                                  planes=args.planes, rounding=args.rounding)
         robust += c.robust
         answer = "robust" if c.robust else "misclassified" if c.misclassified else "not proven"
         low = f"{float(np.min(c.margin_lower)):.6g}" if c.margin_lower.size else "-"
@@ -450,6 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--rtol", type=positive, default=1e-3, help="relative accuracy of the search (default 1e-3)")
         sp.add_argument("--planes", default="exact", choices=list(PLANE_METHODS),
                         help="relaxation of the LSTM/GRU products (default exact)")
+        sp.add_argument("--rounding", default="sound", choices=list(ROUNDING_MODES),
+                        help="sound: bounds that hold whatever the floating-point rounding (default; "
+                             "docs/ROUNDING.md); nearest: plain round-to-nearest arithmetic")
         sp.add_argument("--count", type=int, help="use only the first COUNT inputs (default: 5 of the bundled "
                                                   "inputs without MODEL, else all)")
         sp.add_argument("--ignore-labels", action="store_true", help="certify predictions even if labels are stored")

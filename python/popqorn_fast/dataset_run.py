@@ -51,15 +51,17 @@ class RunSpec:
     attack: Optional[dict[str, int]] = None   # pgd's steps, restarts, seed
     store_inputs: bool = False
     threat: Optional[dict[str, Any]] = None   # ball, frame_weights, domain (None: the per-frame ball)
+    rounding: str = "sound"                   # docs/ROUNDING.md
 
     def certify_kwargs(self, p: float) -> dict[str, Any]:
         return dict(eps_max=self.eps_max, p=p, target=self.target, frames=self.frames, rtol=self.rtol,
-                    planes=self.planes, **(self.threat or {}))
+                    planes=self.planes, rounding=self.rounding, **(self.threat or {}))
 
     def settings(self) -> dict[str, Any]:
         """What must be equal for ``--resume`` to continue a file (with the model and inputs)."""
         return {"norms": [p_name(p) for p in self.norms], "eps_max": self.eps_max, "rtol": self.rtol,
-                "planes": self.planes, "frames": None if self.frames is None else list(self.frames),
+                "planes": self.planes, "rounding": self.rounding,
+                "frames": None if self.frames is None else list(self.frames),
                 "target": self.target, "labels": "given" if self.source.labels is not None else "predicted",
                 "attack": self.attack} | ({} if self.threat is None else {"threat": _jsonable(self.threat)})
 

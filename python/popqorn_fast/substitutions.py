@@ -37,7 +37,7 @@ class SubstitutionCertificate:
     candidates : tuple of int
         How many candidates each position has.
     classes : tuple of int
-    bound_passes, seconds, planes, kind, model_sha256, input_sha256, version
+    bound_passes, seconds, planes, kind, model_sha256, input_sha256, version, rounding
         As in :class:`popqorn_fast.Certificate`.
     threat : dict
         ``ThreatModel.to_dict``: the candidate vectors and the budget (verify re-checks them).
@@ -58,6 +58,7 @@ class SubstitutionCertificate:
     input_sha256: Optional[str] = None
     threat: Optional[dict[str, Any]] = None
     version: str = field(default_factory=_package_version)
+    rounding: str = "nearest"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready record."""
@@ -67,7 +68,7 @@ class SubstitutionCertificate:
                 "candidates": list(self.candidates), "margin_classes": list(self.classes),
                 "bound_passes": int(self.bound_passes), "seconds": float(self.seconds), "planes": self.planes,
                 "kind": self.kind, "model_sha256": self.model_sha256, "input_sha256": self.input_sha256,
-                "threat": self.threat, "version": self.version}
+                "threat": self.threat, "version": self.version, "rounding": self.rounding}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SubstitutionCertificate":
@@ -80,26 +81,28 @@ class SubstitutionCertificate:
                    bool(d.get("misclassified", False)), tuple(int(k) for k in d.get("candidates", ())),
                    tuple(int(c) for c in d.get("margin_classes", ())), int(d.get("bound_passes", 1)),
                    float(d.get("seconds", 0.0)), str(d.get("planes", "exact")), str(d.get("kind", "")),
-                   d.get("model_sha256"), d.get("input_sha256"), d["threat"], str(d.get("version", "")))
+                   d.get("model_sha256"), d.get("input_sha256"), d["threat"], str(d.get("version", "")),
+                   str(d.get("rounding", "nearest")))
 
 
-def _problem(weights: Any, x: Any, candidates: Any, budget: Any, target: Any, label: Any, planes: str) -> Any:
+def _problem(weights: Any, x: Any, candidates: Any, budget: Any, target: Any, label: Any, planes: str,
+             rounding: str = "sound") -> Any:
     from .certify import _problem as problem
     return problem(weights, x, 2.0, target, None, planes, label,
-                   dict(substitutions=candidates, budget=budget))
+                   dict(substitutions=candidates, budget=budget), rounding)
 
 
 def substitution_bounds(weights: Any, x: Any, candidates: Any, budget: Any = 1, target: Any = None,
                         label: Any = None, planes: str = "exact",
-                        want_states: bool = False) -> dict[str, np.ndarray]:
+                        want_states: bool = False, rounding: str = "sound") -> dict[str, np.ndarray]:
     """The bound pass over the substitution set: ``lower``/``upper`` of the margins (and, with
     ``want_states``, every state's ``<name>_lower``/``_upper``), as the core returns them."""
-    pr = _problem(weights, x, candidates, budget, target, label, planes)
+    pr = _problem(weights, x, candidates, budget, target, label, planes, rounding)
     return pr.run(0.0, want_states)
 
 
 def certify_substitutions(weights: Any, x: Any, candidates: Any, budget: Any = 1, target: Any = None,
-                          label: Any = None, planes: str = "exact") -> SubstitutionCertificate:
+                          label: Any = None, planes: str = "exact", rounding: str = "sound") -> SubstitutionCertificate:
     """Prove that no replacement of at most ``budget`` positions changes the prediction.
 
     Parameters
@@ -112,7 +115,7 @@ def certify_substitutions(weights: Any, x: Any, candidates: Any, budget: Any = 1
         replace ``x[t]`` (e.g. the embeddings of its synonyms).
     budget : int
         At most this many positions replaced at once (>= 0).
-    target, label, planes
+    target, label, planes, rounding
         As in :func:`popqorn_fast.certify` (``planes="optimized"`` is refused).
 
     Returns
@@ -121,12 +124,12 @@ def certify_substitutions(weights: Any, x: Any, candidates: Any, budget: Any = 1
         ``robust`` True when proven.
     """
     t0 = time.perf_counter()
-    pr = _problem(weights, x, candidates, budget, target, label, planes)
+    pr = _problem(weights, x, candidates, budget, target, label, planes, rounding)
     classes = tuple(int(c) for c in pr.classes)
     common = dict(label=pr.label, target=pr.target, budget=pr.threat.budget,
                   candidates=tuple(len(s) for s in pr.threat.substitutions), classes=classes,
                   planes=pr.planes, kind=pr.weights.kind, model_sha256=pr.weights.sha256,
-                  input_sha256=input_sha256(pr.x), threat=pr.threat.to_dict())
+                  input_sha256=input_sha256(pr.x), threat=pr.threat.to_dict(), rounding=pr.rounding)
     if pr.label != pr.predicted:
         return SubstitutionCertificate(False, np.zeros(0), misclassified=True, bound_passes=0,
                                        seconds=time.perf_counter() - t0, **common)
@@ -136,7 +139,7 @@ def certify_substitutions(weights: Any, x: Any, candidates: Any, budget: Any = 1
 
 
 def substitution_sensitivity(weights: Any, x: Any, candidates: Any, label: Any = None,
-                             planes: str = "exact") -> np.ndarray:
+                             planes: str = "exact", rounding: str = "sound") -> np.ndarray:
     """Per position t, whether replacing x[t] alone (by any of its candidates) is proven harmless:
     (T,) bool. A position without candidates is True."""
     xv = check_sequence(x, weights.input_size)
@@ -146,7 +149,7 @@ def substitution_sensitivity(weights: Any, x: Any, candidates: Any, label: Any =
     for t in range(T):
         only = [np.asarray(candidates[k]) if k == t else np.zeros((0, n)) for k in range(T)]
         if np.size(only[t]):
-            out[t] = certify_substitutions(weights, xv, only, 1, label=label, planes=planes).robust
+            out[t] = certify_substitutions(weights, xv, only, 1, label=label, planes=planes, rounding=rounding).robust
     return out
 
 
