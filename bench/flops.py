@@ -27,3 +27,23 @@ def pass_flops(kind: str, T: int, s: int, n: int, K: int) -> int:
             total += t * step_flops(kind, 2 * s, s, n)                 # h_t
     total += T * step_flops(kind, 2 * K, s, n)                         # margins (lower and upper)
     return total
+
+
+def stacked_pass_flops(kind: str, L: int, T: int, s: int, n: int, K: int) -> int:
+    """Nominal flops of one bound pass of L stacked one-direction layers of width s (layer 0
+    reads n features, the others s): an objective entering layer l at step t is carried back
+    through that layer's earlier steps, then through every lower layer from step t down."""
+    rows = {"rnn": [2 * s], "lstm": [8 * s, 2 * s], "gru": [6 * s, 2 * s, 2 * s]}[kind]
+
+    def down(l: int, t: int, R: int) -> int:  # steps t..1 of layers l-1..0
+        return sum(t * step_flops(kind, R, s, n if j == 0 else s) for j in range(l))
+
+    total = 0
+    for l in range(L):
+        nl = n if l == 0 else s
+        for t in range(1, T + 1):
+            total += (t - 1) * step_flops(kind, rows[0], s, nl) + down(l, t, rows[0])
+            for R in rows[1:]:
+                total += t * step_flops(kind, R, s, nl) + down(l, t, R)
+    total += T * sum(step_flops(kind, 2 * K, s, n if l == 0 else s) for l in range(L))  # the margins
+    return total
