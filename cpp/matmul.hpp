@@ -411,25 +411,26 @@ inline std::ptrdiff_t* k_scratch(std::ptrdiff_t K) {
   return buf.data();
 }
 
-// d[i] += A[i, :] . v for every row i: four partial sums per row, so that the loop
-// vectorises without -ffast-math.
-template <class T>
+// d[i] += A[i, :] . v (Abs: |A[i, :]| . v) for every row i: four partial sums per row, so
+// that the loop vectorises without -ffast-math.
+template <bool Abs, class T>
 PQ_ALWAYS_INLINE void rowdots_body(MatView<const T> A, const T* v, T* d) {
   const std::ptrdiff_t n = A.cols, n4 = n - n % 4;
+  auto at = [](T x) { return Abs ? std::fabs(x) : x; };
   for (std::ptrdiff_t i = 0; i < A.rows; ++i) {
     const T* a = A.row(i);
     T p[4] = {T(0), T(0), T(0), T(0)};
     for (std::ptrdiff_t j = 0; j < n4; j += 4)
-      for (int l = 0; l < 4; ++l) p[l] += a[j + l] * v[j + l];
+      for (int l = 0; l < 4; ++l) p[l] += at(a[j + l]) * v[j + l];
     T acc = (p[0] + p[1]) + (p[2] + p[3]);
-    for (std::ptrdiff_t j = n4; j < n; ++j) acc += a[j] * v[j];
+    for (std::ptrdiff_t j = n4; j < n; ++j) acc += at(a[j]) * v[j];
     d[i] += acc;
   }
 }
 
 #if PQ_X86_DISPATCH && !defined(__AVX2__)
-template <class T>
-PQ_TARGET_AVX2 void rowdots_avx2(MatView<const T> A, const T* v, T* d) { rowdots_body(A, v, d); }
+template <bool Abs, class T>
+PQ_TARGET_AVX2 void rowdots_avx2(MatView<const T> A, const T* v, T* d) { rowdots_body<Abs>(A, v, d); }
 #endif
 
 }  // namespace detail
@@ -535,9 +536,18 @@ void gemm(MatView<const T> A, MatView<const T> B, MatView<T> C, bool accumulate)
 template <class T>
 void add_rowdots(MatView<const T> A, const T* v, T* d) {
 #if PQ_X86_DISPATCH && !defined(__AVX2__)
-  if (detail::cpu_has_avx2_fma()) return detail::rowdots_avx2<T>(A, v, d);
+  if (detail::cpu_has_avx2_fma()) return detail::rowdots_avx2<false, T>(A, v, d);
 #endif
-  detail::rowdots_body(A, v, d);
+  detail::rowdots_body<false>(A, v, d);
+}
+
+// d[i] += |A[i, :]| . v for every row i (the same loop).
+template <class T>
+void add_abs_rowdots(MatView<const T> A, const T* v, T* d) {
+#if PQ_X86_DISPATCH && !defined(__AVX2__)
+  if (detail::cpu_has_avx2_fma()) return detail::rowdots_avx2<true, T>(A, v, d);
+#endif
+  detail::rowdots_body<true>(A, v, d);
 }
 
 }  // namespace pq

@@ -46,36 +46,12 @@ struct RowConsts {
   RowConsts at(std::ptrdiff_t r) const { return {d + r, err ? err + r : nullptr}; }
 };
 
-namespace detail {
-// four partial sums per row, so that the loop vectorises without -ffast-math (any order is
-// fine for a sum of nonnegative terms: its rounding is covered by settle's factor 2)
-template <class T>
-PQ_ALWAYS_INLINE void charge_rows_body(MatView<const T> M, const T* w, T* err) {
-  const std::ptrdiff_t n = M.cols, n4 = n - n % 4;
-  for (std::ptrdiff_t r = 0; r < M.rows; ++r) {
-    const T* m = M.row(r);
-    T p[4] = {T(0), T(0), T(0), T(0)};
-    for (std::ptrdiff_t j = 0; j < n4; j += 4)
-      for (int l = 0; l < 4; ++l) p[l] += std::fabs(m[j + l]) * w[j + l];
-    T acc = (p[0] + p[1]) + (p[2] + p[3]);
-    for (std::ptrdiff_t j = n4; j < n; ++j) acc += std::fabs(m[j]) * w[j];
-    err[r] += acc;
-  }
-}
-#if PQ_X86_DISPATCH && !defined(__AVX2__)
-template <class T>
-PQ_TARGET_AVX2 void charge_rows_avx2(MatView<const T> M, const T* w, T* err) { charge_rows_body(M, w, err); }
-#endif
-}  // namespace detail
-
 // err[r] += Σ_j |M(r, j)| w[j] (w already holds Γ and the magnitudes); nothing when err is null.
+// (Any summation order is fine for a sum of nonnegative terms: its rounding is covered by
+// settle's factor 2.)
 template <class T>
 void charge_rows(MatView<const T> M, const T* w, T* err) {
-  if (!err) return;
-#if PQ_X86_DISPATCH && !defined(__AVX2__)
-  if (detail::cpu_has_avx2_fma()) return detail::charge_rows_avx2<T>(M, w, err);
-#endif
-  detail::charge_rows_body(M, w, err);
+  if (err) add_abs_rowdots(M, w, err);
 }
 
 // w[i] (+)= g Σ_j |W(i, j)| m[j]: the magnitudes behind a product's terms (the error of
