@@ -1,12 +1,20 @@
 """Shared fixtures: the trained models in tests/data and small random networks."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 import popqorn_fast as pf
+
+# The README's test command (and CI) draws a fixed set of hypothesis examples, so that a run
+# is reproducible; HYPOTHESIS_PROFILE=explore draws new ones on every run (for finding cases).
+settings.register_profile("fixed", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fixed"))
 
 DATA = Path(__file__).resolve().parent / "data"
 MODEL_FILES = sorted(p.name for p in DATA.glob("*.npz"))
