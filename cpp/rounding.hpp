@@ -43,7 +43,6 @@ template <class T>
 struct RowConsts {
   T* d = nullptr;
   T* err = nullptr;
-  RowConsts at(std::ptrdiff_t r) const { return {d + r, err ? err + r : nullptr}; }
 };
 
 // err[r] += Σ_j |M(r, j)| w[j] (w already holds Γ and the magnitudes); nothing when err is null.

@@ -77,7 +77,7 @@ __device__ inline void browdots(DM A, const double* v, double* d) {
   __syncthreads();
 }
 
-// d[r] -= eps ||A[r, :]||_q (linear_form.hpp subtract_ball_radius)
+// d[r] -= eps ||A[r, :]||_q (the frame ball's rule of threat_model.hpp's Concretiser)
 __device__ inline void bball(DM A, double eps, pq::DualNorm q, double* d) {
   for (long r = threadIdx.x; r < A.rows; r += blockDim.x) d[r] -= eps * pq::dual_norm(A.row(r), A.cols, q);
   __syncthreads();
