@@ -61,27 +61,32 @@ def test_gemm_is_exact_for_small_integers() -> None:
         assert np.array_equal(_core._gemm(a, b, c, K, N, False), a @ b)
 
 
-def test_baseline_kernels_match_numpy_and_the_avx2_bounds() -> None:
-    # The baseline (non-AVX2) kernels, selected by POPQORN_NO_AVX2 in a fresh process,
-    # pass the same product checks, and the bound passes agree with this process's.
+def _checks_in_fresh_process(env_var: str, first: str = "") -> np.ndarray:
+    """The product checks of every SHAPES case in a fresh process with ``env_var`` set (the
+    kernels it selects), after the statement ``first``; returns that process's _passes()."""
     code = f"""
 import numpy as np, sys
 sys.path.insert(0, {os.path.dirname(__file__)!r})
-from test_matmul import SHAPES, _check
-for i, shape in enumerate(SHAPES):
+{first}
+from test_matmul import SHAPES, _check, _passes
+for shape in SHAPES:
     for sparse in (False, True):
         for acc in (False, True):
             _check(*shape, seed=sum(shape), sparse=sparse, accumulate=acc)
-from test_matmul import _passes
 np.save(sys.argv[1], _passes())
 """
-    out = os.path.join(os.environ.get("PYTEST_TMP", "/tmp"), f"pq_base_{os.getpid()}.npy")
-    env = dict(os.environ, POPQORN_NO_AVX2="1")
-    subprocess.run([sys.executable, "-c", code, out], check=True, env=env)
+    out = os.path.join(os.environ.get("PYTEST_TMP", "/tmp"), f"pq_{env_var.lower()}_{os.getpid()}.npy")
+    subprocess.run([sys.executable, "-c", code, out], check=True, env=dict(os.environ, **{env_var: "1"}))
     try:
-        base = np.load(out)
+        return np.load(out)
     finally:
         os.remove(out)
+
+
+def test_baseline_kernels_match_numpy_and_the_avx2_bounds() -> None:
+    # The baseline (non-AVX2) kernels, selected by POPQORN_NO_AVX2 in a fresh process,
+    # pass the same product checks, and the bound passes agree with this process's.
+    base = _checks_in_fresh_process("POPQORN_NO_AVX2")
     here = _passes()
     # The AVX2 product rounds with FMA, the baseline one without: the passes agree to
     # rounding. With "exact" planes a one-ulp change can select another volume-minimal
@@ -131,24 +136,8 @@ def test_blas_and_hand_kernels_agree() -> None:
     if _core.blas is None:
         pytest.skip("core built without a BLAS")
     assert _core._blas_enabled()
-    code = f"""
-import numpy as np, sys
-sys.path.insert(0, {os.path.dirname(__file__)!r})
-from popqorn_fast import _core
-assert not _core._blas_enabled()
-from test_matmul import SHAPES, _check, _passes
-for shape in SHAPES:
-    for sparse in (False, True):
-        for acc in (False, True):
-            _check(*shape, seed=sum(shape), sparse=sparse, accumulate=acc)
-np.save(sys.argv[1], _passes())
-"""
-    out = os.path.join(os.environ.get("PYTEST_TMP", "/tmp"), f"pq_noblas_{os.getpid()}.npy")
-    subprocess.run([sys.executable, "-c", code, out], check=True, env=dict(os.environ, POPQORN_NO_BLAS="1"))
-    try:
-        hand = np.load(out)
-    finally:
-        os.remove(out)
+    hand = _checks_in_fresh_process(
+        "POPQORN_NO_BLAS", "from popqorn_fast import _core\nassert not _core._blas_enabled()")
     here = _passes()
     assert np.allclose(hand[:-12], here[:-12], rtol=1e-11, atol=1e-13)
     assert np.allclose(hand[-12:], here[-12:], rtol=1e-5, atol=1e-8)
