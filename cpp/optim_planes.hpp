@@ -72,11 +72,11 @@ struct OptPlaneSet {
   // Exact offset (and where it is attained) of side `lower` of plane i for its slopes.
   void refresh(const PlaneBoxes<T>& bx, std::size_t i, bool lower) {
     if (lower) {
-      const auto r = detail::offset_extremes(bx.sf, P.aL[i], P.bL[i], bx.box[i], bx.sv[i]);
+      const auto r = detail::offset_extremes(bx.sf, P.aL[i], P.bL[i], bx.box[i], bx.sv[i], Want::Min);
       P.cL[i] = r.gmin - detail::plane_margin(P.aL[i], P.bL[i], bx.box[i], bx.sv[i]);
       xsL[i] = r.xmin; ysL[i] = r.ymin;
     } else {
-      const auto r = detail::offset_extremes(bx.sf, P.aU[i], P.bU[i], bx.box[i], bx.sv[i]);
+      const auto r = detail::offset_extremes(bx.sf, P.aU[i], P.bU[i], bx.box[i], bx.sv[i], Want::Max);
       P.cU[i] = r.gmax + detail::plane_margin(P.aU[i], P.bU[i], bx.box[i], bx.sv[i]);
       xsU[i] = r.xmax; ysU[i] = r.ymax;
     }

@@ -74,10 +74,10 @@ template <class T>
 PQ_HD inline void price(Surface sf, int sense, T A, T B, const Box<T>& bx, const SideValues<T>& sv, T& gmax, T& xs,
                   T& ys) {
   if (sense > 0) {
-    const auto r = offset_extremes(sf, A, B, bx, sv);
+    const auto r = offset_extremes(sf, A, B, bx, sv, Want::Max);
     gmax = r.gmax; xs = r.xmax; ys = r.ymax;
   } else {
-    const auto r = offset_extremes(sf, -A, -B, bx, sv);
+    const auto r = offset_extremes(sf, -A, -B, bx, sv, Want::Min);
     gmax = -r.gmin; xs = r.xmin; ys = r.ymin;
   }
 }
@@ -263,8 +263,8 @@ PQ_HD inline void mccormick_planes(const Box<T>& bx, T& aL, T& bL, T& cL, T& aU,
   const bool up10 = bx.xu * bx.yl >= bx.xl * bx.yu, lo00 = bx.xl * bx.yl <= bx.xu * bx.yu;
   aU = up10 ? bx.yl : bx.yu; bU = up10 ? bx.xu : bx.xl;
   aL = lo00 ? bx.yl : bx.yu; bL = lo00 ? bx.xl : bx.xu;
-  cL = offset_extremes(Surface::Bilinear, aL, bL, bx, sv).gmin - plane_margin(aL, bL, bx, sv);
-  cU = offset_extremes(Surface::Bilinear, aU, bU, bx, sv).gmax + plane_margin(aU, bU, bx, sv);
+  cL = offset_extremes(Surface::Bilinear, aL, bL, bx, sv, Want::Min).gmin - plane_margin(aL, bL, bx, sv);
+  cU = offset_extremes(Surface::Bilinear, aU, bU, bx, sv, Want::Max).gmax + plane_margin(aU, bU, bx, sv);
 }
 
 template <class T>
@@ -276,8 +276,8 @@ PQ_HD inline void oned_planes(Surface sf, const Box<T>& bx, T& aL, T& bL, T& cL,
   const T fl = surface_factor(sf, bx.xl), fu = surface_factor(sf, bx.xu);
   aU = T(0); bU = fu >= T(0) ? fu * au : fu * al;
   aL = T(0); bL = fl >= T(0) ? fl * al : fl * au;
-  const auto ru = offset_extremes(sf, aU, bU, bx);
-  const auto rl = offset_extremes(sf, aL, bL, bx);
+  const auto ru = offset_extremes(sf, aU, bU, bx, Want::Max);
+  const auto rl = offset_extremes(sf, aL, bL, bx, Want::Min);
   cU = ru.gmax + plane_margin(sf, aU, bU, bx);
   cL = rl.gmin - plane_margin(sf, aL, bL, bx);
 }

@@ -22,6 +22,15 @@
 //     by safeguarded Newton on h(y) - b^2 (log form for |b| < 1e-150) inside a
 //     sign-change bracket.
 //     F2's interior critical points are saddles (Hessian det -sigma'^2 < 0), never extremes.
+//     Which interior points can be extremes: det Hess F = -(1 - t^2) s (1 - s) q(s) with
+//     q(s) = h'(s) / (1 - s) = -4 s^2 + (2 + 3a) s - a, so the root on h's rising branch
+//     (q > 0) and the b = 0 point (q(a) = a (1 - a) > 0) are saddles; the root on the falling
+//     branch (q < 0) is a local max of F (and of g: same Hessian) where t > 0, i.e. b > 0
+//     (b = t s (1 - s)), a local min where b < 0. A one-sided search (Want::Min / Want::Max,
+//     what every plane offset needs) solves only that branch, and only for the sign of b
+//     whose extreme it wants: a saddle is never an extreme of g over the box. Likewise on an
+//     edge, where the box's min (max) can only be the edge's local min (max): of the two
+//     stationary points +-ys (+-xs) a one-sided search visits the one of its kind.
 // Any point of the box is a harmless extra candidate (g there is <= max, >= min), so
 // candidates are only ever kept when they lie in the box; missing none is what matters.
 // Root/closed-form location errors enter g only at second order (g is stationary there).
@@ -35,6 +44,9 @@
 namespace pq {
 
 enum class Surface { TanhSigmoid, XSigmoid, TanhLinear, Bilinear };
+
+// Which extremes of g = F - a x - b y a search needs.
+enum class Want { Both, Min, Max };
 
 namespace detail {
 
@@ -141,10 +153,12 @@ PQ_HD inline void solve_branch(T a, T b, T lo, T hi, bool rising, Visit&& visit)
   visit(y);
 }
 
-// Calls visit(x, y, F(x, y)) for every candidate extreme of F - a x - b y in the box (§3).
+// Calls visit(x, y, F(x, y)) for every candidate extreme of F - a x - b y in the box (§3);
+// want: Min / Max leave out the interior points that cannot be that extreme (header).
 // F at corners and on the sides reuses sv (f and sigma at the sides).
 template <class T, class Visit>
-PQ_HD inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, const SideValues<T>& sv, Visit&& visit) {
+PQ_HD inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, const SideValues<T>& sv, Visit&& visit,
+                                     Want want = Want::Both) {
   const T inf = std::numeric_limits<T>::infinity();
   // corners (duplicates in degenerate boxes are harmless)
   visit(bx.xl, bx.yl, sv.fxl * sv.syl);
@@ -161,9 +175,13 @@ PQ_HD inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, con
     if (!(k > T(0))) continue;
     // k > 1 has no solution; min(k, 1) then only adds the harmless point y = 0
     const T ys = T(2) * inv_sech2(std::min(k, T(1)));
+    // along the edge g'' = f0 sigma''(y), sigma'' < 0 for y > 0: +ys is the edge's local max
+    // where f0 > 0, -ys its local min (one-sided searches visit only their kind; y = 0 always)
+    const bool pos = want == Want::Both || (want == Want::Max) == (f0 > T(0)) || ys == T(0);
+    const bool neg = want == Want::Both || (want == Want::Min) == (f0 > T(0));
     if (ys < inf) {
-      if (ys >= bx.yl && ys <= bx.yu) visit(x0, ys, f0 * sigmoid(ys));
-      if (-ys >= bx.yl && -ys <= bx.yu && ys != T(0)) visit(x0, -ys, f0 * sigmoid(-ys));
+      if (pos && ys >= bx.yl && ys <= bx.yu) visit(x0, ys, f0 * sigmoid(ys));
+      if (neg && -ys >= bx.yl && -ys <= bx.yu && ys != T(0)) visit(x0, -ys, f0 * sigmoid(-ys));
     }
   }
   if (!tanh_f(sf)) return;  // F2, F4: linear in x on y-edges, saddles inside
@@ -176,22 +194,29 @@ PQ_HD inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, con
     const T k = a / s0;
     if (!(k > T(0))) continue;
     const T xs = inv_sech2(std::min(k, T(1)));
+    // along the edge g'' = -2 s0 tanh(x) sech^2(x): +xs is the edge's local max where s0 > 0
+    const bool pos = want == Want::Both || (want == Want::Max) == (s0 > T(0)) || xs == T(0);
+    const bool neg = want == Want::Both || (want == Want::Min) == (s0 > T(0));
     if (xs < inf) {
-      if (xs >= bx.xl && xs <= bx.xu) visit(xs, y0, std::tanh(xs) * s0);
-      if (-xs >= bx.xl && -xs <= bx.xu && xs != T(0)) visit(-xs, y0, std::tanh(-xs) * s0);
+      if (pos && xs >= bx.xl && xs <= bx.xu) visit(xs, y0, std::tanh(xs) * s0);
+      if (neg && -xs >= bx.xl && -xs <= bx.xu && xs != T(0)) visit(-xs, y0, std::tanh(-xs) * s0);
     }
   }
   if (sf != Surface::TanhSigmoid) return;  // F3: saddles inside
-  // interior: needs 0 < a < 1
+  // interior: needs 0 < a < 1; one-sided: only a local min (b < 0) or max (b > 0) of F
   if (!(a > T(0) && a < T(1))) return;
+  if (want != Want::Both && (b == T(0) || (want == Want::Max) != (b > T(0)))) return;
   if (b == T(0)) {  // t = 0, s = a
     const T y = logit(a);
     if (bx.contains(T(0), y)) visit(T(0), y, T(0));
     return;
   }
-  const T ya = logit(a);
   const T rt = std::sqrt(T(9) * a * a - T(4) * a + T(4));
   const T sp = ((T(2) + T(3) * a) + rt) / T(8);
+  // one-sided: the falling branch is y >= yp = logit(sp), above the box when sigma(yu) < sp (a
+  // root that rounding hides there lies within rounding of the edge y = yu, whose own
+  // stationary point then gives g to second order in that distance)
+  if (want != Want::Both && sv.syu < sp) return;
   const T one_minus_sp = T(4) * (T(1) - a) / ((T(6) - T(3) * a) + rt);  // no cancellation
   const T yp = std::log(sp) - std::log(one_minus_sp);
   const T sgn = b > T(0) ? T(1) : T(-1);
@@ -203,13 +228,14 @@ PQ_HD inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, con
       if (bx.contains(x, y)) visit(x, y, std::tanh(x) * s);
     }
   };
-  solve_branch(a, b, std::max(bx.yl, ya), std::min(bx.yu, yp), true, on_root);
+  if (want == Want::Both)  // the saddles
+    solve_branch(a, b, std::max(bx.yl, logit(a)), std::min(bx.yu, yp), true, on_root);
   solve_branch(a, b, std::max(bx.yl, yp), bx.yu, false, on_root);
 }
 
 template <class T, class Visit>
-PQ_HD inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, Visit&& visit) {
-  for_each_candidate(sf, a, b, bx, side_values(sf, bx), [&](T x, T y, T) { visit(x, y); });
+PQ_HD inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, Visit&& visit, Want want = Want::Both) {
+  for_each_candidate(sf, a, b, bx, side_values(sf, bx), [&](T x, T y, T) { visit(x, y); }, want);
 }
 
 // Extremes of g = F - a x - b y over the box, with their arguments.
@@ -219,8 +245,11 @@ struct Extremes {
   T gmin, xmin, ymin;
 };
 
+// want = Min (Max): only gmin, xmin, ymin (gmax, ...) are computed; the other side is left at
+// -inf / +inf (the same values as a two-sided search on that side).
 template <class T>
-PQ_HD inline Extremes<T> offset_extremes(Surface sf, T a, T b, const Box<T>& bx, const SideValues<T>& sv) {
+PQ_HD inline Extremes<T> offset_extremes(Surface sf, T a, T b, const Box<T>& bx, const SideValues<T>& sv,
+                                         Want want = Want::Both) {
   Extremes<T> r;
   r.gmax = -std::numeric_limits<T>::infinity();
   r.gmin = std::numeric_limits<T>::infinity();
@@ -228,15 +257,15 @@ PQ_HD inline Extremes<T> offset_extremes(Surface sf, T a, T b, const Box<T>& bx,
   r.ymax = r.ymin = bx.yl;
   for_each_candidate(sf, a, b, bx, sv, [&](T x, T y, T f) {
     const T g = f - a * x - b * y;
-    if (g > r.gmax) { r.gmax = g; r.xmax = x; r.ymax = y; }
-    if (g < r.gmin) { r.gmin = g; r.xmin = x; r.ymin = y; }
-  });
+    if (g > r.gmax && want != Want::Min) { r.gmax = g; r.xmax = x; r.ymax = y; }
+    if (g < r.gmin && want != Want::Max) { r.gmin = g; r.xmin = x; r.ymin = y; }
+  }, want);
   return r;
 }
 
 template <class T>
-PQ_HD inline Extremes<T> offset_extremes(Surface sf, T a, T b, const Box<T>& bx) {
-  return offset_extremes(sf, a, b, bx, side_values(sf, bx));
+PQ_HD inline Extremes<T> offset_extremes(Surface sf, T a, T b, const Box<T>& bx, Want want = Want::Both) {
+  return offset_extremes(sf, a, b, bx, side_values(sf, bx), want);
 }
 
 // Safety margin for plane offsets: 8 eps (max|F| + |a| max|x| + |b| max|y|) (+ tiny).
@@ -262,15 +291,16 @@ PQ_HD inline T plane_margin(Surface sf, T a, T b, const Box<T>& bx) {
 }  // namespace detail
 
 // Exact (unwidened) min and max of F - a x - b y over the box: the tightest valid
-// offsets for the slopes (a, b). bound_product adds plane_margin on top of these.
+// offsets for the slopes (a, b), each by a one-sided search. bound_product adds
+// plane_margin on top of these.
 template <class T>
 void plane_offset(Surface s, const T* a, const T* b, const T* xl, const T* xu, const T* yl, const T* yu,
                   std::ptrdiff_t n, T* cmin, T* cmax) {
   for (std::ptrdiff_t i = 0; i < n; ++i) {
     const detail::Box<T> bx{xl[i], xu[i], yl[i], yu[i]};
-    const auto r = detail::offset_extremes(s, a[i], b[i], bx);
-    cmin[i] = r.gmin;
-    cmax[i] = r.gmax;
+    const auto sv = detail::side_values(s, bx);
+    cmin[i] = detail::offset_extremes(s, a[i], b[i], bx, sv, Want::Min).gmin;
+    cmax[i] = detail::offset_extremes(s, a[i], b[i], bx, sv, Want::Max).gmax;
   }
 }
 

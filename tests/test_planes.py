@@ -171,6 +171,41 @@ def test_plane_offset_is_the_true_extreme(surface: str) -> None:
                 assert c <= best + 1e-15 * max(1, abs(best)) and c >= best - scale
 
 
+@pytest.mark.parametrize("surface", SURFACES)
+def test_one_sided_offsets_keep_every_extreme(surface: str) -> None:
+    """plane_offset's one-sided searches (planes_offset.hpp: the saddle branch, the falling
+    branch for the sign of b that cannot give the wanted extreme, and each edge's stationary
+    point of the other kind are left out) give the min / max of F - a x - b y over EVERY
+    candidate of the two-sided enumeration (product_candidates), on boxes where the points
+    off the corners decide: tangent slopes at a random point of the box (what the optimised
+    planes' best responses use) and random slopes (0 < a < 1 for tanh_sigmoid's interior
+    points), b of either sign."""
+    rng = np.random.default_rng(31)
+    n = 40_000
+    xl, xu, yl, yu = random_boxes(rng, n, degenerate_frac=0.0)
+    mx, my = xl + (xu - xl) * rng.uniform(size=n), yl + (yu - yl) * rng.uniform(size=n)
+    f, s = FACTOR[surface](mx), sig(my)
+    df = 1 - f * f if surface == "tanh_sigmoid" else np.ones(n)
+    tangent = rng.uniform(size=n) < 0.5
+    a = np.where(tangent, df * s, rng.uniform(0, 1, n))
+    b = np.where(tangent, f * s * (1 - s), rng.uniform(-0.3, 0.3, n))
+    cmin, cmax = _core.plane_offset(surface, a, b, xl, xu, yl, yu)
+    idx, x, y = _core.product_candidates(surface, a, b, xl, xu, yl, yu)
+    g = F(surface, x, y) - a[idx] * x - b[idx] * y
+    inside = ~(((x == xl[idx]) | (x == xu[idx])) & ((y == yl[idx]) | (y == yu[idx])))  # not a corner
+    scale = 1 + np.abs(a) * np.maximum(abs(xl), abs(xu)) + np.abs(b) * np.maximum(abs(yl), abs(yu))
+    decided = {}
+    for name, c, red, sgn in (("min", cmin, np.minimum, 1.0), ("max", cmax, np.maximum, -1.0)):
+        every = np.full(n, sgn * np.inf)
+        red.at(every, idx, g)
+        corners = np.full(n, sgn * np.inf)
+        red.at(corners, idx[~inside], g[~inside])
+        assert np.all(np.abs(c - every) <= 1e-12 * scale), name
+        decided[name] = int(np.sum(sgn * (corners - every) > 1e-6 * scale))
+    # a point off the corners beats every corner on many boxes, on both sides
+    assert decided["min"] >= 100 and decided["max"] >= 100, decided
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     surface=st.sampled_from(SURFACES),

@@ -124,3 +124,32 @@ def test_mccormick_exact():
         gaps = np.stack([np.abs(F("bilinear", x, y) - (a * x + b * y + c)) for x in (xl, xu) for y in (yl, yu)])
         touching = np.sum(gaps <= 1e-12 * (1 + np.abs(xl) + np.abs(xu)), axis=0)
         assert np.all(touching >= 3)
+
+
+def test_one_sided_offsets_keep_every_extreme() -> None:
+    """tanh_linear (the only one of the two with candidates off the corners: the stationary
+    points of the edges y = y0): plane_offset's one-sided searches, which visit only the
+    edge point of the kind they want, give the min / max over EVERY candidate of the
+    two-sided enumeration (product_candidates), on boxes where those points decide."""
+    rng = np.random.default_rng(41)
+    n = 40_000
+    xl, xu, yl, yu = random_boxes(rng, n, positive_y=False)
+    mx, my = xl + (xu - xl) * rng.uniform(size=n), yl + (yu - yl) * rng.uniform(size=n)
+    t = np.tanh(mx)
+    tangent = rng.uniform(size=n) < 0.5
+    a = np.where(tangent, (1 - t * t) * my, rng.uniform(-0.5, 1, n))
+    b = np.where(tangent, t, rng.uniform(-1, 1, n))
+    cmin, cmax = _core.plane_offset("tanh_linear", a, b, xl, xu, yl, yu)
+    idx, x, y = _core.product_candidates("tanh_linear", a, b, xl, xu, yl, yu)
+    g = F("tanh_linear", x, y) - a[idx] * x - b[idx] * y
+    corner = ((x == xl[idx]) | (x == xu[idx])) & ((y == yl[idx]) | (y == yu[idx]))
+    scale = 1 + np.abs(a) * np.maximum(abs(xl), abs(xu)) + np.abs(b) * np.maximum(abs(yl), abs(yu))
+    decided = {}
+    for name, c, red, sgn in (("min", cmin, np.minimum, 1.0), ("max", cmax, np.maximum, -1.0)):
+        every = np.full(n, sgn * np.inf)
+        red.at(every, idx, g)
+        at_corners = np.full(n, sgn * np.inf)
+        red.at(at_corners, idx[corner], g[corner])
+        assert np.all(np.abs(c - every) <= 1e-12 * scale), name
+        decided[name] = int(np.sum(sgn * (at_corners - every) > 1e-6 * scale))
+    assert decided["min"] >= 100 and decided["max"] >= 100, decided
