@@ -11,7 +11,7 @@ seconds side by side with the ratios.
         [--alpha-iterations 20] [--lr-alpha 0.5] [--alpha-search bisect|aimed] \
         [--planes exact [optimized ...]] \
         [--bound-opt s_shaped_disable_smoothness_enhancement=true] [--md out.md] \
-        [--ball frame|joint]
+        [--ball frame|joint] [--threads 1]
 
 --ball joint: one lp ball over the whole sequence on both sides (popqorn_fast's ball="joint";
 auto_LiRPA with the sequence fed as ONE (1, T·n) BoundedTensor, whose PerturbationLpNorm
@@ -42,8 +42,10 @@ folded where PyTorch adds them, PyTorch gate orders i,f,g,o / r,z,n, zero
 initial state, head on h_T); each frame is its own BoundedTensor with
 PerturbationLpNorm(p, eps); the specification is C with rows e_y - e_j and
 bound_upper=False; certified when every lower bound is > 0. torch runs on one
-thread in float32 (auto_LiRPA's default). Seconds are the whole radius search
-of one input (the BoundedModule is built once per model, not counted).
+thread in float32 (auto_LiRPA's default); --threads k gives torch k threads
+(torch.set_num_threads) and popqorn_fast k threads inside the input (certify's
+threads=k). Seconds are the whole radius search of one input (the BoundedModule is
+built once per model, not counted).
 """
 from __future__ import annotations
 
@@ -180,6 +182,8 @@ def main() -> None:
                     help="auto_LiRPA bound_opts entry KEY=VALUE (repeatable)")
     ap.add_argument("--rtol", type=float, default=1e-3)
     ap.add_argument("--md", help="append the Markdown table to this file")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="threads of each side: torch.set_num_threads(k) and certify(threads=k)")
     ap.add_argument("--ball", choices=["frame", "joint"], default="frame",
                     help="per-frame balls (default) or one ball over the whole sequence, both sides")
     args = ap.parse_args()
@@ -189,7 +193,7 @@ def main() -> None:
         import torch
     except ImportError as e:
         sys.exit(f"auto_LiRPA and torch are needed for this comparison ({e})")
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     opts = dict(_parse_opt(s) for s in args.bound_opt)
     opt_args = {"iteration": args.alpha_iterations, "lr_alpha": args.lr_alpha}
     short = {"crown-optimized": "aCROWN", "alpha-crown": "aCROWN"}
@@ -198,7 +202,7 @@ def main() -> None:
           f"{auto_LiRPA.__version__}, numpy {np.__version__}, popqorn_fast "
           f"{getattr(pf, '__version__', '?')}; methods={args.method}, bound_opts={opts}, "
           f"optimize_bound_args={opt_args if any(m == 'aCROWN' for m in mname) else '-'}, "
-          f"planes={args.planes}, rtol={args.rtol}")
+          f"planes={args.planes}, rtol={args.rtol}, threads={args.threads}")
     ratio_cols = [f"{pl}/{m}" for pl in args.planes for m in mname] + \
                  [f"{m}/{mname[0]}" for m in mname[1:]]
     cols = (["model", "p", "input"] + [f"{m} eps" for m in mname] +
@@ -236,7 +240,7 @@ def main() -> None:
                 for pl in args.planes:
                     t0 = time.perf_counter()
                     c = pf.certify(w, X[i], eps_max=10.0, p=norm, label=int(y[i]), rtol=args.rtol,
-                                   planes=pl, ball=args.ball)
+                                   planes=pl, ball=args.ball, threads=args.threads)
                     ours.append((c.eps, time.perf_counter() - t0, c.bound_passes))
                 theirs = []
                 for m, lirpa in zip(args.method, lirpas):

@@ -469,9 +469,9 @@ inline std::ptrdiff_t row_block_rows(std::ptrdiff_t R) {
   return b < kMinBlockRows ? kMinBlockRows : b;
 }
 
-// Products worth a thread of their own: below this many flops the wake-up of a pool
-// thread (~10-50 us) is a large part of the product.
-constexpr double kParallelFlops = 4e6;
+// Products worth a thread of their own: below this many flops (~25 us) handing blocks to
+// the pool's (spinning, row_pool.hpp) workers costs a large part of the product.
+constexpr double kParallelFlops = 1e6;
 
 // Blocks (rows x K x N) where the BLAS beats the hand kernel (bench/gemm_bench.cpp,
 // 2026-12-06, OpenBLAS 0.3.34 on a Sapphire Rapids core): every shape with N > 32
@@ -513,7 +513,7 @@ void gemm(MatView<const T> A, MatView<const T> B, MatView<T> C, bool accumulate)
   // decided on a full block's shape (a smaller last block passes the same test)
   const bool blas = blas_enabled() && detail::blas_shape(std::min(rb, R), K, N);
   RowPool* pool = product_pool();
-  const bool par = pool != nullptr && nb > 1 && 2.0 * static_cast<double>(R) * K * N >= detail::kParallelFlops;
+  const bool par = pool != nullptr && !pool->active() && nb > 1 && 2.0 * static_cast<double>(R) * K * N >= detail::kParallelFlops;
   if (!blas && !par) return detail::gemm_hand(A, B, C, accumulate);
   auto one = [&](std::ptrdiff_t b) {
     const std::ptrdiff_t r0 = b * rb, nr = R - r0 < rb ? R - r0 : rb;
@@ -532,22 +532,31 @@ void gemm(MatView<const T> A, MatView<const T> B, MatView<T> C, bool accumulate)
   }
 }
 
-// d[i] += A[i, :] . v  for every row i (same summation order on every ISA).
+namespace detail {
+template <bool Abs, class T>
+void rowdots(MatView<const T> A, const T* v, T* d) {
+#if PQ_X86_DISPATCH && !defined(__AVX2__)
+  if (cpu_has_avx2_fma()) return rowdots_avx2<Abs, T>(A, v, d);
+#endif
+  rowdots_body<Abs>(A, v, d);
+}
+}  // namespace detail
+
+// d[i] += A[i, :] . v  for every row i (same summation order on every ISA; rows in blocks
+// on the pass's threads, row_pool.hpp).
 template <class T>
 void add_rowdots(MatView<const T> A, const T* v, T* d) {
-#if PQ_X86_DISPATCH && !defined(__AVX2__)
-  if (detail::cpu_has_avx2_fma()) return detail::rowdots_avx2<false, T>(A, v, d);
-#endif
-  detail::rowdots_body<false>(A, v, d);
+  for_blocks(A.rows, 0.5 * static_cast<double>(A.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
+    detail::rowdots<false>(block(A, r0, r1 - r0, 0, A.cols), v, d + r0);
+  });
 }
 
 // d[i] += |A[i, :]| . v for every row i (the same loop).
 template <class T>
 void add_abs_rowdots(MatView<const T> A, const T* v, T* d) {
-#if PQ_X86_DISPATCH && !defined(__AVX2__)
-  if (detail::cpu_has_avx2_fma()) return detail::rowdots_avx2<true, T>(A, v, d);
-#endif
-  detail::rowdots_body<true>(A, v, d);
+  for_blocks(A.rows, 0.5 * static_cast<double>(A.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
+    detail::rowdots<true>(block(A, r0, r1 - r0, 0, A.cols), v, d + r0);
+  });
 }
 
 }  // namespace pq

@@ -19,7 +19,9 @@ struct LineSet {
   std::vector<T> al, bl, au, bu;
   void compute(Activation fn, const T* l, const T* u, std::ptrdiff_t s) {
     al.resize(s); bl.resize(s); au.resize(s); bu.resize(s);
-    bound_activation<T>(fn, l, u, s, al.data(), bl.data(), au.data(), bu.data());
+    for_blocks(s, 200.0, [&](std::ptrdiff_t i, std::ptrdiff_t j) {  // neurons in blocks (row_pool.hpp)
+      bound_activation<T>(fn, l + i, u + i, j - i, al.data() + i, bl.data() + i, au.data() + i, bu.data() + i);
+    });
   }
 };
 
@@ -30,8 +32,11 @@ struct PlaneSet {
   void compute(Surface f, PlaneMethod m, const T* xl, const T* xu, const T* yl, const T* yu,
                std::ptrdiff_t s) {
     aL.resize(s); bL.resize(s); cL.resize(s); aU.resize(s); bU.resize(s); cU.resize(s);
-    bound_product<T>(f, m, xl, xu, yl, yu, s, aL.data(), bL.data(), cL.data(), aU.data(),
-                     bU.data(), cU.data());
+    const double cost = m == PlaneMethod::Exact ? 3000.0 : 300.0;  // ns per box, about
+    for_blocks(s, cost, [&](std::ptrdiff_t i, std::ptrdiff_t j) {  // boxes in blocks (row_pool.hpp)
+      bound_product<T>(f, m, xl + i, xu + i, yl + i, yu + i, j - i, aL.data() + i, bL.data() + i, cL.data() + i,
+                       aU.data() + i, bU.data() + i, cU.data() + i);
+    });
   }
 };
 
@@ -177,11 +182,39 @@ PQ_TARGET_AVX2 void pass_plane_pair_avx2(MatView<const T> L, const PlaneSet<T>& 
 #define PQ_SIGN_RULE_DISPATCH(...) (void)0
 #endif
 
+namespace detail {
+template <class T>
+void pass_lines_rows(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d) {
+  PQ_SIGN_RULE_DISPATCH(pass_lines_avx2(L, ln, out, d));
+  pass_lines_body(L, ln, out, d);
+}
+template <bool AccX, bool AccY, class T>
+void pass_plane_rows(MatView<const T> L, const PlaneSet<T>& P, MatView<T> ox, MatView<T> oy, T y_scale, T* d) {
+  PQ_SIGN_RULE_DISPATCH(pass_plane_avx2<AccX, AccY>(L, P, ox, oy, y_scale, d));
+  pass_plane_body<AccX, AccY>(L, P, ox, oy, y_scale, d);
+}
+template <class T>
+void pass_plane_pair_rows(MatView<const T> L, const PlaneSet<T>& P1, const PlaneSet<T>& P2, MatView<T> ox1,
+                          MatView<T> oy1, MatView<T> ox2, MatView<T> oy2, T* d) {
+  PQ_SIGN_RULE_DISPATCH(pass_plane_pair_avx2(L, P1, P2, ox1, oy1, ox2, oy2, d));
+  pass_plane_pair_body(L, P1, P2, ox1, oy1, ox2, oy2, d);
+}
+// rows [r0, r1) of a view
+template <class M>
+M rows_of(M m, std::ptrdiff_t r0, std::ptrdiff_t r1) {
+  return {m.data + r0 * m.stride, r1 - r0, m.cols, m.stride};
+}
+}  // namespace detail
+
+// The passes run their rows in blocks on the pass's threads (row_pool.hpp for_blocks).
+
 // Λ (R x s) on φ(z) -> out (R x s) on z, d[r] += Σ_i λ·β.
 template <class T>
 void pass_lines(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d) {
-  PQ_SIGN_RULE_DISPATCH(pass_lines_avx2(L, ln, out, d));
-  pass_lines_body(L, ln, out, d);
+  using detail::rows_of;
+  for_blocks(L.rows, static_cast<double>(L.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
+    detail::pass_lines_rows(rows_of(L, r0, r1), ln, rows_of(out, r0, r1), d + r0);
+  });
 }
 
 // Λ (R x s) on F(x, y) -> x-part into ox, y-part (times y_scale) into oy, each
@@ -189,16 +222,22 @@ void pass_lines(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d) 
 template <bool AccX, bool AccY, class T>
 void pass_plane(MatView<const T> L, const PlaneSet<T>& P, MatView<T> ox, MatView<T> oy, T y_scale,
                 T* d) {
-  PQ_SIGN_RULE_DISPATCH(pass_plane_avx2<AccX, AccY>(L, P, ox, oy, y_scale, d));
-  pass_plane_body<AccX, AccY>(L, P, ox, oy, y_scale, d);
+  using detail::rows_of;
+  for_blocks(L.rows, 1.5 * static_cast<double>(L.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
+    detail::pass_plane_rows<AccX, AccY>(rows_of(L, r0, r1), P, rows_of(ox, r0, r1), rows_of(oy, r0, r1), y_scale,
+                                        d + r0);
+  });
 }
 
 // Λ (R x s) on P1 + P2 sharing the coefficient (see pass_plane_pair_body).
 template <class T>
 void pass_plane_pair(MatView<const T> L, const PlaneSet<T>& P1, const PlaneSet<T>& P2,
                      MatView<T> ox1, MatView<T> oy1, MatView<T> ox2, MatView<T> oy2, T* d) {
-  PQ_SIGN_RULE_DISPATCH(pass_plane_pair_avx2(L, P1, P2, ox1, oy1, ox2, oy2, d));
-  pass_plane_pair_body(L, P1, P2, ox1, oy1, ox2, oy2, d);
+  using detail::rows_of;
+  for_blocks(L.rows, 2.5 * static_cast<double>(L.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
+    detail::pass_plane_pair_rows(rows_of(L, r0, r1), P1, P2, rows_of(ox1, r0, r1), rows_of(oy1, r0, r1),
+                                 rows_of(ox2, r0, r1), rows_of(oy2, r0, r1), d + r0);
+  });
 }
 
 }  // namespace pq
