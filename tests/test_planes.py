@@ -189,19 +189,8 @@ def test_one_sided_offsets_keep_every_extreme(surface: str) -> None:
     tangent = rng.uniform(size=n) < 0.5
     a = np.where(tangent, df * s, rng.uniform(0, 1, n))
     b = np.where(tangent, f * s * (1 - s), rng.uniform(-0.3, 0.3, n))
-    cmin, cmax = _core.plane_offset(surface, a, b, xl, xu, yl, yu)
-    idx, x, y = _core.product_candidates(surface, a, b, xl, xu, yl, yu)
-    g = F(surface, x, y) - a[idx] * x - b[idx] * y
-    inside = ~(((x == xl[idx]) | (x == xu[idx])) & ((y == yl[idx]) | (y == yu[idx])))  # not a corner
-    scale = 1 + np.abs(a) * np.maximum(abs(xl), abs(xu)) + np.abs(b) * np.maximum(abs(yl), abs(yu))
-    decided = {}
-    for name, c, red, sgn in (("min", cmin, np.minimum, 1.0), ("max", cmax, np.maximum, -1.0)):
-        every = np.full(n, sgn * np.inf)
-        red.at(every, idx, g)
-        corners = np.full(n, sgn * np.inf)
-        red.at(corners, idx[~inside], g[~inside])
-        assert np.all(np.abs(c - every) <= 1e-12 * scale), name
-        decided[name] = int(np.sum(sgn * (corners - every) > 1e-6 * scale))
+    decided = plane_grid.one_sided_against_every_candidate(surface, lambda x, y: F(surface, x, y), a, b,
+                                                           (xl, xu, yl, yu))
     # a point off the corners beats every corner on many boxes, on both sides
     assert decided["min"] >= 100 and decided["max"] >= 100, decided
 
