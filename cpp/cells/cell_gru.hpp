@@ -60,9 +60,7 @@ class GruCell final : public Cell<T> {
     prev_[t] = prev;
     if (cr_.rd.on()) affine_weights(t, prev);
     // 1. gates [y^r; y^z; v] (u block zero)
-    bd.bound(3 * s, Entry::Pre, t, [&](std::ptrdiff_t r0, std::ptrdiff_t R) {
-      set_signed_identity_rows(top_rows(G4_, R), r0, R, 3 * s, 0);
-    }, gl, gu);
+    bd.bound(3 * s, Entry::Pre, t, [&](std::ptrdiff_t r0, std::ptrdiff_t) { pre_r0_ = r0; }, gl, gu);
     // 2. P^r over (v_t, y^r_t)
     Pr_.compute(t, Surface::XSigmoid, planes_, gl + 2 * s, gu + 2 * s, gl, gu, s);
     // 3. u_t (the other blocks zero)
@@ -96,7 +94,9 @@ class GruCell final : public Cell<T> {
   }
 
   void carry(Entry entry, std::ptrdiff_t t, std::ptrdiff_t R, InSink<T> in, RowConsts<T> k) override {
-    if (entry == Entry::Pre) return through_inputs(t, R, false, in, k);
+    if (entry == Entry::Pre)  // W_ih's rows r, z reach the input; v = W_hn h + b_hn does not (cell_rnn.hpp)
+      return carry_identity_rows(pre_r0_, R, 3 * s_, w_.w_hh, w_.w_ih, 2 * s_, xb4_.row(t),
+                                 k.err ? aw_.row(t) : nullptr, top_rows(Lh_, R), in, k);
     if (entry == Entry::U) return u_node(t, R, false, in, k);
     const MatView<const T> L = cview(top_rows(Lh_, R));
     Pu_.record(t, Lh_.row(0));
@@ -289,6 +289,7 @@ class GruCell final : public Cell<T> {
   std::vector<T> cw_, mh_;    // scratch: the relaxations' weights, |h_prev|
   std::vector<std::ptrdiff_t> prev_;  // the step before t in the chain's order (−1: none)
   T hmag_ = T(1);             // max(1, |h0|): bounds every |h_t|
+  std::ptrdiff_t pre_r0_ = 0;  // the first row of an objective on the gates (its setup)
 };
 
 }  // namespace pq

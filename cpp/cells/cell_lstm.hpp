@@ -38,9 +38,7 @@ class LstmCell final : public Cell<T> {
       affine_charge(w_.w_ih, w_.w_hh, w_.b_ih, w_.b_hh, xb_.row(t), cr_.in_mag->row(t), mh_.data(), cr_.rd.G,
                     aw_.row(t));
     }
-    bd.bound(4 * s, Entry::Pre, t, [&](std::ptrdiff_t r0, std::ptrdiff_t R) {
-      set_signed_identity_rows(top_rows(G_, R), r0, R, 4 * s, 0);
-    }, yl, yu);
+    bd.bound(4 * s, Entry::Pre, t, [&](std::ptrdiff_t r0, std::ptrdiff_t) { pre_r0_ = r0; }, yl, yu);
     const T* c_init = w_.c0 ? w_.c0 : zero_.data();
     const T* cpl = prev < 0 ? c_init : cl_.row(prev);
     const T* cpu = prev < 0 ? c_init : cu_.row(prev);
@@ -58,26 +56,27 @@ class LstmCell final : public Cell<T> {
     MatView<T> Gv = top_rows(G_, R);
     MatView<T> g_i = block(Gv, 0, R, 0, s), g_f = block(Gv, 0, R, s, s);
     MatView<T> g_g = block(Gv, 0, R, 2 * s, s), g_o = block(Gv, 0, R, 3 * s, s);
-    if (entry == Entry::Pre) {
-      zero_rows(top_rows(Lc_, R));  // the objective sits on y_t: nothing on c_prev
-    } else {
-      if (entry == Entry::Hidden) {  // h_t = P^o(c_t, y^o_t): Λ_c += λ a_o, Λ_yo = λ b_o
-        Po_.record(t, Lh_.row(0));
-        if (k.err) {
-          plane_charge(Po_.at(t), cl_.row(t), cu_.row(t), yl_.row(t) + 3 * s, yu_.row(t) + 3 * s, s, cr_.rd.G,
-                       cw_.data(), false);
-          charge_rows(cview(top_rows(Lh_, R)), cw_.data(), k.err);
-        }
-        pass_plane<true, false>(cview(top_rows(Lh_, R)), Po_.at(t), top_rows(Lc_, R), g_o, T(1), k.d);
-      } else {
-        zero_rows(g_o);
-      }
-      // c_t = P^f(c_prev, y^f) + P^ig(y^g, y^i), one sign decision per coefficient
-      Pf_.record(t, Lc_.row(0));
-      if (k.err) pair_charge(t, cview(top_rows(Lc_, R)), k.err);
-      pass_plane_pair(cview(top_rows(Lc_, R)), Pf_.at(t), Pig_.at(t), top_rows(Lc2_, R), g_f, g_g, g_i, k.d);
-      std::swap(Lc_, Lc2_);
+    if (entry == Entry::Pre) {  // the objective sits on y_t: nothing on c_prev (cell_rnn.hpp)
+      zero_rows(top_rows(Lc_, R));
+      return carry_identity_rows(pre_r0_, R, 4 * s, w_.w_hh, w_.w_ih, 4 * s, xb_.row(t),
+                                 k.err ? aw_.row(t) : nullptr, top_rows(Lh_, R), in, k);
     }
+    if (entry == Entry::Hidden) {  // h_t = P^o(c_t, y^o_t): Λ_c += λ a_o, Λ_yo = λ b_o
+      Po_.record(t, Lh_.row(0));
+      if (k.err) {
+        plane_charge(Po_.at(t), cl_.row(t), cu_.row(t), yl_.row(t) + 3 * s, yu_.row(t) + 3 * s, s, cr_.rd.G,
+                     cw_.data(), false);
+        charge_rows(cview(top_rows(Lh_, R)), cw_.data(), k.err);
+      }
+      pass_plane<true, false>(cview(top_rows(Lh_, R)), Po_.at(t), top_rows(Lc_, R), g_o, T(1), k.d);
+    } else {
+      zero_rows(g_o);
+    }
+    // c_t = P^f(c_prev, y^f) + P^ig(y^g, y^i), one sign decision per coefficient
+    Pf_.record(t, Lc_.row(0));
+    if (k.err) pair_charge(t, cview(top_rows(Lc_, R)), k.err);
+    pass_plane_pair(cview(top_rows(Lc_, R)), Pf_.at(t), Pig_.at(t), top_rows(Lc2_, R), g_f, g_g, g_i, k.d);
+    std::swap(Lc_, Lc2_);
     const MatView<const T> G = cview(Gv);
     if (k.err) charge_rows(G, aw_.row(t), k.err);
     add_rowdots(G, xb_.row(t), k.d);
@@ -189,6 +188,7 @@ class LstmCell final : public Cell<T> {
   Mat<T> aw_;                 // the affine step's charge weights per step,
   std::vector<T> cw_, mh_;    // scratch: the planes' weights, |h_prev|
   std::vector<std::ptrdiff_t> prev_;  // the step before t in the chain's order (−1: none)
+  std::ptrdiff_t pre_r0_ = 0;         // the first row of an objective on y_t (its setup)
 };
 
 }  // namespace pq

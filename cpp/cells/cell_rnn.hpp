@@ -58,6 +58,33 @@ void affine_charge(MatView<const T> w_ih, MatView<const T> w_hh, const T* b_ih, 
     w[i] += G * (std::fabs(b_ih[i]) + std::fabs(b_hh[i]) + std::fabs(xb[i]));
 }
 
+// The bounds of the m stacked pre-activations y = W_in a + W_h h_prev + xb of a step: rows
+// [r0, r0 + R) of the objective [I; −I] carried through that affine step without products.
+// Row i is ±e_j, so its Λ on h_prev is ±W_h[j, :], its coefficients on the input ±W_in[j, :]
+// (none for j >= in_rows), its constant ±xb[j] and, under rounding="sound", its charge
+// aw[j]: products by ±1 are exact, so these are the values the products of the identity
+// gave, without reading or writing the R x m identity.
+template <class T>
+void carry_identity_rows(std::ptrdiff_t r0, std::ptrdiff_t R, std::ptrdiff_t m, MatView<const T> w_h,
+                         MatView<const T> w_in, std::ptrdiff_t in_rows, const T* xb, const T* aw, MatView<T> Lh,
+                         InSink<T> in, RowConsts<T> k) {
+  for (std::ptrdiff_t i = 0; i < R; ++i) {
+    const std::ptrdiff_t r = r0 + i, j = r < m ? r : r - m;
+    const T sg = r < m ? T(1) : T(-1);
+    const T* wh = w_h.row(j);
+    T* lh = Lh.row(i);
+    for (std::ptrdiff_t c = 0; c < Lh.cols; ++c) lh[c] = sg * wh[c];
+    if (in.on()) {
+      T* o = in.dst.row(i);
+      const T* wi = j < in_rows ? w_in.row(j) : nullptr;
+      for (std::ptrdiff_t c = 0; c < in.dst.cols; ++c)
+        o[c] = (in.acc ? o[c] : T(0)) + (wi ? sg * wi[c] : T(0));
+    }
+    k.d[i] += sg * xb[j];
+    if (k.err) k.err[i] += aw[j];
+  }
+}
+
 // |h_prev| of a chain's step: the initial state's (prev < 0) or the cell's bound at prev.
 template <class T>
 void prev_magnitude(const Cell<T>& c, std::ptrdiff_t prev, const T* init, std::ptrdiff_t s, T* m) {
@@ -82,13 +109,15 @@ class RnnCell final : public Cell<T> {
       affine_charge(w_.w_ih, w_.w_hh, w_.b_ih, w_.b_hh, xb_.row(t), cr_.in_mag->row(t), mh_.data(), cr_.rd.G,
                     aw_.row(t));
     }
-    bd.bound(s_, Entry::Pre, t, [&](std::ptrdiff_t r0, std::ptrdiff_t R) {
-      set_signed_identity_rows(top_rows(G_, R), r0, R, s_, 0);
-    }, zl_.row(t), zu_.row(t));
+    bd.bound(s_, Entry::Pre, t, [&](std::ptrdiff_t r0, std::ptrdiff_t) { pre_r0_ = r0; },  // carry_identity_rows
+             zl_.row(t), zu_.row(t));
     lines_.compute(t, act_, zl_.row(t), zu_.row(t), s_);
   }
 
   void carry(Entry entry, std::ptrdiff_t t, std::ptrdiff_t R, InSink<T> in, RowConsts<T> k) override {
+    if (entry == Entry::Pre)
+      return carry_identity_rows(pre_r0_, R, s_, w_.w_hh, w_.w_ih, s_, xb_.row(t), k.err ? aw_.row(t) : nullptr,
+                                 top_rows(Lh_, R), in, k);
     if (entry == Entry::Hidden) {
       lines_.record(t, Lh_.row(0));
       if (k.err) {
@@ -158,6 +187,7 @@ class RnnCell final : public Cell<T> {
   CellRounding<T> cr_;              // rounding="sound": Γ and the input's magnitudes,
   Mat<T> aw_;                       // the affine step's charge weights per step,
   std::vector<T> cw_, mh_;          // scratch: a relaxation's weights, |h_prev|
+  std::ptrdiff_t pre_r0_ = 0;       // the first row of an objective on z_t (its setup)
 };
 
 }  // namespace pq
