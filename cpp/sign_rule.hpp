@@ -1,8 +1,9 @@
-// Relaxations stored per step and the sign rule that passes an objective through
-// them (ALGORITHM.md §4, RECURRENCES.md §4): for a LOWER bound, coefficient
-// λ = Λ[r, i] takes the lower relaxation of neuron i when λ >= 0 and the upper one
-// when λ < 0, sends λ·slope to each input of the relaxation and λ·offset to the
-// constant. (Upper bounds use the stacked objective −Λ, never a second rule.)
+// Relaxations stored per step and the sign rule that passes an objective through them
+// (ALGORITHM.md §4, RECURRENCES.md §4; one row at a time in sign_rule_rows.hpp, shared with
+// the CUDA kernels): for a LOWER bound, coefficient λ = Λ[r, i] takes the lower
+// relaxation of neuron i when λ >= 0 and the upper one when λ < 0, sends λ·slope to each
+// input of the relaxation and λ·offset to the constant. (Upper bounds use the stacked
+// objective −Λ, never a second rule.)
 #pragma once
 #include <cstddef>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "lines.hpp"
 #include "matmul.hpp"
 #include "planes.hpp"
+#include "sign_rule_rows.hpp"
 
 namespace pq {
 
@@ -42,17 +44,10 @@ struct PlaneSet {
 
 namespace detail {
 
-// The two lane widths that sum4 hands to its body: Lane1 (one T) and Lane4 (a
-// vector of four T, GCC/Clang vector extensions), with the loads, stores and the
-// sign-rule select that the bodies need. pick(v, a, b) = v >= 0 ? a : b lane-wise,
-// as a bitwise blend: no branch on the (random) signs of the objective.
-template <class T>
-struct Lane1 {
-  using type = T;
-  static PQ_ALWAYS_INLINE T ld(const T* p) { return *p; }
-  static PQ_ALWAYS_INLINE void st(T* p, T v) { *p = v; }
-  static PQ_ALWAYS_INLINE T pick(T v, T a, T b) { return v >= T(0) ? a : b; }
-};
+// The CPU's four-lane type for the row functions of sign_rule_rows.hpp: a vector of four T
+// (GCC/Clang vector extensions) with the loads, stores and the sign-rule select.
+// pick(v, a, b) = v >= 0 ? a : b lane-wise, as a bitwise blend: no branch on the (random)
+// signs of the objective.
 template <class T>
 struct Lane4 {
   using V = Vec<T, 4 * static_cast<int>(sizeof(T))>;
@@ -68,90 +63,53 @@ struct Lane4 {
 
 }  // namespace detail
 
-// Σ_{i<n} f(lane, i) with four partial sums (lane l of a 4-vector sums the i ≡ l mod 4;
-// then (p0 + p1) + (p2 + p3), then the tail in order): f is a generic lambda that
-// also writes the passed coefficients, called with detail::Lane4<T> on i = 0, 4, ...
-// and detail::Lane1<T> on the tail. The same sums as a scalar loop over four
-// partial sums, so every ISA rounds alike (no FMA: see the dispatch below).
+// Σ_{i<n} f(lane, i) with four partial sums (sign_rule_rows.hpp sum4_lanes) on the CPU's
+// lanes: f is a generic lambda that also writes the passed coefficients, called with
+// detail::Lane4<T> on i = 0, 4, ... and detail::Lane1<T> on the tail. The same sums as a
+// scalar loop over four partial sums, so every ISA rounds alike (no FMA: see the dispatch
+// below).
 template <class T, class F>
 PQ_ALWAYS_INLINE T sum4(std::ptrdiff_t n, F&& f) {
-  const std::ptrdiff_t n4 = n - n % 4;
-  typename detail::Lane4<T>::type p{};
-  for (std::ptrdiff_t i = 0; i < n4; i += 4) p += f(detail::Lane4<T>{}, i);
-  T acc = (p[0] + p[1]) + (p[2] + p[3]);
-  for (std::ptrdiff_t i = n4; i < n; ++i) acc += f(detail::Lane1<T>{}, i);
-  return acc;
+  return sum4_lanes<T, detail::Lane4<T>>(n, static_cast<F&&>(f));
 }
+
+template <class T>
+LineRefs<T> refs(const LineSet<T>& ln) {
+  return {ln.al.data(), ln.bl.data(), ln.au.data(), ln.bu.data()};
+}
+template <class T>
+PlaneRefs<T> refs(const PlaneSet<T>& P) {
+  return {P.aL.data(), P.bL.data(), P.cL.data(), P.aU.data(), P.bU.data(), P.cU.data()};
+}
+
+// The row functions of sign_rule_rows.hpp over the rows of a block.
 
 // Λ (R x s) on φ(z) -> out (R x s) on z, d[r] += Σ_i λ·β.
 template <class T>
 PQ_ALWAYS_INLINE void pass_lines_body(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d) {
-  const std::ptrdiff_t s = L.cols;
-  const T* al = ln.al.data(); const T* bl = ln.bl.data();
-  const T* au = ln.au.data(); const T* bu = ln.bu.data();
-  for (std::ptrdiff_t r = 0; r < L.rows; ++r) {
-    const T* lam = L.row(r);
-    T* __restrict o = out.row(r);
-    d[r] += sum4<T>(s, [&](auto w, std::ptrdiff_t i) {
-      using W = decltype(w);
-      const auto v = W::ld(lam + i);
-      W::st(o + i, v * W::pick(v, W::ld(al + i), W::ld(au + i)));
-      return v * W::pick(v, W::ld(bl + i), W::ld(bu + i));
-    });
-  }
+  const LineRefs<T> r = refs(ln);
+  for (std::ptrdiff_t i = 0; i < L.rows; ++i) d[i] += lines_row<T, detail::Lane4<T>>(L.row(i), L.cols, r, out.row(i));
 }
 
 // Λ (R x s) on F(x, y) -> x-part into ox, y-part (times y_scale) into oy, each
 // assigned or accumulated (AccX / AccY); d[r] += Σ_i λ·c.
-// y_scale = −1 serves a plane built over w = −y (GRU's 1 − σ(y^z) = σ(−y^z)).
 template <bool AccX, bool AccY, class T>
 PQ_ALWAYS_INLINE void pass_plane_body(MatView<const T> L, const PlaneSet<T>& P, MatView<T> ox,
                                       MatView<T> oy, T y_scale, T* d) {
-  const std::ptrdiff_t s = L.cols;
-  const T* aL = P.aL.data(); const T* bL = P.bL.data(); const T* cL = P.cL.data();
-  const T* aU = P.aU.data(); const T* bU = P.bU.data(); const T* cU = P.cU.data();
-  for (std::ptrdiff_t r = 0; r < L.rows; ++r) {
-    const T* lam = L.row(r);
-    T* __restrict x = ox.row(r);
-    T* __restrict y = oy.row(r);
-    d[r] += sum4<T>(s, [&](auto w, std::ptrdiff_t i) {
-      using W = decltype(w);
-      const auto v = W::ld(lam + i);
-      const auto ax = v * W::pick(v, W::ld(aL + i), W::ld(aU + i));
-      const auto by = y_scale * (v * W::pick(v, W::ld(bL + i), W::ld(bU + i)));
-      W::st(x + i, AccX ? W::ld(x + i) + ax : ax);
-      W::st(y + i, AccY ? W::ld(y + i) + by : by);
-      return v * W::pick(v, W::ld(cL + i), W::ld(cU + i));
-    });
-  }
+  const PlaneRefs<T> r = refs(P);
+  for (std::ptrdiff_t i = 0; i < L.rows; ++i)
+    d[i] += plane_row<AccX, AccY, T, detail::Lane4<T>>(L.row(i), L.cols, r, ox.row(i), oy.row(i), y_scale);
 }
 
-// Λ (R x s) on the sum F(x1, y1) + F(x2, y2) of two planes sharing the coefficient
-// (LSTM's c_t = P^f + P^ig): one sign decision feeds both planes.
+// Λ (R x s) on P1 + P2 sharing the coefficient (LSTM's c_t = P^f + P^ig).
 template <class T>
 PQ_ALWAYS_INLINE void pass_plane_pair_body(MatView<const T> L, const PlaneSet<T>& P1,
                                            const PlaneSet<T>& P2, MatView<T> ox1, MatView<T> oy1,
                                            MatView<T> ox2, MatView<T> oy2, T* d) {
-  const std::ptrdiff_t s = L.cols;
-  const T* aL1 = P1.aL.data(); const T* bL1 = P1.bL.data(); const T* cL1 = P1.cL.data();
-  const T* aU1 = P1.aU.data(); const T* bU1 = P1.bU.data(); const T* cU1 = P1.cU.data();
-  const T* aL2 = P2.aL.data(); const T* bL2 = P2.bL.data(); const T* cL2 = P2.cL.data();
-  const T* aU2 = P2.aU.data(); const T* bU2 = P2.bU.data(); const T* cU2 = P2.cU.data();
-  for (std::ptrdiff_t r = 0; r < L.rows; ++r) {
-    const T* lam = L.row(r);
-    T* __restrict x1 = ox1.row(r); T* __restrict y1 = oy1.row(r);
-    T* __restrict x2 = ox2.row(r); T* __restrict y2 = oy2.row(r);
-    d[r] += sum4<T>(s, [&](auto w, std::ptrdiff_t i) {  // blends, not branches: signs are random
-      using W = decltype(w);
-      const auto v = W::ld(lam + i);
-      W::st(x1 + i, v * W::pick(v, W::ld(aL1 + i), W::ld(aU1 + i)));
-      W::st(y1 + i, v * W::pick(v, W::ld(bL1 + i), W::ld(bU1 + i)));
-      W::st(x2 + i, v * W::pick(v, W::ld(aL2 + i), W::ld(aU2 + i)));
-      W::st(y2 + i, v * W::pick(v, W::ld(bL2 + i), W::ld(bU2 + i)));
-      return v * W::pick(v, W::ld(cL1 + i), W::ld(cU1 + i)) +
-             v * W::pick(v, W::ld(cL2 + i), W::ld(cU2 + i));
-    });
-  }
+  const PlaneRefs<T> r1 = refs(P1), r2 = refs(P2);
+  for (std::ptrdiff_t i = 0; i < L.rows; ++i)
+    d[i] += plane_pair_row<T, detail::Lane4<T>>(L.row(i), L.cols, r1, r2, ox1.row(i), oy1.row(i), ox2.row(i),
+                                                oy2.row(i));
 }
 
 // The passes above, compiled for the baseline ISA and, on x86-64 with GCC/Clang, for

@@ -2,11 +2,11 @@
 // CUDA backend of the bound passes (RECURRENCES.md §0, §4), batched over (input, eps)
 // pairs. Design: one thread block per pair runs that pair's whole pass, mirroring the
 // CPU one-layer passes (now the generic driver's instances, one_layer.hpp) step by step: the
-// same stacked [Λ; −Λ] objectives, the same entry nodes, the same sign rule
-// (sign_rule.hpp), the same lines and planes (lines.hpp / planes.hpp, compiled for the
-// device through PQ_HD, one thread per neuron / box). The products G·W are block-wide
-// loops (one thread per output entry, k summed in order); the per-row sign-rule passes
-// and concretisations run one thread per row with the CPU's summation order (sum4).
+// same stacked [Λ; −Λ] objectives, the same entry nodes, the same sign rule (the CPU
+// core's row functions, sign_rule_rows.hpp, one thread per row), the same lines and
+// planes (lines.hpp / planes.hpp, compiled for the device through PQ_HD, one thread per
+// neuron / box). The products G·W are block-wide loops (one thread per output entry, k
+// summed in order); the concretisations run one thread per row.
 // Blocks loop over pairs (grid-stride), so the workspace is per block, not per pair.
 // float64 throughout; compiled with --fmad=false so that every product and sum rounds
 // as on the host (the safety margins of lines/planes assume ordinary rounding).
@@ -31,6 +31,7 @@
 #include "dual_norm.hpp"
 #include "lines.hpp"
 #include "planes.hpp"
+#include "sign_rule_rows.hpp"
 
 namespace pqcuda {
 namespace dev {
@@ -83,70 +84,31 @@ __device__ inline void bball(DM A, double eps, pq::DualNorm q, double* d) {
   __syncthreads();
 }
 
-// sign_rule.hpp sum4
-template <class F>
-__device__ inline double sum4(long n, F&& f) {
-  const long n4 = n - n % 4;
-  double p[4] = {0, 0, 0, 0};
-  for (long i = 0; i < n4; i += 4)
-    for (int l = 0; l < 4; ++l) p[l] += f(i + l);
-  double acc = (p[0] + p[1]) + (p[2] + p[3]);
-  for (long i = n4; i < n; ++i) acc += f(i);
-  return acc;
-}
-
 struct Lines { double *al, *bl, *au, *bu; };
 struct Planes { double *aL, *bL, *cL, *aU, *bU, *cU; };
+__device__ inline pq::LineRefs<double> refs(Lines l) { return {l.al, l.bl, l.au, l.bu}; }
+__device__ inline pq::PlaneRefs<double> refs(Planes p) { return {p.aL, p.bL, p.cL, p.aU, p.bU, p.cU}; }
+using Lanes = pq::detail::LaneArr4<double>;  // the row functions' four partial sums, as scalars
 
+// The sign-rule passes: one thread per row, each row by the CPU core's own row function
+// (sign_rule_rows.hpp), so the same sums in the same order.
 __device__ inline void bpass_lines(DM L, Lines ln, DM out, double* d) {
-  const long s = L.cols;
-  for (long r = threadIdx.x; r < L.rows; r += blockDim.x) {
-    const double* lam = L.row(r);
-    double* o = out.row(r);
-    d[r] += sum4(s, [&](long i) {
-      const double v = lam[i];
-      const bool lo = v >= 0.0;
-      o[i] = v * (lo ? ln.al[i] : ln.au[i]);
-      return v * (lo ? ln.bl[i] : ln.bu[i]);
-    });
-  }
+  for (long r = threadIdx.x; r < L.rows; r += blockDim.x)
+    d[r] += pq::lines_row<double, Lanes>(L.row(r), L.cols, refs(ln), out.row(r));
   __syncthreads();
 }
 
 template <bool AccX, bool AccY>
 __device__ inline void bpass_plane(DM L, Planes P, DM ox, DM oy, double y_scale, double* d) {
-  const long s = L.cols;
-  for (long r = threadIdx.x; r < L.rows; r += blockDim.x) {
-    const double* lam = L.row(r);
-    double* x = ox.row(r);
-    double* y = oy.row(r);
-    d[r] += sum4(s, [&](long i) {
-      const double v = lam[i];
-      const bool lo = v >= 0.0;
-      const double ax = v * (lo ? P.aL[i] : P.aU[i]);
-      const double by = y_scale * (v * (lo ? P.bL[i] : P.bU[i]));
-      if (AccX) x[i] += ax; else x[i] = ax;
-      if (AccY) y[i] += by; else y[i] = by;
-      return v * (lo ? P.cL[i] : P.cU[i]);
-    });
-  }
+  for (long r = threadIdx.x; r < L.rows; r += blockDim.x)
+    d[r] += pq::plane_row<AccX, AccY, double, Lanes>(L.row(r), L.cols, refs(P), ox.row(r), oy.row(r), y_scale);
   __syncthreads();
 }
 
 __device__ inline void bpass_plane_pair(DM L, Planes P1, Planes P2, DM ox1, DM oy1, DM ox2, DM oy2, double* d) {
-  const long s = L.cols;
-  for (long r = threadIdx.x; r < L.rows; r += blockDim.x) {
-    const double* lam = L.row(r);
-    double* x1 = ox1.row(r); double* y1 = oy1.row(r);
-    double* x2 = ox2.row(r); double* y2 = oy2.row(r);
-    d[r] += sum4(s, [&](long i) {
-      const double v = lam[i];
-      const bool lo = v >= 0.0;
-      x1[i] = v * (lo ? P1.aL[i] : P1.aU[i]); y1[i] = v * (lo ? P1.bL[i] : P1.bU[i]);
-      x2[i] = v * (lo ? P2.aL[i] : P2.aU[i]); y2[i] = v * (lo ? P2.bL[i] : P2.bU[i]);
-      return v * (lo ? P1.cL[i] : P1.cU[i]) + v * (lo ? P2.cL[i] : P2.cU[i]);
-    });
-  }
+  for (long r = threadIdx.x; r < L.rows; r += blockDim.x)
+    d[r] += pq::plane_pair_row<double, Lanes>(L.row(r), L.cols, refs(P1), refs(P2), ox1.row(r), oy1.row(r),
+                                             ox2.row(r), oy2.row(r));
   __syncthreads();
 }
 
