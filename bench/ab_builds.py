@@ -28,6 +28,8 @@ TRAINED = ("lstm_T8_h16", "lstm_T4_h24", "gru_T8_h16", "gru_T4_h24")
 def workload(name: str) -> float:
     """Runs one workload in this process; returns its seconds."""
     import popqorn_fast as pf
+    sys.path.insert(0, str(HERE))
+    from run import random_model
     t0 = time.perf_counter()
     if name in ("search", "optimized"):
         models = TRAINED if name == "search" else ("lstm_T8_h16", "gru_T8_h16")
@@ -37,9 +39,6 @@ def workload(name: str) -> float:
             for i in range(3 if name == "search" else 1):
                 pf.certify(w, X[i], 10.0, p=2, planes="exact" if name == "search" else "optimized")
     elif name.startswith("random"):
-        sys.path.insert(0, str(HERE))
-        from run import random_model
-        t0 = time.perf_counter()
         for kind in ("lstm", "gru"):
             w, X = random_model(kind, 8, int(name[6:]), 8)
             pf.certify(w, X[0], 10.0, p=2)

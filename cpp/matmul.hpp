@@ -55,6 +55,12 @@ auto block(M m, std::ptrdiff_t r0, std::ptrdiff_t nr, std::ptrdiff_t c0, std::pt
   return b;
 }
 
+// Rows [r0, r1) of m, every column (the blocks of row_pool.hpp's for_blocks).
+template <class M>
+M rows_of(M m, std::ptrdiff_t r0, std::ptrdiff_t r1) {
+  return block(m, r0, r1 - r0, 0, m.cols);
+}
+
 // The first r rows of an owning matrix, as a view (buffers are sized for the
 // largest objective and reused with fewer rows).
 template <class T>
@@ -547,7 +553,7 @@ void rowdots(MatView<const T> A, const T* v, T* d) {
 template <class T>
 void add_rowdots(MatView<const T> A, const T* v, T* d) {
   for_blocks(A.rows, 0.5 * static_cast<double>(A.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
-    detail::rowdots<false>(block(A, r0, r1 - r0, 0, A.cols), v, d + r0);
+    detail::rowdots<false>(rows_of(A, r0, r1), v, d + r0);
   });
 }
 
@@ -555,7 +561,7 @@ void add_rowdots(MatView<const T> A, const T* v, T* d) {
 template <class T>
 void add_abs_rowdots(MatView<const T> A, const T* v, T* d) {
   for_blocks(A.rows, 0.5 * static_cast<double>(A.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
-    detail::rowdots<true>(block(A, r0, r1 - r0, 0, A.cols), v, d + r0);
+    detail::rowdots<true>(rows_of(A, r0, r1), v, d + r0);
   });
 }
 

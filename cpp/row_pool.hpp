@@ -1,10 +1,10 @@
 // Threads inside one bound pass (certify(..., threads=k)): a small fork-join pool that
 // runs the row blocks of a dense product (matmul.hpp), and the blocks of the passes whose
 // rows or boxes are independent (for_blocks: sign-rule passes, charges, relaxations), on
-// k threads, the caller being one of them. Each calling thread has its own pool, set by set_product_threads (from
-// Python's `threads` argument) and read by gemm through product_pool(), so that no
-// signature changes and every pass (and certify_many's workers, one thread each) sees
-// the count of the thread it runs on. Which rows form a block never depends
+// k threads, the caller being one of them. Each calling thread has its own pool, set by
+// set_product_threads (from Python's `threads` argument) and read through product_pool(),
+// so that no signature changes and every pass (and certify_many's workers, one thread
+// each) sees the count of the thread it runs on. Which rows form a block never depends
 // on the thread count (matmul.hpp), so the bounds are those of one thread, bit for bit.
 #pragma once
 #include <atomic>

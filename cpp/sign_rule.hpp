@@ -157,11 +157,6 @@ void pass_plane_pair_rows(MatView<const T> L, const PlaneSet<T>& P1, const Plane
   PQ_SIGN_RULE_DISPATCH(pass_plane_pair_avx2(L, P1, P2, ox1, oy1, ox2, oy2, d));
   pass_plane_pair_body(L, P1, P2, ox1, oy1, ox2, oy2, d);
 }
-// rows [r0, r1) of a view
-template <class M>
-M rows_of(M m, std::ptrdiff_t r0, std::ptrdiff_t r1) {
-  return {m.data + r0 * m.stride, r1 - r0, m.cols, m.stride};
-}
 }  // namespace detail
 
 // The passes run their rows in blocks on the pass's threads (row_pool.hpp for_blocks).
@@ -169,7 +164,6 @@ M rows_of(M m, std::ptrdiff_t r0, std::ptrdiff_t r1) {
 // Λ (R x s) on φ(z) -> out (R x s) on z, d[r] += Σ_i λ·β.
 template <class T>
 void pass_lines(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d) {
-  using detail::rows_of;
   for_blocks(L.rows, static_cast<double>(L.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
     detail::pass_lines_rows(rows_of(L, r0, r1), ln, rows_of(out, r0, r1), d + r0);
   });
@@ -180,7 +174,6 @@ void pass_lines(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d) 
 template <bool AccX, bool AccY, class T>
 void pass_plane(MatView<const T> L, const PlaneSet<T>& P, MatView<T> ox, MatView<T> oy, T y_scale,
                 T* d) {
-  using detail::rows_of;
   for_blocks(L.rows, 1.5 * static_cast<double>(L.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
     detail::pass_plane_rows<AccX, AccY>(rows_of(L, r0, r1), P, rows_of(ox, r0, r1), rows_of(oy, r0, r1), y_scale,
                                         d + r0);
@@ -191,7 +184,6 @@ void pass_plane(MatView<const T> L, const PlaneSet<T>& P, MatView<T> ox, MatView
 template <class T>
 void pass_plane_pair(MatView<const T> L, const PlaneSet<T>& P1, const PlaneSet<T>& P2,
                      MatView<T> ox1, MatView<T> oy1, MatView<T> ox2, MatView<T> oy2, T* d) {
-  using detail::rows_of;
   for_blocks(L.rows, 2.5 * static_cast<double>(L.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
     detail::pass_plane_pair_rows(rows_of(L, r0, r1), P1, P2, rows_of(ox1, r0, r1), rows_of(oy1, r0, r1),
                                  rows_of(ox2, r0, r1), rows_of(oy2, r0, r1), d + r0);
