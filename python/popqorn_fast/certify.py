@@ -12,8 +12,9 @@ import numpy as np
 from .backend import (CUDA_PLANE_METHODS, PLANE_METHODS, BoundOverflowError, bound_pass, bound_pass_batch, check_device,
                       check_rounding,
                       product_threads)
-from .bisection import EPS_START, SearchResult, search_radius, search_steps
+from .bisection import SearchResult, search_radius, search_steps
 from .certificate import Certificate, input_sha256
+from .first_probe import first_probe
 from .specification import fold_specification, margin_classes
 from .validation import (check_batch, check_class, check_eps, check_sequence, frame_mask, parse_p)
 from .general import RecurrentClassifier
@@ -45,6 +46,10 @@ class _Problem:
     def run(self, eps: float, want_states: bool = False) -> dict[str, np.ndarray]:
         return bound_pass(self.weights, self.x, eps, self.p, self.mask, self.spec_w, self.spec_b,
                           self.planes, want_states, threat=self.threat, rounding=self.rounding)
+
+    def first_probe(self, eps_max: float) -> float:
+        """The radius search's first ε (first_probe.py)."""
+        return first_probe(self.weights, self.x, self.label, self.classes, self.p, self.mask, self.threat, eps_max)
 
 
 def _check_weights(weights: Any) -> None:
@@ -206,7 +211,7 @@ def _certify_searched(pr: _Problem, eps_max: float, rtol_v: float, t0: float) ->
             res = _search(pr, eps_max, rtol_v, margins, eps_start=eps_max)
         else:
             margins = {}
-            start = min(OPTIMIZED_FIRST_STEP * first.eps, eps_max) if first.eps > 0.0 else EPS_START
+            start = min(OPTIMIZED_FIRST_STEP * first.eps, eps_max) if first.eps > 0.0 else None
             res = _search(pr, eps_max, rtol_v, margins, eps_start=start)
         res = replace(res, passes=res.passes + first.passes)
     else:
@@ -221,9 +226,11 @@ OPTIMIZED_FIRST_STEP = 1.12
 
 
 def _search(pr: _Problem, eps_max: float, rtol: float, margins: dict[float, np.ndarray],
-            eps_start: float = EPS_START) -> SearchResult:
-    """The radius search (bisection.py) with ``pr``'s bound pass; fills ``margins`` with the
-    margins' lower bounds at every probed ε."""
+            eps_start: Optional[float] = None) -> SearchResult:
+    """The radius search (bisection.py) with ``pr``'s bound pass, from ``eps_start`` (default
+    ``pr.first_probe``); fills ``margins`` with the margins' lower bounds at every probed ε."""
+    if eps_start is None:
+        eps_start = pr.first_probe(eps_max)
     def certified(eps: float) -> float:  # the smallest margin lower bound: certified iff > 0
         try:
             lower = pr.run(eps)["lower"]
@@ -307,7 +314,8 @@ def _certify_batched(weights: Any, X: np.ndarray, labels: Sequence[Any], kwargs:
             out[i] = _misclassified(pr, t0)
             done += 1
         else:
-            gen = search_steps(eps_max, rtol_v, margin_at_zero=pr.clean_margin)
+            gen = search_steps(eps_max, rtol_v, eps_start=pr.first_probe(eps_max),
+                               margin_at_zero=pr.clean_margin)
             active[i] = [gen, next(gen)]
     if done:
         report(done)
