@@ -42,17 +42,21 @@ def main() -> None:
     args = ap.parse_args()
     problem_cls = sys.modules["popqorn_fast.certify"]._Problem
     linear = problem_cls.first_probe
+    fixed = lambda self, eps_max: min(EPS_START, eps_max)  # noqa: E731  (earlier versions' start)
     rows: dict[str, list[tuple[int, int, float]]] = {}
-    for name, m, x in problems(args.models, args.inputs, args.random_inputs):
-        for p in (2, "inf"):
-            got = []
-            for start in ("linear", "fixed"):
-                problem_cls.first_probe = linear if start == "linear" else (lambda self, eps_max: min(EPS_START, eps_max))
-                c = pf.certify(m, x, 10.0, p=p)
-                got.append(c)
-            problem_cls.first_probe = linear
-            rows.setdefault(name, []).append((got[0].bound_passes, got[1].bound_passes, got[0].eps / max(got[1].eps, 1e-300)))
-    print(f"{'model':28s} {'searches':>8s} {'passes (linear start)':>22s} {'passes (0.1 start)':>19s} {'eps ratio range':>18s}")
+    try:
+        for name, m, x in problems(args.models, args.inputs, args.random_inputs):
+            for p in (2, "inf"):
+                got = []
+                for start in (linear, fixed):
+                    problem_cls.first_probe = start
+                    got.append(pf.certify(m, x, 10.0, p=p))
+                rows.setdefault(name, []).append((got[0].bound_passes, got[1].bound_passes,
+                                                  got[0].eps / max(got[1].eps, 1e-300)))
+    finally:
+        problem_cls.first_probe = linear
+    print(f"{'model':28s} {'searches':>8s} {'passes (linear start)':>22s} {'passes (0.1 start)':>19s} "
+          f"{'eps ratio range':>18s}")
     allp = np.array([r for v in rows.values() for r in v])
     for name, v in list(rows.items()) + [("all", allp.tolist())]:
         a = np.array(v)

@@ -16,8 +16,8 @@ from typing import Any, Iterable, Optional
 import numpy as np
 
 from . import forward
-from .sampling import (frame_mask, frame_norms, in_threat, into_ball, into_threat, project, project_threat,
-                       sample_ball, sample_threat)
+from .sampling import (frame_mask, frame_multipliers, frame_norms, in_threat, into_ball, into_threat, project,
+                       project_threat, sample_ball, sample_threat)
 from .substitutions import search_substitutions  # noqa: F401 (the attack of the substitution model)
 from .threat import ThreatModel, check_threat
 from .validation import check_eps, check_sequence, parse_p
@@ -77,7 +77,7 @@ def _margin_and_cotangent(z: np.ndarray, label: int, target: Optional[int]) -> t
 def _direction_threat(g: np.ndarray, p: float, mask: np.ndarray, tm: ThreatModel) -> np.ndarray:
     """Steepest-descent direction in u = d / w (unit norm per frame, or over all moving
     coordinates for the joint ball), mapped back to d."""
-    w = np.where(mask, 1.0 if tm.frame_weights is None else tm.frame_weights, 0.0)
+    w = frame_multipliers(mask, tm)
     gu = g * w[:, None]
     if tm.ball == "joint":
         R, T, n = gu.shape

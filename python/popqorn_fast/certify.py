@@ -205,13 +205,14 @@ def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any
 def _certify_searched(pr: _Problem, eps_max: float, rtol_v: float, t0: float) -> Certificate:
     """certify's radius search(es) for a correctly classified input."""
     if pr.planes == "optimized":  # a cheap "exact" search first aims the costly probes
-        first = _search(replace(pr, planes="exact"), eps_max, rtol_v, {})
+        start0 = pr.first_probe(eps_max)
+        first = _search(replace(pr, planes="exact"), eps_max, rtol_v, {}, eps_start=start0)
         if first.eps >= eps_max:  # certified up to the cap: nothing left to tighten
             margins: dict[float, np.ndarray] = {}
             res = _search(pr, eps_max, rtol_v, margins, eps_start=eps_max)
         else:
             margins = {}
-            start = min(OPTIMIZED_FIRST_STEP * first.eps, eps_max) if first.eps > 0.0 else None
+            start = min(OPTIMIZED_FIRST_STEP * first.eps, eps_max) if first.eps > 0.0 else start0
             res = _search(pr, eps_max, rtol_v, margins, eps_start=start)
         res = replace(res, passes=res.passes + first.passes)
     else:
@@ -231,6 +232,7 @@ def _search(pr: _Problem, eps_max: float, rtol: float, margins: dict[float, np.n
     ``pr.first_probe``); fills ``margins`` with the margins' lower bounds at every probed ε."""
     if eps_start is None:
         eps_start = pr.first_probe(eps_max)
+
     def certified(eps: float) -> float:  # the smallest margin lower bound: certified iff > 0
         try:
             lower = pr.run(eps)["lower"]

@@ -5,8 +5,9 @@ To first order the margin m_j moves by at most ε·‖∇m_j‖_* over the threa
 radius ε (‖·‖_* its dual norm), so it reaches 0 at ε_lin = m_j(x̂) / ‖∇m_j(x̂)‖_*. A certified
 radius lies below the distance to the nearest adversarial example, which ε_lin estimates:
 on the shared trained and random models the certified radius was 0.06-1.0 × ε_lin (median
-0.42), while the radii themselves ran from 0.0019 to 0.45, up to 54 × away from a fixed 0.1. The probe only steers the
-search; soundness never depends on it (bisection.py returns a probed, certified ε).
+0.42), while the radii themselves ran from 0.0019 to 0.45, up to 54 × away from a fixed
+0.1. The probe only steers the search; soundness never depends on it (bisection.py returns
+a probed, certified ε).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from .bisection import EPS_FLOOR, EPS_START
 from .forward import logits_vjp
-from .sampling import frame_norms
+from .sampling import frame_multipliers, frame_norms
 from .threat import ThreatModel
 
 LINEAR_FRACTION = 0.4  # the first probe as a fraction of ε_lin (fewest passes on the shared models)
@@ -58,10 +59,11 @@ def linear_radius(weights: Any, x: np.ndarray, label: int, classes: np.ndarray, 
     ct[np.arange(K), classes] = -1.0
     with np.errstate(all="ignore"):
         z, g = logits_vjp(weights, np.repeat(x[None], K, axis=0), ct)
-        w = np.where(mask, 1.0 if threat.frame_weights is None else threat.frame_weights, 0.0)
-        per_frame = frame_norms(g, _dual(p)) * w  # (K, T): each frame's dual norm, its radius weight
+        q = _dual(p)
+        # (K, T): each frame's dual norm times its radius multiplier
+        per_frame = frame_norms(g, q) * frame_multipliers(mask, threat)
         if threat.ball == "joint":  # one ball over all moving frames: the dual norm of the frames' norms
-            size = frame_norms(per_frame, _dual(p))
+            size = frame_norms(per_frame, q)
         else:  # a ball per frame: the frames' worst cases add up
             size = per_frame.sum(axis=-1)
         margins = z[0, label] - z[0, classes]

@@ -192,8 +192,9 @@ def sample_ball(rng: np.random.Generator, x: Any, eps: float, p: Any = 2,
 # all moving coordinates; a domain clips x' to [lo, hi] (clipping only shrinks |d_j|, so a
 # clipped point stays in the ball).
 
-def _weights(mask: np.ndarray, tm: Any) -> np.ndarray:
-    """(T,) multipliers, 0 on the fixed frames."""
+def frame_multipliers(mask: np.ndarray, tm: Any) -> np.ndarray:
+    """(T,) radius multipliers of the frames (the threat model's frame weights, 1 without),
+    0 on the fixed frames."""
     w = np.ones(mask.shape[0]) if tm.frame_weights is None else np.asarray(tm.frame_weights, dtype=np.float64)
     return np.where(mask, w, 0.0)
 
@@ -202,7 +203,7 @@ def threat_norms(d: np.ndarray, p: float, mask: np.ndarray, tm: Any) -> np.ndarr
     """The smallest ε whose threat-model ball holds each perturbation ``d`` (``(..., T, n)``):
     ``max_t ||d_t||_p / w_t`` (frame ball) or ``||(d_t / w_t)_t||_p`` (joint), moving frames
     only (``inf`` if a frame that may not move moved)."""
-    w = _weights(mask, tm)
+    w = frame_multipliers(mask, tm)
     moving = w > 0
     u = d[..., moving, :] / w[moving][:, None]
     if tm.ball == "joint":
@@ -215,7 +216,7 @@ def threat_norms(d: np.ndarray, p: float, mask: np.ndarray, tm: Any) -> np.ndarr
 
 def project_threat(d: np.ndarray, eps: float, p: float, mask: np.ndarray, tm: Any) -> np.ndarray:
     """``d`` (``(..., T, n)``) projected onto the threat model's ball (in u = d / w), fixed frames 0."""
-    w = _weights(mask, tm)
+    w = frame_multipliers(mask, tm)
     moving = w > 0
     out = np.zeros_like(d)
     u = d[..., moving, :] / w[moving][:, None]
@@ -232,7 +233,7 @@ def into_threat(x_hat: np.ndarray, x_new: np.ndarray, eps: float, p: float, mask
                 tm: Any) -> np.ndarray:
     """``x_new`` clipped to the domain, fixed frames reset, and pulled towards ``x_hat`` by a
     few ulps where rounding left it outside the ball (checked in float64 by :func:`threat_norms`)."""
-    w = _weights(mask, tm)
+    w = frame_multipliers(mask, tm)
     x_new = np.array(x_new, dtype=np.float64, copy=True)
     x_new[..., w == 0, :] = np.broadcast_to(x_hat[w == 0], x_new[..., w == 0, :].shape)
     x_new = _clip(x_new, tm)
@@ -266,7 +267,7 @@ def sample_threat(rng: np.random.Generator, x_hat: np.ndarray, eps: float, p: fl
     ``kind`` (interior / surface / vertices of the frame balls or of the one joint ball), then
     clipped to the domain."""
     T, n = x_hat.shape
-    w = _weights(mask, tm)
+    w = frame_multipliers(mask, tm)
     moving = np.flatnonzero(w > 0)
     d = np.zeros((int(count), T, n))
     if moving.size:
