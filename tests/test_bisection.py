@@ -61,6 +61,8 @@ MARGINS = {
     "convex": lambda e, r: math.exp(-3.0 * e / r) - math.exp(-3.0),
     "blowup": lambda e, r: 1.0 - math.expm1(min(8.0 * e / r, 700.0)) / math.expm1(8.0),
     "kinked": lambda e, r: (1.0 - e / r) if e < r else -1e6 * (e - r) - 1e-12,
+    # a squashing network's bound: the loss grows as ε² and then stops, at 30x the clean margin
+    "saturating": lambda e, r: 1.0 - 30.0 * math.tanh(math.atanh(1.0 / 30.0) * (e / r) ** 2),
 }
 
 
@@ -101,6 +103,20 @@ def test_margin_values_save_probes(shape, ratio):
         aimed += search_radius(f, 10.0, 1e-3, margin_at_zero=f(0.0)).passes
         plain += search_radius(lambda e: f(e) > 0, 10.0, 1e-3).passes
     assert aimed < ratio * plain
+
+
+def test_a_saturated_failure_aims_past_the_chord():
+    """A first probe past the root whose margin has saturated (far below −m(0)): the chord
+    from ε = 0 falls short of the root; aiming between it and a square law saves probes
+    (0.40x plain bisection with the chord alone, 0.32x with the rule, bisection.py §5)."""
+    rng = np.random.default_rng(1)
+    aimed = plain = 0
+    for true_eps in 10.0 ** rng.uniform(-4, 0.5, 40):
+        f = lambda e: MARGINS["saturating"](e, true_eps)  # noqa: E731
+        start = true_eps * 10.0 ** rng.uniform(0.0, 1.0)
+        aimed += search_radius(f, 10.0, 1e-3, eps_start=start, margin_at_zero=f(0.0)).passes
+        plain += search_radius(lambda e: f(e) > 0, 10.0, 1e-3).passes
+    assert aimed < 0.36 * plain
 
 
 def test_non_monotone_margins_never_return_a_failed_probe():

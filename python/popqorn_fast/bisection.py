@@ -46,6 +46,14 @@ def _secant_root(e1: float, f1: float, e2: float, f2: float) -> Optional[float]:
     return r if math.isfinite(r) else None
 
 
+def _saturated_root(f0: float, hi: float, f_hi: float) -> float:
+    """Where to aim below a failed probe whose margin f_hi is below −f0 (f0 = the clean
+    margin): there the loss f0 − f(ε) has stopped growing (a squashing activation's bounds
+    are bounded), so the chord from ε = 0 falls short of the root. The root of a loss that
+    grows as ε^(4/3), between the chord's (ε^1) and a square law's (§5)."""
+    return hi * (f0 / (f0 - f_hi)) ** 0.75
+
+
 def _parabola_root(lo: float, f_lo: float, hi: float, p2: tuple[float, float],
                    p3: tuple[float, float]) -> Optional[float]:
     """The first root in (lo, hi) of the parabola through (lo, f_lo) (f_lo > 0), p2 and p3:
@@ -164,6 +172,8 @@ def search_steps(eps_max: float, rtol: float = 1e-3, eps_start: float = EPS_STAR
             continue
         if lo == 0.0:                        # nothing certified yet: shrink
             r = _secant_root(0.0, f_lo, hi, f_hi) if informative else None
+            if r is not None and 0.0 < r < hi and f_hi < -f_lo:
+                r = _saturated_root(f_lo, hi, f_hi)
             if r is None or r >= hi:
                 nxt = 0.5 * hi
             else:
