@@ -139,9 +139,9 @@ def test_certify_starts_at_the_first_probe(kind, monkeypatch):
     seen = []
     real = mod.search_radius
 
-    def spy(certified, eps_max, rtol, eps_start, margin_at_zero):
+    def spy(certified, eps_max, rtol, eps_start, margin_at_zero, slope):
         seen.append(eps_start)
-        return real(certified, eps_max, rtol, eps_start=eps_start, margin_at_zero=margin_at_zero)
+        return real(certified, eps_max, rtol, eps_start=eps_start, margin_at_zero=margin_at_zero, slope=slope)
 
     monkeypatch.setattr(mod, "search_radius", spy)
     c = pf.certify(w, x, p=2)

@@ -46,6 +46,10 @@ def _secant_root(e1: float, f1: float, e2: float, f2: float) -> Optional[float]:
     return r if math.isfinite(r) else None
 
 
+def _has_slope(slope: Optional[float]) -> bool:
+    return slope is not None and math.isfinite(slope) and slope > 0.0
+
+
 def _saturated_root(f0: float, hi: float, f_hi: float) -> float:
     """Where to aim below a failed probe whose margin f_hi is below −f0 (f0 = the clean
     margin): there the loss f0 − f(ε) has stopped growing (a squashing activation's bounds
@@ -80,7 +84,7 @@ def _parabola_root(lo: float, f_lo: float, hi: float, p2: tuple[float, float],
 
 def search_radius(certified: Callable[[float], Union[bool, float]], eps_max: float, rtol: float = 1e-3,
                   eps_start: float = EPS_START, max_passes: int = MAX_PASSES,
-                  margin_at_zero: Optional[float] = None) -> SearchResult:
+                  margin_at_zero: Optional[float] = None, slope: Optional[float] = None) -> SearchResult:
     """Largest certified ε in ``(0, eps_max]`` to relative accuracy ``rtol``.
 
     Parameters
@@ -100,6 +104,10 @@ def search_radius(certified: Callable[[float], Union[bool, float]], eps_max: flo
     margin_at_zero : float, optional
         The smallest margin of the clean input (the bound at ε = 0); only steers the
         probes, never decides certification.
+    slope : float, optional
+        How fast the margin falls near its root (−dm/dε > 0), known from an earlier search
+        of a similar bound: the step after the first probe is then a Newton step from it
+        instead of the chord from ε = 0. Only steers the probes.
 
     Returns
     -------
@@ -107,7 +115,7 @@ def search_radius(certified: Callable[[float], Union[bool, float]], eps_max: flo
         ``eps`` is a probed ε at which ``certified`` succeeded (or 0.0); ``eps_upper``
         a probed ε at which it failed (None if none did).
     """
-    steps = search_steps(eps_max, rtol, eps_start, max_passes, margin_at_zero)
+    steps = search_steps(eps_max, rtol, eps_start, max_passes, margin_at_zero, slope)
     try:
         eps = next(steps)
         while True:
@@ -117,8 +125,8 @@ def search_radius(certified: Callable[[float], Union[bool, float]], eps_max: flo
 
 
 def search_steps(eps_max: float, rtol: float = 1e-3, eps_start: float = EPS_START,
-                 max_passes: int = MAX_PASSES, margin_at_zero: Optional[float] = None
-                 ) -> Generator[float, Union[bool, float], SearchResult]:
+                 max_passes: int = MAX_PASSES, margin_at_zero: Optional[float] = None,
+                 slope: Optional[float] = None) -> Generator[float, Union[bool, float], SearchResult]:
     """The search of :func:`search_radius` as a generator, for batched drivers.
 
     Yields each ε to probe and receives (``send``) what ``certified(ε)`` would return;
@@ -133,6 +141,7 @@ def search_steps(eps_max: float, rtol: float = 1e-3, eps_start: float = EPS_STAR
     hi: Optional[float] = None
     f_hi = math.nan
     side = rtol / 3.0                        # offset of a probe from the estimated root
+    local = informative and _has_slope(slope)  # steps before the bracket from the slope and nearby probes
 
     def record(e: float, raw: Union[bool, float]) -> bool:
         nonlocal passes, informative, lo, f_lo, hi, f_hi
@@ -160,29 +169,42 @@ def search_steps(eps_max: float, rtol: float = 1e-3, eps_start: float = EPS_STAR
             if lo >= eps_max:
                 break
             r = None
+            newton = local and len(pts) == 1
             if informative:
                 good = sorted([p for p in pts if p[1] > 0.0] + zero)  # good[-1] is (lo, f_lo)
-                if len(good) > 1:
+                if newton:
+                    r = lo + f_lo / slope
+                elif len(good) > 1:
                     r = _secant_root(good[-2][0], good[-2][1], lo, f_lo)
-            if r is None or r <= lo or aimed_short:
-                nxt = 2.0 * lo if r is None or r <= lo else min(max(r * (1.0 + side), 2.0 * lo), GROW_MAX * lo)
+            if r is None or r <= lo:
+                nxt = 2.0 * lo
+            elif aimed_short:                # the last aimed step still certified: step further
+                nxt = (min(lo + 2.0 * (r * (1.0 + side) - lo), 2.0 * lo) if local
+                       else min(max(r * (1.0 + side), 2.0 * lo), GROW_MAX * lo))
             else:
                 nxt = min(max(r * (1.0 + side), lo * (1.0 + 2.0 * side)), GROW_MAX * lo)
-            aimed_short = record(min(nxt, eps_max), (yield min(nxt, eps_max)))
+            aimed_short = record(min(nxt, eps_max), (yield min(nxt, eps_max))) and not newton
             continue
         if lo == 0.0:                        # nothing certified yet: shrink
-            r = _secant_root(0.0, f_lo, hi, f_hi) if informative else None
-            if r is not None and 0.0 < r < hi and f_hi < -f_lo:
-                r = _saturated_root(f_lo, hi, f_hi)
-            if r is None or r >= hi:
+            newton = local and len(pts) == 1
+            bad = sorted(p for p in pts if math.isfinite(p[1]))[:2]  # the two smallest failed
+            if newton:                       # from the first probe, along the known slope
+                r = hi + f_hi / slope if math.isfinite(f_hi) else None
+            elif local and len(bad) == 2:    # probes near the root: the secant through them
+                r = _secant_root(bad[0][0], bad[0][1], bad[1][0], bad[1][1])
+            else:
+                r = _secant_root(0.0, f_lo, hi, f_hi) if informative else None
+                if r is not None and 0.0 < r < hi and f_hi < -f_lo:
+                    r = _saturated_root(f_lo, hi, f_hi)
+            if r is None or not 0.0 < r < hi:
                 nxt = 0.5 * hi
             else:
                 nxt = max(r * (1.0 - side), hi / SHRINK_MAX)
                 if aimed_short:              # the last aimed step still failed: at least halve
-                    nxt = min(nxt, 0.5 * hi)
+                    nxt = max(hi - 2.0 * (hi - nxt), 0.5 * hi) if local else min(nxt, 0.5 * hi)
             if nxt < EPS_FLOOR:
                 break
-            aimed_short = not record(nxt, (yield nxt))
+            aimed_short = not record(nxt, (yield nxt)) and not newton
             continue
         width = hi - lo
         if width <= rtol * lo:

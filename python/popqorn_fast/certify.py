@@ -206,14 +206,14 @@ def _certify_searched(pr: _Problem, eps_max: float, rtol_v: float, t0: float) ->
     """certify's radius search(es) for a correctly classified input."""
     if pr.planes == "optimized":  # a cheap "exact" search first aims the costly probes
         start0 = pr.first_probe(eps_max)
-        first = _search(replace(pr, planes="exact"), eps_max, rtol_v, {}, eps_start=start0)
+        seen: dict[float, np.ndarray] = {}
+        first = _search(replace(pr, planes="exact"), eps_max, rtol_v, seen, eps_start=start0)
+        margins: dict[float, np.ndarray] = {}
         if first.eps >= eps_max:  # certified up to the cap: nothing left to tighten
-            margins: dict[float, np.ndarray] = {}
             res = _search(pr, eps_max, rtol_v, margins, eps_start=eps_max)
         else:
-            margins = {}
             start = min(OPTIMIZED_FIRST_STEP * first.eps, eps_max) if first.eps > 0.0 else start0
-            res = _search(pr, eps_max, rtol_v, margins, eps_start=start)
+            res = _search(pr, eps_max, rtol_v, margins, eps_start=start, slope=_root_slope(first, seen))
         res = replace(res, passes=res.passes + first.passes)
     else:
         margins = {}
@@ -226,10 +226,21 @@ def _certify_searched(pr: _Problem, eps_max: float, rtol_v: float, t0: float) ->
 OPTIMIZED_FIRST_STEP = 1.12
 
 
+def _root_slope(res: SearchResult, margins: dict[float, np.ndarray]) -> Optional[float]:
+    """How fast the smallest margin bound fell across a search's final bracket (−dm/dε);
+    planes="optimized" aims its second probe with it (the optimised bounds fall about as fast
+    near their own, larger root). None without a bracket."""
+    if res.eps <= 0.0 or res.eps_upper is None:
+        return None
+    lo, hi = (float(np.min(margins[e])) for e in (res.eps, res.eps_upper))
+    return (lo - hi) / (res.eps_upper - res.eps) if np.isfinite(hi) else None
+
+
 def _search(pr: _Problem, eps_max: float, rtol: float, margins: dict[float, np.ndarray],
-            eps_start: Optional[float] = None) -> SearchResult:
+            eps_start: Optional[float] = None, slope: Optional[float] = None) -> SearchResult:
     """The radius search (bisection.py) with ``pr``'s bound pass, from ``eps_start`` (default
-    ``pr.first_probe``); fills ``margins`` with the margins' lower bounds at every probed ε."""
+    ``pr.first_probe``); fills ``margins`` with the margins' lower bounds at every probed ε.
+    ``slope``: see :func:`search_radius`."""
     if eps_start is None:
         eps_start = pr.first_probe(eps_max)
 
@@ -241,7 +252,8 @@ def _search(pr: _Problem, eps_max: float, rtol: float, margins: dict[float, np.n
         margins[eps] = lower
         return float(np.min(lower))
 
-    return search_radius(certified, eps_max, rtol, eps_start=eps_start, margin_at_zero=pr.clean_margin)
+    return search_radius(certified, eps_max, rtol, eps_start=eps_start, margin_at_zero=pr.clean_margin,
+                         slope=slope)
 
 
 def _threat_kw(ball: Any, frame_weights: Any, domain: Any) -> Optional[dict[str, Any]]:

@@ -1,0 +1,65 @@
+"""Bound passes and seconds of planes="optimized" searches with their second probe aimed along
+the slope of the "exact" search's final bracket (certify's default) and with the chord from
+ε = 0 instead (earlier versions), side by side on the same inputs: the trained models of the
+given folders (each .npz with its inputs X), first inputs, p = 2 and inf.
+
+    python bench/optimized_passes.py --models tests/data ../shared/models/general --inputs 5
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+import popqorn_fast as pf  # noqa: E402
+
+CERTIFY = sys.modules["popqorn_fast.certify"]
+
+
+def problems(folders: list[str], inputs: int):
+    for folder in folders:
+        for f in sorted(Path(folder).glob("*.npz")):
+            m = pf.load_model(f)
+            X, _ = pf.load_inputs(f)
+            for x in X[:inputs]:
+                yield f.stem, m, x
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", required=True, help="folders of trained .npz models with inputs X")
+    ap.add_argument("--inputs", type=int, default=5)
+    args = ap.parse_args()
+    slope = CERTIFY._root_slope
+    variants = {"slope": slope, "chord": lambda res, margins: None}
+    rows: dict[str, list[list[float]]] = {}
+    try:
+        for name, m, x in problems(args.models, args.inputs):
+            for p in (2, "inf"):
+                row = []
+                for fn in variants.values():
+                    CERTIFY._root_slope = fn
+                    t0 = time.perf_counter()
+                    c = pf.certify(m, x, 10.0, p=p, planes="optimized")
+                    row += [c.bound_passes, time.perf_counter() - t0, c.eps]
+                rows.setdefault(name, []).append(row)
+    finally:
+        CERTIFY._root_slope = slope
+    print(f"{'model':24s} {'searches':>8s} {'passes (slope)':>15s} {'(chord)':>8s} {'s (slope)':>10s} "
+          f"{'s (chord)':>10s} {'eps ratio range':>16s}")
+    every = [r for v in rows.values() for r in v]
+    for name, v in list(rows.items()) + [("all", every)]:
+        a = np.array(v)
+        ratio = a[:, 2] / np.maximum(a[:, 5], 1e-300)
+        print(f"{name:24s} {len(a):8d} {a[:, 0].mean():15.2f} {a[:, 3].mean():8.2f} {a[:, 1].mean():10.3f} "
+              f"{a[:, 4].mean():10.3f} {ratio.min():8.4f}-{ratio.max():.4f}")
+
+
+if __name__ == "__main__":
+    main()
