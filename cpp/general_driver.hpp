@@ -37,6 +37,8 @@
 #include "general_model.hpp"
 #include "general_optimize.hpp"
 #include "linear_form.hpp"
+#include "matmul.hpp"
+#include "row_pool.hpp"
 #include "threat_model.hpp"
 
 namespace pq {
@@ -63,9 +65,15 @@ class GeneralPass final : public Bounder<T> {
     }
     width_.push_back(net.layers.back().output());
     for (auto w : width_) sum_w += w;
-    // chunk: every objective in one block where the coefficient store stays under ~48 MB
+    // chunk: the objective rows carried together through every step, kChunkRows per thread
+    // of the pass (matmul.hpp), fewer where the coefficient store would pass ~48 MB (whole
+    // product blocks where it can: the bounds do not depend on the thread count)
+    const RowPool* pool = product_pool();
+    const std::ptrdiff_t threads = std::min<std::ptrdiff_t>(pool ? pool->threads() : 1, detail::kMaxRowBlocks);
     const std::ptrdiff_t budget = static_cast<std::ptrdiff_t>((48u << 20) / (sizeof(T) * Tn_ * sum_w));
-    Rc_ = std::max<std::ptrdiff_t>(std::min(need, budget), 16);
+    std::ptrdiff_t cap = detail::kChunkRows * threads;
+    if (budget < cap) cap = budget >= detail::kChunkRows ? budget / detail::kChunkRows * detail::kChunkRows : budget;
+    Rc_ = std::max<std::ptrdiff_t>(std::min(need, cap), 16);
     for (std::ptrdiff_t l = 0; l <= L_; ++l) {
       in_.emplace_back(Tn_ * Rc_, width_[l]);
       has_.emplace_back(Tn_, char(0));
