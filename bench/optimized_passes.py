@@ -19,16 +19,10 @@ import numpy as np  # noqa: E402
 
 import popqorn_fast as pf  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from search_passes import problems  # noqa: E402
+
 CERTIFY = sys.modules["popqorn_fast.certify"]
-
-
-def problems(folders: list[str], inputs: int):
-    for folder in folders:
-        for f in sorted(Path(folder).glob("*.npz")):
-            m = pf.load_model(f)
-            X, _ = pf.load_inputs(f)
-            for x in X[:inputs]:
-                yield f.stem, m, x
 
 
 def main() -> None:
@@ -40,7 +34,7 @@ def main() -> None:
     variants = {"slope": slope, "chord": lambda res, margins: None}
     rows: dict[str, list[list[float]]] = {}
     try:
-        for name, m, x in problems(args.models, args.inputs):
+        for name, m, x in problems(args.models, args.inputs, random_inputs=0):
             for p in (2, "inf"):
                 row = []
                 for fn in variants.values():
