@@ -65,13 +65,12 @@ class GeneralPass final : public Bounder<T> {
     }
     width_.push_back(net.layers.back().output());
     for (auto w : width_) sum_w += w;
-    // chunk: the objective rows carried together through every step, kChunkRows per thread
-    // of the pass (matmul.hpp), fewer where the coefficient store would pass ~48 MB (whole
-    // product blocks where it can: the bounds do not depend on the thread count)
+    // chunk: the objective rows carried together through every step (matmul.hpp
+    // kChunkRows): one product block on one thread, kMaxRowBlocks blocks on several;
+    // fewer where the coefficient store would pass ~48 MB (whole blocks where it can)
     const RowPool* pool = product_pool();
-    const std::ptrdiff_t threads = std::min<std::ptrdiff_t>(pool ? pool->threads() : 1, detail::kMaxRowBlocks);
     const std::ptrdiff_t budget = static_cast<std::ptrdiff_t>((48u << 20) / (sizeof(T) * Tn_ * sum_w));
-    std::ptrdiff_t cap = detail::kChunkRows * threads;
+    std::ptrdiff_t cap = detail::kChunkRows * (pool && pool->threads() > 1 ? detail::kMaxRowBlocks : 1);
     if (budget < cap) cap = budget >= detail::kChunkRows ? budget / detail::kChunkRows * detail::kChunkRows : budget;
     Rc_ = std::max<std::ptrdiff_t>(std::min(need, cap), 16);
     for (std::ptrdiff_t l = 0; l <= L_; ++l) {

@@ -475,11 +475,11 @@ inline std::ptrdiff_t row_block_rows(std::ptrdiff_t R) {
   return b < kMinBlockRows ? kMinBlockRows : b;
 }
 
-// Rows a bound pass carries through its steps together, per thread of the pass
-// (general_driver.hpp): small enough that their coefficients stay in the core's caches
-// between the products and the sign-rule passes, and one product block, so that k <=
-// kMaxRowBlocks threads (a chunk of k x kChunkRows rows) give every product the same
-// blocks, hence the same bounds, as one thread.
+// Rows a bound pass carries through its steps together (general_driver.hpp): on one
+// thread one product block, so that their coefficients stay in the core's caches between
+// the products and the sign-rule passes; on several, kMaxRowBlocks blocks, so that every
+// thread has blocks and the pool's hand-offs are spread over more rows. Either way every
+// product sees blocks of kChunkRows rows (row_block_rows), hence the same bounds.
 constexpr std::ptrdiff_t kChunkRows = kMinBlockRows;
 
 // Products worth a thread of their own: below this many flops (~25 us) handing blocks to
