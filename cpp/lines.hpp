@@ -78,11 +78,21 @@ PQ_HD inline T dphi(Activation fn, T z) {
   return fn == Activation::Tanh ? dtanh(z) : dsigmoid(z);
 }
 
-// phi'' (tanh: -2 t sech^2; sigmoid: sigma'(1 - 2 sigma)), for Newton steps only.
+// phi, phi' and phi'' at z from one exponential (the Newton steps of upper_slope_crossing;
+// tanh |z| = (1 - e)/(1 + e), e = exp(-2|z|); sigma(-|z|) = e/(1 + e), e = exp(-|z|)).
 template <class T>
-PQ_HD inline T d2phi(Activation fn, T z) {
-  if (fn == Activation::Tanh) return -T(2) * std::tanh(z) * dtanh(z);
-  return dsigmoid(z) * (T(1) - T(2) * sigmoid(z));
+PQ_HD inline void phi_derivatives(Activation fn, T z, T& p, T& dp, T& d2p) {
+  if (fn == Activation::Tanh) {
+    const T e = std::exp(-T(2) * std::fabs(z)), d = T(1) + e, t = (T(1) - e) / d;
+    p = z < T(0) ? -t : t;
+    dp = T(4) * e / (d * d);
+    d2p = -T(2) * p * dp;
+  } else {
+    const T e = std::exp(-std::fabs(z)), d = T(1) + e;
+    p = z < T(0) ? e / d : T(1) / d;
+    dp = e / (d * d);
+    d2p = dp * (T(1) - T(2) * p);
+  }
 }
 
 // |z| of the stationary points phi'(z) = alpha (both +-z), +inf if none.
@@ -148,27 +158,37 @@ PQ_HD inline T chord_slope(Activation fn, T l, T u) {
 template <class T>
 PQ_HD inline T upper_slope_crossing(Activation fn, T l, T u) {
   const T pl = phi(fn, l);
-  auto f = [&](T d) { return dphi(fn, d) * (d - l) - (phi(fn, d) - pl); };
-  const T fu = f(u);
-  if (fu >= T(0)) return chord_slope(fn, l, u);
+  T fp = T(0);
+  auto f = [&](T d) {  // f(d), and f'(d) = phi''(d)(d - l) into fp
+    T p, dp, d2p;
+    phi_derivatives(fn, d, p, dp, d2p);
+    fp = d2p * (d - l);
+    return dp * (d - l) - (p - pl);
+  };
+  if (f(u) >= T(0)) return chord_slope(fn, l, u);
+  // Every tangent at d' in [d, u] is a valid upper line (its value at l only rises as d'
+  // moves right on the concave part); the one with the least area over [l, u] touches at
+  // the midpoint when d < (l+u)/2 (the same rule as the midpoint tangent of §2's convex
+  // and concave cases; auto_LiRPA's CROWN makes the same choice). So f(mid) < 0 (the root
+  // left of the midpoint) settles it without the root.
+  const T mid = T(0.5) * l + T(0.5) * u;
   T lo = T(0), hi = u;
-  T d = T(0.5) * u;
+  if (mid > T(0)) {
+    if (f(mid) < T(0)) return dphi(fn, mid);
+    lo = mid;
+  }
+  T d = T(0.5) * (lo + hi);
   const T eps = std::numeric_limits<T>::epsilon();
   for (int it = 0; it < 200; ++it) {
     const T fd = f(d);
     if (fd > T(0)) lo = d; else if (fd < T(0)) hi = d; else break;
     if (hi - lo <= T(2) * eps * hi) break;
-    const T fp = d2phi(fn, d) * (d - l);
     T next = (fp < T(0)) ? d - fd / fp : T(0.5) * (lo + hi);
     if (!(next > lo && next < hi) || std::fabs(next - d) > T(0.5) * (hi - lo)) next = T(0.5) * (lo + hi);
     if (next == d) break;
     d = next;
   }
-  // Every tangent at d' in [d, u] is a valid upper line (its value at l only rises as d'
-  // moves right on the concave part); the one with the least area over [l, u] touches at
-  // the midpoint when d < (l+u)/2 (the same rule as the midpoint tangent of §2's convex
-  // and concave cases; auto_LiRPA's CROWN makes the same choice).
-  return dphi(fn, std::max(d, T(0.5) * l + T(0.5) * u));
+  return dphi(fn, std::max(d, mid));
 }
 
 // One neuron's tanh/sigmoid lines per RECURRENCES.md §2.
