@@ -156,6 +156,25 @@ def test_certify_survives_overflowing_probes():
     assert np.all(lo > 0)
 
 
+def test_optimized_search_survives_an_overflowing_exact_bracket():
+    """planes="optimized" aims with the slope across the exact search's final bracket; when
+    that bracket's failed end overflowed float64 (no margins recorded there) it aims
+    without it instead of failing."""
+    w, x = _robust_rnn(1e250)
+    exact = pf.certify(w, x, eps_max=1e300)
+    assert not np.isfinite(np.min(_margins_or_inf(w, x, exact.eps_upper)))  # the overflow case
+    c = pf.certify(w, x, eps_max=1e300, planes="optimized")
+    assert c.eps >= exact.eps * (1 - 1e-3) and c.eps_upper is not None
+    assert np.all(pf.bound_margins(w, x, c.eps, planes="optimized")[0] > 0)
+
+
+def _margins_or_inf(w, x, eps):
+    try:
+        return pf.bound_margins(w, x, eps)[0]
+    except BoundOverflowError:
+        return np.array([-np.inf])
+
+
 def test_certify_every_probe_overflows():
     """|W_ih| = 0.9e308 and p = inf (dual norm: the row sums overflow): even the smallest probe
     overflows; nothing is certified, no margins are claimed, and the certificate serialises."""

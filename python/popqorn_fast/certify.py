@@ -230,8 +230,8 @@ def _root_slope(res: SearchResult, margins: dict[float, np.ndarray]) -> Optional
     """How fast the smallest margin bound fell across a search's final bracket (−dm/dε);
     planes="optimized" aims its second probe with it (the optimised bounds fall about as fast
     near their own, larger root). None without a bracket."""
-    if res.eps <= 0.0 or res.eps_upper is None:
-        return None
+    if res.eps <= 0.0 or res.eps_upper is None or not {res.eps, res.eps_upper} <= margins.keys():
+        return None  # no bracket, or a probe whose bounds left float64 (no margins recorded)
     lo, hi = (float(np.min(margins[e])) for e in (res.eps, res.eps_upper))
     return (lo - hi) / (res.eps_upper - res.eps) if np.isfinite(hi) else None
 
