@@ -140,6 +140,17 @@ def test_a_slope_hint_keeps_the_guarantees(true_eps, start, rtol, shape, slope):
     assert r.passes <= 3 * search_radius(lambda e: f(e, true_eps) > 0, 100.0, rtol).passes + 2
 
 
+def test_a_slope_hint_with_a_yes_no_predicate_is_plain_bisection():
+    """A bool predicate carries no margin values: the slope must not steer (its Newton step
+    would read the ±1 that stand for yes / no as margins)."""
+    for true_eps in (0.013, 0.3, 2.0):
+        pred = lambda e: e <= true_eps  # noqa: E731
+        for start in (0.5 * true_eps, 3.0 * true_eps):
+            plain = search_radius(pred, 10.0, 1e-3, eps_start=start)
+            for slope in (1e-3, 3.0, 1e3):
+                assert search_radius(pred, 10.0, 1e-3, eps_start=start, slope=slope) == plain
+
+
 @pytest.mark.parametrize("shape, ratio", [("concave", 0.85), ("convex", 0.65), ("blowup", 0.85),
                                           ("saturating", 0.95)])
 def test_a_slope_from_a_similar_bound_saves_probes(shape, ratio):

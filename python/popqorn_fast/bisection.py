@@ -141,7 +141,7 @@ def search_steps(eps_max: float, rtol: float = 1e-3, eps_start: float = EPS_STAR
     hi: Optional[float] = None
     f_hi = math.nan
     side = rtol / 3.0                        # offset of a probe from the estimated root
-    local = informative and _has_slope(slope)  # steps before the bracket from the slope and nearby probes
+    hinted = _has_slope(slope)
 
     def record(e: float, raw: Union[bool, float]) -> bool:
         nonlocal passes, informative, lo, f_lo, hi, f_hi
@@ -169,6 +169,7 @@ def search_steps(eps_max: float, rtol: float = 1e-3, eps_start: float = EPS_STAR
             if lo >= eps_max:
                 break
             r = None
+            local = informative and hinted   # steps from the slope and the nearby probes
             newton = local and len(pts) == 1
             if informative:
                 good = sorted([p for p in pts if p[1] > 0.0] + zero)  # good[-1] is (lo, f_lo)
@@ -186,6 +187,7 @@ def search_steps(eps_max: float, rtol: float = 1e-3, eps_start: float = EPS_STAR
             aimed_short = record(min(nxt, eps_max), (yield min(nxt, eps_max))) and not newton
             continue
         if lo == 0.0:                        # nothing certified yet: shrink
+            local = informative and hinted
             newton = local and len(pts) == 1
             bad = sorted(p for p in pts if math.isfinite(p[1]))[:2]  # the two smallest failed
             if newton:                       # from the first probe, along the known slope
