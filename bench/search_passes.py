@@ -16,6 +16,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import popqorn_fast as pf  # noqa: E402
 from popqorn_fast.bisection import EPS_START  # noqa: E402
+from popqorn_fast.first_probe import SearchStart  # noqa: E402
 from run import random_model  # noqa: E402
 
 RANDOM = [("lstm", 8, 32), ("gru", 8, 32), ("rnn", 8, 64), ("lstm", 16, 32), ("lstm", 8, 64), ("gru", 8, 64)]
@@ -42,7 +43,7 @@ def main() -> None:
     args = ap.parse_args()
     problem_cls = sys.modules["popqorn_fast.certify"]._Problem
     linear = problem_cls.first_probe
-    fixed = lambda self, eps_max: min(EPS_START, eps_max)  # noqa: E731  (earlier versions' start)
+    fixed = lambda self, eps_max: SearchStart(min(EPS_START, eps_max), None)  # noqa: E731  (earlier versions')
     rows: dict[str, list[tuple[int, int, float]]] = {}
     try:
         for name, m, x in problems(args.models, args.inputs, args.random_inputs):

@@ -61,6 +61,8 @@ MARGINS = {
     "convex": lambda e, r: math.exp(-3.0 * e / r) - math.exp(-3.0),
     "blowup": lambda e, r: 1.0 - math.expm1(min(8.0 * e / r, 700.0)) / math.expm1(8.0),
     "kinked": lambda e, r: (1.0 - e / r) if e < r else -1e6 * (e - r) - 1e-12,
+    # a bound whose fall accelerates (as the shared models' do): value 1, slope -0.3/r at 0
+    "cubic": lambda e, r: 1.0 - 0.3 * (e / r) - 0.7 * (e / r) ** 3,
     # a squashing network's bound: the loss grows as ε² and then stops, at 30x the clean margin
     "saturating": lambda e, r: 1.0 - 30.0 * math.tanh(math.atanh(1.0 / 30.0) * (e / r) ** 2),
 }
@@ -138,6 +140,47 @@ def test_a_slope_hint_keeps_the_guarantees(true_eps, start, rtol, shape, slope):
     assert r.eps == 0.0 or probes[r.eps] > 0
     assert r.eps_upper is not None and probes[r.eps_upper] <= 0 and r.eps_upper - r.eps <= rtol * r.eps
     assert r.passes <= 3 * search_radius(lambda e: f(e, true_eps) > 0, 100.0, rtol).passes + 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(true_eps=st.floats(1e-4, 10.0), start=st.floats(0.05, 3.0), rtol=st.sampled_from([1e-1, 1e-3, 1e-6]),
+       shape=st.sampled_from(sorted(MARGINS)), s0=st.floats(-1.0, 1e3) | st.just(math.nan))
+def test_a_slope_at_zero_keeps_the_guarantees(true_eps, start, rtol, shape, s0):
+    """Whatever slope at ε = 0 it is told, the search returns a certified probe, brackets to
+    rtol, and stays within 3x plain bisection."""
+    f = MARGINS[shape]
+    probes = {}
+
+    def margin(e):
+        probes[e] = f(e, true_eps)
+        return probes[e]
+
+    r = search_radius(margin, 100.0, rtol, eps_start=start * true_eps, margin_at_zero=f(0.0, true_eps),
+                      slope_at_zero=s0 / true_eps)
+    assert r.passes == len(probes) <= MAX_PASSES
+    assert r.eps == 0.0 or probes[r.eps] > 0
+    assert r.eps_upper is not None and probes[r.eps_upper] <= 0 and r.eps_upper - r.eps <= rtol * r.eps
+    assert r.passes <= 3 * search_radius(lambda e: f(e, true_eps) > 0, 100.0, rtol).passes + 2
+
+
+def test_the_slope_at_zero_finds_a_cubic_root_at_the_first_bracket():
+    """On a margin that is a cubic in ε, m(0), m'(0) and the first two probes determine it:
+    the next probe lands on the root (to the search's offset) and two more close the bracket;
+    without the slope the parabola needs more. On the other shapes the slope costs nothing."""
+    rng = np.random.default_rng(4)
+    for shape in MARGINS:
+        hinted = plain = 0
+        for true_eps in 10.0 ** rng.uniform(-3, 0, 30):
+            f = lambda e: MARGINS[shape](e, true_eps)  # noqa: E731
+            s0 = (f(0.0) - f(1e-7 * true_eps)) / (1e-7 * true_eps)
+            for start in (0.4 * true_eps, 0.7 * true_eps, 1.5 * true_eps):
+                kw = dict(eps_start=start, margin_at_zero=f(0.0))
+                hinted += search_radius(f, 10.0, 1e-3, slope_at_zero=s0, **kw).passes
+                plain += search_radius(f, 10.0, 1e-3, **kw).passes
+        if shape == "cubic":
+            assert hinted < 0.8 * plain
+        else:
+            assert hinted <= plain
 
 
 def test_a_slope_hint_with_a_yes_no_predicate_is_plain_bisection():

@@ -11,7 +11,7 @@ import pytest
 import popqorn_fast as pf
 from conftest import random_weights
 from popqorn_fast.bisection import EPS_FLOOR, EPS_START
-from popqorn_fast.first_probe import LINEAR_FRACTION, first_probe, linear_radius
+from popqorn_fast.first_probe import LINEAR_FRACTION, SearchStart, first_probe, linear_radius
 from popqorn_fast.forward import logits_vjp
 from popqorn_fast.sampling import frame_mask, sample_threat, threat_norms
 from popqorn_fast.threat import ThreatModel, check_threat
@@ -96,6 +96,30 @@ def test_linear_radius_is_the_margin_over_the_dual_norm(kind, p, frames, kw):
         fd = (_margin(w, x, label, j) - _margin(w, x + h * d, label, j)) / h
         assert abs(fd - S[k]) <= 1e-4 * max(1.0, abs(S[k]))
     assert lin == pytest.approx(np.min(margins / S), rel=1e-9)
+    # the search's slope at ε = 0: the rate of the smallest clean margin
+    assert first_probe(w, x, label, classes, p, mask, tm, 10.0).slope == pytest.approx(S[np.argmin(margins)],
+                                                                                       rel=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru", "general"])
+@pytest.mark.parametrize("p, frames, kw", THREATS)
+def test_the_bound_falls_at_the_first_probes_slope(kind, p, frames, kw):
+    """The slope the search is told is the bound's own at ε = 0: as ε -> 0 the relaxations
+    become tangents, so the smallest margin bound falls at ‖∇m‖_* of the smallest clean
+    margin (its finite difference at ε = 1e-7 ε_lin, within 1e-3)."""
+    rng = np.random.default_rng(zlib.crc32(repr((kind, p, frames, kw)).encode()) + 1)
+    w = _model(kind, rng)
+    x = rng.normal(size=(4, 3))
+    mask = frame_mask(frames, 4)
+    tm = check_threat(x, mask, **kw)
+    z, _ = logits_vjp(w, x, np.zeros(w.num_classes))
+    label = int(np.argmax(z))
+    classes = np.array([j for j in range(w.num_classes) if j != label])
+    start = first_probe(w, x, label, classes, p, mask, tm, 10.0)
+    eps = 1e-7 * linear_radius(w, x, label, classes, p, mask, tm)
+    lower, _ = pf.bound_margins(w, x, eps, p=p, frames=frames, rounding="nearest", **kw)
+    fd = (np.min(z[label] - z[classes]) - np.min(lower)) / eps
+    assert fd == pytest.approx(start.slope, rel=1e-3)
 
 
 def test_first_probe_falls_back_and_stays_in_range():
@@ -108,25 +132,25 @@ def test_first_probe_falls_back_and_stays_in_range():
     lab = int(np.argmax(z))
     cls = np.array([j for j in range(4) if j != lab])
     lin = linear_radius(w, x, lab, cls, 2.0, mask, tm)
-    assert first_probe(w, x, lab, cls, 2.0, mask, tm, 10.0) == pytest.approx(LINEAR_FRACTION * lin, rel=1e-12)
-    assert first_probe(w, x, lab, cls, 2.0, mask, tm, 1e-3 * lin) == 1e-3 * lin  # capped at eps_max
+    assert first_probe(w, x, lab, cls, 2.0, mask, tm, 10.0).eps == pytest.approx(LINEAR_FRACTION * lin, rel=1e-12)
+    assert first_probe(w, x, lab, cls, 2.0, mask, tm, 1e-3 * lin).eps == 1e-3 * lin  # capped at eps_max
     # a model whose logits do not depend on x: nothing moves to first order
     flat = pf.LSTMWeights(np.zeros_like(w.weight_ih), w.weight_hh, w.bias_ih, w.bias_hh, w.out_weight, w.out_bias)
     zf, _ = logits_vjp(flat, x, np.zeros(4))
     lf = int(np.argmax(zf))
     cf = np.array([j for j in range(4) if j != lf])
     assert linear_radius(flat, x, lf, cf, 2.0, mask, tm) == np.inf
-    assert first_probe(flat, x, lf, cf, 2.0, mask, tm, 10.0) == EPS_START
-    assert first_probe(flat, x, lf, cf, 2.0, mask, tm, 0.01) == 0.01
+    assert first_probe(flat, x, lf, cf, 2.0, mask, tm, 10.0) == SearchStart(EPS_START, None)
+    assert first_probe(flat, x, lf, cf, 2.0, mask, tm, 0.01).eps == 0.01
     # a substitution threat model has no ball to linearise over
     subs = ThreatModel(substitutions=tuple(x[t:t + 1] + 1.0 for t in range(4)), budget=1)
-    assert first_probe(w, x, lab, cls, 2.0, mask, subs, 10.0) == EPS_START
+    assert first_probe(w, x, lab, cls, 2.0, mask, subs, 10.0) == SearchStart(EPS_START, None)
     # never below the search's floor
     tiny = pf.LSTMWeights(w.weight_ih * 1e12, w.weight_hh, w.bias_ih, w.bias_hh, w.out_weight, w.out_bias)
     zt, _ = logits_vjp(tiny, x, np.zeros(4))
     lt = int(np.argmax(zt))
     ct = np.array([j for j in range(4) if j != lt])
-    assert first_probe(tiny, x, lt, ct, 2.0, mask, tm, 10.0) >= EPS_FLOOR
+    assert first_probe(tiny, x, lt, ct, 2.0, mask, tm, 10.0).eps >= EPS_FLOOR
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
@@ -139,9 +163,10 @@ def test_certify_starts_at_the_first_probe(kind, monkeypatch):
     seen = []
     real = mod.search_radius
 
-    def spy(certified, eps_max, rtol, eps_start, margin_at_zero, slope):
-        seen.append(eps_start)
-        return real(certified, eps_max, rtol, eps_start=eps_start, margin_at_zero=margin_at_zero, slope=slope)
+    def spy(certified, eps_max, rtol, eps_start, margin_at_zero, slope, slope_at_zero):
+        seen.append((eps_start, slope_at_zero))
+        return real(certified, eps_max, rtol, eps_start=eps_start, margin_at_zero=margin_at_zero, slope=slope,
+                    slope_at_zero=slope_at_zero)
 
     monkeypatch.setattr(mod, "search_radius", spy)
     c = pf.certify(w, x, p=2)
@@ -149,5 +174,5 @@ def test_certify_starts_at_the_first_probe(kind, monkeypatch):
     lab = int(np.argmax(z))
     cls = np.array([j for j in range(4) if j != lab])
     want = first_probe(w, x, lab, cls, 2.0, frame_mask(None, 4), ThreatModel(), 10.0)
-    assert seen == [want] and want != EPS_START
+    assert seen == [(want.eps, want.slope)] and want.eps != EPS_START and want.slope > 0
     assert c.eps > 0 and np.all(pf.bound_margins(w, x, c.eps)[0] > 0)

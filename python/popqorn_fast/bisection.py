@@ -50,6 +50,24 @@ def _has_slope(slope: Optional[float]) -> bool:
     return slope is not None and math.isfinite(slope) and slope > 0.0
 
 
+def _cubic_root(m0: float, s0: float, p1: tuple[float, float], p2: tuple[float, float], lo: float,
+                hi: float) -> Optional[float]:
+    """The smallest root in (lo, hi) of the cubic with value m0 and slope −s0 at ε = 0 that
+    passes through p1 and p2; None if it has none there (or the points are degenerate)."""
+    (e1, f1), (e2, f2) = p1, p2
+    r1, r2 = f1 - m0 + s0 * e1, f2 - m0 + s0 * e2  # = a e² + b e³ at e1, e2
+    den = e1 * e1 * e2 * e2 * (e2 - e1)
+    if not (math.isfinite(r1) and math.isfinite(r2)) or den == 0.0 or not math.isfinite(den):
+        return None
+    b = (r2 * e1 * e1 - r1 * e2 * e2) / den
+    a = (r1 - b * e1 ** 3) / (e1 * e1)
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return None
+    roots = [z.real for z in np.roots([b, a, -s0, m0]) if abs(z.imag) <= 1e-12 * max(1.0, abs(z.real))]
+    inside = [z for z in roots if lo < z < hi]
+    return min(inside) if inside else None
+
+
 def _saturated_root(f0: float, hi: float, f_hi: float) -> float:
     """Where to aim below a failed probe whose margin f_hi is below −f0 (f0 = the clean
     margin): there the loss f0 − f(ε) has stopped growing (a squashing activation's bounds
@@ -84,7 +102,8 @@ def _parabola_root(lo: float, f_lo: float, hi: float, p2: tuple[float, float],
 
 def search_radius(certified: Callable[[float], Union[bool, float]], eps_max: float, rtol: float = 1e-3,
                   eps_start: float = EPS_START, max_passes: int = MAX_PASSES,
-                  margin_at_zero: Optional[float] = None, slope: Optional[float] = None) -> SearchResult:
+                  margin_at_zero: Optional[float] = None, slope: Optional[float] = None,
+                  slope_at_zero: Optional[float] = None) -> SearchResult:
     """Largest certified ε in ``(0, eps_max]`` to relative accuracy ``rtol``.
 
     Parameters
@@ -108,6 +127,10 @@ def search_radius(certified: Callable[[float], Union[bool, float]], eps_max: flo
         How fast the margin falls near its root (−dm/dε > 0), known from an earlier search
         of a similar bound: the step after the first probe is then a Newton step from it
         instead of the chord from ε = 0. Only steers the probes.
+    slope_at_zero : float, optional
+        −dm/dε at ε = 0 (with ``margin_at_zero``): the first bracket's estimate is then the
+        root of the cubic through the clean margin, this slope and the two probes. Only
+        steers the probes.
 
     Returns
     -------
@@ -115,7 +138,7 @@ def search_radius(certified: Callable[[float], Union[bool, float]], eps_max: flo
         ``eps`` is a probed ε at which ``certified`` succeeded (or 0.0); ``eps_upper``
         a probed ε at which it failed (None if none did).
     """
-    steps = search_steps(eps_max, rtol, eps_start, max_passes, margin_at_zero, slope)
+    steps = search_steps(eps_max, rtol, eps_start, max_passes, margin_at_zero, slope, slope_at_zero)
     try:
         eps = next(steps)
         while True:
@@ -126,7 +149,8 @@ def search_radius(certified: Callable[[float], Union[bool, float]], eps_max: flo
 
 def search_steps(eps_max: float, rtol: float = 1e-3, eps_start: float = EPS_START,
                  max_passes: int = MAX_PASSES, margin_at_zero: Optional[float] = None,
-                 slope: Optional[float] = None) -> Generator[float, Union[bool, float], SearchResult]:
+                 slope: Optional[float] = None, slope_at_zero: Optional[float] = None
+                 ) -> Generator[float, Union[bool, float], SearchResult]:
     """The search of :func:`search_radius` as a generator, for batched drivers.
 
     Yields each ε to probe and receives (``send``) what ``certified(ε)`` would return;
@@ -142,6 +166,7 @@ def search_steps(eps_max: float, rtol: float = 1e-3, eps_start: float = EPS_STAR
     f_hi = math.nan
     side = rtol / 3.0                        # offset of a probe from the estimated root
     hinted = _has_slope(slope)
+    f_zero = margin_at_zero if margin_at_zero is not None else math.nan  # NaN: no cubic step
 
     def record(e: float, raw: Union[bool, float]) -> bool:
         nonlocal passes, informative, lo, f_lo, hi, f_hi
@@ -235,6 +260,13 @@ def search_steps(eps_max: float, rtol: float = 1e-3, eps_start: float = EPS_STAR
                 wide = hi > 4.0 * lo         # far ends bend the parabola: hedge towards r
                 spread = abs(r - r_q) if wide and r is not None and lo < r < hi else 0.0
                 r, quad = r_q, True
+            # the first bracket (two probes): the cubic through m(0), m'(0) and both probes,
+            # while the failed end is still on the smooth part of the curve (a saturated or
+            # kinked end, far below -m(0), would bend it anywhere)
+            if len(pts) == 2 and _has_slope(slope_at_zero) and f_hi >= -4.0 * f_zero:
+                r_c = _cubic_root(f_zero, slope_at_zero, pts[0], pts[1], lo, hi)
+                if r_c is not None:
+                    r, spread, quad = r_c, 0.0, True
         # two aimed probes did not halve the bracket: bisect once (bounds the probes at
         # about three times plain bisection whatever the values say)
         stalled = len(widths) >= 3 and widths[-1] > 0.5 * widths[-3] and not bisected

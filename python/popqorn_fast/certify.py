@@ -14,7 +14,7 @@ from .backend import (CUDA_PLANE_METHODS, PLANE_METHODS, BoundOverflowError, bou
                       product_threads)
 from .bisection import SearchResult, search_radius, search_steps
 from .certificate import Certificate, input_sha256
-from .first_probe import first_probe
+from .first_probe import SearchStart, first_probe
 from .specification import fold_specification, margin_classes
 from .validation import (check_batch, check_class, check_eps, check_sequence, frame_mask, parse_p)
 from .general import RecurrentClassifier
@@ -47,8 +47,8 @@ class _Problem:
         return bound_pass(self.weights, self.x, eps, self.p, self.mask, self.spec_w, self.spec_b,
                           self.planes, want_states, threat=self.threat, rounding=self.rounding)
 
-    def first_probe(self, eps_max: float) -> float:
-        """The radius search's first ε (first_probe.py)."""
+    def first_probe(self, eps_max: float) -> SearchStart:
+        """The radius search's first ε and the margin's slope at ε = 0 (first_probe.py)."""
         return first_probe(self.weights, self.x, self.label, self.classes, self.p, self.mask, self.threat, eps_max)
 
 
@@ -207,13 +207,13 @@ def _certify_searched(pr: _Problem, eps_max: float, rtol_v: float, t0: float) ->
     if pr.planes == "optimized":  # a cheap "exact" search first aims the costly probes
         start0 = pr.first_probe(eps_max)
         seen: dict[float, np.ndarray] = {}
-        first = _search(replace(pr, planes="exact"), eps_max, rtol_v, seen, eps_start=start0)
+        first = _search(replace(pr, planes="exact"), eps_max, rtol_v, seen, start=start0)
         margins: dict[float, np.ndarray] = {}
         if first.eps >= eps_max:  # certified up to the cap: nothing left to tighten
-            res = _search(pr, eps_max, rtol_v, margins, eps_start=eps_max)
+            res = _search(pr, eps_max, rtol_v, margins, start=replace(start0, eps=eps_max))
         else:
-            start = min(OPTIMIZED_FIRST_STEP * first.eps, eps_max) if first.eps > 0.0 else start0
-            res = _search(pr, eps_max, rtol_v, margins, eps_start=start, slope=_root_slope(first, seen))
+            start = replace(start0, eps=min(OPTIMIZED_FIRST_STEP * first.eps, eps_max)) if first.eps > 0.0 else start0
+            res = _search(pr, eps_max, rtol_v, margins, start=start, slope=_root_slope(first, seen))
         res = replace(res, passes=res.passes + first.passes)
     else:
         margins = {}
@@ -237,12 +237,12 @@ def _root_slope(res: SearchResult, margins: dict[float, np.ndarray]) -> Optional
 
 
 def _search(pr: _Problem, eps_max: float, rtol: float, margins: dict[float, np.ndarray],
-            eps_start: Optional[float] = None, slope: Optional[float] = None) -> SearchResult:
-    """The radius search (bisection.py) with ``pr``'s bound pass, from ``eps_start`` (default
+            start: Optional[SearchStart] = None, slope: Optional[float] = None) -> SearchResult:
+    """The radius search (bisection.py) with ``pr``'s bound pass, from ``start`` (default
     ``pr.first_probe``); fills ``margins`` with the margins' lower bounds at every probed ε.
     ``slope``: see :func:`search_radius`."""
-    if eps_start is None:
-        eps_start = pr.first_probe(eps_max)
+    if start is None:
+        start = pr.first_probe(eps_max)
 
     def certified(eps: float) -> float:  # the smallest margin lower bound: certified iff > 0
         try:
@@ -252,8 +252,8 @@ def _search(pr: _Problem, eps_max: float, rtol: float, margins: dict[float, np.n
         margins[eps] = lower
         return float(np.min(lower))
 
-    return search_radius(certified, eps_max, rtol, eps_start=eps_start, margin_at_zero=pr.clean_margin,
-                         slope=slope)
+    return search_radius(certified, eps_max, rtol, eps_start=start.eps, margin_at_zero=pr.clean_margin,
+                         slope=slope, slope_at_zero=start.slope)
 
 
 def _threat_kw(ball: Any, frame_weights: Any, domain: Any) -> Optional[dict[str, Any]]:
@@ -328,8 +328,9 @@ def _certify_batched(weights: Any, X: np.ndarray, labels: Sequence[Any], kwargs:
             out[i] = _misclassified(pr, t0)
             done += 1
         else:
-            gen = search_steps(eps_max, rtol_v, eps_start=pr.first_probe(eps_max),
-                               margin_at_zero=pr.clean_margin)
+            start = pr.first_probe(eps_max)
+            gen = search_steps(eps_max, rtol_v, eps_start=start.eps, margin_at_zero=pr.clean_margin,
+                               slope_at_zero=start.slope)
             active[i] = [gen, next(gen)]
     if done:
         report(done)

@@ -11,6 +11,7 @@ a probed, certified ε).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
@@ -26,6 +27,40 @@ LINEAR_FRACTION = 0.4  # the first probe as a fraction of ε_lin (fewest passes 
 def _dual(p: float) -> float:
     """q with 1/p + 1/q = 1, for p in {1, 2, inf}."""
     return np.inf if p == 1.0 else (1.0 if p == np.inf else 2.0)
+
+
+@dataclass(frozen=True)
+class SearchStart:
+    """Where a radius search starts, and how fast the smallest margin falls there."""
+    eps: float                # the first probe
+    slope: Optional[float]    # −dm/dε at ε = 0 of the smallest clean margin (None: unknown)
+
+
+def _linearised(weights: Any, x: np.ndarray, label: int, classes: np.ndarray, p: float, mask: np.ndarray,
+                threat: ThreatModel) -> tuple[np.ndarray, np.ndarray]:
+    """The clean margins m_j and their first-order rates ‖∇m_j‖_* over the threat model's set
+    of radius 1 (K,) each (see :func:`linear_radius`)."""
+    K, C = len(classes), weights.num_classes
+    ct = np.zeros((K, C))
+    ct[:, label] = 1.0
+    ct[np.arange(K), classes] = -1.0
+    with np.errstate(all="ignore"):
+        z, g = logits_vjp(weights, np.repeat(x[None], K, axis=0), ct)
+        q = _dual(p)
+        # (K, T): each frame's dual norm times its radius multiplier
+        per_frame = frame_norms(g, q) * frame_multipliers(mask, threat)
+        if threat.ball == "joint":  # one ball over all moving frames: the dual norm of the frames' norms
+            size = frame_norms(per_frame, q)
+        else:  # a ball per frame: the frames' worst cases add up
+            size = per_frame.sum(axis=-1)
+    return z[0, label] - z[0, classes], size
+
+
+def _radius(margins: np.ndarray, size: np.ndarray) -> float:
+    if not np.all(np.isfinite(size)):
+        return float("nan")
+    with np.errstate(all="ignore"):
+        return float(np.min(np.where(size > 0.0, margins / size, np.inf)))
 
 
 def linear_radius(weights: Any, x: np.ndarray, label: int, classes: np.ndarray, p: float, mask: np.ndarray,
@@ -53,34 +88,22 @@ def linear_radius(weights: Any, x: np.ndarray, label: int, classes: np.ndarray, 
         ``min_j m_j / ‖∇m_j‖_*``; ``inf`` where no margin moves to first order, ``nan``
         where the gradient is not finite.
     """
-    K, C = len(classes), weights.num_classes
-    ct = np.zeros((K, C))
-    ct[:, label] = 1.0
-    ct[np.arange(K), classes] = -1.0
-    with np.errstate(all="ignore"):
-        z, g = logits_vjp(weights, np.repeat(x[None], K, axis=0), ct)
-        q = _dual(p)
-        # (K, T): each frame's dual norm times its radius multiplier
-        per_frame = frame_norms(g, q) * frame_multipliers(mask, threat)
-        if threat.ball == "joint":  # one ball over all moving frames: the dual norm of the frames' norms
-            size = frame_norms(per_frame, q)
-        else:  # a ball per frame: the frames' worst cases add up
-            size = per_frame.sum(axis=-1)
-        margins = z[0, label] - z[0, classes]
-        r = margins / size
-    if not np.all(np.isfinite(size)):
-        return float("nan")
-    return float(np.min(np.where(size > 0.0, r, np.inf)))
+    return _radius(*_linearised(weights, x, label, classes, p, mask, threat))
 
 
 def first_probe(weights: Any, x: np.ndarray, label: int, classes: np.ndarray, p: float, mask: np.ndarray,
-                threat: ThreatModel, eps_max: float) -> float:
-    """The search's first ε: ``LINEAR_FRACTION`` × :func:`linear_radius`, within
-    ``[EPS_FLOOR, eps_max]``; ``min(EPS_START, eps_max)`` where that radius is not a positive
-    finite number or the threat model substitutes frames."""
-    lin: Optional[float] = None
-    if threat.substitutions is None:
-        lin = linear_radius(weights, x, label, classes, p, mask, threat)
-    if lin is None or not (np.isfinite(lin) and lin > 0.0):
-        return min(EPS_START, eps_max)
-    return float(min(max(LINEAR_FRACTION * lin, EPS_FLOOR), eps_max))
+                threat: ThreatModel, eps_max: float) -> SearchStart:
+    """The search's first ε, ``LINEAR_FRACTION`` × :func:`linear_radius` within
+    ``[EPS_FLOOR, eps_max]`` (``min(EPS_START, eps_max)`` where that radius is not a positive
+    finite number or the threat model substitutes frames), and the slope at ε = 0 of the
+    smallest margin's bound, ``‖∇m_j‖_*`` of the smallest clean margin m_j (to first order the
+    bound falls as the margin itself: the relaxations become tangents as ε → 0)."""
+    if threat.substitutions is not None:
+        return SearchStart(min(EPS_START, eps_max), None)
+    margins, size = _linearised(weights, x, label, classes, p, mask, threat)
+    lin = _radius(margins, size)
+    s0 = float(size[np.argmin(margins)]) if margins.size else float("nan")
+    slope = s0 if np.isfinite(s0) and s0 > 0.0 else None
+    if not (np.isfinite(lin) and lin > 0.0):
+        return SearchStart(min(EPS_START, eps_max), slope)
+    return SearchStart(float(min(max(LINEAR_FRACTION * lin, EPS_FLOOR), eps_max)), slope)
