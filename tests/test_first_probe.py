@@ -64,6 +64,19 @@ def _margin(w, x, label, j):
     return z[label] - z[j]
 
 
+def _case(kind, p, frames, kw, salt):
+    """A model and input of the parametrised tests: (rng, w, x, mask, threat, clean logits,
+    label, margin classes)."""
+    rng = np.random.default_rng(zlib.crc32(repr((kind, p, frames, kw)).encode()) + salt)
+    w = _model(kind, rng)
+    x = rng.normal(size=(4, 3))
+    mask = frame_mask(frames, 4)
+    tm = check_threat(x, mask, **kw)
+    z, _ = logits_vjp(w, x, np.zeros(w.num_classes))
+    label = int(np.argmax(z))
+    return rng, w, x, mask, tm, z, label, np.array([j for j in range(w.num_classes) if j != label])
+
+
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru", "general"])
 @pytest.mark.parametrize("p, frames, kw", THREATS)
 def test_linear_radius_is_the_margin_over_the_dual_norm(kind, p, frames, kw):
@@ -71,14 +84,7 @@ def test_linear_radius_is_the_margin_over_the_dual_norm(kind, p, frames, kw):
     the threat model's set of radius 1: no point of the set decreases it faster (sampled,
     its norm checked by threat_norms), the steepest direction attains S, and the margin's
     finite difference along that direction matches S."""
-    rng = np.random.default_rng(zlib.crc32(repr((kind, p, frames, kw)).encode()))
-    w = _model(kind, rng)
-    x = rng.normal(size=(4, 3))
-    mask = frame_mask(frames, 4)
-    tm = check_threat(x, mask, **kw)
-    z, _ = logits_vjp(w, x, np.zeros(w.num_classes))
-    label = int(np.argmax(z))
-    classes = np.array([j for j in range(w.num_classes) if j != label])
+    rng, w, x, mask, tm, z, label, classes = _case(kind, p, frames, kw, 0)
     lin = linear_radius(w, x, label, classes, p, mask, tm)
     assert np.isfinite(lin) and lin > 0
     margins = z[label] - z[classes]
@@ -107,14 +113,7 @@ def test_the_bound_falls_at_the_first_probes_slope(kind, p, frames, kw):
     """The slope the search is told is the bound's own at ε = 0: as ε -> 0 the relaxations
     become tangents, so the smallest margin bound falls at ‖∇m‖_* of the smallest clean
     margin (its finite difference at ε = 1e-7 ε_lin, within 1e-3)."""
-    rng = np.random.default_rng(zlib.crc32(repr((kind, p, frames, kw)).encode()) + 1)
-    w = _model(kind, rng)
-    x = rng.normal(size=(4, 3))
-    mask = frame_mask(frames, 4)
-    tm = check_threat(x, mask, **kw)
-    z, _ = logits_vjp(w, x, np.zeros(w.num_classes))
-    label = int(np.argmax(z))
-    classes = np.array([j for j in range(w.num_classes) if j != label])
+    _, w, x, mask, tm, z, label, classes = _case(kind, p, frames, kw, 1)
     start = first_probe(w, x, label, classes, p, mask, tm, 10.0)
     eps = 1e-7 * linear_radius(w, x, label, classes, p, mask, tm)
     lower, _ = pf.bound_margins(w, x, eps, p=p, frames=frames, rounding="nearest", **kw)
