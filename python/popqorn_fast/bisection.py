@@ -161,12 +161,12 @@ def search_steps(eps_max: float, rtol: float = 1e-3, eps_start: float = EPS_STAR
     passes = 0
     informative = True
     pts: list[tuple[float, float]] = []      # every probe (ε, value), in order
-    lo, f_lo = 0.0, (margin_at_zero if margin_at_zero is not None else math.nan)
+    f_zero = margin_at_zero if margin_at_zero is not None else math.nan  # the clean margin (NaN: unknown)
+    lo, f_lo = 0.0, f_zero
     hi: Optional[float] = None
     f_hi = math.nan
     side = rtol / 3.0                        # offset of a probe from the estimated root
     hinted = _has_slope(slope)
-    f_zero = margin_at_zero if margin_at_zero is not None else math.nan  # NaN: no cubic step
 
     def record(e: float, raw: Union[bool, float]) -> bool:
         nonlocal passes, informative, lo, f_lo, hi, f_hi
@@ -184,7 +184,7 @@ def search_steps(eps_max: float, rtol: float = 1e-3, eps_start: float = EPS_STAR
             hi, f_hi = e, v
         return ok
 
-    zero = [(0.0, margin_at_zero)] if margin_at_zero is not None else []
+    zero = [(0.0, f_zero)] if margin_at_zero is not None else []
     record(min(eps_start, eps_max), (yield min(eps_start, eps_max)))
     widths: list[float] = []
     bisected = False
