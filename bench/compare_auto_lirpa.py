@@ -9,7 +9,7 @@ seconds side by side with the ratios.
     python bench/compare_auto_lirpa.py [--models tests/data/*.npz] [--norms 2 inf] \
         [-n 3] [--indices 0 1 2] [--method CROWN [CROWN-Optimized IBP ...]] \
         [--alpha-iterations 20] [--lr-alpha 0.5] [--alpha-search bisect|aimed] \
-        [--planes exact [optimized ...]] \
+        [--planes exact [optimized exact:sound32 ...]] \
         [--bound-opt s_shaped_disable_smoothness_enhancement=true] [--md out.md] \
         [--ball frame|joint] [--threads 1]
 
@@ -21,7 +21,8 @@ unrolled-logits gap line before trusting its numbers.
 
 Several --method values run one after the other on the same input (each with
 its own BoundedModule); several --planes values give one popqorn_fast search
-each. Ratios: every ours-planes eps over every LiRPA eps, and every later
+each (PLANES:ROUNDING picks the rounding too: exact:sound32 is planes="exact",
+rounding="sound32"; the default rounding is "sound"). Ratios: every ours-planes eps over every LiRPA eps, and every later
 LiRPA method over the first one.
 
 alpha-CROWN is auto_LiRPA's `CROWN-Optimized` (alias `alpha-CROWN`):
@@ -177,7 +178,8 @@ def main() -> None:
                     help="eps search of alpha-CROWN: the common bisection from 0.1, or margin-aimed "
                          "from the first method's eps (see the docstring)")
     ap.add_argument("--planes", nargs="+", default=["exact"],
-                    help="popqorn_fast planes, one search each (exact, optimized, 1d, constant)")
+                    help="popqorn_fast planes, one search each (exact, optimized, 1d, constant; "
+                         "PLANES:ROUNDING also sets rounding, e.g. exact:sound32)")
     ap.add_argument("--bound-opt", action="append", default=[],
                     help="auto_LiRPA bound_opts entry KEY=VALUE (repeatable)")
     ap.add_argument("--rtol", type=float, default=1e-3)
@@ -238,9 +240,11 @@ def main() -> None:
             for i in idx:
                 ours = []
                 for pl in args.planes:
+                    planes, _, rounding = pl.partition(":")
                     t0 = time.perf_counter()
                     c = pf.certify(w, X[i], eps_max=10.0, p=norm, label=int(y[i]), rtol=args.rtol,
-                                   planes=pl, ball=args.ball, threads=args.threads)
+                                   planes=planes, ball=args.ball, threads=args.threads,
+                                   rounding=rounding or "sound")
                     ours.append((c.eps, time.perf_counter() - t0, c.bound_passes))
                 theirs = []
                 for m, lirpa in zip(args.method, lirpas):

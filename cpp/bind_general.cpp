@@ -186,9 +186,11 @@ void bind_general(py::module_& m) {
       .def(py::init([](const std::string& planes, bool shared_z, bool want_states, int opt_iters, double opt_lr,
                        int opt_br, int opt_inter, int opt_inter_iters, const std::string& rounding) {
              pq::PassOptions o;
-             if (rounding != "sound" && rounding != "nearest")
-               throw pq::InvalidArgument("rounding must be \"sound\" or \"nearest\", got \"" + rounding + "\"");
-             o.sound = rounding == "sound";
+             if (rounding != "sound" && rounding != "sound32" && rounding != "nearest")
+               throw pq::InvalidArgument("rounding must be \"sound\", \"sound32\" or \"nearest\", got \"" +
+                                         rounding + "\"");
+             o.sound = rounding != "nearest";
+             o.f32_products = rounding == "sound32";
              if (planes == "exact") o.planes = pq::PlaneMethod::Exact;
              else if (planes == "1d") o.planes = pq::PlaneMethod::OneD;
              else if (planes == "constant") o.planes = pq::PlaneMethod::Constant;
@@ -217,10 +219,13 @@ void bind_general(py::module_& m) {
            "planes: \"exact\", \"1d\", \"constant\" or \"optimized\" (RECURRENCES.md §3b: opt_iters "
            "iterations per margin row, the first opt_br best responses, then Adam steps of size opt_lr; "
            "intermediate bounds of the last opt_inter steps of each chain refined with opt_inter_iters). "
-           "rounding: \"sound\" (floating-point error charged to every bound, ROUNDING.md) or \"nearest\".")
+           "rounding: \"sound\" (floating-point error charged to every bound, ROUNDING.md), \"sound32\" "
+           "(the same, the recurrent steps' products in float32, ROUNDING.md §7) or \"nearest\".")
       .def_readonly("shared_z", &pq::PassOptions::shared_z)
       .def_readonly("want_states", &pq::PassOptions::want_states)
-      .def_property_readonly("rounding", [](const pq::PassOptions& o) { return o.sound ? "sound" : "nearest"; })
+      .def_property_readonly("rounding", [](const pq::PassOptions& o) {
+        return o.f32_products ? "sound32" : o.sound ? "sound" : "nearest";
+      })
       .def_property_readonly("optimized", &pq::PassOptions::optimized);
   py::class_<PyThreat>(m, "ThreatModel",
                        "The input set of a bound pass beyond the per-frame ball (cpp/threat_model.hpp): "

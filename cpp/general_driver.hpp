@@ -93,7 +93,7 @@ class GeneralPass final : public Bounder<T> {
     const bool direct = net.frame.empty();
     for (std::ptrdiff_t l = 0; l < L_; ++l) {
       const auto& layer = net.layers[l];
-      const CellRounding<T> cr{rd_, opt.sound ? &inmag_[l] : nullptr};
+      const CellRounding<T> cr{rd_, opt.sound ? &inmag_[l] : nullptr, opt.sound && opt.f32_products};
       chains_.emplace_back();
       for (const auto& w : layer.dirs) {
         const MatView<const T>* x = (l == 0 && direct) ? &ball_.x : nullptr;

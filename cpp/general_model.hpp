@@ -62,6 +62,7 @@ struct PassOptions {
   bool shared_z = false;     // GRU: the shared-z relaxation of the hidden update (RECURRENCES.md §4)
   bool want_states = false;  // also return every intermediate interval
   bool sound = false;        // rounding="sound": floating-point error charged (rounding.hpp, ROUNDING.md)
+  bool f32_products = false; // rounding="sound32": sound, the affine steps' products in float32 (products_f32.hpp)
   // planes="optimized" (RECURRENCES.md §3b, general_optimize.hpp): opt.iters > 0 refines every
   // bound by its rows' own relaxations (GRU layers then use shared z)
   OptSettings opt;
@@ -97,11 +98,13 @@ struct Bounder {
 };
 
 // rounding="sound" (rounding.hpp): the pass's Γ and, per step, a bound on the magnitude of
-// the cell's input (Tn x input, filled by the driver before the cell relaxes; null: off).
+// the cell's input (Tn x input, filled by the driver before the cell relaxes; null: off);
+// rounding="sound32": f32, the affine steps' products in float32 (products_f32.hpp).
 template <class T>
 struct CellRounding {
   Rounding<T> rd;
   const Mat<T>* in_mag = nullptr;
+  bool f32 = false;
 };
 
 // The verbs of one direction of one recurrent layer over all T steps (a "chain").

@@ -83,18 +83,19 @@ def test_threads_inside_one_input_match_one_thread(kind, planes):
         assert _key(got) == _key(one)
 
 
+@pytest.mark.parametrize("rounding", ["sound", "sound32"])
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh"])
-def test_threads_inside_one_input_row_blocks_match_one_thread(kind):
+def test_threads_inside_one_input_row_blocks_match_one_thread(kind, rounding):
     """At h = 96 the passes that are not products also run in blocks on the pass's threads
     (row_pool.hpp for_blocks: the sign-rule passes over 768 rows, the charges and row dots,
     the planes of 96 boxes): the same bounds, bit for bit, with the rows and boxes split
-    between 2 and 3 threads."""
+    between 2 and 3 threads; with the products in float32 (rounding="sound32") too."""
     rng = np.random.default_rng(7)
     w = random_weights(rng, kind, 6, 96, 5, scale=1.0, random_state=True)
     x = rng.normal(size=(3, 6))
-    one = pf.certify(w, x, eps_max=2.0, p=2)
+    one = pf.certify(w, x, eps_max=2.0, p=2, rounding=rounding)
     for k in (2, 3):
-        assert _key(pf.certify(w, x, eps_max=2.0, p=2, threads=k)) == _key(one)
+        assert _key(pf.certify(w, x, eps_max=2.0, p=2, threads=k, rounding=rounding)) == _key(one)
 
 
 def test_product_threads_are_per_calling_thread_and_restored():

@@ -14,6 +14,7 @@
 // z~ = L^z(y^z) (side by the merged coefficient μ), h' = P^u(u, 1 − z~) + P^z(h, z~).
 #pragma once
 #include <algorithm>
+#include <optional>
 #include <utility>
 #include <vector>
 #include "../gru_shared_z.hpp"
@@ -34,6 +35,9 @@ class GruCell final : public Cell<T> {
         sh_(opt.optimized() ? Tn : 0, s_), g_(3 * s_), u_(s_), cr_(cr), aw_(cr.rd.on() ? Tn : 0, 4 * s_),
         cw_(cr.rd.on() ? s_ : 0), mh_(cr.rd.on() ? s_ : 0), prev_(static_cast<std::size_t>(Tn), -1) {
     const std::ptrdiff_t s = s_, n = w.w_ih.cols;
+    if (cr.f32)  // G4 = [Λ_yr Λ_yz Λ_v Λ_u]: W_hh under the first three blocks, W_ih[r,z] and W_in
+      f32_.emplace(Tn, Rmax, 4 * s, std::vector<ProductPiece<T>>{{0, w.w_hh}},
+                   std::vector<ProductPiece<T>>{{0, block(w.w_ih, 0, 2 * s, 0, n)}, {3 * s, block(w.w_ih, 2 * s, s, 0, n)}});
     // |h_t| <= max(1, |h0|): h_t is a convex combination of tanh(u_t) and h_{t−1}
     hmag_ = T(1);
     if (w.h0)
@@ -189,8 +193,9 @@ class GruCell final : public Cell<T> {
   void through_inputs(std::ptrdiff_t t, std::ptrdiff_t R, bool acc_h, InSink<T> in, RowConsts<T> k) {
     const std::ptrdiff_t s = s_, n = w_.w_ih.cols;
     const MatView<const T> G = cview(top_rows(G4_, R));
-    if (k.err) charge_rows(G, aw_.row(t), k.err);
     add_rowdots(G, xb4_.row(t), k.d);
+    if (f32_ && f32_->carry(t, G, top_rows(Lh2_, R), acc_h, in, k.err)) return std::swap(Lh_, Lh2_);
+    if (k.err) charge_rows(G, aw_.row(t), k.err);
     if (in.on()) {
       gemm(block(G, 0, R, 0, 2 * s), block(w_.w_ih, 0, 2 * s, 0, n), in.dst, in.acc);
       gemm(block(G, 0, R, 3 * s, s), block(w_.w_ih, 2 * s, s, 0, n), in.dst, true);
@@ -232,6 +237,7 @@ class GruCell final : public Cell<T> {
       w[3 * s + i] += G * std::fabs(w_.b_ih[2 * s + i]);
     }
     for (std::ptrdiff_t i = 0; i < 4 * s; ++i) w[i] += G * std::fabs(xb[i]);
+    if (f32_) f32_->relax(t, w, mh_.data(), in);
   }
 
   // rounding="sound": Λ on h_t through P^u and P^z (or, shared z, P^u, P^z and the lines L^z of
@@ -288,6 +294,7 @@ class GruCell final : public Cell<T> {
   Mat<T> aw_;                 // the affine step's charge weights per step,
   std::vector<T> cw_, mh_;    // scratch: the relaxations' weights, |h_prev|
   std::vector<std::ptrdiff_t> prev_;  // the step before t in the chain's order (−1: none)
+  std::optional<AffineF32<T>> f32_;   // rounding="sound32": the products in float32
   T hmag_ = T(1);             // max(1, |h0|): bounds every |h_t|
   std::ptrdiff_t pre_r0_ = 0;  // the first row of an objective on the gates (its setup)
 };

@@ -9,6 +9,7 @@
 // y = W_ih a + W_hh h + b, c' = P^f(c, y^f) + P^ig(y^g, y^i), h' = P^o(c', y^o).
 #pragma once
 #include <algorithm>
+#include <optional>
 #include <utility>
 #include <vector>
 #include "cell_rnn.hpp"
@@ -26,7 +27,7 @@ class LstmCell final : public Cell<T> {
         Lc2_(Rmax, s_), G_(Rmax, 4 * s_), zero_(s_, T(0)), b_(bias_sum(w.b_ih, w.b_hh, 4 * s_)),
         sh_(opt.optimized() ? Tn : 0, s_), sc_(opt.optimized() ? Tn : 0, s_), y_(4 * s_), cr_(cr),
         aw_(cr.rd.on() ? Tn : 0, 4 * s_), cw_(cr.rd.on() ? s_ : 0), mh_(cr.rd.on() ? s_ : 0),
-        prev_(static_cast<std::size_t>(Tn), -1) {}
+        prev_(static_cast<std::size_t>(Tn), -1), f32_(affine_f32(cr, w, Tn, Rmax)) {}
 
   void relax(Bounder<T>& bd, std::ptrdiff_t t, std::ptrdiff_t prev, bool) override {
     const std::ptrdiff_t s = s_;
@@ -37,6 +38,7 @@ class LstmCell final : public Cell<T> {
       prev_magnitude<T>(*this, prev, w_.h0, s, mh_.data());
       affine_charge(w_.w_ih, w_.w_hh, w_.b_ih, w_.b_hh, xb_.row(t), cr_.in_mag->row(t), mh_.data(), cr_.rd.G,
                     aw_.row(t));
+      if (f32_) f32_->relax(t, aw_.row(t), mh_.data(), cr_.in_mag->row(t));
     }
     bd.bound(4 * s, Entry::Pre, t, [&](std::ptrdiff_t r0, std::ptrdiff_t) { pre_r0_ = r0; }, yl, yu);
     const T* c_init = w_.c0 ? w_.c0 : zero_.data();
@@ -78,8 +80,9 @@ class LstmCell final : public Cell<T> {
     pass_plane_pair(cview(top_rows(Lc_, R)), Pf_.at(t), Pig_.at(t), top_rows(Lc2_, R), g_f, g_g, g_i, k.d);
     std::swap(Lc_, Lc2_);
     const MatView<const T> G = cview(Gv);
-    if (k.err) charge_rows(G, aw_.row(t), k.err);
     add_rowdots(G, xb_.row(t), k.d);
+    if (f32_ && f32_->carry(t, G, top_rows(Lh_, R), false, in, k.err)) return;
+    if (k.err) charge_rows(G, aw_.row(t), k.err);
     if (in.on()) gemm(G, w_.w_ih, in.dst, in.acc);
     gemm(G, w_.w_hh, top_rows(Lh_, R), false);
   }
@@ -188,6 +191,7 @@ class LstmCell final : public Cell<T> {
   Mat<T> aw_;                 // the affine step's charge weights per step,
   std::vector<T> cw_, mh_;    // scratch: the planes' weights, |h_prev|
   std::vector<std::ptrdiff_t> prev_;  // the step before t in the chain's order (−1: none)
+  std::optional<AffineF32<T>> f32_;   // rounding="sound32": the products in float32
   std::ptrdiff_t pre_r0_ = 0;         // the first row of an objective on y_t (its setup)
 };
 

@@ -5,11 +5,13 @@
 // the sweep is z = W_ih a + W_hh h + b, h' = the line its recorded coefficient selected.
 #pragma once
 #include <algorithm>
+#include <optional>
 #include <vector>
 #include "../general_model.hpp"
 #include "../linear_form.hpp"
 #include "../matmul.hpp"
 #include "../opt_relaxations.hpp"
+#include "../products_f32.hpp"
 #include "../sign_rule.hpp"
 
 namespace pq {
@@ -58,6 +60,15 @@ void affine_charge(MatView<const T> w_ih, MatView<const T> w_hh, const T* b_ih, 
     w[i] += G * (std::fabs(b_ih[i]) + std::fabs(b_hh[i]) + std::fabs(xb[i]));
 }
 
+// rounding="sound32" (products_f32.hpp): the affine step's products with W_hh and W_ih in
+// float32, for a cell whose stacked gate coefficients G multiply both whole (RNN, LSTM).
+template <class T>
+std::optional<AffineF32<T>> affine_f32(const CellRounding<T>& cr, const DirectionWeights<T>& w, std::ptrdiff_t Tn,
+                                       std::ptrdiff_t Rmax) {
+  if (!cr.f32) return std::nullopt;
+  return AffineF32<T>(Tn, Rmax, w.w_hh.rows, {{0, w.w_hh}}, {{0, w.w_ih}});
+}
+
 // The bounds of the m stacked pre-activations y = W_in a + W_h h_prev + xb of a step: rows
 // [r0, r0 + R) of the objective [I; −I] carried through that affine step without products.
 // Row i is ±e_j, so its Λ on h_prev is ±W_h[j, :], its coefficients on the input ±W_in[j, :]
@@ -101,13 +112,15 @@ class RnnCell final : public Cell<T> {
       : w_(w), act_(act), s_(w.w_hh.cols), xb_(step_constants(w.w_ih, w.b_ih, w.b_hh, Tn, x)),
         zl_(Tn, s_), zu_(Tn, s_), lines_(Tn, s_, optimized), Lh_(Rmax, s_), G_(Rmax, s_),
         b_(bias_sum(w.b_ih, w.b_hh, s_)), sh_(optimized ? Tn : 0, s_), z_(s_), zero_(s_, T(0)), cr_(cr),
-        aw_(cr.rd.on() ? Tn : 0, s_), cw_(cr.rd.on() ? s_ : 0), mh_(cr.rd.on() ? s_ : 0) {}
+        aw_(cr.rd.on() ? Tn : 0, s_), cw_(cr.rd.on() ? s_ : 0), mh_(cr.rd.on() ? s_ : 0),
+        f32_(affine_f32(cr, w, Tn, Rmax)) {}
 
   void relax(Bounder<T>& bd, std::ptrdiff_t t, std::ptrdiff_t prev, bool) override {
     if (cr_.rd.on()) {  // rounding="sound": the affine step's charge weights (rounding.hpp)
       prev_magnitude<T>(*this, prev, w_.h0, s_, mh_.data());
       affine_charge(w_.w_ih, w_.w_hh, w_.b_ih, w_.b_hh, xb_.row(t), cr_.in_mag->row(t), mh_.data(), cr_.rd.G,
                     aw_.row(t));
+      if (f32_) f32_->relax(t, aw_.row(t), mh_.data(), cr_.in_mag->row(t));
     }
     bd.bound(s_, Entry::Pre, t, [&](std::ptrdiff_t r0, std::ptrdiff_t) { pre_r0_ = r0; },  // carry_identity_rows
              zl_.row(t), zu_.row(t));
@@ -127,8 +140,9 @@ class RnnCell final : public Cell<T> {
       pass_lines(cview(top_rows(Lh_, R)), lines_.at(t), top_rows(G_, R), k.d);
     }
     const MatView<const T> G = cview(top_rows(G_, R));
-    if (k.err) charge_rows(G, aw_.row(t), k.err);
     add_rowdots(G, xb_.row(t), k.d);
+    if (f32_ && f32_->carry(t, G, top_rows(Lh_, R), false, in, k.err)) return;
+    if (k.err) charge_rows(G, aw_.row(t), k.err);
     if (in.on()) gemm(G, w_.w_ih, in.dst, in.acc);
     gemm(G, w_.w_hh, top_rows(Lh_, R), false);
   }
@@ -187,6 +201,7 @@ class RnnCell final : public Cell<T> {
   CellRounding<T> cr_;              // rounding="sound": Γ and the input's magnitudes,
   Mat<T> aw_;                       // the affine step's charge weights per step,
   std::vector<T> cw_, mh_;          // scratch: a relaxation's weights, |h_prev|
+  std::optional<AffineF32<T>> f32_;  // rounding="sound32": the products in float32
   std::ptrdiff_t pre_r0_ = 0;       // the first row of an objective on z_t (its setup)
 };
 

@@ -15,7 +15,7 @@ class PassOptions:
     """
     def __init__(self, planes: str = 'exact', shared_z: bool = False, want_states: bool = False, opt_iters: typing.SupportsInt | typing.SupportsIndex = 6, opt_lr: typing.SupportsFloat | typing.SupportsIndex = 0.01, opt_br: typing.SupportsInt | typing.SupportsIndex = 6, opt_inter: typing.SupportsInt | typing.SupportsIndex = 1048576, opt_inter_iters: typing.SupportsInt | typing.SupportsIndex = 1, rounding: str = 'sound') -> None:
         """
-        planes: "exact", "1d", "constant" or "optimized" (RECURRENCES.md §3b: opt_iters iterations per margin row, the first opt_br best responses, then Adam steps of size opt_lr; intermediate bounds of the last opt_inter steps of each chain refined with opt_inter_iters). rounding: "sound" (floating-point error charged to every bound, ROUNDING.md) or "nearest".
+        planes: "exact", "1d", "constant" or "optimized" (RECURRENCES.md §3b: opt_iters iterations per margin row, the first opt_br best responses, then Adam steps of size opt_lr; intermediate bounds of the last opt_inter steps of each chain refined with opt_inter_iters). rounding: "sound" (floating-point error charged to every bound, ROUNDING.md), "sound32" (the same, the recurrent steps' products in float32, ROUNDING.md §7) or "nearest".
         """
     @property
     def optimized(self) -> bool:

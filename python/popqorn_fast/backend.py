@@ -20,15 +20,16 @@ PLANE_METHODS = ("exact", "optimized", "1d", "constant")
 CUDA_PLANE_METHODS = ("exact", "1d", "constant")
 DEVICES = ("cpu", "cuda")
 # "sound": the pass's floating-point error is part of the guarantee (docs/ROUNDING.md);
+# "sound32": the same guarantee, the recurrent steps' products in float32 (ROUNDING.md §7);
 # "nearest": plain round-to-nearest arithmetic, what the CUDA backend computes
-ROUNDING_MODES = ("sound", "nearest")
+ROUNDING_MODES = ("sound", "sound32", "nearest")
 
 
 def check_rounding(rounding: Any, device: str = "cpu") -> str:
-    """``rounding`` must be "sound" or "nearest"; the CUDA backend computes "nearest" only."""
+    """``rounding`` must be "sound", "sound32" or "nearest"; the CUDA backend computes "nearest" only."""
     if not isinstance(rounding, str) or rounding not in ROUNDING_MODES:
-        raise ValueError(f"rounding must be 'sound' or 'nearest', got {rounding!r}")
-    if device == "cuda" and rounding == "sound":
+        raise ValueError(f"rounding must be one of {list(ROUNDING_MODES)}, got {rounding!r}")
+    if device == "cuda" and rounding != "nearest":
         raise ValueError("device='cuda' computes with plain round-to-nearest arithmetic, which is not "
                          "floating-point sound (docs/ROUNDING.md): pass rounding='nearest' to use the GPU, "
                          "or device='cpu' for sound certificates")
