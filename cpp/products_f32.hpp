@@ -35,6 +35,7 @@
 #include "general_model.hpp"
 #include "matmul.hpp"
 #include "rounding.hpp"
+#include "row_pool.hpp"
 
 namespace pq {
 
@@ -84,15 +85,31 @@ PQ_TARGET_AVX2 void widen_rows_avx2(MatView<const float> S, MatView<T> C, bool a
 #endif
 
 template <class T>
-T cast_rows(MatView<const T> G, MatView<float> A) {
+T cast_rows_one(MatView<const T> G, MatView<float> A) {
 #if PQ_X86_DISPATCH && !defined(__AVX2__)
   if (cpu_has_avx2_fma()) return cast_rows_avx2(G, A);
 #endif
   return cast_rows_body(G, A);
 }
 
+// Both in row blocks on the pass's threads (row_pool.hpp; the max is exact, so the same
+// whatever the blocks).
 template <class T>
-void widen_rows(MatView<const float> S, MatView<T> C, bool add) {
+T cast_rows(MatView<const T> G, MatView<float> A) {
+  std::vector<T> m(static_cast<std::size_t>(G.rows), T(0));
+  std::vector<char> seen(static_cast<std::size_t>(G.rows), char(0));
+  for_blocks(G.rows, 0.25 * static_cast<double>(G.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
+    m[static_cast<std::size_t>(r0)] = cast_rows_one(rows_of(G, r0, r1), rows_of(A, r0, r1));
+    seen[static_cast<std::size_t>(r0)] = 1;
+  });
+  T mx = T(0);
+  for (std::size_t i = 0; i < m.size(); ++i)
+    if (seen[i]) mx = (m[i] > mx || std::isnan(m[i])) ? m[i] : mx;
+  return mx;
+}
+
+template <class T>
+void widen_rows_one(MatView<const float> S, MatView<T> C, bool add) {
 #if PQ_X86_DISPATCH && !defined(__AVX2__)
   if (cpu_has_avx2_fma()) return widen_rows_avx2(S, C, add);
 #endif
@@ -137,15 +154,28 @@ class ProductsF32 {
     return true;
   }
 
-  // C (+)= G[:, j0 : j0 + W.rows] W, with the G of the last successful load: one float32
-  // product per block of at most kBlockK columns, the blocks added in float64.
+  // C (+)= G[:, j0 : j0 + W.rows] W, with the G of the last successful load: per block of
+  // rows (matmul.hpp's row_block_rows, on the pass's threads), one float32 product per
+  // block of at most kBlockK columns, added in float64. Every row block sees the same
+  // shapes whatever the thread count, hence the same bits.
   void gemm_into(std::ptrdiff_t j0, MatView<const float> W, MatView<T> C, bool acc) {
-    const MatView<float> c{c_.v.data(), R_, W.cols, c_.cols};
-    for (std::ptrdiff_t k0 = 0; k0 < W.rows; k0 += kBlockK) {
-      const std::ptrdiff_t kb = std::min(kBlockK, W.rows - k0);
-      gemm(cview(block(a_.view(), 0, R_, j0 + k0, kb)), block(W, k0, kb, 0, W.cols), c, false);
-      detail::widen_rows(cview(c), C, acc || k0 > 0);
-    }
+    const std::ptrdiff_t rb = detail::row_block_rows(R_), nb = (R_ + rb - 1) / rb;
+    auto one = [&](std::ptrdiff_t b) {
+      const std::ptrdiff_t r0 = b * rb, nr = std::min(rb, R_ - r0);
+      const MatView<float> c{c_.row(r0), nr, W.cols, c_.cols};
+      const MatView<T> Cb = block(C, r0, nr, 0, W.cols);
+      for (std::ptrdiff_t k0 = 0; k0 < W.rows; k0 += kBlockK) {
+        const std::ptrdiff_t kb = std::min(kBlockK, W.rows - k0);
+        gemm(cview(block(a_.view(), r0, nr, j0 + k0, kb)), block(W, k0, kb, 0, W.cols), c, false);
+        detail::widen_rows_one(cview(c), Cb, acc || k0 > 0);
+      }
+    };
+    RowPool* pool = product_pool();
+    if (pool != nullptr && !pool->active() && nb > 1 &&
+        2.0 * static_cast<double>(R_) * static_cast<double>(W.rows) * static_cast<double>(W.cols) >=
+            detail::kParallelFlops)
+      return pool->run(nb, one);
+    for (std::ptrdiff_t b = 0; b < nb; ++b) one(b);
   }
 
   // The charge of products with W (rows j0.. of G's columns) on a variable bounded by m:

@@ -143,6 +143,7 @@ class Certificate:
         ``popqorn_fast`` version that computed the certificate.
     rounding : str
         ``"sound"``: the bounds hold whatever the floating-point rounding (docs/ROUNDING.md);
+        ``"sound32"``: the same, the recurrent products computed in float32 (ROUNDING.md §7);
         ``"nearest"``: plain round-to-nearest arithmetic (also what a record without this
         field was computed with).
     """

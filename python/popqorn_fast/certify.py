@@ -130,11 +130,13 @@ def bound_margins(weights: Any, x: Any, eps: float, p: Any = 2, target: Any = No
     domain : (lo, hi), optional
         Scalars or arrays broadcastable to x's shape: the perturbed inputs also lie in this
         box (x must lie in it).
-    rounding : {"sound", "nearest"}
+    rounding : {"sound", "sound32", "nearest"}
         ``"sound"`` (default): the bounds hold in real arithmetic whatever the rounding of the
         pass (every product's and sum's floating-point error charged to the bound,
-        docs/ROUNDING.md; ~1.1x the cost). ``"nearest"``: plain round-to-nearest arithmetic,
-        as most verifiers compute (and the CUDA backend).
+        docs/ROUNDING.md; ~1.1x the cost). ``"sound32"``: the same guarantee, the recurrent
+        steps' large products in float32 with their error charged (faster at h >= 64, a
+        little radius lost; ROUNDING.md §7). ``"nearest"``: plain round-to-nearest
+        arithmetic, as most verifiers compute (and the CUDA backend).
 
     Returns
     -------
@@ -448,7 +450,7 @@ def certify_many(weights: Any, X: Any, labels: Any = None, eps_max: float = 10.0
         chunk is resubmitted as single inputs, so only the failing input is given up.
     ball, frame_weights, domain
         The threat model (:func:`certify`), the same for every input; CPU only.
-    rounding : {"sound", "nearest"}
+    rounding : {"sound", "sound32", "nearest"}
         As in :func:`bound_margins`; ``device="cuda"`` needs ``"nearest"``.
 
     Returns

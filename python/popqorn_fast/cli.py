@@ -454,7 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="relaxation of the LSTM/GRU products (default exact)")
         sp.add_argument("--rounding", default="sound", choices=list(ROUNDING_MODES),
                         help="sound: bounds that hold whatever the floating-point rounding (default; "
-                             "docs/ROUNDING.md); nearest: plain round-to-nearest arithmetic")
+                             "docs/ROUNDING.md); sound32: the same guarantee, the recurrent products in "
+                             "float32 (faster at h >= 64, a little radius lost, ROUNDING.md §7); nearest: "
+                             "plain round-to-nearest arithmetic")
         sp.add_argument("--count", type=int, help="use only the first COUNT inputs (default: 5 of the bundled "
                                                   "inputs without MODEL, else all)")
         sp.add_argument("--ignore-labels", action="store_true", help="certify predictions even if labels are stored")
