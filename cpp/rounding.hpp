@@ -76,6 +76,15 @@ void add_rowdots_charged(MatView<const T> L, const T* v, const Rounding<T>& rd, 
   add_rowdots(L, v, k.d);
 }
 
+// A bound on |v| for v = a product of library evaluations (tanh, σ) of settled values: m
+// widened by 16 eps relative (their few ulps each and the product's rounding, as for
+// widen_outwards), never above cap (the function's own range).
+template <class T>
+T libm_magnitude(T m, T cap) {
+  const T v = m * (T(1) + T(16) * std::numeric_limits<T>::epsilon()) + std::numeric_limits<T>::min();
+  return v < cap ? v : cap;
+}
+
 // Intervals computed from settled ones by a few libm calls and products (a cell's reported
 // hidden-state bounds, e.g. the corners of σ(y^o) tanh(c)) widened outwards by 8 eps
 // relative: what those evaluations can be off by (ROUNDING.md §1).

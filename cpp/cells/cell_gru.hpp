@@ -33,7 +33,8 @@ class GruCell final : public Cell<T> {
         Lz_(shared_z_ ? Tn : 0, s_, opt.optimized()), zw_(shared_z_ ? Tn : 0, 4 * s_), Lh_(Rmax, s_),
         Lh2_(Rmax, s_), G4_(Rmax, 4 * s_), wl_(s_), wu_(s_), zero_(s_, T(0)),
         sh_(opt.optimized() ? Tn : 0, s_), g_(3 * s_), u_(s_), cr_(cr), aw_(cr.rd.on() ? Tn : 0, 4 * s_),
-        cw_(cr.rd.on() ? s_ : 0), mh_(cr.rd.on() ? s_ : 0), prev_(static_cast<std::size_t>(Tn), -1) {
+        cw_(cr.rd.on() ? s_ : 0), mh_(cr.rd.on() ? s_ : 0), prev_(static_cast<std::size_t>(Tn), -1),
+        hb_(static_cast<std::size_t>(Tn), char(0)) {
     const std::ptrdiff_t s = s_, n = w.w_ih.cols;
     if (cr.f32)  // G4 = [Λ_yr Λ_yz Λ_v Λ_u]: W_hh under the first three blocks, W_ih[r,z] and W_in
       f32_.emplace(Tn, Rmax, 4 * s, std::vector<ProductPiece<T>>{{0, w.w_hh}},
@@ -91,7 +92,8 @@ class GruCell final : public Cell<T> {
       Pz_.compute(t, Surface::XSigmoid, planes_, hpl, hpu, gl + s, gu + s, s);
     }
     // 5. h_t: read by the next step's P^z (the chain's last only for the states)
-    if (!last || bd.want_states())
+    hb_[t] = !last || bd.want_states();
+    if (hb_[t])
       bd.bound(s, Entry::Hidden, t, [&](std::ptrdiff_t r0, std::ptrdiff_t R) {
         set_signed_identity_rows(top_rows(Lh_, R), r0, R, s, 0);
       }, hl_.row(t), hu_.row(t));
@@ -123,7 +125,11 @@ class GruCell final : public Cell<T> {
     if (w_.h0) add_rowdots_charged(cview(top_rows(Lh_, R)), w_.h0, cr_.rd, k);
   }
 
-  void out_magnitude(std::ptrdiff_t, T* m) const override { std::fill(m, m + s_, hmag_); }
+  // the settled bounds of h_t where the step computed them, else max(1, |h0|)
+  void out_magnitude(std::ptrdiff_t t, T* m) const override {
+    for (std::ptrdiff_t i = 0; i < s_; ++i)
+      m[i] = hb_[t] ? std::min(hmag_, std::max(std::fabs(hl_(t, i)), std::fabs(hu_(t, i)))) : hmag_;
+  }
 
   void states(std::vector<StateBounds<T>>& out, const std::string& prefix) override {
     out.push_back({prefix + "gates", gl_, gu_});
@@ -294,6 +300,7 @@ class GruCell final : public Cell<T> {
   Mat<T> aw_;                 // the affine step's charge weights per step,
   std::vector<T> cw_, mh_;    // scratch: the relaxations' weights, |h_prev|
   std::vector<std::ptrdiff_t> prev_;  // the step before t in the chain's order (−1: none)
+  std::vector<char> hb_;              // step t computed its hidden bounds (hl_, hu_)
   std::optional<AffineF32<T>> f32_;   // rounding="sound32": the products in float32
   T hmag_ = T(1);             // max(1, |h0|): bounds every |h_t|
   std::ptrdiff_t pre_r0_ = 0;  // the first row of an objective on the gates (its setup)

@@ -97,8 +97,15 @@ class LstmCell final : public Cell<T> {
     if (w_.c0) add_rowdots_charged(cview(top_rows(Lc_, R)), w_.c0, cr_.rd, k);
   }
 
-  // |σ(y^o) tanh(c)| < 1
-  void out_magnitude(std::ptrdiff_t, T* m) const override { std::fill(m, m + s_, T(1)); }
+  // |σ(y^o) tanh(c)| <= σ(y^o_u) max(|tanh c_l|, |tanh c_u|) < 1
+  void out_magnitude(std::ptrdiff_t t, T* m) const override {
+    const std::ptrdiff_t s = s_;
+    for (std::ptrdiff_t i = 0; i < s; ++i) {
+      const T a = std::max(std::fabs(activation_value<T>(Activation::Tanh, cl_(t, i))),
+                           std::fabs(activation_value<T>(Activation::Tanh, cu_(t, i))));
+      m[i] = libm_magnitude(a * activation_value<T>(Activation::Sigmoid, yu_(t, 3 * s + i)), T(1));
+    }
+  }
 
   void states(std::vector<StateBounds<T>>& out, const std::string& prefix) override {
     const std::ptrdiff_t Tn = cl_.rows, s = s_;

@@ -155,8 +155,17 @@ class RnnCell final : public Cell<T> {
     if (w_.h0) add_rowdots_charged(cview(top_rows(Lh_, R)), w_.h0, cr_.rd, k);
   }
 
+  // ReLU: max(0, z_u); tanh: max(|tanh z_l|, |tanh z_u|) (monotone), below 1
   void out_magnitude(std::ptrdiff_t t, T* m) const override {
-    for (std::ptrdiff_t i = 0; i < s_; ++i) m[i] = act_ == Activation::Relu ? std::max(T(0), zu_(t, i)) : T(1);
+    for (std::ptrdiff_t i = 0; i < s_; ++i) {
+      if (act_ == Activation::Relu) {
+        m[i] = std::max(T(0), zu_(t, i));
+        continue;
+      }
+      const T a = std::max(std::fabs(activation_value<T>(act_, zl_(t, i))),
+                           std::fabs(activation_value<T>(act_, zu_(t, i))));
+      m[i] = libm_magnitude(a, T(1));
+    }
   }
 
   void states(std::vector<StateBounds<T>>& out, const std::string& prefix) override {
