@@ -20,7 +20,8 @@
 //
 // Overflow: G is cast only when max|G| <= 2^60 and max|G| K max|W| <= 2^100, so no
 // float32 value overflows; otherwise (or for NaN) the product runs in float64 (`load`
-// returns false), which the larger float32 charge covers as well.
+// returns false), which the larger float32 charge covers as well. A cell whose nonzero
+// weights leave [2^-100, 2^60] keeps float64 products throughout.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -139,6 +140,9 @@ class ProductsF32 {
   ProductsF32(std::ptrdiff_t Rmax, std::ptrdiff_t K, std::ptrdiff_t Nmax, T wmax)
       : K_(K), wmax_(wmax), a_(Rmax, K), c_(Rmax, Nmax) {}
 
+  // whether products may run in float32 at all (the weights' range, AffineF32::fit)
+  bool usable() const { return wmax_ <= T(0x1p60); }
+
   // γ_{b+2} in float32's unit roundoff, b the widest block
   T gamma() const {
     const T nu = T(std::min(K_, kBlockK) + 2) * T(0x1p-24);
@@ -147,7 +151,7 @@ class ProductsF32 {
 
   // G into float32 (rows of G, all K columns); false: too large, use float64.
   bool load(MatView<const T> G) {
-    if (!(wmax_ <= T(0x1p60))) return false;
+    if (!usable()) return false;
     const T m = detail::cast_rows(G, a_.view());
     if (!(m <= T(0x1p60)) || !(m * T(K_) * wmax_ <= T(0x1p100))) return false;
     R_ = G.rows;
@@ -225,8 +229,8 @@ class AffineF32 {
             std::vector<ProductPiece<T>> on_in)
       : on_h_(std::move(on_h)), on_in_(std::move(on_in)), wh_(Tn, K), wi_(Tn, K),
         ch_(static_cast<std::size_t>(Tn), T(0)), ci_(static_cast<std::size_t>(Tn), T(0)),
-        prod_(Rmax, K, widest(), largest()) {
-    if (!(largest() <= T(0x1p60))) return;  // never cast (load refuses): no copies needed
+        prod_(Rmax, K, widest(), fit()) {
+    if (!prod_.usable()) return;  // never cast (load refuses): no copies needed
     for (const auto& p : on_h_) h32_.emplace_back(p.W);
     for (const auto& p : on_in_) i32_.emplace_back(p.W);
   }
@@ -265,12 +269,19 @@ class AffineF32 {
       for (const auto& p : *v) n = std::max(n, p.W.cols);
     return n;
   }
-  T largest() const {
+  // The largest |W| if every nonzero weight lies in [2^-100, 2^60], else infinity (the
+  // products stay float64): float32 holds such weights to u relative; far smaller ones would
+  // be charged η per term, times magnitudes that can be large (the frames' |x|).
+  T fit() const {
     T m = T(0);
     for (const auto* v : {&on_h_, &on_in_})
       for (const auto& p : *v)
         for (std::ptrdiff_t i = 0; i < p.W.rows; ++i)
-          for (std::ptrdiff_t j = 0; j < p.W.cols; ++j) m = std::max(m, std::fabs(p.W(i, j)));
+          for (std::ptrdiff_t j = 0; j < p.W.cols; ++j) {
+            const T a = std::fabs(p.W(i, j));
+            if (!(a == T(0) || (a >= T(0x1p-100) && a <= T(0x1p60)))) return std::numeric_limits<T>::infinity();
+            m = std::max(m, a);
+          }
     return m;
   }
 

@@ -95,3 +95,19 @@ def test_sound32_refused_on_cuda():
     assert check_rounding("sound32") == "sound32"
     with pytest.raises(ValueError, match="rounding='nearest'"):
         check_rounding("sound32", "cuda")
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("scale,x_scale", [(1e-42, 1e40), (1e70, 1.0)])
+def test_sound32_keeps_float64_for_weights_float32_cannot_hold(kind, scale, x_scale):
+    """Weights outside [2^-100, 2^60] (float32 subnormals: charged per term at the underflow
+    level times the inputs' magnitude, here 1e40) keep the cell's products in float64: the
+    bounds are then those of "sound", bit for bit."""
+    from conftest import random_weights
+    rng = np.random.default_rng(3)
+    w = random_weights(kind, rng, s=20, n=3, C=3, scale=scale)
+    x = rng.normal(size=(3, 3)) * x_scale
+    for eps in (1e-3 * x_scale, 0.3 * x_scale):
+        a = pf.bound_margins(w, x, eps, rounding="sound")
+        b = pf.bound_margins(w, x, eps, rounding="sound32")
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
