@@ -28,7 +28,9 @@
 #pragma once
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 #include "blas.hpp"
@@ -502,15 +504,36 @@ inline bool blas_shape(std::ptrdiff_t rows, std::ptrdiff_t K, std::ptrdiff_t N) 
 // Whether the hand kernel would take its dense path on every 6-row tile of A (the first
 // row of each tile more than half nonzero). Sparse rows (the identity objectives of the
 // first back-substitution steps) stay with the hand kernel, which skips their zeros.
+// (Counted on the bit patterns with the sign cleared: an integer compare that vectorises,
+// where a floating-point != keeps NaN's unordered test scalar; NaN counts as nonzero either
+// way.)
 template <class T>
-bool tiles_dense(MatView<const T> A) {
+PQ_ALWAYS_INLINE bool tiles_dense_body(MatView<const T> A) {
+  using Bits = std::conditional_t<sizeof(T) == 8, std::uint64_t, std::uint32_t>;
   for (std::ptrdiff_t i = 0; i < A.rows; i += 6) {
     const T* a = A.row(i);
     std::ptrdiff_t nz = 0;
-    for (std::ptrdiff_t k = 0; k < A.cols; ++k) nz += a[k] != T(0);
+    for (std::ptrdiff_t k = 0; k < A.cols; ++k) {
+      Bits b;
+      std::memcpy(&b, a + k, sizeof b);
+      nz += (b << 1) != 0;
+    }
     if (2 * nz <= A.cols) return false;
   }
   return true;
+}
+
+#if PQ_X86_DISPATCH && !defined(__AVX2__)
+template <class T>
+PQ_TARGET_AVX2 bool tiles_dense_avx2(MatView<const T> A) { return tiles_dense_body(A); }
+#endif
+
+template <class T>
+bool tiles_dense(MatView<const T> A) {
+#if PQ_X86_DISPATCH && !defined(__AVX2__)
+  if (cpu_has_avx2_fma()) return tiles_dense_avx2(A);
+#endif
+  return tiles_dense_body(A);
 }
 
 }  // namespace detail
