@@ -1,6 +1,6 @@
 """rounding="sound32" (docs/ROUNDING.md §7: the recurrent steps' products in float32, their
 error charged) through the soundness battery: the random general models of
-test_general_networks (every kind, layout, readout, head, threat of the per-frame ball), and
+test_general_networks (every kind, layout, readout, head, plane method "optimized" included), and
 layers wide enough that every product runs as several float32 blocks (K > 64), two layers
 deep so that a layer's input coefficients go through float32 too. Sampling inside the balls
 at every state, the margins, and PGD at eps*."""
@@ -18,7 +18,7 @@ import popqorn_fast as pf
 from .checks import check_point
 from .conftest import arch_of
 from .models import random_general
-from .test_general_networks import _SETTINGS, _run_case, general_cases
+from .test_general_networks import _SETTINGS, _run_case, general_cases_every_plane
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def test_random_general_networks_sound32(api32, tally):
     reports = []
 
     @settings(max_examples=60, **_SETTINGS)
-    @given(c=general_cases())
+    @given(c=general_cases_every_plane())
     def run(c):
         reports.append(_run_case(api32, tally, c, n_samples=2_000))
 
