@@ -94,18 +94,16 @@ T cast_rows_one(MatView<const T> G, MatView<float> A) {
 }
 
 // Both in row blocks on the pass's threads (row_pool.hpp; the max is exact, so the same
-// whatever the blocks).
+// whatever the blocks). Each block leaves its max at its first row; the other entries stay
+// 0, which never wins.
 template <class T>
 T cast_rows(MatView<const T> G, MatView<float> A) {
   std::vector<T> m(static_cast<std::size_t>(G.rows), T(0));
-  std::vector<char> seen(static_cast<std::size_t>(G.rows), char(0));
   for_blocks(G.rows, 0.25 * static_cast<double>(G.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
     m[static_cast<std::size_t>(r0)] = cast_rows_one(rows_of(G, r0, r1), rows_of(A, r0, r1));
-    seen[static_cast<std::size_t>(r0)] = 1;
   });
   T mx = T(0);
-  for (std::size_t i = 0; i < m.size(); ++i)
-    if (seen[i]) mx = (m[i] > mx || std::isnan(m[i])) ? m[i] : mx;
+  for (const T v : m) mx = (v > mx || std::isnan(v)) ? v : mx;
   return mx;
 }
 
@@ -184,16 +182,15 @@ class ProductsF32 {
 
   // The charge of products with W (rows j0.. of G's columns) on a variable bounded by m:
   // adds the column weights to w[0 .. W.rows) and returns the row constant.
-  T charge(MatView<const T> W, const T* m, T* w) const {
+  T charge(MatView<const T> W, const T* m, T* w) {
     const T g = gamma();
     T msum = T(0), wm = T(0);
     for (std::ptrdiff_t k = 0; k < W.cols; ++k) msum += m[k];
+    wm_.resize(static_cast<std::size_t>(W.rows));
+    abs_matvec(W, m, T(1), wm_.data(), false);  // (|W| m)_j
     for (std::ptrdiff_t j = 0; j < W.rows; ++j) {
-      const T* r = W.row(j);
-      T acc = T(0);
-      for (std::ptrdiff_t k = 0; k < W.cols; ++k) acc += std::fabs(r[k]) * m[k];
-      w[j] += g * acc + T(2) * kEta * msum;
-      wm += acc;
+      w[j] += g * wm_[j] + T(2) * kEta * msum;
+      wm += wm_[j];
     }
     // 2x: the rounding of these sums of nonnegative terms (far below a factor 2)
     return T(2) * kEta * (T(2) * wm + T(3 * K_) * msum);
@@ -203,6 +200,7 @@ class ProductsF32 {
   std::ptrdiff_t K_, R_ = 0;
   T wmax_;
   Mat<float> a_, c_;
+  std::vector<T> wm_;  // charge's scratch: |W| m
 };
 
 // err[r] += c for the R rows being carried (the row constants of `charge`).
