@@ -29,12 +29,15 @@ using pq::bind::to_dict;
 
 // "optimized" = the exact pass with every intermediate bound and margin row also bounded by
 // its own planes / lines (RECURRENCES.md §3b; optim_planes.hpp, optim_lines.hpp).
-pq::PlaneMethod parse_planes(const std::string& s, pq::OptSettings& opt, int opt_iters, double opt_lr, int opt_br) {
+pq::PlaneMethod parse_planes(const std::string& s, pq::OptSettings& opt, int opt_iters, double opt_lr, int opt_br,
+                             int opt_grid) {
   if (s == "optimized") {
     opt.br_iters = opt_br;
     if (opt_iters < 0 || !(opt_lr > 0.0)) throw pq::InvalidArgument("opt_iters must be >= 0 and opt_lr > 0");
+    if (opt_grid < 0 || opt_grid > 64) throw pq::InvalidArgument("opt_grid must be in [0, 64]");
     opt.iters = opt_iters;
     opt.lr = opt_lr;
+    opt.grid = opt_grid;
     return pq::PlaneMethod::Exact;
   }
   if (s == "exact") return pq::PlaneMethod::Exact;
@@ -84,7 +87,8 @@ std::ptrdiff_t input_size(const Arr& w_ih, std::ptrdiff_t rows) {
 py::dict rnn(const Arr& w_ih, const Arr& w_hh, const Arr& bias, const Arr& h0,
              const std::string& activation, const Arr& x, double eps, double p,
              const BoolArr& mask, const Arr& spec_w, const Arr& spec_b, bool want_states,
-             const std::string& planes, int opt_iters, int opt_inter, int opt_inter_iters, bool opt_trace) {
+             const std::string& planes, int opt_iters, int opt_inter, int opt_inter_iters, bool opt_trace,
+             int opt_grid) {
   const std::ptrdiff_t s = hidden_size(w_hh, 1), n = input_size(w_ih, s);
   check(w_ih, "weight_ih", {s, n});
   check(w_hh, "weight_hh", {s, s});
@@ -96,7 +100,7 @@ py::dict rnn(const Arr& w_ih, const Arr& w_hh, const Arr& bias, const Arr& h0,
   else throw pq::InvalidArgument("activation must be \"tanh\" or \"relu\", got \"" + activation + "\"");
   net.w_ih = mat(w_ih); net.w_hh = mat(w_hh); net.bias = bias.data(); net.h0 = h0.data();
   // no products: the plane methods are all the §2 lines, "optimized" the lines of §3b
-  parse_planes(planes, net.opt, opt_iters, 0.01, opt_iters);
+  parse_planes(planes, net.opt, opt_iters, 0.01, opt_iters, opt_grid);
   if (opt_inter < 0 || opt_inter_iters < 0) throw pq::InvalidArgument("opt_inter and opt_inter_iters must be >= 0");
   net.opt.inter_steps = opt_inter;
   net.opt.inter_iters = opt_inter_iters;
@@ -113,7 +117,7 @@ py::dict rnn(const Arr& w_ih, const Arr& w_hh, const Arr& bias, const Arr& h0,
 py::dict lstm(const Arr& w_ih, const Arr& w_hh, const Arr& bias, const Arr& h0, const Arr& c0,
               const Arr& x, double eps, double p, const BoolArr& mask, const Arr& spec_w,
               const Arr& spec_b, const std::string& planes, bool want_states, int opt_iters,
-              double opt_lr, int opt_br, int opt_inter, int opt_inter_iters, bool opt_trace) {
+              double opt_lr, int opt_br, int opt_inter, int opt_inter_iters, bool opt_trace, int opt_grid) {
   const std::ptrdiff_t s = hidden_size(w_hh, 4), n = input_size(w_ih, 4 * s);
   check(w_ih, "weight_ih", {4 * s, n});
   check(w_hh, "weight_hh", {4 * s, s});
@@ -123,7 +127,7 @@ py::dict lstm(const Arr& w_ih, const Arr& w_hh, const Arr& bias, const Arr& h0, 
   pq::LstmNet<double> net;
   net.w_ih = mat(w_ih); net.w_hh = mat(w_hh); net.bias = bias.data();
   net.h0 = h0.data(); net.c0 = c0.data();
-  net.planes = parse_planes(planes, net.opt, opt_iters, opt_lr, opt_br);
+  net.planes = parse_planes(planes, net.opt, opt_iters, opt_lr, opt_br, opt_grid);
   if (opt_inter < 0 || opt_inter_iters < 0) throw pq::InvalidArgument("opt_inter and opt_inter_iters must be >= 0");
   net.opt.inter_steps = opt_inter;
   net.opt.inter_iters = opt_inter_iters;
@@ -140,7 +144,8 @@ py::dict lstm(const Arr& w_ih, const Arr& w_hh, const Arr& bias, const Arr& h0, 
 py::dict gru(const Arr& w_ih, const Arr& w_hh, const Arr& b_ih, const Arr& b_hh, const Arr& h0,
              const Arr& x, double eps, double p, const BoolArr& mask, const Arr& spec_w,
              const Arr& spec_b, const std::string& planes, bool want_states, int opt_iters,
-             double opt_lr, int opt_br, int opt_inter, int opt_inter_iters, bool shared_z, bool opt_trace) {
+             double opt_lr, int opt_br, int opt_inter, int opt_inter_iters, bool shared_z, bool opt_trace,
+             int opt_grid) {
   const std::ptrdiff_t s = hidden_size(w_hh, 3), n = input_size(w_ih, 3 * s);
   check(w_ih, "weight_ih", {3 * s, n});
   check(w_hh, "weight_hh", {3 * s, s});
@@ -155,7 +160,7 @@ py::dict gru(const Arr& w_ih, const Arr& w_hh, const Arr& b_ih, const Arr& b_hh,
   // Defaults opt_iters = opt_br = 6 (best responses only, as the LSTM's): on gru_T8_h16 /
   // gru_T4_h24 the best response converges in ~3 iterations, and Adam steps after it
   // (lr 0.01 .. 0.0005) changed the margin bound by < 1 % at 2-3x the time.
-  net.planes = parse_planes(planes, net.opt, opt_iters, opt_lr, opt_br);
+  net.planes = parse_planes(planes, net.opt, opt_iters, opt_lr, opt_br, opt_grid);
   net.shared_z = shared_z || planes == "optimized";
   net.opt.trace = opt_trace;
   if (opt_inter < 0 || opt_inter_iters < 0) throw pq::InvalidArgument("opt_inter and opt_inter_iters must be >= 0");
@@ -197,20 +202,22 @@ void bind_backsub(py::module_& m) {
   m.def("rnn_bounds", &rnn, "weight_ih"_a, "weight_hh"_a, "bias"_a, "h0"_a, "activation"_a, "x"_a,
         "eps"_a, "p"_a, "frame_mask"_a, "spec_weight"_a, "spec_bias"_a, "want_states"_a = false,
         "planes"_a = "exact", "opt_iters"_a = 6, "opt_inter"_a = 1 << 20, "opt_inter_iters"_a = 1,
-        "opt_trace"_a = false,
+        "opt_trace"_a = false, "opt_grid"_a = 8,
         "Bounds of spec_weight @ h_T + spec_bias for a vanilla RNN (RECURRENCES.md §0, §4).");
   m.def("lstm_bounds", &lstm, "weight_ih"_a, "weight_hh"_a, "bias"_a, "h0"_a, "c0"_a, "x"_a,
         "eps"_a, "p"_a, "frame_mask"_a, "spec_weight"_a, "spec_bias"_a, "planes"_a = "exact",
         "want_states"_a = false, "opt_iters"_a = 6, "opt_lr"_a = 0.01, "opt_br"_a = 6, "opt_inter"_a = 1 << 20, "opt_inter_iters"_a = 1,
-        "opt_trace"_a = false,
+        "opt_trace"_a = false, "opt_grid"_a = 8,
         "Bounds of spec_weight @ h_T + spec_bias for an LSTM (RECURRENCES.md §0, §4). planes=\"optimized\" "
         "(§3b): opt_iters iterations per margin row (the first opt_br best responses, then Adam steps of "
         "size opt_lr), intermediate bounds of the last opt_inter steps refined with opt_inter_iters; "
+        "best responses on an opt_grid x opt_grid grid of each box (0: at the sweep point); "
         "opt_trace: also opt_trace_lower as for gru_bounds (tests).");
   m.def("gru_bounds", &gru, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a, "bias_hh"_a, "h0"_a, "x"_a,
         "eps"_a, "p"_a, "frame_mask"_a, "spec_weight"_a, "spec_bias"_a, "planes"_a = "exact",
         "want_states"_a = false, "opt_iters"_a = 6, "opt_lr"_a = 0.01, "opt_br"_a = 6,
         "opt_inter"_a = 1 << 20, "opt_inter_iters"_a = 1, "gru_shared_z"_a = false, "opt_trace"_a = false,
+        "opt_grid"_a = 8,
         "Bounds of spec_weight @ h_T + spec_bias for a GRU (RECURRENCES.md §0, §4). gru_shared_z: "
         "the shared-z relaxation of the hidden update with any plane method (implied by "
         "planes=\"optimized\"); opt_trace: with \"optimized\", also opt_trace_lower (K, 2(iters+1)+2): "

@@ -184,7 +184,7 @@ void bind_general(py::module_& m) {
   using namespace pybind11::literals;
   py::class_<pq::PassOptions>(m, "PassOptions", "Options of one bound pass over the general model.")
       .def(py::init([](const std::string& planes, bool shared_z, bool want_states, int opt_iters, double opt_lr,
-                       int opt_br, int opt_inter, int opt_inter_iters, const std::string& rounding) {
+                       int opt_br, int opt_inter, int opt_inter_iters, const std::string& rounding, int opt_grid) {
              pq::PassOptions o;
              if (rounding != "sound" && rounding != "sound32" && rounding != "nearest")
                throw pq::InvalidArgument("rounding must be \"sound\", \"sound32\" or \"nearest\", got \"" +
@@ -206,6 +206,8 @@ void bind_general(py::module_& m) {
                o.opt.br_iters = opt_br;
                o.opt.inter_steps = opt_inter;
                o.opt.inter_iters = opt_inter_iters;
+               if (opt_grid < 0 || opt_grid > 64) throw pq::InvalidArgument("opt_grid must be in [0, 64]");
+               o.opt.grid = opt_grid;
              } else {
                throw pq::InvalidArgument("planes must be \"exact\", \"optimized\", \"1d\" or \"constant\", got \"" +
                                          planes + "\"");
@@ -215,10 +217,12 @@ void bind_general(py::module_& m) {
              return o;
            }),
            "planes"_a = "exact", "shared_z"_a = false, "want_states"_a = false, "opt_iters"_a = 6, "opt_lr"_a = 0.01,
-           "opt_br"_a = 6, "opt_inter"_a = 1 << 20, "opt_inter_iters"_a = 1, "rounding"_a = "sound",
+           "opt_br"_a = 6, "opt_inter"_a = 1 << 20, "opt_inter_iters"_a = 1, "rounding"_a = "sound", "opt_grid"_a = 8,
            "planes: \"exact\", \"1d\", \"constant\" or \"optimized\" (RECURRENCES.md §3b: opt_iters "
            "iterations per margin row, the first opt_br best responses, then Adam steps of size opt_lr; "
-           "intermediate bounds of the last opt_inter steps of each chain refined with opt_inter_iters). "
+           "intermediate bounds of the last opt_inter steps of each chain refined with opt_inter_iters; best "
+           "responses on an opt_grid x opt_grid grid of each plane's box, opt_grid cells of a line's "
+           "interval, 0: at the sweep point itself). "
            "rounding: \"sound\" (floating-point error charged to every bound, ROUNDING.md), \"sound32\" "
            "(the same, the recurrent steps' products in float32, ROUNDING.md §7) or \"nearest\".")
       .def_readonly("shared_z", &pq::PassOptions::shared_z)

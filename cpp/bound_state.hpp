@@ -3,6 +3,7 @@
 // result (bounds of spec_weight @ h_T + spec_bias plus optional per-step
 // state intervals, each (T, rows)).
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -44,8 +45,27 @@ struct OptSettings {
   int br_iters = 0;
   int inter_steps = 0;  // intermediate bounds of the last inter_steps steps optimised too,
   int inter_iters = 1;  // with this many iterations (best responses) per bound
+  int grid = 8;         // best responses: the tangent at the centre of the sweep point's cell
+                        // of a G x G grid over the plane's box (G cells of a line's interval),
+                        // each cell's exact offset computed once per box and shared by every
+                        // row (optim_planes.hpp, optim_lines.hpp); 0: at the point itself
   bool trace = false;   // also return per margin row and iteration (backward L, sweep L) (tests)
 };
+
+namespace detail {
+// The cell (0 .. G-1) of v among G equal cells of [lo, hi] (OptSettings::grid); 0 when the
+// interval is a point.
+template <class T>
+int grid_cell(T v, T lo, T hi, int G) {
+  if (!(hi > lo)) return 0;
+  return static_cast<int>(std::min(std::max((v - lo) / (hi - lo) * T(G), T(0)), T(G - 1)));
+}
+// The centre of cell k of G equal cells of [lo, hi].
+template <class T>
+T grid_centre(int k, T lo, T hi, int G) {
+  return std::min(std::max(lo + (T(k) + T(0.5)) * ((hi - lo) / T(G)), lo), hi);
+}
+}  // namespace detail
 
 // z_t = W_ih x_t + W_hh h_{t-1} + b, h_t = φ(z_t).
 template <class T>

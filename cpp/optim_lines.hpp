@@ -7,8 +7,10 @@
 // there than the current side.
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "bound_state.hpp"
@@ -22,8 +24,13 @@ template <class T>
 struct LineBoxes {
   Activation fn = Activation::Tanh;
   std::vector<T> l, u;
+  // Best responses on a grid (OptSettings::grid = G): the tangent at the centre of the
+  // point's cell of G equal cells of [l, u], slot (neuron, side, cell): slope and offset,
+  // computed on first use (a NaN slope: not yet) and kept while the intervals are.
+  std::vector<std::pair<T, T>> cand;
   void set(Activation f, const T* lo, const T* hi, std::ptrdiff_t s) {
     fn = f;
+    cand.clear();
     l.assign(lo, lo + s);
     u.assign(hi, hi + s);
   }
@@ -62,18 +69,33 @@ struct OptLineSet {
     vv[i] = v;
     return v >= T(0) ? P.al[i] * mz + P.bl[i] : P.au[i] * mz + P.bu[i];
   }
-  void improve(const LineBoxes<T>& bx, int, const OptSettings&) {
+  void improve(LineBoxes<T>& bx, int, const OptSettings& opt) {
+    const int G = opt.grid;
     for (std::size_t i = 0; i < vv.size(); ++i) {
       const T v = vv[i];
       if (v == T(0) || !(bx.l[i] < bx.u[i])) continue;
       const bool lower = v >= T(0);
       const T z = std::min(std::max(mzv[i], bx.l[i]), bx.u[i]);
-      const T slope = bx.fn == Activation::Relu ? (z > T(0) ? T(1) : T(0)) : detail::dphi(bx.fn, z);
       T& a = lower ? P.al[i] : P.au[i];
       T& b = lower ? P.bl[i] : P.bu[i];
       const T olda = a, oldb = b, before = a * mzv[i] + b;
-      a = slope;
-      refresh(bx, i, lower);
+      if (G > 0 && bx.fn != Activation::Relu) {  // ReLU's responses need no offset search
+        const int cell = detail::grid_cell(z, bx.l[i], bx.u[i], G);
+        if (bx.cand.empty())
+          bx.cand.assign(vv.size() * 2 * static_cast<std::size_t>(G),
+                         {std::numeric_limits<T>::quiet_NaN(), T(0)});
+        auto& q = bx.cand[(i * 2 + (lower ? 0 : 1)) * static_cast<std::size_t>(G) + static_cast<std::size_t>(cell)];
+        if (std::isnan(q.first)) {
+          a = detail::dphi(bx.fn, detail::grid_centre(cell, bx.l[i], bx.u[i], G));
+          refresh(bx, i, lower);
+          q = {a, b};
+        }
+        a = q.first;
+        b = q.second;
+      } else {
+        a = bx.fn == Activation::Relu ? (z > T(0) ? T(1) : T(0)) : detail::dphi(bx.fn, z);
+        refresh(bx, i, lower);
+      }
       const T after = a * mzv[i] + b;
       if (lower ? !(after > before) : !(after < before)) { a = olda; b = oldb; }
     }

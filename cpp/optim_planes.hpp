@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <vector>
 #include <limits>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -40,10 +41,18 @@ struct PlaneBoxes {
   Surface sf = Surface::TanhSigmoid;
   std::vector<detail::Box<T>> box;
   std::vector<detail::SideValues<T>> sv;
+  // Best responses on a grid (OptSettings::grid): the candidate planes of every row, slot
+  // (neuron, side, cell), each computed on first use (a NaN slope: not yet) and kept while
+  // the boxes are.
+  struct Candidate {
+    T a, b, c, xs, ys;
+  };
+  std::vector<Candidate> cand;
   void set(Surface f, const T* xl, const T* xu, const T* yl, const T* yu, std::ptrdiff_t s) {
     sf = f;
     box.resize(s);
     sv.resize(s);
+    cand.clear();
     for (std::ptrdiff_t i = 0; i < s; ++i) {
       box[i] = {xl[i], xu[i], yl[i], yu[i]};
       sv[i] = detail::side_values(f, box[i]);
@@ -115,45 +124,72 @@ struct OptPlaneSet {
   // input values (clipped to the box), with its exact offset; keep it if the selected side is
   // tighter there (higher lower plane / lower upper plane at (mx, my)). For the bilinear F4
   // (a saddle: its tangent plane is a poor bound) the two McCormick planes of the side are
-  // tried instead.
-  void tangent_response(const PlaneBoxes<T>& bx) {
+  // tried instead. On a grid (G > 0, OptSettings::grid) the tangent is taken at the centre
+  // of the point's cell of the G x G grid over the box, and looked up once computed: the
+  // rows of a pass share at most G^2 offsets per plane and side instead of one per row met.
+  void tangent_response(PlaneBoxes<T>& bx, int G) {
     for (std::size_t i = 0; i < vv.size(); ++i) {
       const T v = vv[i];
       if (v == T(0)) continue;
       const auto& b = bx.box[i];
       const bool lower = v >= T(0);
       if (bx.sf == Surface::Bilinear) {
-        try_slopes(bx, i, lower, lower ? b.yl : b.yu, b.xl);
-        try_slopes(bx, i, lower, lower ? b.yu : b.yl, b.xu);
+        const T A0 = lower ? b.yl : b.yu, A1 = lower ? b.yu : b.yl;
+        try_slopes(bx, i, lower, G > 0 ? 0 : -1, [&] { return std::make_pair(A0, b.xl); }, G);
+        try_slopes(bx, i, lower, G > 0 ? 1 : -1, [&] { return std::make_pair(A1, b.xu); }, G);
         continue;
       }
-      const T x = std::min(std::max(mxv[i], b.xl), b.xu), y = std::min(std::max(myv[i], b.yl), b.yu);
-      const T sg = detail::surface_g(bx.sf, y), f = detail::surface_factor(bx.sf, x);
-      const T A = detail::surface_df(bx.sf, x) * sg, B = f * detail::surface_dg(bx.sf, y);
-      try_slopes(bx, i, lower, A, B);
+      T x = std::min(std::max(mxv[i], b.xl), b.xu), y = std::min(std::max(myv[i], b.yl), b.yu);
+      int cell = -1;
+      if (G > 0) {
+        const int gx = detail::grid_cell(x, b.xl, b.xu, G), gy = detail::grid_cell(y, b.yl, b.yu, G);
+        x = detail::grid_centre(gx, b.xl, b.xu, G);
+        y = detail::grid_centre(gy, b.yl, b.yu, G);
+        cell = gx * G + gy;
+      }
+      try_slopes(bx, i, lower, cell, [&] {  // the tangent's slopes, only where no candidate is kept yet
+        const T sg = detail::surface_g(bx.sf, y), f = detail::surface_factor(bx.sf, x);
+        return std::make_pair(detail::surface_df(bx.sf, x) * sg, f * detail::surface_dg(bx.sf, y));
+      }, G);
     }
   }
-  // Slopes (A, B) with their exact offset for side `lower` of plane i, kept if tighter at the
-  // last sweep's inputs.
-  void try_slopes(const PlaneBoxes<T>& bx, std::size_t i, bool lower, T A, T B) {
+  // Slopes (A, B) = slopes() with their exact offset for side `lower` of plane i, kept if
+  // tighter at the last sweep's inputs; cell >= 0: the candidate slot of that cell of the
+  // grid (G^2 cells, at least 2: McCormick's), computed there on first use.
+  template <class Slopes>
+  void try_slopes(PlaneBoxes<T>& bx, std::size_t i, bool lower, int cell, Slopes&& slopes, int G) {
     T& a = lower ? P.aL[i] : P.aU[i];
     T& bb = lower ? P.bL[i] : P.bU[i];
-    const T olda = a, oldb = bb, oldc = lower ? P.cL[i] : P.cU[i];
-    const T oxs = lower ? xsL[i] : xsU[i], oys = lower ? ysL[i] : ysU[i];
+    T& c = lower ? P.cL[i] : P.cU[i];
+    T& xs = lower ? xsL[i] : xsU[i];
+    T& ys = lower ? ysL[i] : ysU[i];
+    const T olda = a, oldb = bb, oldc = c, oxs = xs, oys = ys;
     const T before = olda * mxv[i] + oldb * myv[i] + oldc;
-    a = A; bb = B;
-    refresh(bx, i, lower);
-    const T after = a * mxv[i] + bb * myv[i] + (lower ? P.cL[i] : P.cU[i]);
+    if (cell >= 0) {
+      const std::size_t per = static_cast<std::size_t>(std::max(G * G, 2));
+      if (bx.cand.empty()) {
+        const T none = std::numeric_limits<T>::quiet_NaN();
+        bx.cand.assign(bx.box.size() * 2 * per, {none, none, none, none, none});
+      }
+      auto& q = bx.cand[(i * 2 + (lower ? 0 : 1)) * per + static_cast<std::size_t>(cell)];
+      if (std::isnan(q.a)) {
+        std::tie(a, bb) = slopes();
+        refresh(bx, i, lower);
+        q = {a, bb, c, xs, ys};
+      }
+      a = q.a; bb = q.b; c = q.c; xs = q.xs; ys = q.ys;
+    } else {
+      std::tie(a, bb) = slopes();
+      refresh(bx, i, lower);
+    }
+    const T after = a * mxv[i] + bb * myv[i] + c;
     if (lower ? !(after > before) : !(after < before)) {  // keep the old plane
-      a = olda; bb = oldb;
-      (lower ? P.cL[i] : P.cU[i]) = oldc;
-      (lower ? xsL[i] : xsU[i]) = oxs;
-      (lower ? ysL[i] : ysU[i]) = oys;
+      a = olda; bb = oldb; c = oldc; xs = oxs; ys = oys;
     }
   }
   // Iteration `it` of a row's optimisation (general_optimize.hpp): a best response for it < br_iters, else an Adam step.
-  void improve(const PlaneBoxes<T>& bx, int it, const OptSettings& opt) {
-    if (it < opt.br_iters) tangent_response(bx);
+  void improve(PlaneBoxes<T>& bx, int it, const OptSettings& opt) {
+    if (it < opt.br_iters) tangent_response(bx, opt.grid);
     else adam_step(bx, it + 1 - opt.br_iters, T(opt.lr));
   }
   // Adam ascent step (iteration it >= 1) in the box-scaled coordinates; refreshes the

@@ -202,7 +202,8 @@ def test_one_layer_optimized_is_as_tight_as_the_former_routines(name):
     _core.<kind>_bounds (the folded head as the driver's head) and through general_bounds
     (the specification on the logits), gives margin lower bounds at least those of the former
     one-layer routines (recorded in tests/data/optimized/one_layer_lower.npz, main a4d1c4b),
-    and equal to them to the LP tolerance of the exact planes both start from."""
+    and equal to them to the LP tolerance of the exact planes both start from. Both with
+    opt_grid=0: the best responses of those routines (the tangent at the sweep point itself)."""
     from test_oracle_agreement import DATA, fixture_args, load_fixture
     d = load_fixture(DATA / f"{name}.npz")
     ref = np.load(DATA / "optimized" / "one_layer_lower.npz")
@@ -210,7 +211,7 @@ def test_one_layer_optimized_is_as_tight_as_the_former_routines(name):
     for idx, eps, p in [(0, 0.02, 2.0), (1, 0.01, np.inf), (2, 0.05, 1.0)]:
         a = list(fixture_args(d, idx, eps, p, np.ones(T, bool), "optimized"))
         old = ref[f"{name}/{idx}"]
-        kw = {"planes": "optimized"} if kind == "rnn" else {}
+        kw = {"planes": "optimized", "opt_grid": 0} if kind == "rnn" else {"opt_grid": 0}
         one = getattr(_core, f"{kind}_bounds")(*a, **kw)["lower"]
         sw, sb, x = a[9], a[10], a[5]
         K = sw.shape[0]
@@ -219,7 +220,7 @@ def test_one_layer_optimized_is_as_tight_as_the_former_routines(name):
         else:
             layer = (kind, a[4] if kind == "rnn" else "tanh", [(a[0], a[1], a[2], np.zeros_like(a[2]), None, None)])
         gen = _core.general_bounds([], [layer], "last", [(sw, sb, None)], x, eps, p, np.ones(T, bool), np.eye(K),
-                                   np.zeros(K), _core.PassOptions(planes="optimized"))["lower"]
+                                   np.zeros(K), _core.PassOptions(planes="optimized", opt_grid=0))["lower"]
         for new in (one, gen):
             assert np.all(new >= old - 1e-6 * np.maximum(1.0, np.abs(old))), (idx, new - old)
             np.testing.assert_allclose(new, old, rtol=1e-5, atol=1e-5)
