@@ -149,6 +149,25 @@ def test_verify_rejects_tampered_certificates(certs_file, tmp_path, capsys):
     assert r.returncode == 1 and "FAIL certificate 0" in r.stdout
 
 
+def test_verify_rechecks_other_versions_by_their_claim(certs_file, tmp_path, capsys):
+    """Certificates written by another version (other relaxations, other saved bounds) hold when
+    this version's bounds certify their eps again; their claim is still checked."""
+    out, *_ = certs_file
+    model = str(DATA / "rnn_relu_T4_h16.npz")
+
+    def older(doc, eps_factor=1.0):
+        for rec in doc["certificates"]:
+            rec["version"] = "0.1.0"
+            rec["margin_lower"] = [m * 0.9 for m in rec["margin_lower"]]  # another relaxation's bounds
+        doc["certificates"][0]["eps"] *= eps_factor
+
+    assert cli.main(["verify", str(_tamper(out, tmp_path, older)), model, "--no-progress"]) == 0
+    assert "6 hold, 0 failed" in capsys.readouterr().out
+    bad = _tamper(out, tmp_path, lambda doc: older(doc, 1.5))  # a claim this version cannot prove
+    assert cli.main(["verify", str(bad), model, "--no-progress"]) == 1
+    assert "5 hold, 1 failed" in capsys.readouterr().out
+
+
 def test_verify_rejects_another_model(certs_file):
     out, *_ = certs_file
     r = run("verify", out, DATA / "rnn_tanh_T16_h16.npz")
