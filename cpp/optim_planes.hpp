@@ -16,7 +16,7 @@
 //     dL/da = v (μx − x*),   dL/db = v (μy − y*).
 // Only the selected side (lower for v >= 0, upper for v < 0) of a plane moves.
 // Steps: best responses (the tangent plane at the sweep's values, kept if tighter there),
-// then Adam in box-scaled coordinates (OptPlaneSet).
+// then Adam on the tangent planes' points of contact in box-scaled coordinates (OptPlaneSet).
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -61,18 +61,21 @@ struct PlaneBoxes {
 };
 
 // One row's copy of a layer of planes: the PlaneSet the backward pass reads, the points
-// where each side's offset is attained, and the Adam state of the four slopes.
+// where each side's offset is attained, each side's point of contact when it is a tangent
+// plane, and the Adam state of those points.
 template <class T>
 struct OptPlaneSet {
   PlaneSet<T> P;
   std::vector<T> xsL, ysL, xsU, ysU;               // argmin (lower) / argmax (upper)
   std::vector<T> gaL, gbL, gaU, gbU;               // gradients (accumulated by the sweep)
-  std::vector<T> maL, mbL, maU, mbU, vaL, vbL, vaU, vbU;  // Adam moments
+  std::vector<T> maL, mbL, maU, mbU, vaL, vbL, vaU, vbU;  // Adam moments (a: of px, b: of py)
+  std::vector<T> pxL, pyL, pxU, pyU;               // the tangent point of each side (NaN: not a tangent)
   void init_from(const PlaneSet<T>& src, const PlaneBoxes<T>& bx) {
     P = src;
     const std::size_t s = src.aL.size();
     for (auto* v : {&xsL, &ysL, &xsU, &ysU, &gaL, &gbL, &gaU, &gbU, &maL, &mbL, &maU, &mbU, &vaL, &vbL, &vaU, &vbU})
       v->assign(s, T(0));
+    for (auto* v : {&pxL, &pyL, &pxU, &pyU}) v->assign(s, std::numeric_limits<T>::quiet_NaN());
     for (std::size_t i = 0; i < s; ++i) {
       refresh(bx, i, true);
       refresh(bx, i, false);
@@ -108,18 +111,9 @@ struct OptPlaneSet {
     gbU[i] += v * (my - ysU[i]);
     return P.aU[i] * mx + P.bU[i] * my + P.cU[i];
   }
-  // Coordinates scaled by the box: alpha = a wx, beta = b wy (the plane's rise across the
-  // box), so one step size suits every plane. Largest |dL/dalpha|, |dL/dbeta| of the layer.
+  // Steps in coordinates scaled by the box (a floor for degenerate ones), so one step size
+  // suits every plane.
   static T wfloor(T w) { return std::max(w, T(1e-3)); }
-  T grad_max(const PlaneBoxes<T>& bx) const {
-    T m = T(0);
-    for (std::size_t i = 0; i < P.aL.size(); ++i) {
-      const T wx = wfloor(bx.box[i].xu - bx.box[i].xl), wy = wfloor(bx.box[i].yu - bx.box[i].yl);
-      m = std::max(m, std::max(std::max(std::fabs(gaL[i]) / wx, std::fabs(gbL[i]) / wy),
-                               std::max(std::fabs(gaU[i]) / wx, std::fabs(gbU[i]) / wy)));
-    }
-    return m;
-  }
   // Best response: for each plane met by the last sweep, try the tangent plane of F at its
   // input values (clipped to the box), with its exact offset; keep it if the selected side is
   // tighter there (higher lower plane / lower upper plane at (mx, my)). For the bilinear F4
@@ -134,9 +128,9 @@ struct OptPlaneSet {
       const auto& b = bx.box[i];
       const bool lower = v >= T(0);
       if (bx.sf == Surface::Bilinear) {
-        const T A0 = lower ? b.yl : b.yu, A1 = lower ? b.yu : b.yl;
-        try_slopes(bx, i, lower, G > 0 ? 0 : -1, [&] { return std::make_pair(A0, b.xl); }, G);
-        try_slopes(bx, i, lower, G > 0 ? 1 : -1, [&] { return std::make_pair(A1, b.xu); }, G);
+        const T A0 = lower ? b.yl : b.yu, A1 = lower ? b.yu : b.yl, none = std::numeric_limits<T>::quiet_NaN();
+        try_slopes(bx, i, lower, G > 0 ? 0 : -1, [&] { return std::make_pair(A0, b.xl); }, G, none, none);
+        try_slopes(bx, i, lower, G > 0 ? 1 : -1, [&] { return std::make_pair(A1, b.xu); }, G, none, none);
         continue;
       }
       T x = std::min(std::max(mxv[i], b.xl), b.xu), y = std::min(std::max(myv[i], b.yl), b.yu);
@@ -150,14 +144,15 @@ struct OptPlaneSet {
       try_slopes(bx, i, lower, cell, [&] {  // the tangent's slopes, only where no candidate is kept yet
         const T sg = detail::surface_g(bx.sf, y), f = detail::surface_factor(bx.sf, x);
         return std::make_pair(detail::surface_df(bx.sf, x) * sg, f * detail::surface_dg(bx.sf, y));
-      }, G);
+      }, G, x, y);
     }
   }
   // Slopes (A, B) = slopes() with their exact offset for side `lower` of plane i, kept if
-  // tighter at the last sweep's inputs; cell >= 0: the candidate slot of that cell of the
-  // grid (G^2 cells, at least 2: McCormick's), computed there on first use.
+  // tighter at the last sweep's inputs (with (px, py), the point of contact of a tangent
+  // plane, NaN for McCormick's); cell >= 0: the candidate slot of that cell of the grid (G^2
+  // cells, at least 2: McCormick's), computed there on first use.
   template <class Slopes>
-  void try_slopes(PlaneBoxes<T>& bx, std::size_t i, bool lower, int cell, Slopes&& slopes, int G) {
+  void try_slopes(PlaneBoxes<T>& bx, std::size_t i, bool lower, int cell, Slopes&& slopes, int G, T px, T py) {
     T& a = lower ? P.aL[i] : P.aU[i];
     T& bb = lower ? P.bL[i] : P.bU[i];
     T& c = lower ? P.cL[i] : P.cU[i];
@@ -185,6 +180,9 @@ struct OptPlaneSet {
     const T after = a * mxv[i] + bb * myv[i] + c;
     if (lower ? !(after > before) : !(after < before)) {  // keep the old plane
       a = olda; bb = oldb; c = oldc; xs = oxs; ys = oys;
+    } else {
+      (lower ? pxL : pxU)[i] = px;
+      (lower ? pyL : pyU)[i] = py;
     }
   }
   // Iteration `it` of a row's optimisation (general_optimize.hpp): a best response for it < br_iters, else an Adam step.
@@ -192,29 +190,44 @@ struct OptPlaneSet {
     if (it < opt.br_iters) tangent_response(bx, opt.grid);
     else adam_step(bx, it + 1 - opt.br_iters, T(opt.lr));
   }
-  // Adam ascent step (iteration it >= 1) in the box-scaled coordinates; refreshes the
-  // offsets of the slopes that moved.
+  // Adam ascent step (iteration it >= 1) on the tangent points: each side that is a tangent
+  // plane of F at (px, py) moves its point (box-scaled coordinates, clipped to the box), the
+  // chain rule through (a, b) = grad F(px, py) on the envelope gradient; exact offsets again.
   void adam_step(const PlaneBoxes<T>& bx, int it, T lr) {
     const T b1 = T(0.9), b2 = T(0.999), e = T(1e-30);
     const T c1 = T(1) - std::pow(b1, T(it)), c2 = T(1) - std::pow(b2, T(it));
-    auto adam = [&](T& p, T g, T w, T& m, T& v) {  // p: slope, g = dL/dp, scaled by w
-      g /= w;
+    auto adam = [&](T& p, T g, T w, T lo, T hi, T& m, T& v) {  // p: coordinate, g = dL/dp
+      g *= w;
       m = b1 * m + (T(1) - b1) * g;
       v = b2 * v + (T(1) - b2) * g * g;
-      if (v > T(0)) p += lr * (m / c1) / (std::sqrt(v / c2) + e) / w;
+      if (v > T(0)) p += lr * (m / c1) / (std::sqrt(v / c2) + e) * w;
+      p = std::min(std::max(p, lo), hi);
     };
+    if (bx.sf == Surface::Bilinear) return;
     const std::size_t s = P.aL.size();
-    for (std::size_t i = 0; i < s; ++i) {
-      const T wx = wfloor(bx.box[i].xu - bx.box[i].xl), wy = wfloor(bx.box[i].yu - bx.box[i].yl);
-      if (gaL[i] != T(0) || gbL[i] != T(0) || maL[i] != T(0) || mbL[i] != T(0)) {
-        adam(P.aL[i], gaL[i], wx, maL[i], vaL[i]);
-        adam(P.bL[i], gbL[i], wy, mbL[i], vbL[i]);
-        refresh(bx, i, true);
-      }
-      if (gaU[i] != T(0) || gbU[i] != T(0) || maU[i] != T(0) || mbU[i] != T(0)) {
-        adam(P.aU[i], gaU[i], wx, maU[i], vaU[i]);
-        adam(P.bU[i], gbU[i], wy, mbU[i], vbU[i]);
-        refresh(bx, i, false);
+    for (int side = 0; side < 2; ++side) {
+      const bool lower = side == 0;
+      auto& px = lower ? pxL : pxU; auto& py = lower ? pyL : pyU;
+      auto& ga = lower ? gaL : gaU; auto& gb = lower ? gbL : gbU;
+      auto& ma = lower ? maL : maU; auto& mb = lower ? mbL : mbU;
+      auto& va = lower ? vaL : vaU; auto& vb = lower ? vbL : vbU;
+      for (std::size_t i = 0; i < s; ++i) {
+        if (std::isnan(px[i]) || (ga[i] == T(0) && gb[i] == T(0) && ma[i] == T(0) && mb[i] == T(0))) continue;
+        const auto& b = bx.box[i];
+        const T x = px[i], y = py[i];
+        const T f = detail::surface_factor(bx.sf, x), g = detail::surface_g(bx.sf, y);
+        const T fx = detail::surface_df(bx.sf, x), gy = detail::surface_dg(bx.sf, y);
+        const T t = std::tanh(x);
+        const T fxx = detail::tanh_f(bx.sf) ? T(-2) * t * (T(1) - t * t) : T(0);
+        const T sg = detail::sigmoid_g(bx.sf) ? g : T(0);
+        const T gyy = detail::sigmoid_g(bx.sf) ? sg * (T(1) - sg) * (T(1) - T(2) * sg) : T(0);
+        // a = fx g, b = f gy: da/dx = fxx g, da/dy = fx gy = db/dx, db/dy = f gyy
+        const T dx = ga[i] * fxx * g + gb[i] * fx * gy, dy = ga[i] * fx * gy + gb[i] * f * gyy;
+        adam(px[i], dx, wfloor(b.xu - b.xl), b.xl, b.xu, ma[i], va[i]);
+        adam(py[i], dy, wfloor(b.yu - b.yl), b.yl, b.yu, mb[i], vb[i]);
+        (lower ? P.aL : P.aU)[i] = detail::surface_df(bx.sf, px[i]) * detail::surface_g(bx.sf, py[i]);
+        (lower ? P.bL : P.bU)[i] = detail::surface_factor(bx.sf, px[i]) * detail::surface_dg(bx.sf, py[i]);
+        refresh(bx, i, lower);
       }
     }
   }

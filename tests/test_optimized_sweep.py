@@ -88,10 +88,10 @@ def test_rnn_optimized_lines(label, args):
 
 @pytest.mark.parametrize("kind,label,args", SWEEP_CASES, ids=[c[1] for c in SWEEP_CASES])
 def test_sweep_equals_backsubstitution_and_gradient(kind, label, args):
-    # best responses only: Adam steps (lr 0.01) can blow the slopes up (every iterate stays
-    # sound, but with slopes ~1e5 the two evaluations differ by cancellation, not by a bug)
+    # three best responses, then Adam steps on the tangent points (RECURRENCES.md §3b): the
+    # sweep must equal the back-substitution at every iterate of both kinds
     iters = 8
-    out = getattr(_core, f"{kind}_bounds")(*args, opt_iters=iters, opt_br=iters, opt_trace=True)
+    out = getattr(_core, f"{kind}_bounds")(*args, opt_iters=iters, opt_br=3, opt_lr=0.1, opt_trace=True)
     tr = out["opt_trace_lower"]
     assert tr.shape == (args[9].shape[0], 2 * (iters + 1) + 2)
     back, fwd = tr[:, 0:2 * (iters + 1):2], tr[:, 1:2 * (iters + 1):2]
@@ -101,6 +101,22 @@ def test_sweep_equals_backsubstitution_and_gradient(kind, label, args):
     assert ok.mean() >= 0.9 and np.all(fd >= 0.5 * gg - 1e-9), (label, gg, fd)
     # the result is the best iterate (or the shared-z pass)
     assert np.all(out["lower"] >= back.max(axis=1) - 1e-12 * np.maximum(1, np.abs(back.max(axis=1))))
+
+
+@pytest.mark.parametrize("kind,label,args", SWEEP_CASES, ids=[c[1] for c in SWEEP_CASES])
+def test_adam_steps_on_tangent_points_raise_the_margin_bounds(kind, label, args):
+    """After six best responses, Adam steps on the planes' tangent points (ascent on the
+    envelope gradient, points kept in their boxes) end at least where the best responses
+    stopped on most margin rows and never far below (slopes that left the tangent family blew
+    the bounds up by orders of magnitude)."""
+    iters, br = 16, 6
+    tr = getattr(_core, f"{kind}_bounds")(*args, opt_iters=iters, opt_br=br, opt_lr=0.1,
+                                          opt_trace=True)["opt_trace_lower"]
+    back = tr[:, 0:2 * (iters + 1):2]
+    last_br, last = back[:, br], back[:, -1]
+    scale = np.maximum(1.0, np.abs(last_br))
+    assert np.all(last >= last_br - 0.05 * scale), (label, last - last_br)
+    assert np.mean(last >= last_br - 1e-9 * scale) >= 0.5, (label, last - last_br)
 
 
 @pytest.mark.parametrize("label,args", CASES, ids=[c[0] for c in CASES])

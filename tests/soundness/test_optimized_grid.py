@@ -37,13 +37,16 @@ def test_grid_best_responses_are_sound(kind):
     @settings(max_examples=60, **_SETTINGS)
     @given(seed=st.integers(0, 2**32 - 1), T=st.integers(1, 4), s=st.integers(1, 5),
            scale=st.sampled_from([0.5, 1.0, 3.0]), p=st.sampled_from([1.0, 2.0, np.inf]),
-           eps=st.sampled_from([0.05, 0.3, 1.5]), grid=st.sampled_from([0, 1, 2, 3, 8, 64]))
-    def run(seed, T, s, scale, p, eps, grid):
+           eps=st.sampled_from([0.05, 0.3, 1.5]), grid=st.sampled_from([0, 1, 2, 3, 8, 64]),
+           adam=st.booleans())
+    def run(seed, T, s, scale, p, eps, grid, adam):
         rng = np.random.default_rng(seed)
         w = random_weights(rng, kind, 3, s, 3, scale, 1.0, True)
         x = rng.normal(size=(T, 3))
         label = int(np.argmax(w.logits(x)))
-        lo = _lower(w, x, eps, p, label, "optimized", opt_grid=grid)
+        # adam: Adam steps on the tangent points after the best responses (planes only)
+        kw = {"opt_iters": 10, "opt_br": 3, "opt_lr": 0.3} if adam and kind != "rnn_tanh" else {}
+        lo = _lower(w, x, eps, p, label, "optimized", opt_grid=grid, **kw)
         S = samples_for(rng, x, eps, p, None, 4000, w)
         m = forward.margins(w, S, label)
         assert_inside(f"optimized margins, grid {grid}", m, lo, np.full_like(lo, np.inf))
