@@ -53,6 +53,9 @@ struct OptSettings {
 };
 
 namespace detail {
+// The most candidate slots one layer's grid keeps (optim_planes.hpp, optim_lines.hpp): 2.6 MB
+// of planes; a larger layer takes the tangent at each row's own point.
+constexpr std::size_t kMaxCandidates = std::size_t(1) << 16;
 // The cell (0 .. G-1) of v among G equal cells of [lo, hi] (OptSettings::grid); 0 when the
 // interval is a point.
 template <class T>

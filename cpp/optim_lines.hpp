@@ -26,7 +26,8 @@ struct LineBoxes {
   std::vector<T> l, u;
   // Best responses on a grid (OptSettings::grid = G): the tangent at the centre of the
   // point's cell of G equal cells of [l, u], slot (neuron, side, cell): slope and offset,
-  // computed on first use (a NaN slope: not yet) and kept while the intervals are.
+  // computed on first use (a NaN slope: not yet) and kept while the intervals are (at most
+  // detail::kMaxCandidates slots; beyond, the tangent at each row's own point).
   std::vector<std::pair<T, T>> cand;
   void set(Activation f, const T* lo, const T* hi, std::ptrdiff_t s) {
     fn = f;
@@ -70,7 +71,7 @@ struct OptLineSet {
     return v >= T(0) ? P.al[i] * mz + P.bl[i] : P.au[i] * mz + P.bu[i];
   }
   void improve(LineBoxes<T>& bx, int, const OptSettings& opt) {
-    const int G = opt.grid;
+    const int G = vv.size() * 2 * static_cast<std::size_t>(std::max(opt.grid, 1)) > detail::kMaxCandidates ? 0 : opt.grid;
     for (std::size_t i = 0; i < vv.size(); ++i) {
       const T v = vv[i];
       if (v == T(0) || !(bx.l[i] < bx.u[i])) continue;

@@ -43,7 +43,8 @@ struct PlaneBoxes {
   std::vector<detail::SideValues<T>> sv;
   // Best responses on a grid (OptSettings::grid): the candidate planes of every row, slot
   // (neuron, side, cell), each computed on first use (a NaN slope: not yet) and kept while
-  // the boxes are.
+  // the boxes are. A layer whose grid would hold more than detail::kMaxCandidates slots (2.6 MB; more
+  // than 512 neurons at G = 8) takes the tangent at each row's own point instead.
   struct Candidate {
     T a, b, c, xs, ys;
   };
@@ -122,6 +123,7 @@ struct OptPlaneSet {
   // of the point's cell of the G x G grid over the box, and looked up once computed: the
   // rows of a pass share at most G^2 offsets per plane and side instead of one per row met.
   void tangent_response(PlaneBoxes<T>& bx, int G) {
+    if (bx.box.size() * 2 * static_cast<std::size_t>(std::max(G * G, 2)) > detail::kMaxCandidates) G = 0;
     for (std::size_t i = 0; i < vv.size(); ++i) {
       const T v = vv[i];
       if (v == T(0)) continue;

@@ -79,3 +79,19 @@ def test_opt_grid_out_of_range_is_refused():
             _lower(w, x, 0.1, 2.0, 0, "optimized", opt_grid=g)
         with pytest.raises(ValueError, match="opt_grid"):
             _core.PassOptions(planes="optimized", opt_grid=g)
+
+
+@pytest.mark.parametrize("kind,s_cap", [("lstm", 8), ("rnn_tanh", 512)])  # (a GRU's z lines keep theirs)
+def test_a_grid_over_the_memory_cap_falls_back_to_the_point(kind, s_cap):
+    """A layer whose grid would keep more than 2^16 candidate slots (planes: 2 G^2 per neuron,
+    lines: 2 G) takes the tangent at each row's own point, as opt_grid=0 does; one neuron fewer
+    keeps its grid."""
+    rng = np.random.default_rng(3)
+    for s, over in ((s_cap + 1, True), (s_cap, False)):
+        w = random_weights(rng, kind, 3, s, 3, 1.0, 1.0, True)
+        x = rng.normal(size=(2, 3))
+        label = int(np.argmax(w.logits(x)))
+        eps = 0.3 if kind != "rnn_tanh" else 0.05
+        fine = _lower(w, x, eps, 2.0, label, "optimized", opt_grid=64)
+        point = _lower(w, x, eps, 2.0, label, "optimized", opt_grid=0)
+        assert np.array_equal(fine, point) == over, (s, fine - point)
