@@ -34,10 +34,9 @@ pq::PlaneMethod parse_planes(const std::string& s, pq::OptSettings& opt, int opt
   if (s == "optimized") {
     opt.br_iters = opt_br;
     if (opt_iters < 0 || !(opt_lr > 0.0)) throw pq::InvalidArgument("opt_iters must be >= 0 and opt_lr > 0");
-    if (opt_grid < 0 || opt_grid > 64) throw pq::InvalidArgument("opt_grid must be in [0, 64]");
     opt.iters = opt_iters;
     opt.lr = opt_lr;
-    opt.grid = opt_grid;
+    opt.grid = pq::checked_grid(opt_grid);
     return pq::PlaneMethod::Exact;
   }
   if (s == "exact") return pq::PlaneMethod::Exact;

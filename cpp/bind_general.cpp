@@ -206,8 +206,7 @@ void bind_general(py::module_& m) {
                o.opt.br_iters = opt_br;
                o.opt.inter_steps = opt_inter;
                o.opt.inter_iters = opt_inter_iters;
-               if (opt_grid < 0 || opt_grid > 64) throw pq::InvalidArgument("opt_grid must be in [0, 64]");
-               o.opt.grid = opt_grid;
+               o.opt.grid = pq::checked_grid(opt_grid);
              } else {
                throw pq::InvalidArgument("planes must be \"exact\", \"optimized\", \"1d\" or \"constant\", got \"" +
                                          planes + "\"");

@@ -52,10 +52,33 @@ struct OptSettings {
   bool trace = false;   // also return per margin row and iteration (backward L, sweep L) (tests)
 };
 
+// OptSettings::grid as the bindings take it: 0 .. 64.
+inline int checked_grid(int g) {
+  if (g < 0 || g > 64) throw InvalidArgument("opt_grid must be in [0, 64]");
+  return g;
+}
+
 namespace detail {
 // The most candidate slots one layer's grid keeps (optim_planes.hpp, optim_lines.hpp): 2.6 MB
 // of planes; a larger layer takes the tangent at each row's own point.
 constexpr std::size_t kMaxCandidates = std::size_t(1) << 16;
+// Whether a grid of n neurons with `per` cells a side stays within kMaxCandidates slots.
+inline bool grid_fits(std::size_t n, std::size_t per) { return n * 2 * per <= kMaxCandidates; }
+// The candidates of one layer's best responses on a grid (optim_planes.hpp, optim_lines.hpp):
+// slot (neuron i, side, cell) of n neurons with `per` cells a side, allocated (all `empty`) on
+// first use, dropped with the boxes.
+template <class Slot>
+class CandidateGrid {
+ public:
+  void clear() { slots_.clear(); }
+  Slot& at(std::size_t n, std::size_t per, std::size_t i, bool lower, std::size_t cell, const Slot& empty) {
+    if (slots_.empty()) slots_.assign(n * 2 * per, empty);
+    return slots_[(i * 2 + (lower ? 0 : 1)) * per + cell];
+  }
+
+ private:
+  std::vector<Slot> slots_;
+};
 // The cell (0 .. G-1) of v among G equal cells of [lo, hi] (OptSettings::grid); 0 when the
 // interval is a point.
 template <class T>

@@ -28,7 +28,7 @@ struct LineBoxes {
   // point's cell of G equal cells of [l, u], slot (neuron, side, cell): slope and offset,
   // computed on first use (a NaN slope: not yet) and kept while the intervals are (at most
   // detail::kMaxCandidates slots; beyond, the tangent at each row's own point).
-  std::vector<std::pair<T, T>> cand;
+  detail::CandidateGrid<std::pair<T, T>> cand;
   void set(Activation f, const T* lo, const T* hi, std::ptrdiff_t s) {
     fn = f;
     cand.clear();
@@ -71,7 +71,7 @@ struct OptLineSet {
     return v >= T(0) ? P.al[i] * mz + P.bl[i] : P.au[i] * mz + P.bu[i];
   }
   void improve(LineBoxes<T>& bx, int, const OptSettings& opt) {
-    const int G = vv.size() * 2 * static_cast<std::size_t>(std::max(opt.grid, 1)) > detail::kMaxCandidates ? 0 : opt.grid;
+    const int G = opt.grid > 0 && detail::grid_fits(vv.size(), static_cast<std::size_t>(opt.grid)) ? opt.grid : 0;
     for (std::size_t i = 0; i < vv.size(); ++i) {
       const T v = vv[i];
       if (v == T(0) || !(bx.l[i] < bx.u[i])) continue;
@@ -82,10 +82,8 @@ struct OptLineSet {
       const T olda = a, oldb = b, before = a * mzv[i] + b;
       if (G > 0 && bx.fn != Activation::Relu) {  // ReLU's responses need no offset search
         const int cell = detail::grid_cell(z, bx.l[i], bx.u[i], G);
-        if (bx.cand.empty())
-          bx.cand.assign(vv.size() * 2 * static_cast<std::size_t>(G),
-                         {std::numeric_limits<T>::quiet_NaN(), T(0)});
-        auto& q = bx.cand[(i * 2 + (lower ? 0 : 1)) * static_cast<std::size_t>(G) + static_cast<std::size_t>(cell)];
+        auto& q = bx.cand.at(vv.size(), static_cast<std::size_t>(G), i, lower, static_cast<std::size_t>(cell),
+                             {std::numeric_limits<T>::quiet_NaN(), T(0)});
         if (std::isnan(q.first)) {
           a = detail::dphi(bx.fn, detail::grid_centre(cell, bx.l[i], bx.u[i], G));
           refresh(bx, i, lower);

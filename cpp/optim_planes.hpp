@@ -48,7 +48,7 @@ struct PlaneBoxes {
   struct Candidate {
     T a, b, c, xs, ys;
   };
-  std::vector<Candidate> cand;
+  detail::CandidateGrid<Candidate> cand;
   void set(Surface f, const T* xl, const T* xu, const T* yl, const T* yu, std::ptrdiff_t s) {
     sf = f;
     box.resize(s);
@@ -123,7 +123,7 @@ struct OptPlaneSet {
   // of the point's cell of the G x G grid over the box, and looked up once computed: the
   // rows of a pass share at most G^2 offsets per plane and side instead of one per row met.
   void tangent_response(PlaneBoxes<T>& bx, int G) {
-    if (bx.box.size() * 2 * static_cast<std::size_t>(std::max(G * G, 2)) > detail::kMaxCandidates) G = 0;
+    if (!detail::grid_fits(bx.box.size(), static_cast<std::size_t>(std::max(G * G, 2)))) G = 0;
     for (std::size_t i = 0; i < vv.size(); ++i) {
       const T v = vv[i];
       if (v == T(0)) continue;
@@ -143,11 +143,13 @@ struct OptPlaneSet {
         y = detail::grid_centre(gy, b.yl, b.yu, G);
         cell = gx * G + gy;
       }
-      try_slopes(bx, i, lower, cell, [&] {  // the tangent's slopes, only where no candidate is kept yet
-        const T sg = detail::surface_g(bx.sf, y), f = detail::surface_factor(bx.sf, x);
-        return std::make_pair(detail::surface_df(bx.sf, x) * sg, f * detail::surface_dg(bx.sf, y));
-      }, G, x, y);
+      try_slopes(bx, i, lower, cell, [&] { return tangent_slopes(bx.sf, x, y); }, G, x, y);  // on a miss only
     }
+  }
+  // The slopes (F_x, F_y) of the tangent plane of F at (x, y).
+  static std::pair<T, T> tangent_slopes(Surface sf, T x, T y) {
+    const T sg = detail::surface_g(sf, y), f = detail::surface_factor(sf, x);
+    return {detail::surface_df(sf, x) * sg, f * detail::surface_dg(sf, y)};
   }
   // Slopes (A, B) = slopes() with their exact offset for side `lower` of plane i, kept if
   // tighter at the last sweep's inputs (with (px, py), the point of contact of a tangent
@@ -163,12 +165,9 @@ struct OptPlaneSet {
     const T olda = a, oldb = bb, oldc = c, oxs = xs, oys = ys;
     const T before = olda * mxv[i] + oldb * myv[i] + oldc;
     if (cell >= 0) {
-      const std::size_t per = static_cast<std::size_t>(std::max(G * G, 2));
-      if (bx.cand.empty()) {
-        const T none = std::numeric_limits<T>::quiet_NaN();
-        bx.cand.assign(bx.box.size() * 2 * per, {none, none, none, none, none});
-      }
-      auto& q = bx.cand[(i * 2 + (lower ? 0 : 1)) * per + static_cast<std::size_t>(cell)];
+      const T none = std::numeric_limits<T>::quiet_NaN();
+      auto& q = bx.cand.at(bx.box.size(), static_cast<std::size_t>(std::max(G * G, 2)), i, lower,
+                           static_cast<std::size_t>(cell), {none, none, none, none, none});
       if (std::isnan(q.a)) {
         std::tie(a, bb) = slopes();
         refresh(bx, i, lower);
@@ -216,19 +215,15 @@ struct OptPlaneSet {
       for (std::size_t i = 0; i < s; ++i) {
         if (std::isnan(px[i]) || (ga[i] == T(0) && gb[i] == T(0) && ma[i] == T(0) && mb[i] == T(0))) continue;
         const auto& b = bx.box[i];
-        const T x = px[i], y = py[i];
-        const T f = detail::surface_factor(bx.sf, x), g = detail::surface_g(bx.sf, y);
-        const T fx = detail::surface_df(bx.sf, x), gy = detail::surface_dg(bx.sf, y);
-        const T t = std::tanh(x);
-        const T fxx = detail::tanh_f(bx.sf) ? T(-2) * t * (T(1) - t * t) : T(0);
-        const T sg = detail::sigmoid_g(bx.sf) ? g : T(0);
-        const T gyy = detail::sigmoid_g(bx.sf) ? sg * (T(1) - sg) * (T(1) - T(2) * sg) : T(0);
+        // F = f(x) g(y), f in {tanh, id}, g in {sigma, id}: value and two derivatives of each
+        T f = px[i], fx = T(1), fxx = T(0), g = py[i], gy = T(1), gyy = T(0);
+        if (detail::tanh_f(bx.sf)) detail::phi_derivatives(Activation::Tanh, px[i], f, fx, fxx);
+        if (detail::sigmoid_g(bx.sf)) detail::phi_derivatives(Activation::Sigmoid, py[i], g, gy, gyy);
         // a = fx g, b = f gy: da/dx = fxx g, da/dy = fx gy = db/dx, db/dy = f gyy
         const T dx = ga[i] * fxx * g + gb[i] * fx * gy, dy = ga[i] * fx * gy + gb[i] * f * gyy;
         adam(px[i], dx, wfloor(b.xu - b.xl), b.xl, b.xu, ma[i], va[i]);
         adam(py[i], dy, wfloor(b.yu - b.yl), b.yl, b.yu, mb[i], vb[i]);
-        (lower ? P.aL : P.aU)[i] = detail::surface_df(bx.sf, px[i]) * detail::surface_g(bx.sf, py[i]);
-        (lower ? P.bL : P.bU)[i] = detail::surface_factor(bx.sf, px[i]) * detail::surface_dg(bx.sf, py[i]);
+        std::tie((lower ? P.aL : P.aU)[i], (lower ? P.bL : P.bU)[i]) = tangent_slopes(bx.sf, px[i], py[i]);
         refresh(bx, i, lower);
       }
     }
