@@ -49,11 +49,25 @@ struct PlaneBoxes {
     T a, b, c, xs, ys;
   };
   detail::CandidateGrid<Candidate> cand;
+  // The grid's envelope (RECURRENCES.md §3b): slot (neuron, side, cell) holds the cell whose
+  // candidate is highest (lower side; upper: lowest) at this cell's centre, -1 before the
+  // side's whole grid is computed.
+  detail::CandidateGrid<int> envelope;
+  // Side `lower` of plane i with slopes (a, b): its exact offset and where it is attained.
+  Candidate exact(std::size_t i, bool lower, T a, T b) const {
+    if (lower) {
+      const auto r = detail::offset_extremes(sf, a, b, box[i], sv[i], Want::Min);
+      return {a, b, r.gmin - detail::plane_margin(a, b, box[i], sv[i]), r.xmin, r.ymin};
+    }
+    const auto r = detail::offset_extremes(sf, a, b, box[i], sv[i], Want::Max);
+    return {a, b, r.gmax + detail::plane_margin(a, b, box[i], sv[i]), r.xmax, r.ymax};
+  }
   void set(Surface f, const T* xl, const T* xu, const T* yl, const T* yu, std::ptrdiff_t s) {
     sf = f;
     box.resize(s);
     sv.resize(s);
     cand.clear();
+    envelope.clear();
     for (std::ptrdiff_t i = 0; i < s; ++i) {
       box[i] = {xl[i], xu[i], yl[i], yu[i]};
       sv[i] = detail::side_values(f, box[i]);
@@ -85,13 +99,13 @@ struct OptPlaneSet {
   // Exact offset (and where it is attained) of side `lower` of plane i for its slopes.
   void refresh(const PlaneBoxes<T>& bx, std::size_t i, bool lower) {
     if (lower) {
-      const auto r = detail::offset_extremes(bx.sf, P.aL[i], P.bL[i], bx.box[i], bx.sv[i], Want::Min);
-      P.cL[i] = r.gmin - detail::plane_margin(P.aL[i], P.bL[i], bx.box[i], bx.sv[i]);
-      xsL[i] = r.xmin; ysL[i] = r.ymin;
+      const auto q = bx.exact(i, true, P.aL[i], P.bL[i]);
+      P.cL[i] = q.c;
+      xsL[i] = q.xs; ysL[i] = q.ys;
     } else {
-      const auto r = detail::offset_extremes(bx.sf, P.aU[i], P.bU[i], bx.box[i], bx.sv[i], Want::Max);
-      P.cU[i] = r.gmax + detail::plane_margin(P.aU[i], P.bU[i], bx.box[i], bx.sv[i]);
-      xsU[i] = r.xmax; ysU[i] = r.ymax;
+      const auto q = bx.exact(i, false, P.aU[i], P.bU[i]);
+      P.cU[i] = q.c;
+      xsU[i] = q.xs; ysU[i] = q.ys;
     }
   }
   void zero_grad() {
@@ -144,7 +158,48 @@ struct OptPlaneSet {
         cell = gx * G + gy;
       }
       try_slopes(bx, i, lower, cell, [&] { return tangent_slopes(bx.sf, x, y); }, G, x, y);  // on a miss only
+      if (G < 2) continue;
+      // F is not convex (concave) over most boxes: the tangent at the point is then seldom
+      // the best plane there. Also try the grid's best plane at the cell's centre.
+      const int e = envelope_cell(bx, i, lower, G, cell);
+      if (e == cell) continue;
+      const T ex = detail::grid_centre(e / G, b.xl, b.xu, G), ey = detail::grid_centre(e % G, b.yl, b.yu, G);
+      try_slopes(bx, i, lower, e, [&] { return tangent_slopes(bx.sf, ex, ey); }, G, ex, ey);
     }
+  }
+  // The cell whose tangent plane (exact offset) is highest (lower side; upper: lowest) at the
+  // centre of `cell`, among the G x G cells' tangents; the side's whole grid and its envelope
+  // table are computed on first use (G^2 offsets and G^4 plane evaluations per side and box,
+  // then one lookup per row met).
+  int envelope_cell(PlaneBoxes<T>& bx, std::size_t i, bool lower, int G, int cell) {
+    const std::size_t per = static_cast<std::size_t>(std::max(G * G, 2)), n = bx.box.size();  // as try_slopes
+    const int known = bx.envelope.at(n, per, i, lower, static_cast<std::size_t>(cell), -1);
+    if (known >= 0) return known;
+    const auto& b = bx.box[i];
+    const T none = std::numeric_limits<T>::quiet_NaN();
+    auto centre = [&](int k) { return std::make_pair(detail::grid_centre(k / G, b.xl, b.xu, G),
+                                                     detail::grid_centre(k % G, b.yl, b.yu, G)); };
+    std::vector<typename PlaneBoxes<T>::Candidate> all(per);
+    for (int k = 0; k < G * G; ++k) {
+      auto& q = bx.cand.at(n, per, i, lower, static_cast<std::size_t>(k), {none, none, none, none, none});
+      if (std::isnan(q.a)) {
+        const auto [cx, cy] = centre(k);
+        const auto [a, bb] = tangent_slopes(bx.sf, cx, cy);
+        q = bx.exact(i, lower, a, bb);
+      }
+      all[k] = q;
+    }
+    for (int c = 0; c < G * G; ++c) {
+      const auto [cx, cy] = centre(c);
+      int best = c;
+      T top = all[c].a * cx + all[c].b * cy + all[c].c;
+      for (int k = 0; k < G * G; ++k) {
+        const T v = all[k].a * cx + all[k].b * cy + all[k].c;
+        if (lower ? v > top : v < top) top = v, best = k;
+      }
+      bx.envelope.at(n, per, i, lower, static_cast<std::size_t>(c), -1) = best;
+    }
+    return bx.envelope.at(n, per, i, lower, static_cast<std::size_t>(cell), -1);
   }
   // The slopes (F_x, F_y) of the tangent plane of F at (x, y).
   static std::pair<T, T> tangent_slopes(Surface sf, T x, T y) {

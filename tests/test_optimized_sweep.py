@@ -104,19 +104,20 @@ def test_sweep_equals_backsubstitution_and_gradient(kind, label, args):
 
 
 @pytest.mark.parametrize("kind,label,args", SWEEP_CASES, ids=[c[1] for c in SWEEP_CASES])
-def test_adam_steps_on_tangent_points_raise_the_margin_bounds(kind, label, args):
+def test_adam_steps_on_tangent_points_stay_near_the_best_responses(kind, label, args):
     """After six best responses, Adam steps on the planes' tangent points (ascent on the
-    envelope gradient, points kept in their boxes) end at least where the best responses
-    stopped on most margin rows and never far below (slopes that left the tangent family blew
-    the bounds up by orders of magnitude)."""
+    envelope gradient, points kept in their boxes) end near where the best responses stopped
+    (slopes that left the tangent family blew the bounds up by orders of magnitude), and the
+    row's bound is the best of its iterates. (Since the best responses also take the grid's
+    envelope, RECURRENCES.md §3b, the Adam steps lower about as many rows as they raise.)"""
     iters, br = 16, 6
-    tr = getattr(_core, f"{kind}_bounds")(*args, opt_iters=iters, opt_br=br, opt_lr=0.1,
-                                          opt_trace=True)["opt_trace_lower"]
-    back = tr[:, 0:2 * (iters + 1):2]
+    out = getattr(_core, f"{kind}_bounds")(*args, opt_iters=iters, opt_br=br, opt_lr=0.1, opt_trace=True)
+    back = out["opt_trace_lower"][:, 0:2 * (iters + 1):2]
     last_br, last = back[:, br], back[:, -1]
     scale = np.maximum(1.0, np.abs(last_br))
     assert np.all(last >= last_br - 0.05 * scale), (label, last - last_br)
-    assert np.mean(last >= last_br - 1e-9 * scale) >= 0.5, (label, last - last_br)
+    best = back.max(axis=1)
+    assert np.all(out["lower"] >= best - 1e-12 * np.maximum(1.0, np.abs(best))), (label, out["lower"] - best)
 
 
 @pytest.mark.parametrize("label,args", CASES, ids=[c[0] for c in CASES])

@@ -113,8 +113,8 @@ def bound_margins(weights: Any, x: Any, eps: float, p: Any = 2, target: Any = No
         Relaxation of the LSTM/GRU products. ``"exact"``: POPQORN's volume-minimal planes
         with exact offsets. ``"optimized"`` (also for RNNs, on their tanh/ReLU lines):
         every bound (the intermediate intervals and the margins) gets its own planes or
-        lines, their slopes chosen for that bound (tangent at the worst-case trajectory),
-        offsets still exact. Tighter (1.03-1.22x the "exact" radius on the shared trained
+        lines, their slopes chosen for that bound (the better of the tangent at the
+        worst-case trajectory and the grid's highest plane there), offsets still exact. Tighter (1.03-1.22x the "exact" radius on the shared trained
         models, ~1 % on random ones) and 10-35x slower (measured for T <= 16, h <= 64; the
         gap grows with T and h); CPU only. "1d" and "constant" are baselines for the
         products (equal to "exact" for RNNs).
