@@ -62,6 +62,21 @@ struct PlaneBoxes {
     const auto r = detail::offset_extremes(sf, a, b, box[i], sv[i], Want::Max);
     return {a, b, r.gmax + detail::plane_margin(a, b, box[i], sv[i]), r.xmax, r.ymax};
   }
+  // Cells a side of a grid of G (at least 2: McCormick's two planes of the bilinear F4).
+  static std::size_t per_side(int G) { return static_cast<std::size_t>(std::max(G * G, 2)); }
+  // Grid slot (i, side, cell): the plane of slopes slopes() with its exact offset, computed
+  // on first use.
+  template <class Slopes>
+  const Candidate& candidate(std::size_t i, bool lower, int cell, int G, Slopes&& slopes) {
+    const T none = std::numeric_limits<T>::quiet_NaN();
+    Candidate& q = cand.at(box.size(), per_side(G), i, lower, static_cast<std::size_t>(cell),
+                           {none, none, none, none, none});
+    if (std::isnan(q.a)) {
+      const auto [a, b] = slopes();
+      q = exact(i, lower, a, b);
+    }
+    return q;
+  }
   void set(Surface f, const T* xl, const T* xu, const T* yl, const T* yu, std::ptrdiff_t s) {
     sf = f;
     box.resize(s);
@@ -137,7 +152,7 @@ struct OptPlaneSet {
   // of the point's cell of the G x G grid over the box, and looked up once computed: the
   // rows of a pass share at most G^2 offsets per plane and side instead of one per row met.
   void tangent_response(PlaneBoxes<T>& bx, int G) {
-    if (!detail::grid_fits(bx.box.size(), static_cast<std::size_t>(std::max(G * G, 2)))) G = 0;
+    if (!detail::grid_fits(bx.box.size(), PlaneBoxes<T>::per_side(G))) G = 0;
     for (std::size_t i = 0; i < vv.size(); ++i) {
       const T v = vv[i];
       if (v == T(0)) continue;
@@ -172,23 +187,18 @@ struct OptPlaneSet {
   // table are computed on first use (G^2 offsets and G^4 plane evaluations per side and box,
   // then one lookup per row met).
   int envelope_cell(PlaneBoxes<T>& bx, std::size_t i, bool lower, int G, int cell) {
-    const std::size_t per = static_cast<std::size_t>(std::max(G * G, 2)), n = bx.box.size();  // as try_slopes
+    const std::size_t per = PlaneBoxes<T>::per_side(G), n = bx.box.size();
     const int known = bx.envelope.at(n, per, i, lower, static_cast<std::size_t>(cell), -1);
     if (known >= 0) return known;
     const auto& b = bx.box[i];
-    const T none = std::numeric_limits<T>::quiet_NaN();
     auto centre = [&](int k) { return std::make_pair(detail::grid_centre(k / G, b.xl, b.xu, G),
                                                      detail::grid_centre(k % G, b.yl, b.yu, G)); };
     std::vector<typename PlaneBoxes<T>::Candidate> all(per);
-    for (int k = 0; k < G * G; ++k) {
-      auto& q = bx.cand.at(n, per, i, lower, static_cast<std::size_t>(k), {none, none, none, none, none});
-      if (std::isnan(q.a)) {
+    for (int k = 0; k < G * G; ++k)
+      all[k] = bx.candidate(i, lower, k, G, [&] {
         const auto [cx, cy] = centre(k);
-        const auto [a, bb] = tangent_slopes(bx.sf, cx, cy);
-        q = bx.exact(i, lower, a, bb);
-      }
-      all[k] = q;
-    }
+        return tangent_slopes(bx.sf, cx, cy);
+      });
     for (int c = 0; c < G * G; ++c) {
       const auto [cx, cy] = centre(c);
       int best = c;
@@ -220,14 +230,7 @@ struct OptPlaneSet {
     const T olda = a, oldb = bb, oldc = c, oxs = xs, oys = ys;
     const T before = olda * mxv[i] + oldb * myv[i] + oldc;
     if (cell >= 0) {
-      const T none = std::numeric_limits<T>::quiet_NaN();
-      auto& q = bx.cand.at(bx.box.size(), static_cast<std::size_t>(std::max(G * G, 2)), i, lower,
-                           static_cast<std::size_t>(cell), {none, none, none, none, none});
-      if (std::isnan(q.a)) {
-        std::tie(a, bb) = slopes();
-        refresh(bx, i, lower);
-        q = {a, bb, c, xs, ys};
-      }
+      const auto& q = bx.candidate(i, lower, cell, G, slopes);
       a = q.a; bb = q.b; c = q.c; xs = q.xs; ys = q.ys;
     } else {
       std::tie(a, bb) = slopes();
