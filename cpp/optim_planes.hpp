@@ -51,7 +51,7 @@ struct PlaneBoxes {
   detail::CandidateGrid<Candidate> cand;
   // The grid's envelope (RECURRENCES.md §3b): slot (neuron, side, cell) holds the cell whose
   // candidate is highest (lower side; upper: lowest) at this cell's centre, -1 before the
-  // side's whole grid is computed.
+  // box's table is filled (fill_envelope).
   detail::CandidateGrid<int> envelope;
   // Side `lower` of plane i with slopes (a, b): its exact offset and where it is attained.
   Candidate exact(std::size_t i, bool lower, T a, T b) const {
@@ -76,6 +76,66 @@ struct PlaneBoxes {
       q = exact(i, lower, a, b);
     }
     return q;
+  }
+  // Both sides' envelope tables of box i (RECURRENCES.md §3b): the candidates are the
+  // tangents at the G x G cell centres; to rank them, each one's offsets are estimated as the
+  // min and max of F - a x - b y over a kLattice x kLattice lattice of the box (its corners
+  // and edges included). The estimate only picks the winner: a row that takes it gets its
+  // exact offset (candidate()), so every plane in use stays valid.
+  static constexpr int kLattice = 9;
+  void fill_envelope(std::size_t i, int G) {
+    const auto& b = box[i];
+    const std::size_t per = per_side(G), n = box.size();
+    const int S = kLattice, C = G * G;
+    T fx[kLattice], gy[kLattice], lx[kLattice], ly[kLattice];
+    for (int j = 0; j < S; ++j) {
+      lx[j] = j + 1 == S ? b.xu : b.xl + (b.xu - b.xl) * (T(j) / T(S - 1));
+      ly[j] = j + 1 == S ? b.yu : b.yl + (b.yu - b.yl) * (T(j) / T(S - 1));
+      fx[j] = detail::surface_factor(sf, lx[j]);
+      gy[j] = detail::surface_g(sf, ly[j]);
+    }
+    // the cell centres and the factors of tangent_slopes there, once per axis
+    std::vector<T> cx(G), cy(G), dfx(G), fcx(G), gcy(G), dgy(G);
+    for (int k = 0; k < G; ++k) {
+      cx[k] = detail::grid_centre(k, b.xl, b.xu, G);
+      cy[k] = detail::grid_centre(k, b.yl, b.yu, G);
+      dfx[k] = detail::surface_df(sf, cx[k]);
+      fcx[k] = detail::surface_factor(sf, cx[k]);
+      gcy[k] = detail::surface_g(sf, cy[k]);
+      dgy[k] = detail::surface_dg(sf, cy[k]);
+    }
+    // each candidate's slopes (tangent_slopes at its cell's centre) and estimated min / max
+    // of F - a x - b y
+    std::vector<T> a(C), bb(C), lo(C, std::numeric_limits<T>::infinity()), hi(C, -std::numeric_limits<T>::infinity());
+    for (int k = 0; k < C; ++k) {
+      a[k] = dfx[k / G] * gcy[k % G];
+      bb[k] = fcx[k / G] * dgy[k % G];
+    }
+    for (int p = 0; p < S; ++p)
+      for (int q = 0; q < S; ++q) {  // one lattice point, every candidate (independent lanes)
+        const T F = fx[p] * gy[q], x = lx[p], y = ly[q];
+        T* __restrict L = lo.data();
+        T* __restrict H = hi.data();
+        const T* __restrict A = a.data();
+        const T* __restrict B = bb.data();
+        for (int k = 0; k < C; ++k) {
+          const T g = F - A[k] * x - B[k] * y;
+          L[k] = g < L[k] ? g : L[k];
+          H[k] = g > H[k] ? g : H[k];
+        }
+      }
+    for (int c = 0; c < C; ++c) {
+      const T px = cx[c / G], py = cy[c % G];
+      int bl = 0, bu = 0;
+      T top = -std::numeric_limits<T>::infinity(), bot = -top;
+      for (int k = 0; k < C; ++k) {
+        const T v = a[k] * px + bb[k] * py;
+        if (v + lo[k] > top) top = v + lo[k], bl = k;
+        if (v + hi[k] < bot) bot = v + hi[k], bu = k;
+      }
+      envelope.at(n, per, i, true, static_cast<std::size_t>(c), -1) = bl;
+      envelope.at(n, per, i, false, static_cast<std::size_t>(c), -1) = bu;
+    }
   }
   void set(Surface f, const T* xl, const T* xu, const T* yl, const T* yu, std::ptrdiff_t s) {
     sf = f;
@@ -148,9 +208,11 @@ struct OptPlaneSet {
   // input values (clipped to the box), with its exact offset; keep it if the selected side is
   // tighter there (higher lower plane / lower upper plane at (mx, my)). For the bilinear F4
   // (a saddle: its tangent plane is a poor bound) the two McCormick planes of the side are
-  // tried instead. On a grid (G > 0, OptSettings::grid) the tangent is taken at the centre
-  // of the point's cell of the G x G grid over the box, and looked up once computed: the
-  // rows of a pass share at most G^2 offsets per plane and side instead of one per row met.
+  // tried instead. On a grid (G > 0, OptSettings::grid) the point moves to the centre of its
+  // cell of the G x G grid over the box, and from G = 2 on the plane tried is the grid's
+  // envelope there (the best of the G^2 cells' tangents, fill_envelope); each cell's plane
+  // is looked up once computed: the rows of a pass share at most G^2 offsets per plane and
+  // side instead of one per row met.
   void tangent_response(PlaneBoxes<T>& bx, int G) {
     if (!detail::grid_fits(bx.box.size(), PlaneBoxes<T>::per_side(G))) G = 0;
     for (std::size_t i = 0; i < vv.size(); ++i) {
@@ -172,44 +234,25 @@ struct OptPlaneSet {
         y = detail::grid_centre(gy, b.yl, b.yu, G);
         cell = gx * G + gy;
       }
-      try_slopes(bx, i, lower, cell, [&] { return tangent_slopes(bx.sf, x, y); }, G, x, y);  // on a miss only
-      if (G < 2) continue;
+      if (G < 2) {  // the tangent at the point (G = 0) or at the box's centre (G = 1)
+        try_slopes(bx, i, lower, cell, [&] { return tangent_slopes(bx.sf, x, y); }, G, x, y);  // on a miss only
+        continue;
+      }
       // F is not convex (concave) over most boxes: the tangent at the point is then seldom
-      // the best plane there. Also try the grid's best plane at the cell's centre.
+      // the best plane there. The grid's best plane at the cell's centre instead (its own
+      // tangent is one of the candidates).
       const int e = envelope_cell(bx, i, lower, G, cell);
-      if (e == cell) continue;
       const T ex = detail::grid_centre(e / G, b.xl, b.xu, G), ey = detail::grid_centre(e % G, b.yl, b.yu, G);
       try_slopes(bx, i, lower, e, [&] { return tangent_slopes(bx.sf, ex, ey); }, G, ex, ey);
     }
   }
-  // The cell whose tangent plane (exact offset) is highest (lower side; upper: lowest) at the
-  // centre of `cell`, among the G x G cells' tangents; the side's whole grid and its envelope
-  // table are computed on first use (G^2 offsets and G^4 plane evaluations per side and box,
-  // then one lookup per row met).
+  // The cell whose candidate is highest (lower side; upper: lowest) at the centre of `cell`
+  // (PlaneBoxes::fill_envelope, on first use for the box).
   int envelope_cell(PlaneBoxes<T>& bx, std::size_t i, bool lower, int G, int cell) {
     const std::size_t per = PlaneBoxes<T>::per_side(G), n = bx.box.size();
-    const int known = bx.envelope.at(n, per, i, lower, static_cast<std::size_t>(cell), -1);
-    if (known >= 0) return known;
-    const auto& b = bx.box[i];
-    auto centre = [&](int k) { return std::make_pair(detail::grid_centre(k / G, b.xl, b.xu, G),
-                                                     detail::grid_centre(k % G, b.yl, b.yu, G)); };
-    std::vector<typename PlaneBoxes<T>::Candidate> all(per);
-    for (int k = 0; k < G * G; ++k)
-      all[k] = bx.candidate(i, lower, k, G, [&] {
-        const auto [cx, cy] = centre(k);
-        return tangent_slopes(bx.sf, cx, cy);
-      });
-    for (int c = 0; c < G * G; ++c) {
-      const auto [cx, cy] = centre(c);
-      int best = c;
-      T top = all[c].a * cx + all[c].b * cy + all[c].c;
-      for (int k = 0; k < G * G; ++k) {
-        const T v = all[k].a * cx + all[k].b * cy + all[k].c;
-        if (lower ? v > top : v < top) top = v, best = k;
-      }
-      bx.envelope.at(n, per, i, lower, static_cast<std::size_t>(c), -1) = best;
-    }
-    return bx.envelope.at(n, per, i, lower, static_cast<std::size_t>(cell), -1);
+    int& e = bx.envelope.at(n, per, i, lower, static_cast<std::size_t>(cell), -1);
+    if (e < 0) bx.fill_envelope(i, G);
+    return e;
   }
   // The slopes (F_x, F_y) of the tangent plane of F at (x, y).
   static std::pair<T, T> tangent_slopes(Surface sf, T x, T y) {

@@ -113,9 +113,10 @@ def bound_margins(weights: Any, x: Any, eps: float, p: Any = 2, target: Any = No
         Relaxation of the LSTM/GRU products. ``"exact"``: POPQORN's volume-minimal planes
         with exact offsets. ``"optimized"`` (also for RNNs, on their tanh/ReLU lines):
         every bound (the intermediate intervals and the margins) gets its own planes or
-        lines, their slopes chosen for that bound (the better of the tangent at the
-        worst-case trajectory and the grid's highest plane there), offsets still exact. Tighter (1.03-1.22x the "exact" radius on the shared trained
-        models, ~1 % on random ones) and 10-35x slower (measured for T <= 16, h <= 64; the
+        lines, their slopes chosen for that bound (the highest plane at the worst-case
+        trajectory among the tangents of a grid over each box; lines: the tangent there),
+        offsets still exact. Tighter (1.03-1.22x the "exact" radius on the shared trained
+        models, ~1 % on random ones) and 7-30x slower (measured for T <= 16, h <= 64; the
         gap grows with T and h); CPU only. "1d" and "constant" are baselines for the
         products (equal to "exact" for RNNs).
     label : int, optional
@@ -215,7 +216,7 @@ def _certify_searched(pr: _Problem, eps_max: float, rtol_v: float, t0: float) ->
             res = _search(pr, eps_max, rtol_v, margins, start=replace(start0, eps=eps_max))
         else:
             start = replace(start0, eps=min(OPTIMIZED_FIRST_STEP * first.eps, eps_max)) if first.eps > 0.0 else start0
-            res = _search(pr, eps_max, rtol_v, margins, start=start, slope=_root_slope(first, seen))
+            res = _search(pr, eps_max, rtol_v, margins, start=start, slope=_optimized_slope(first, seen))
         res = replace(res, passes=res.passes + first.passes)
     else:
         margins = {}
@@ -228,14 +229,18 @@ def _certify_searched(pr: _Problem, eps_max: float, rtol_v: float, t0: float) ->
 OPTIMIZED_FIRST_STEP = 1.12
 
 
-def _root_slope(res: SearchResult, margins: dict[float, np.ndarray]) -> Optional[float]:
-    """How fast the smallest margin bound fell across a search's final bracket (−dm/dε);
-    planes="optimized" aims its second probe with it (the optimised bounds fall about as fast
-    near their own, larger root). None without a bracket."""
+def _optimized_slope(res: SearchResult, margins: dict[float, np.ndarray]) -> Optional[float]:
+    """How fast the smallest margin bound of planes="optimized" falls near its root (−dm/dε),
+    estimated from the "exact" search ``res`` (``margins``: its bounds per probed ε); it aims
+    the optimised search's second probe. The optimised margin behaves like the exact one
+    stretched in ε by about the ratio of the radii, so near its own root it falls about
+    OPTIMIZED_FIRST_STEP times slower than the exact one near its root (shared models:
+    4.30 -> 3.84 optimised probes per search at p = 2, 4.26 -> 4.07 at p = inf, against the
+    unscaled slope; bench/results/2026-12-07-optimized-cost.md). None without a bracket."""
     if res.eps <= 0.0 or res.eps_upper is None or not {res.eps, res.eps_upper} <= margins.keys():
         return None  # no bracket, or a probe whose bounds left float64 (no margins recorded)
     lo, hi = (float(np.min(margins[e])) for e in (res.eps, res.eps_upper))
-    return (lo - hi) / (res.eps_upper - res.eps) if np.isfinite(hi) else None
+    return (lo - hi) / (res.eps_upper - res.eps) / OPTIMIZED_FIRST_STEP if np.isfinite(hi) else None
 
 
 def _search(pr: _Problem, eps_max: float, rtol: float, margins: dict[float, np.ndarray],
