@@ -163,22 +163,26 @@ class GeneralPass final : public Bounder<T> {
 
   void bound(std::ptrdiff_t m, Entry entry, std::ptrdiff_t t, const typename Bounder<T>::Setup& setup, T* lo,
              T* up) override {
+    // optimized (§3b): each row again with its own relaxations, on the last inter_steps steps,
+    // from its block's back-substitution (the records of its first iterate)
+    const std::ptrdiff_t pos = cur_dir_ == 1 ? Tn_ - 1 - t : t;
+    const bool refine = optim_ && optim_->settings().inter_iters > 0 && pos >= Tn_ - optim_->settings().inter_steps;
+    const typename RowOptimizer<T>::Scope here{cur_l_, cur_dir_, pos + (entry == Entry::Pre ? 0 : 1)};
     std::vector<T> all(static_cast<size_t>(2 * m));
     for (std::ptrdiff_t r0 = 0; r0 < 2 * m; r0 += Rc_) {
       const std::ptrdiff_t R = std::min(Rc_, 2 * m - r0);
+      if (refine) optim_->keep_block(R);
       chain_rows(entry, t, setup, r0, R);
       std::copy(d_.begin(), d_.begin() + R, all.begin() + r0);
+      if (!refine) continue;
+      optim_->keep_block(0);
+      for (std::ptrdiff_t j = 0; j < R; ++j)
+        all[r0 + j] = optim_->block_row(j, R, all[r0 + j], optim_->settings().inter_iters, [&] {
+          chain_rows(entry, t, setup, r0 + j, 1);
+          return d_[0];
+        }, here);
     }
     finish_stacked(all.data(), m, lo, up);
-    // optimized (§3b): each row again with its own relaxations, on the last inter_steps steps
-    const std::ptrdiff_t pos = cur_dir_ == 1 ? Tn_ - 1 - t : t;
-    if (optim_ && optim_->settings().inter_iters > 0 && pos >= Tn_ - optim_->settings().inter_steps) {
-      const typename RowOptimizer<T>::Scope here{cur_l_, cur_dir_, pos + (entry == Entry::Pre ? 0 : 1)};
-      optim_->refine(m, [&](std::ptrdiff_t r) {
-        chain_rows(entry, t, setup, r, 1);
-        return d_[0];
-      }, here, lo, up);
-    }
   }
 
   bool want_states() const override { return opt_.want_states; }
@@ -256,7 +260,7 @@ class GeneralPass final : public Bounder<T> {
         A = dense_carry(net_.frame, frame_lines_[t].data(), nf - 1, false, A, *scratch_, k, frame_charges(t));
         add_rowdots_charged(A, ball_.x.row(t), rd_, k);
       }
-      if (optim_ && optim_->recording()) optim_->record_frame(t, A.row(0));
+      if (optim_) optim_->record_frame(t, A);
       if (tm_.moves(t)) conc_->add(t, A, k);
     }
     conc_->finish(k);

@@ -133,6 +133,11 @@ struct Cell {
   // own(false): the shared ones again. clear_record: before each back-substitution of the row.
   virtual void own(bool on) = 0;
   virtual void clear_record() = 0;
+  // keep_rows(R): carry also keeps the records of every row of the next block back-
+  // substituted with the shared relaxations (R rows at most; 0: stop); take_row(r, R): row r of
+  // that block as the records of the row in use (its first iterate, not back-substituted again).
+  virtual void keep_rows(std::ptrdiff_t rows) = 0;
+  virtual void take_row(std::ptrdiff_t r, std::ptrdiff_t rows) = 0;
   // One step of the forward sweep of the relaxed chain (the adjoint of the recorded
   // back-substitution, §3b): the state after step prev (−1: the initial state) and the
   // input's values `in` give h (s values), every relaxation evaluated on the side its recorded

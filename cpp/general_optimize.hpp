@@ -44,7 +44,8 @@ class RowOptimizer {
 
   RowOptimizer(const GeneralNet<T>& net, const InputBall<T>& ball, const OptSettings& opt, Chains& chains)
       : net_(net), ball_(ball), opt_(opt), chains_(chains), Tn_(ball.x.rows), n_(ball.x.cols),
-        fa_(Tn_, n_), fhas_(static_cast<std::size_t>(Tn_), char(0)), xs_(n_) {
+        fa_(Tn_, n_), fhas_(static_cast<std::size_t>(Tn_), char(0)), fkept_(static_cast<std::size_t>(Tn_), char(0)),
+        xs_(n_) {
     std::ptrdiff_t w = n_;
     for (const auto& f : net.frame) w = std::max(w, f.w.rows);
     a_ = Mat<T>(Tn_, net.layers[0].input());
@@ -56,12 +57,39 @@ class RowOptimizer {
   const OptSettings& settings() const { return opt_; }
   Scope whole() const { return {static_cast<std::ptrdiff_t>(net_.layers.size()), 0, 0}; }
 
-  // While a row is optimised, the driver's concretisation reports the coefficients a (n)
-  // of the row (R = 1) on frame t.
-  bool recording() const { return on_; }
-  void record_frame(std::ptrdiff_t t, const T* a) {
-    std::copy(a, a + n_, fa_.row(t));
-    fhas_[t] = 1;
+  // The driver's concretisation reports the coefficients A (R x n) on frame t: row 0's while
+  // a row is optimised (R = 1), every row's while a block's records are kept.
+  void record_frame(std::ptrdiff_t t, MatView<const T> A) {
+    if (on_) {
+      std::copy(A.row(0), A.row(0) + n_, fa_.row(t));
+      fhas_[t] = 1;
+    } else if (keep_ > 0) {
+      for (std::ptrdiff_t r = 0; r < A.rows; ++r) std::copy(A.row(r), A.row(r) + n_, fblock_.row(t * keep_ + r));
+      fkept_[t] = 1;
+    }
+  }
+
+  // Keep the records of every row of the next block of (at most) rows rows the driver
+  // back-substitutes with the shared relaxations (0: stop keeping).
+  void keep_block(std::ptrdiff_t rows) {
+    keep_ = rows;
+    for_cells([&](Cell<T>& c) { c.keep_rows(rows); });
+    if (rows == 0) return;
+    if (fblock_.rows < Tn_ * rows) fblock_ = Mat<T>(Tn_ * rows, n_);
+    std::fill(fkept_.begin(), fkept_.end(), char(0));
+  }
+
+  // The best lower bound of row r of the last kept block (of `rows` rows), whose first
+  // iterate, the block's bound L0 with the shared relaxations, is not back-substituted again:
+  // the row starts at the sweep from the block's records.
+  template <class Bound>
+  T block_row(std::ptrdiff_t r, std::ptrdiff_t rows, T L0, int iters, Bound&& bound, Scope scope) {
+    for_cells([&](Cell<T>& c) { c.take_row(r, rows); });
+    for (std::ptrdiff_t t = 0; t < Tn_; ++t) {
+      fhas_[t] = fkept_[t];
+      if (fkept_[t]) std::copy(fblock_.row(t * rows + r), fblock_.row(t * rows + r) + n_, fa_.row(t));
+    }
+    return row(iters, bound, scope, nullptr, {}, &L0);
   }
 
   // Best lower bound of one objective row; bound() back-substitutes it (R = 1) with the
@@ -70,14 +98,15 @@ class RowOptimizer {
   // per iteration the back-substituted bound and objective() evaluated on the sweep's logits
   // (which equal it: the sweep is the adjoint), then the gradient check's |g|² and finite
   // difference at the first iterate.
+  // first: the first iterate's bound, its records already in place (block_row).
   template <class Bound>
   T row(int iters, Bound&& bound, Scope scope, T* trace = nullptr,
-        const std::function<T(const std::vector<T>&)>& objective = {}) {
+        const std::function<T(const std::vector<T>&)>& objective = {}, const T* first = nullptr) {
     for_cells([](Cell<T>& c) { c.own(true); });
     on_ = true;
     T best = -std::numeric_limits<T>::infinity();
     for (int it = 0; it <= iters; ++it) {
-      const T L = evaluate(bound);
+      const T L = it == 0 && first ? *first : evaluate(bound);
       best = std::max(best, L);
       if (it == iters && !trace) break;
       sweep(scope);
@@ -103,7 +132,8 @@ class RowOptimizer {
   }
 
   // [lo_i, hi_i] of m quantities tightened by their rows: rows(r) back-substitutes row r of
-  // the stacked objective [I; −I] (2m rows) and returns its lower bound.
+  // the stacked objective [I; −I] (2m rows) and returns its lower bound. (The recurrent
+  // steps' rows go through keep_block / block_row instead, general_driver.hpp.)
   template <class Rows>
   void refine(std::ptrdiff_t m, Rows&& rows, Scope scope, T* lo, T* hi) {
     const int iters = opt_.inter_iters;
@@ -242,6 +272,9 @@ class RowOptimizer {
   bool on_ = false;
   Mat<T> fa_;                // the row's coefficients on each frame (recorded)
   std::vector<char> fhas_;   // frame t recorded
+  Mat<T> fblock_;            // a kept block's: row t * keep_ + r (frame t, row r)
+  std::vector<char> fkept_;  // frame t recorded in the kept block
+  std::ptrdiff_t keep_ = 0;  // rows of the block being kept (0: none)
   std::vector<T> xs_, fz_, fa2_;
   Mat<T> a_;                 // the sweep's layer-0 inputs per frame
   std::vector<Mat<T>> h_;    // the sweep's outputs of each layer per step [fwd | bwd]

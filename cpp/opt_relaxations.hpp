@@ -5,7 +5,10 @@
 //   init[t]    its optimisable copy with the box, set when the step is fixed;
 //   work[t]    the row's own copy while one objective row is optimised (own(true));
 //   rec[t]     the coefficient that row's back-substitution met there (recorded by carry),
-//              which selects the side the forward sweep evaluates.
+//              which selects the side the forward sweep evaluates; while the driver keeps a
+//              block's records (keep_rows), every row of a block back-substituted together
+//              with the shared relaxations, so that take_row gives a row the records of
+//              its first iterate without back-substituting it again.
 // A relaxation is valid whatever its slopes (exact offsets, optim_planes.hpp /
 // optim_lines.hpp), so every working copy gives a sound bound.
 #pragma once
@@ -28,6 +31,7 @@ class StepRelaxations {
     init_.resize(shared_.size());
     work_.resize(shared_.size());
     ready_.assign(shared_.size(), char(0));
+    kept_.assign(shared_.size(), char(0));
     rec_ = Mat<T>(Tn, s);
   }
 
@@ -40,11 +44,42 @@ class StepRelaxations {
   Opt& work(std::ptrdiff_t t) { return work_[t]; }
   T rec(std::ptrdiff_t t, std::ptrdiff_t i) const { return rec_(t, i); }
 
-  // Carry, one row (R = 1) in use: the coefficients v (s) met at step t.
-  void record(std::ptrdiff_t t, const T* v) {
-    if (!on_) return;
-    std::copy(v, v + s_, rec_.row(t));
-    for (std::ptrdiff_t i = 0; i < s_ && !met_; ++i) met_ = v[i] != T(0);
+  // Carry: the coefficients (R x s) met at step t; row 0's while one row is in use (R = 1),
+  // every row's while a block's are kept.
+  void record(std::ptrdiff_t t, MatView<const T> L) {
+    if (on_) {
+      const T* v = L.row(0);
+      std::copy(v, v + s_, rec_.row(t));
+      for (std::ptrdiff_t i = 0; i < s_ && !met_; ++i) met_ = v[i] != T(0);
+    } else if (keep_ > 0) {
+      for (std::ptrdiff_t r = 0; r < L.rows; ++r) std::copy(L.row(r), L.row(r) + s_, block_.row(t * keep_ + r));
+      kept_[t] = 1;
+    }
+  }
+  // Keep the records of every row of the next back-substituted block (of at most rows rows;
+  // 0: stop keeping).
+  void keep_rows(std::ptrdiff_t rows) {
+    if (!opt_) return;
+    keep_ = rows;
+    if (rows == 0) return;
+    if (block_.rows < static_cast<std::ptrdiff_t>(shared_.size()) * rows) block_ = Mat<T>(static_cast<std::ptrdiff_t>(shared_.size()) * rows, s_);
+    std::fill(kept_.begin(), kept_.end(), char(0));
+  }
+  // Row r of the last kept block as the records of the row in use (as its own back-substitution
+  // with the shared relaxations would have recorded them).
+  void take_row(std::ptrdiff_t r, std::ptrdiff_t rows) {
+    if (!opt_) return;
+    met_ = false;
+    for (std::size_t t = 0; t < shared_.size(); ++t) {
+      T* dst = rec_.row(static_cast<std::ptrdiff_t>(t));
+      if (!kept_[t]) {
+        std::fill(dst, dst + s_, T(0));
+        continue;
+      }
+      const T* v = block_.row(static_cast<std::ptrdiff_t>(t) * rows + r);
+      std::copy(v, v + s_, dst);
+      for (std::ptrdiff_t i = 0; i < s_ && !met_; ++i) met_ = v[i] != T(0);
+    }
   }
 
   // A row's own copies (from init) in use, or the shared relaxations again.
@@ -85,6 +120,9 @@ class StepRelaxations {
   std::vector<Opt> init_, work_;
   std::vector<char> ready_;
   Mat<T> rec_;
+  Mat<T> block_;             // a kept block's records: row t * keep_ + r (step t, row r)
+  std::vector<char> kept_;   // step t recorded in the kept block
+  std::ptrdiff_t keep_ = 0;  // rows of the block being kept (0: none)
   bool opt_ = false, on_ = false, met_ = false;
   std::ptrdiff_t s_;
 };

@@ -105,7 +105,7 @@ class GruCell final : public Cell<T> {
                                  k.err ? aw_.row(t) : nullptr, top_rows(Lh_, R), in, k);
     if (entry == Entry::U) return u_node(t, R, false, in, k);
     const MatView<const T> L = cview(top_rows(Lh_, R));
-    Pu_.record(t, Lh_.row(0));
+    Pu_.record(t, L);
     if (k.err) hidden_charge(t, L, k.err);
     if (shared_z_) {
       pass_shared_z(L, Pu_.at(t), Pz_.at(t), Lz_.at(t), blk(R, 3), top_rows(Lh2_, R), blk(R, 1), k.d);
@@ -146,6 +146,14 @@ class GruCell final : public Cell<T> {
   void clear_record() override {
     Pr_.clear_record();
     Pu_.clear_record();
+  }
+  void keep_rows(std::ptrdiff_t rows) override {
+    Pr_.keep_rows(rows);
+    Pu_.keep_rows(rows);
+  }
+  void take_row(std::ptrdiff_t r, std::ptrdiff_t rows) override {
+    Pr_.take_row(r, rows);
+    Pu_.take_row(r, rows);
   }
 
   // Shared z only (what "optimized" uses).
@@ -212,7 +220,7 @@ class GruCell final : public Cell<T> {
 
   // Λ_u on u_t: P^r (Λ_v = λ a_r, Λ_yr = λ b_r), then the inputs.
   void u_node(std::ptrdiff_t t, std::ptrdiff_t R, bool acc_h, InSink<T> in, RowConsts<T> k) {
-    Pr_.record(t, blk(R, 3).row(0));
+    Pr_.record(t, cview(blk(R, 3)));
     if (k.err) {
       const std::ptrdiff_t s = s_;
       const T* gl = gl_.row(t);

@@ -64,7 +64,7 @@ class LstmCell final : public Cell<T> {
                                  k.err ? aw_.row(t) : nullptr, top_rows(Lh_, R), in, k);
     }
     if (entry == Entry::Hidden) {  // h_t = P^o(c_t, y^o_t): Λ_c += λ a_o, Λ_yo = λ b_o
-      Po_.record(t, Lh_.row(0));
+      Po_.record(t, cview(top_rows(Lh_, R)));
       if (k.err) {
         plane_charge(Po_.at(t), cl_.row(t), cu_.row(t), yl_.row(t) + 3 * s, yu_.row(t) + 3 * s, s, cr_.rd.G,
                      cw_.data(), false);
@@ -75,7 +75,7 @@ class LstmCell final : public Cell<T> {
       zero_rows(g_o);
     }
     // c_t = P^f(c_prev, y^f) + P^ig(y^g, y^i), one sign decision per coefficient
-    Pf_.record(t, Lc_.row(0));
+    Pf_.record(t, cview(top_rows(Lc_, R)));
     if (k.err) pair_charge(t, cview(top_rows(Lc_, R)), k.err);
     pass_plane_pair(cview(top_rows(Lc_, R)), Pf_.at(t), Pig_.at(t), top_rows(Lc2_, R), g_f, g_g, g_i, k.d);
     std::swap(Lc_, Lc2_);
@@ -136,6 +136,14 @@ class LstmCell final : public Cell<T> {
     Pf_.clear_record();
     Pig_.clear_record();
     Po_.clear_record();
+  }
+  void keep_rows(std::ptrdiff_t rows) override {
+    Pf_.keep_rows(rows);
+    Po_.keep_rows(rows);
+  }
+  void take_row(std::ptrdiff_t r, std::ptrdiff_t rows) override {
+    Pf_.take_row(r, rows);
+    Po_.take_row(r, rows);
   }
 
   void sweep(std::ptrdiff_t t, std::ptrdiff_t prev, const T* in, T* h) override {

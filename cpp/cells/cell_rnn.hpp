@@ -132,7 +132,7 @@ class RnnCell final : public Cell<T> {
       return carry_identity_rows(pre_r0_, R, s_, w_.w_hh, w_.w_ih, s_, xb_.row(t), k.err ? aw_.row(t) : nullptr,
                                  top_rows(Lh_, R), in, k);
     if (entry == Entry::Hidden) {
-      lines_.record(t, Lh_.row(0));
+      lines_.record(t, cview(top_rows(Lh_, R)));
       if (k.err) {
         line_charge(lines_.at(t), zl_.row(t), zu_.row(t), s_, cr_.rd.G, cw_.data(), false);
         charge_rows(cview(top_rows(Lh_, R)), cw_.data(), k.err);
@@ -182,6 +182,8 @@ class RnnCell final : public Cell<T> {
 
   void own(bool on) override { lines_.own(on); }
   void clear_record() override { lines_.clear_record(); }
+  void keep_rows(std::ptrdiff_t rows) override { lines_.keep_rows(rows); }
+  void take_row(std::ptrdiff_t r, std::ptrdiff_t rows) override { lines_.take_row(r, rows); }
 
   void sweep(std::ptrdiff_t t, std::ptrdiff_t prev, const T* in, T* h) override {
     if (!lines_.ready(t)) return;
