@@ -62,7 +62,8 @@ class StepRelaxations {
     if (!opt_) return;
     keep_ = rows;
     if (rows == 0) return;
-    if (block_.rows < static_cast<std::ptrdiff_t>(shared_.size()) * rows) block_ = Mat<T>(static_cast<std::ptrdiff_t>(shared_.size()) * rows, s_);
+    const std::ptrdiff_t need = static_cast<std::ptrdiff_t>(shared_.size()) * rows;
+    if (block_.rows < need) block_ = Mat<T>(need, s_);
     std::fill(kept_.begin(), kept_.end(), char(0));
   }
   // Row r of the last kept block as the records of the row in use (as its own back-substitution
