@@ -27,6 +27,7 @@
 #include <vector>
 #include "general_model.hpp"
 #include "linear_form.hpp"
+#include "matmul.hpp"
 #include "optim_planes.hpp"
 
 namespace pq {
@@ -222,7 +223,7 @@ class RowOptimizer {
     }
     for (const auto& d : net_.head) {
       std::vector<T> z(d.b, d.b + d.w.rows);
-      matvec(d.w, f.data(), z.data(), true);
+      add_rowdots(d.w, f.data(), z.data());
       if (d.has_act)
         for (auto& v : z) v = detail::phi(d.act, v);
       f = std::move(z);
@@ -241,7 +242,7 @@ class RowOptimizer {
       std::copy(xs_.begin(), xs_.end(), fa2_.begin());
       for (const auto& f : net_.frame) {  // a = act(W a + b), the activation itself
         for (std::ptrdiff_t i = 0; i < f.w.rows; ++i) fz_[i] = f.b[i];
-        matvec(f.w, fa2_.data(), fz_.data(), true);
+        add_rowdots(f.w, fa2_.data(), fz_.data());
         for (std::ptrdiff_t i = 0; i < f.w.rows; ++i) fa2_[i] = f.has_act ? detail::phi(f.act, fz_[i]) : fz_[i];
       }
       std::copy(fa2_.begin(), fa2_.begin() + a_.cols, a_.row(t));

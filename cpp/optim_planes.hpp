@@ -356,15 +356,4 @@ void worst_input(const T* xhat, const T* a, std::ptrdiff_t n, T eps, DualNorm q,
   }
 }
 
-// y (rows) = W (rows x n) v (+ y if acc)
-template <class T>
-void matvec(MatView<const T> W, const T* v, T* y, bool acc) {
-  for (std::ptrdiff_t r = 0; r < W.rows; ++r) {
-    const T* w = W.row(r);
-    T s = acc ? y[r] : T(0);
-    for (std::ptrdiff_t j = 0; j < W.cols; ++j) s += w[j] * v[j];
-    y[r] = s;
-  }
-}
-
 }  // namespace pq

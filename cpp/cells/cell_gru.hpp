@@ -166,9 +166,9 @@ class GruCell final : public Cell<T> {
       g_[2 * s + i] = w_.b_hh[2 * s + i];  // b_hn
       u_[i] = w_.b_ih[2 * s + i];          // b_in
     }
-    matvec(w_.w_hh, hp, g_.data(), true);
-    matvec(block(w_.w_ih, 0, 2 * s, 0, n), in, g_.data(), true);
-    matvec(block(w_.w_ih, 2 * s, s, 0, n), in, u_.data(), true);
+    add_rowdots(w_.w_hh, hp, g_.data());
+    add_rowdots(block(w_.w_ih, 0, 2 * s, 0, n), in, g_.data());
+    add_rowdots(block(w_.w_ih, 2 * s, s, 0, n), in, u_.data());
     OptPlaneSet<T>& pr = Pr_.work(t);
     pr.zero_grad();
     for (std::ptrdiff_t i = 0; i < s; ++i) u_[i] += pr.eval_and_grad(i, Pr_.rec(t, i), g_[2 * s + i], g_[i]);

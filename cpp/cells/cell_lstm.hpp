@@ -150,8 +150,8 @@ class LstmCell final : public Cell<T> {
     if (!Pf_.ready(t)) return;
     const std::ptrdiff_t s = s_;
     std::copy(b_.begin(), b_.end(), y_.begin());
-    matvec(w_.w_ih, in, y_.data(), true);
-    matvec(w_.w_hh, sweep_state(sh_, prev, w_.h0, zero_), y_.data(), true);
+    add_rowdots(w_.w_ih, in, y_.data());
+    add_rowdots(w_.w_hh, sweep_state(sh_, prev, w_.h0, zero_), y_.data());
     const T* cp = sweep_state(sc_, prev, w_.c0, zero_);
     OptPlaneSet<T>& pf = Pf_.work(t);
     OptPlaneSet<T>& pig = Pig_.work(t);

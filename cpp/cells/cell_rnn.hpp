@@ -188,8 +188,8 @@ class RnnCell final : public Cell<T> {
   void sweep(std::ptrdiff_t t, std::ptrdiff_t prev, const T* in, T* h) override {
     if (!lines_.ready(t)) return;
     std::copy(b_.begin(), b_.end(), z_.begin());
-    matvec(w_.w_ih, in, z_.data(), true);
-    matvec(w_.w_hh, sweep_state(sh_, prev, w_.h0, zero_), z_.data(), true);
+    add_rowdots(w_.w_ih, in, z_.data());
+    add_rowdots(w_.w_hh, sweep_state(sh_, prev, w_.h0, zero_), z_.data());
     OptLineSet<T>& ln = lines_.work(t);
     T* o = sh_.row(t);
     for (std::ptrdiff_t i = 0; i < s_; ++i) o[i] = ln.eval(i, lines_.rec(t, i), z_[i]);
