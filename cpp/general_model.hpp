@@ -128,10 +128,11 @@ struct Cell {
   virtual void states(std::vector<StateBounds<T>>& out, const std::string& prefix) = 0;
 
   // planes="optimized" (RECURRENCES.md §3b; opt_relaxations.hpp, general_optimize.hpp).
-  // own(true): one objective row's own copies of the chain's fixed relaxations are in use
-  // (fresh copies of the shared ones), and carry (R = 1) records the coefficient each meets;
-  // own(false): the shared ones again. clear_record: before each back-substitution of the row.
-  virtual void own(bool on) = 0;
+  // own(true, grads): one objective row's own copies of the chain's fixed relaxations are in
+  // use (fresh copies of the shared ones; grads: with the state gradients and Adam steps
+  // read), and carry (R = 1) records the coefficient each meets; own(false, ·): the shared
+  // ones again. clear_record: before each back-substitution of the row.
+  virtual void own(bool on, bool grads) = 0;
   virtual void clear_record() = 0;
   // keep_rows(R): carry also keeps the records of every row of the next block back-
   // substituted with the shared relaxations (R rows at most; 0: stop); take_row(r, R): row r of

@@ -103,7 +103,8 @@ class RowOptimizer {
   template <class Bound>
   T row(int iters, Bound&& bound, Scope scope, T* trace = nullptr,
         const std::function<T(const std::vector<T>&)>& objective = {}, const T* first = nullptr) {
-    for_cells([](Cell<T>& c) { c.own(true); });
+    const bool grads = trace || std::max(opt_.iters, opt_.inter_iters) > opt_.br_iters;  // Adam steps follow
+    for_cells([&](Cell<T>& c) { c.own(true, grads); });
     on_ = true;
     T best = -std::numeric_limits<T>::infinity();
     for (int it = 0; it <= iters; ++it) {
@@ -128,7 +129,7 @@ class RowOptimizer {
       if (!met) break;  // the row passes no relaxation: nothing to choose
     }
     on_ = false;
-    for_cells([](Cell<T>& c) { c.own(false); });
+    for_cells([](Cell<T>& c) { c.own(false, false); });
     return best;
   }
 

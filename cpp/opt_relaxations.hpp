@@ -3,7 +3,7 @@
 // (RECURRENCES.md §3b; the driver's side is general_optimize.hpp):
 //   shared[t]  the relaxation every bound uses (fixed by the cell's relax, §3 / §2);
 //   init[t]    its optimisable copy with the box, set when the step is fixed;
-//   work[t]    the row's own copy while one objective row is optimised (own(true));
+//   work[t]    the row's own copy while one objective row is optimised (own(true, ·));
 //   rec[t]     the coefficient that row's back-substitution met there (recorded by carry),
 //              which selects the side the forward sweep evaluates; while the driver keeps a
 //              block's records (keep_rows), every row of a block back-substituted together
@@ -83,12 +83,13 @@ class StepRelaxations {
     }
   }
 
-  // A row's own copies (from init) in use, or the shared relaxations again.
-  void own(bool on) {
+  // A row's own copies (fresh from init; grads: with what gradients and Adam steps read) in
+  // use, or the shared relaxations again.
+  void own(bool on, bool grads) {
     on_ = on && opt_;
     if (!on_) return;
     for (std::size_t t = 0; t < shared_.size(); ++t)
-      if (ready_[t]) work_[t] = init_[t];
+      if (ready_[t]) work_[t].start_row(init_[t], grads);
   }
   void clear_record() {
     if (!on_) return;

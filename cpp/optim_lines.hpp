@@ -55,6 +55,12 @@ struct OptLineSet {
   LineSet<T> P;                 // what the backward pass reads
   std::vector<T> mzv, vv;       // last sweep: input value and coefficient per neuron
   void init_from(const LineSet<T>& src, const LineBoxes<T>&) { P = src; }
+  // A fresh copy of src for one row (OptPlaneSet::start_row; lines keep no gradient).
+  void start_row(const OptLineSet& src, bool) {
+    P = src.P;
+    mzv.resize(P.al.size());
+    vv.assign(P.al.size(), T(0));
+  }
   void zero_grad() {}
   // Exact offset of side `lower` of neuron i for its current slope.
   void refresh(const LineBoxes<T>& bx, std::size_t i, bool lower) {

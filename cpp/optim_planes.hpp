@@ -186,12 +186,26 @@ struct OptPlaneSet {
   void zero_grad() {
     for (auto* v : {&gaL, &gbL, &gaU, &gbU}) std::fill(v->begin(), v->end(), T(0));
   }
-  // Forward value of the plane selected by coefficient v at inputs (mx, my); accumulates
-  // the gradient of L w.r.t. the selected side's slopes.
+  // A fresh copy of src (the row's start, init_from's) for one row. Without gradients (no
+  // Adam step follows and no gradient check, OptSettings) only the planes are copied: the
+  // contact points, gradients and Adam moments are read by those alone.
+  void start_row(const OptPlaneSet& src, bool with_grads) {
+    if (with_grads || xsL.size() != src.xsL.size()) *this = src;
+    else P = src.P;
+    grads = with_grads;
+    const std::size_t s = P.aL.size();
+    mxv.resize(s);
+    myv.resize(s);
+    vv.assign(s, T(0));
+  }
+  // Forward value of the plane selected by coefficient v at inputs (mx, my); with grads,
+  // accumulates the gradient of L w.r.t. the selected side's slopes.
   std::vector<T> mxv, myv, vv;                     // last sweep: inputs and coefficient
+  bool grads = true;
   T eval_and_grad(std::size_t i, T v, T mx, T my) {
     if (mxv.size() != P.aL.size()) { mxv.assign(P.aL.size(), T(0)); myv = mxv; vv = mxv; }
     mxv[i] = mx; myv[i] = my; vv[i] = v;
+    if (!grads) return v >= T(0) ? P.aL[i] * mx + P.bL[i] * my + P.cL[i] : P.aU[i] * mx + P.bU[i] * my + P.cU[i];
     if (v >= T(0)) {
       gaL[i] += v * (mx - xsL[i]);
       gbL[i] += v * (my - ysL[i]);

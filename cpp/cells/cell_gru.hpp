@@ -137,11 +137,11 @@ class GruCell final : public Cell<T> {
     out.push_back({prefix + "hidden", hl_, hu_});
   }
 
-  void own(bool on) override {
-    Pr_.own(on);
-    Pu_.own(on);
-    Pz_.own(on);
-    Lz_.own(on);
+  void own(bool on, bool grads) override {
+    Pr_.own(on, grads);
+    Pu_.own(on, grads);
+    Pz_.own(on, grads);
+    Lz_.own(on, grads);
   }
   void clear_record() override {
     Pr_.clear_record();

@@ -127,10 +127,10 @@ class LstmCell final : public Cell<T> {
     out.push_back(std::move(hid));
   }
 
-  void own(bool on) override {
-    Pf_.own(on);
-    Pig_.own(on);
-    Po_.own(on);
+  void own(bool on, bool grads) override {
+    Pf_.own(on, grads);
+    Pig_.own(on, grads);
+    Po_.own(on, grads);
   }
   void clear_record() override {
     Pf_.clear_record();

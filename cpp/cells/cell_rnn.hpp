@@ -180,7 +180,7 @@ class RnnCell final : public Cell<T> {
     out.push_back(std::move(hid));
   }
 
-  void own(bool on) override { lines_.own(on); }
+  void own(bool on, bool grads) override { lines_.own(on, grads); }
   void clear_record() override { lines_.clear_record(); }
   void keep_rows(std::ptrdiff_t rows) override { lines_.keep_rows(rows); }
   void take_row(std::ptrdiff_t r, std::ptrdiff_t rows) override { lines_.take_row(r, rows); }
