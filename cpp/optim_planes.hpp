@@ -244,9 +244,8 @@ struct OptPlaneSet {
       int cell = -1;
       if (G > 0) {
         const int gx = detail::grid_cell(x, b.xl, b.xu, G), gy = detail::grid_cell(y, b.yl, b.yu, G);
-        x = detail::grid_centre(gx, b.xl, b.xu, G);
-        y = detail::grid_centre(gy, b.yl, b.yu, G);
         cell = gx * G + gy;
+        if (G < 2) x = detail::grid_centre(gx, b.xl, b.xu, G), y = detail::grid_centre(gy, b.yl, b.yu, G);
       }
       if (G < 2) {  // the tangent at the point (G = 0) or at the box's centre (G = 1)
         try_slopes(bx, i, lower, cell, [&] { return tangent_slopes(bx.sf, x, y); }, G, x, y);  // on a miss only
@@ -254,10 +253,18 @@ struct OptPlaneSet {
       }
       // F is not convex (concave) over most boxes: the tangent at the point is then seldom
       // the best plane there. The grid's best plane at the cell's centre instead (its own
-      // tangent is one of the candidates).
+      // tangent is one of the candidates). Its centre is needed on a miss, and as the point of
+      // contact only by Adam steps (grads).
       const int e = envelope_cell(bx, i, lower, G, cell);
-      const T ex = detail::grid_centre(e / G, b.xl, b.xu, G), ey = detail::grid_centre(e % G, b.yl, b.yu, G);
-      try_slopes(bx, i, lower, e, [&] { return tangent_slopes(bx.sf, ex, ey); }, G, ex, ey);
+      auto centre = [&] {
+        return std::make_pair(detail::grid_centre(e / G, b.xl, b.xu, G), detail::grid_centre(e % G, b.yl, b.yu, G));
+      };
+      const T none = std::numeric_limits<T>::quiet_NaN();
+      const auto [ex, ey] = grads ? centre() : std::make_pair(none, none);
+      try_slopes(bx, i, lower, e, [&] {
+        const auto [cx, cy] = centre();
+        return tangent_slopes(bx.sf, cx, cy);
+      }, G, ex, ey);
     }
   }
   // The cell whose candidate is highest (lower side; upper: lowest) at the centre of `cell`
