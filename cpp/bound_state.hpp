@@ -79,6 +79,59 @@ class CandidateGrid {
  private:
   std::vector<Slot> slots_;
 };
+// What the back-substitutions of planes="optimized" meet, per step, w values a step (the
+// coefficients at a relaxation, opt_relaxations.hpp; on a frame, general_optimize.hpp): the
+// row in use's, and while a block's are kept, every row's of that block, so that take(r) gives
+// a row its values later without carrying it again. A step not met holds zeros.
+template <class T>
+class StepRecords {
+ public:
+  StepRecords() = default;
+  StepRecords(std::ptrdiff_t steps, std::ptrdiff_t w)
+      : row_(steps, w), has_(static_cast<std::size_t>(steps), char(0)), kept_(has_) {}
+  const T* row(std::ptrdiff_t t) const { return row_.row(t); }
+  bool has(std::ptrdiff_t t) const { return has_[t] != 0; }
+  // Any nonzero value met: whether the row in use passed this place at all.
+  bool any() const {
+    return std::any_of(row_.v.begin(), row_.v.end(), [](T x) { return x != T(0); });
+  }
+  // The row in use starts afresh.
+  void clear() {
+    std::fill(row_.v.begin(), row_.v.end(), T(0));
+    std::fill(has_.begin(), has_.end(), char(0));
+  }
+  void put(std::ptrdiff_t t, const T* v) {
+    std::copy(v, v + row_.cols, row_.row(t));
+    has_[t] = 1;
+  }
+  // Keep every row of the next block of (at most) `rows` rows (0: stop keeping).
+  void keep(std::ptrdiff_t rows) {
+    keep_ = rows;
+    if (rows == 0) return;
+    if (block_.rows < row_.rows * rows) block_ = Mat<T>(row_.rows * rows, row_.cols);
+    std::fill(kept_.begin(), kept_.end(), char(0));
+  }
+  std::ptrdiff_t keeping() const { return keep_; }
+  void put_block(std::ptrdiff_t t, MatView<const T> L) {
+    for (std::ptrdiff_t r = 0; r < L.rows; ++r) std::copy(L.row(r), L.row(r) + row_.cols, block_.row(t * keep_ + r));
+    kept_[t] = 1;
+  }
+  // Row r of the last kept block (of `rows` rows) as the row in use's.
+  void take(std::ptrdiff_t r, std::ptrdiff_t rows) {
+    for (std::ptrdiff_t t = 0; t < row_.rows; ++t) {
+      has_[t] = kept_[t];
+      T* dst = row_.row(t);
+      if (kept_[t]) std::copy(block_.row(t * rows + r), block_.row(t * rows + r) + row_.cols, dst);
+      else std::fill(dst, dst + row_.cols, T(0));
+    }
+  }
+
+ private:
+  Mat<T> row_, block_;  // the row in use's (step t: row t); the kept block's (row t * keep_ + r)
+  std::vector<char> has_, kept_;
+  std::ptrdiff_t keep_ = 0;
+};
+
 // The cell (0 .. G-1) of v among G equal cells of [lo, hi] (OptSettings::grid); 0 when the
 // interval is a point.
 template <class T>

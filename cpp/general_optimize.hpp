@@ -45,8 +45,7 @@ class RowOptimizer {
 
   RowOptimizer(const GeneralNet<T>& net, const InputBall<T>& ball, const OptSettings& opt, Chains& chains)
       : net_(net), ball_(ball), opt_(opt), chains_(chains), Tn_(ball.x.rows), n_(ball.x.cols),
-        fa_(Tn_, n_), fhas_(static_cast<std::size_t>(Tn_), char(0)), fkept_(static_cast<std::size_t>(Tn_), char(0)),
-        xs_(n_) {
+        fa_(Tn_, n_), xs_(n_) {
     std::ptrdiff_t w = n_;
     for (const auto& f : net.frame) w = std::max(w, f.w.rows);
     a_ = Mat<T>(Tn_, net.layers[0].input());
@@ -61,23 +60,15 @@ class RowOptimizer {
   // The driver's concretisation reports the coefficients A (R x n) on frame t: row 0's while
   // a row is optimised (R = 1), every row's while a block's records are kept.
   void record_frame(std::ptrdiff_t t, MatView<const T> A) {
-    if (on_) {
-      std::copy(A.row(0), A.row(0) + n_, fa_.row(t));
-      fhas_[t] = 1;
-    } else if (keep_ > 0) {
-      for (std::ptrdiff_t r = 0; r < A.rows; ++r) std::copy(A.row(r), A.row(r) + n_, fblock_.row(t * keep_ + r));
-      fkept_[t] = 1;
-    }
+    if (on_) fa_.put(t, A.row(0));
+    else if (fa_.keeping() > 0) fa_.put_block(t, A);
   }
 
   // Keep the records of every row of the next block of (at most) rows rows the driver
   // back-substitutes with the shared relaxations (0: stop keeping).
   void keep_block(std::ptrdiff_t rows) {
-    keep_ = rows;
+    fa_.keep(rows);
     for_cells([&](Cell<T>& c) { c.keep_rows(rows); });
-    if (rows == 0) return;
-    if (fblock_.rows < Tn_ * rows) fblock_ = Mat<T>(Tn_ * rows, n_);
-    std::fill(fkept_.begin(), fkept_.end(), char(0));
   }
 
   // The best lower bound of row r of the last kept block (of `rows` rows), whose first
@@ -86,10 +77,7 @@ class RowOptimizer {
   template <class Bound>
   T block_row(std::ptrdiff_t r, std::ptrdiff_t rows, T L0, int iters, Bound&& bound, Scope scope) {
     for_cells([&](Cell<T>& c) { c.take_row(r, rows); });
-    for (std::ptrdiff_t t = 0; t < Tn_; ++t) {
-      fhas_[t] = fkept_[t];
-      if (fkept_[t]) std::copy(fblock_.row(t * rows + r), fblock_.row(t * rows + r) + n_, fa_.row(t));
-    }
+    fa_.take(r, rows);
     return row(iters, bound, scope, nullptr, {}, &L0);
   }
 
@@ -157,7 +145,7 @@ class RowOptimizer {
   template <class Bound>
   T evaluate(Bound& bound) {
     for_cells([](Cell<T>& c) { c.clear_record(); });
-    std::fill(fhas_.begin(), fhas_.end(), char(0));
+    fa_.clear();
     return bound();
   }
 
@@ -235,7 +223,7 @@ class RowOptimizer {
   // The relaxed network forward at the worst-case input, as far as scope.
   void sweep(Scope scope) {
     for (std::ptrdiff_t t = 0; t < Tn_; ++t) {
-      worst_input(ball_.x.row(t), fa_.row(t), n_, ball_.eps, ball_.q, ball_.moves(t) && fhas_[t], xs_.data());
+      worst_input(ball_.x.row(t), fa_.row(t), n_, ball_.eps, ball_.q, ball_.moves(t) && fa_.has(t), xs_.data());
       if (net_.frame.empty()) {
         std::copy(xs_.begin(), xs_.end(), a_.row(t));
         continue;
@@ -272,11 +260,7 @@ class RowOptimizer {
   Chains& chains_;
   std::ptrdiff_t Tn_, n_;
   bool on_ = false;
-  Mat<T> fa_;                // the row's coefficients on each frame (recorded)
-  std::vector<char> fhas_;   // frame t recorded
-  Mat<T> fblock_;            // a kept block's: row t * keep_ + r (frame t, row r)
-  std::vector<char> fkept_;  // frame t recorded in the kept block
-  std::ptrdiff_t keep_ = 0;  // rows of the block being kept (0: none)
+  detail::StepRecords<T> fa_;  // the row's coefficients on each frame (recorded)
   std::vector<T> xs_, fz_, fa2_;
   Mat<T> a_;                 // the sweep's layer-0 inputs per frame
   std::vector<Mat<T>> h_;    // the sweep's outputs of each layer per step [fwd | bwd]

@@ -25,14 +25,13 @@ template <class T, class Opt, class Boxes, class Set>
 class StepRelaxations {
  public:
   StepRelaxations(std::ptrdiff_t Tn, std::ptrdiff_t s, bool optimized)
-      : shared_(static_cast<std::size_t>(Tn)), opt_(optimized), s_(s) {
+      : shared_(static_cast<std::size_t>(Tn)), opt_(optimized) {
     if (!opt_) return;
     bx_.resize(shared_.size());
     init_.resize(shared_.size());
     work_.resize(shared_.size());
     ready_.assign(shared_.size(), char(0));
-    kept_.assign(shared_.size(), char(0));
-    rec_ = Mat<T>(Tn, s);
+    rec_ = detail::StepRecords<T>(Tn, s);
   }
 
   // What a back-substitution reads at step t: the row's own copy while one is in use.
@@ -42,45 +41,23 @@ class StepRelaxations {
   bool optimized() const { return opt_; }
   bool ready(std::ptrdiff_t t) const { return opt_ && ready_[t]; }
   Opt& work(std::ptrdiff_t t) { return work_[t]; }
-  T rec(std::ptrdiff_t t, std::ptrdiff_t i) const { return rec_(t, i); }
+  T rec(std::ptrdiff_t t, std::ptrdiff_t i) const { return rec_.row(t)[i]; }
 
   // Carry: the coefficients (R x s) met at step t; row 0's while one row is in use (R = 1),
   // every row's while a block's are kept.
   void record(std::ptrdiff_t t, MatView<const T> L) {
-    if (on_) {
-      const T* v = L.row(0);
-      std::copy(v, v + s_, rec_.row(t));
-      for (std::ptrdiff_t i = 0; i < s_ && !met_; ++i) met_ = v[i] != T(0);
-    } else if (keep_ > 0) {
-      for (std::ptrdiff_t r = 0; r < L.rows; ++r) std::copy(L.row(r), L.row(r) + s_, block_.row(t * keep_ + r));
-      kept_[t] = 1;
-    }
+    if (on_) rec_.put(t, L.row(0));
+    else if (rec_.keeping() > 0) rec_.put_block(t, L);
   }
   // Keep the records of every row of the next back-substituted block (of at most rows rows;
   // 0: stop keeping).
   void keep_rows(std::ptrdiff_t rows) {
-    if (!opt_) return;
-    keep_ = rows;
-    if (rows == 0) return;
-    const std::ptrdiff_t need = static_cast<std::ptrdiff_t>(shared_.size()) * rows;
-    if (block_.rows < need) block_ = Mat<T>(need, s_);
-    std::fill(kept_.begin(), kept_.end(), char(0));
+    if (opt_) rec_.keep(rows);
   }
   // Row r of the last kept block as the records of the row in use (as its own back-substitution
   // with the shared relaxations would have recorded them).
   void take_row(std::ptrdiff_t r, std::ptrdiff_t rows) {
-    if (!opt_) return;
-    met_ = false;
-    for (std::size_t t = 0; t < shared_.size(); ++t) {
-      T* dst = rec_.row(static_cast<std::ptrdiff_t>(t));
-      if (!kept_[t]) {
-        std::fill(dst, dst + s_, T(0));
-        continue;
-      }
-      const T* v = block_.row(static_cast<std::ptrdiff_t>(t) * rows + r);
-      std::copy(v, v + s_, dst);
-      for (std::ptrdiff_t i = 0; i < s_ && !met_; ++i) met_ = v[i] != T(0);
-    }
+    if (opt_) rec_.take(r, rows);
   }
 
   // A row's own copies (fresh from init; grads: with what gradients and Adam steps read) in
@@ -92,9 +69,7 @@ class StepRelaxations {
       if (ready_[t]) work_[t].start_row(init_[t], grads);
   }
   void clear_record() {
-    if (!on_) return;
-    std::fill(rec_.v.begin(), rec_.v.end(), T(0));
-    met_ = false;
+    if (on_) rec_.clear();
   }
   // Iteration `it` on every copy the last sweep met (best response or Adam step). Returns
   // whether the row's back-substitution recorded a coefficient here.
@@ -102,7 +77,7 @@ class StepRelaxations {
     if (!on_) return false;
     for (std::size_t t = 0; t < shared_.size(); ++t)
       if (ready_[t]) work_[t].improve(bx_[t], it, opt);
-    return met_;
+    return rec_.any();
   }
   // f(work copy, its box) for every fixed step (the gradient check of the tests).
   template <class F>
@@ -121,12 +96,8 @@ class StepRelaxations {
   std::vector<Boxes> bx_;
   std::vector<Opt> init_, work_;
   std::vector<char> ready_;
-  Mat<T> rec_;
-  Mat<T> block_;             // a kept block's records: row t * keep_ + r (step t, row r)
-  std::vector<char> kept_;   // step t recorded in the kept block
-  std::ptrdiff_t keep_ = 0;  // rows of the block being kept (0: none)
-  bool opt_ = false, on_ = false, met_ = false;
-  std::ptrdiff_t s_;
+  detail::StepRecords<T> rec_;
+  bool opt_ = false, on_ = false;
 };
 
 // Planes of one product surface (§3), one per neuron and step.

@@ -203,8 +203,7 @@ struct OptPlaneSet {
   std::vector<T> mxv, myv, vv;                     // last sweep: inputs and coefficient
   bool grads = true;
   T eval_and_grad(std::size_t i, T v, T mx, T my) {
-    if (mxv.size() != P.aL.size()) { mxv.assign(P.aL.size(), T(0)); myv = mxv; vv = mxv; }
-    mxv[i] = mx; myv[i] = my; vv[i] = v;
+    mxv[i] = mx; myv[i] = my; vv[i] = v;  // sized by start_row
     if (!grads) return v >= T(0) ? P.aL[i] * mx + P.bL[i] * my + P.cL[i] : P.aU[i] * mx + P.bU[i] * my + P.cU[i];
     if (v >= T(0)) {
       gaL[i] += v * (mx - xsL[i]);
@@ -286,27 +285,24 @@ struct OptPlaneSet {
   // cells, at least 2: McCormick's), computed there on first use.
   template <class Slopes>
   void try_slopes(PlaneBoxes<T>& bx, std::size_t i, bool lower, int cell, Slopes&& slopes, int G, T px, T py) {
-    T& a = lower ? P.aL[i] : P.aU[i];
-    T& bb = lower ? P.bL[i] : P.bU[i];
-    T& c = lower ? P.cL[i] : P.cU[i];
-    T& xs = lower ? xsL[i] : xsU[i];
-    T& ys = lower ? ysL[i] : ysU[i];
-    const T olda = a, oldb = bb, oldc = c, oxs = xs, oys = ys;
-    const T before = olda * mxv[i] + oldb * myv[i] + oldc;
-    if (cell >= 0) {
-      const auto& q = bx.candidate(i, lower, cell, G, slopes);
-      a = q.a; bb = q.b; c = q.c; xs = q.xs; ys = q.ys;
-    } else {
-      std::tie(a, bb) = slopes();
-      refresh(bx, i, lower);
-    }
-    const T after = a * mxv[i] + bb * myv[i] + c;
-    if (lower ? !(after > before) : !(after < before)) {  // keep the old plane
-      a = olda; bb = oldb; c = oldc; xs = oxs; ys = oys;
-    } else {
-      (lower ? pxL : pxU)[i] = px;
-      (lower ? pyL : pyU)[i] = py;
-    }
+    if (cell >= 0) return take_if_tighter(i, lower, bx.candidate(i, lower, cell, G, slopes), px, py);
+    const auto [a, b] = slopes();
+    take_if_tighter(i, lower, bx.exact(i, lower, a, b), px, py);
+  }
+  // Side `lower` of plane i becomes q (slopes, exact offset, where it is attained; (px, py)
+  // its point of contact) if q is tighter at the last sweep's inputs.
+  void take_if_tighter(std::size_t i, bool lower, const typename PlaneBoxes<T>::Candidate& q, T px, T py) {
+    const T mx = mxv[i], my = myv[i];
+    const T before = lower ? P.aL[i] * mx + P.bL[i] * my + P.cL[i] : P.aU[i] * mx + P.bU[i] * my + P.cU[i];
+    const T after = q.a * mx + q.b * my + q.c;
+    if (lower ? !(after > before) : !(after < before)) return;  // keep the old plane
+    (lower ? P.aL : P.aU)[i] = q.a;
+    (lower ? P.bL : P.bU)[i] = q.b;
+    (lower ? P.cL : P.cU)[i] = q.c;
+    (lower ? xsL : xsU)[i] = q.xs;
+    (lower ? ysL : ysU)[i] = q.ys;
+    (lower ? pxL : pxU)[i] = px;
+    (lower ? pyL : pyU)[i] = py;
   }
   // Iteration `it` of a row's optimisation (general_optimize.hpp): a best response for it < br_iters, else an Adam step.
   void improve(PlaneBoxes<T>& bx, int it, const OptSettings& opt) {
