@@ -43,7 +43,7 @@ void run() {
       const double fl = 2.0 * R * K * N;
       const auto a = cview(A.view()), b = cview(B.view());
       const double th = best_seconds([&] { detail::gemm_hand(a, b, C.view(), false); }, fl);
-      const std::ptrdiff_t rb = detail::row_block_rows(R);
+      const std::ptrdiff_t rb = detail::block_rows(N);
       const double tk = best_seconds([&] {
         for (std::ptrdiff_t r0 = 0; r0 < R; r0 += rb) {
           const std::ptrdiff_t nr = std::min<std::ptrdiff_t>(rb, R - r0);

@@ -66,12 +66,16 @@ class GeneralPass final : public Bounder<T> {
     width_.push_back(net.layers.back().output());
     for (auto w : width_) sum_w += w;
     // chunk: the objective rows carried together through every step (matmul.hpp
-    // kChunkRows): one product block on one thread, kMaxRowBlocks blocks on several;
-    // fewer where the coefficient store would pass ~48 MB (whole blocks where it can)
+    // chunk_rows): one product block of the widest product on one thread, kMaxRowBlocks
+    // blocks on several; fewer where the coefficient store would pass ~48 MB (whole
+    // blocks where it can)
+    std::ptrdiff_t widest = dense_w;
+    for (const auto& l : net.layers) widest = std::max({widest, l.input(), l.hidden()});
+    const std::ptrdiff_t B = detail::block_rows(widest);
     const RowPool* pool = product_pool();
     const std::ptrdiff_t budget = static_cast<std::ptrdiff_t>((48u << 20) / (sizeof(T) * Tn_ * sum_w));
-    std::ptrdiff_t cap = detail::kChunkRows * (pool && pool->threads() > 1 ? detail::kMaxRowBlocks : 1);
-    if (budget < cap) cap = budget >= detail::kChunkRows ? budget / detail::kChunkRows * detail::kChunkRows : budget;
+    std::ptrdiff_t cap = detail::chunk_rows(widest, pool && pool->threads() > 1);
+    if (budget < cap) cap = budget >= B ? budget / B * B : budget;
     Rc_ = std::max<std::ptrdiff_t>(std::min(need, cap), 16);
     for (std::ptrdiff_t l = 0; l <= L_; ++l) {
       in_.emplace_back(Tn_ * Rc_, width_[l]);
@@ -513,6 +517,7 @@ class GeneralPass final : public Bounder<T> {
 template <class T>
 BoundResult<T> general_bounds(const GeneralNet<T>& net, const ThreatModel<T>& tm, MatView<const T> spec_w,
                               const T* spec_b, const PassOptions& opt) {
+  const BlockRowsCap cap(opt.f32_products ? detail::kMinBlockRows : detail::kMaxBlockRows);  // matmul.hpp
   GeneralPass<T> pass(net, tm, opt, spec_w.rows);
   return pass.run(spec_w, spec_b);
 }

@@ -16,7 +16,7 @@
 // identities or diagonal blocks (the first step of every back-substitution) cost only
 // their nonzeros.
 //
-// gemm itself cuts A into row blocks fixed by the shape (row_block_rows) and sends each
+// gemm itself cuts A into row blocks fixed by the shape (block_rows) and sends each
 // dense block of a shape where it wins to the BLAS (blas.hpp: OpenBLAS from PyPI, when
 // the build found it), the others to the hand kernel; the blocks run on the threads of
 // the calling pass (row_pool.hpp). The BLAS sums in its own order (results differ from
@@ -436,9 +436,41 @@ PQ_ALWAYS_INLINE void rowdots_body(MatView<const T> A, const T* v, T* d) {
   }
 }
 
+// rowdots_body<false>(A, v, d) and rowdots_body<true>(A, w, e) in one read of A (the same
+// sums, so the same bits as the two calls).
+template <class T>
+PQ_ALWAYS_INLINE void rowdots_pair_body(MatView<const T> A, const T* v, T* d, const T* w, T* e) {
+  using V = Vec<T, 4 * static_cast<int>(sizeof(T))>;  // lane l holds partial sum l
+  using v_t = typename V::type;
+  using Bits = std::conditional_t<sizeof(T) == 8, std::int64_t, std::int32_t>;
+  typedef Bits b_t __attribute__((vector_size(4 * sizeof(T))));
+  const b_t no_sign = ~(b_t{} + (Bits(1) << (8 * sizeof(T) - 1)));  // |x|: the sign bit cleared
+  const std::ptrdiff_t n = A.cols, n4 = n - n % 4;
+  for (std::ptrdiff_t i = 0; i < A.rows; ++i) {
+    const T* a = A.row(i);
+    v_t p{}, q{};
+    for (std::ptrdiff_t j = 0; j < n4; j += 4) {
+      const v_t x = V::load(a + j);
+      p += x * V::load(v + j);
+      q += (v_t)((b_t)x & no_sign) * V::load(w + j);
+    }
+    T acc = (p[0] + p[1]) + (p[2] + p[3]), abs_acc = (q[0] + q[1]) + (q[2] + q[3]);
+    for (std::ptrdiff_t j = n4; j < n; ++j) {
+      acc += a[j] * v[j];
+      abs_acc += std::fabs(a[j]) * w[j];
+    }
+    d[i] += acc;
+    e[i] += abs_acc;
+  }
+}
+
 #if PQ_X86_DISPATCH && !defined(__AVX2__)
 template <bool Abs, class T>
 PQ_TARGET_AVX2 void rowdots_avx2(MatView<const T> A, const T* v, T* d) { rowdots_body<Abs>(A, v, d); }
+template <class T>
+PQ_TARGET_AVX2 void rowdots_pair_avx2(MatView<const T> A, const T* v, T* d, const T* w, T* e) {
+  rowdots_pair_body(A, v, d, w, e);
+}
 #endif
 
 }  // namespace detail
@@ -466,23 +498,53 @@ void gemm_hand(MatView<const T> A, MatView<const T> B, MatView<T> C, bool accumu
   gemm_base<T>(A, B, C, accumulate, ks);
 }
 
-// Row blocks of a product, for the BLAS calls and the threads of a pass: at most
-// kMaxRowBlocks blocks of at least kMinBlockRows rows (multiples of 16). A function of
-// the row count only, never of the thread count: a BLAS may round a row differently
-// when it sees other rows with it (kernel choice by size), so the blocks are fixed and
-// the bounds with k threads are those with one, bit for bit.
-constexpr std::ptrdiff_t kMaxRowBlocks = 8, kMinBlockRows = 64;
-inline std::ptrdiff_t row_block_rows(std::ptrdiff_t R) {
-  const std::ptrdiff_t b = ((R + kMaxRowBlocks - 1) / kMaxRowBlocks + 15) / 16 * 16;
-  return b < kMinBlockRows ? kMinBlockRows : b;
+// Row blocks of a product, for the BLAS calls and the threads of a pass: blocks of
+// block_rows(N) rows for a product with N columns (64 up to N = 64, 128 up to 128, 256
+// above; powers of two, so a smaller product's blocks tile a larger one's). A function of
+// the product's width only, never of the row or thread count: a BLAS may round a row
+// differently when it sees other rows with it (kernel choice by size), so the blocks are
+// fixed and the bounds with k threads are those with one, bit for bit. Wider products
+// take taller blocks because the BLAS packs all of B (K x N) once per block: at h = 256
+// the packing was 12 % of an LSTM pass with 64-row blocks (bench/results/2026-12-07-blocks.md).
+// With the products in float32 (products_f32.hpp) taller blocks and chunks did not pay
+// (1.01-1.08x the time), so such a pass caps them at kMinBlockRows (BlockRowsCap).
+constexpr std::ptrdiff_t kMaxRowBlocks = 8, kMinBlockRows = 64, kMaxBlockRows = 256;
+inline std::ptrdiff_t& block_cap_slot() {
+  thread_local std::ptrdiff_t cap = kMaxBlockRows;
+  return cap;
+}
+inline std::ptrdiff_t block_rows(std::ptrdiff_t N) {
+  const std::ptrdiff_t cap = block_cap_slot();
+  std::ptrdiff_t b = kMinBlockRows;
+  while (b < N && b < cap) b *= 2;
+  return b;
 }
 
+}  // namespace detail
+
+// The block cap of the products the calling thread runs while this lives (set around one
+// bound pass, restored after): kMinBlockRows .. kMaxBlockRows, a power of two.
+class BlockRowsCap {
+ public:
+  explicit BlockRowsCap(std::ptrdiff_t cap) : prev_(detail::block_cap_slot()) { detail::block_cap_slot() = cap; }
+  ~BlockRowsCap() { detail::block_cap_slot() = prev_; }
+  BlockRowsCap(const BlockRowsCap&) = delete;
+  BlockRowsCap& operator=(const BlockRowsCap&) = delete;
+
+ private:
+  std::ptrdiff_t prev_;
+};
+
+namespace detail {
+
 // Rows a bound pass carries through its steps together (general_driver.hpp): on one
-// thread one product block, so that their coefficients stay in the core's caches between
-// the products and the sign-rule passes; on several, kMaxRowBlocks blocks, so that every
-// thread has blocks and the pool's hand-offs are spread over more rows. Either way every
-// product sees blocks of kChunkRows rows (row_block_rows), hence the same bounds.
-constexpr std::ptrdiff_t kChunkRows = kMinBlockRows;
+// thread one block of its widest product, so that their coefficients stay in the core's
+// caches between the products and the sign-rule passes; on several, kMaxRowBlocks such
+// blocks, so that every thread has blocks and the pool's hand-offs are spread over more
+// rows. Either way every product sees the same blocks (block_rows), hence the same bounds.
+inline std::ptrdiff_t chunk_rows(std::ptrdiff_t widest, bool threads) {
+  return block_rows(widest) * (threads ? kMaxRowBlocks : 1);
+}
 
 // Products worth a thread of their own: below this many flops (~25 us) handing blocks to
 // the pool's (spinning, row_pool.hpp) workers costs a large part of the product.
@@ -545,7 +607,7 @@ template <class T>
 void gemm(MatView<const T> A, MatView<const T> B, MatView<T> C, bool accumulate) {
   if (A.rows == 0 || B.cols == 0) return;
   const std::ptrdiff_t R = A.rows, K = A.cols, N = B.cols;
-  const std::ptrdiff_t rb = detail::row_block_rows(R), nb = (R + rb - 1) / rb;
+  const std::ptrdiff_t rb = detail::block_rows(N), nb = (R + rb - 1) / rb;
   // decided on a full block's shape (a smaller last block passes the same test)
   const bool blas = blas_enabled() && detail::blas_shape(std::min(rb, R), K, N);
   RowPool* pool = product_pool();
@@ -576,6 +638,13 @@ void rowdots(MatView<const T> A, const T* v, T* d) {
 #endif
   rowdots_body<Abs>(A, v, d);
 }
+template <class T>
+void rowdots_pair(MatView<const T> A, const T* v, T* d, const T* w, T* e) {
+#if PQ_X86_DISPATCH && !defined(__AVX2__)
+  if (cpu_has_avx2_fma()) return rowdots_pair_avx2<T>(A, v, d, w, e);
+#endif
+  rowdots_pair_body(A, v, d, w, e);
+}
 }  // namespace detail
 
 // d[i] += A[i, :] . v  for every row i (same summation order on every ISA; rows in blocks
@@ -592,6 +661,17 @@ template <class T>
 void add_abs_rowdots(MatView<const T> A, const T* v, T* d) {
   for_blocks(A.rows, 0.5 * static_cast<double>(A.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
     detail::rowdots<true>(rows_of(A, r0, r1), v, d + r0);
+  });
+}
+
+// d[i] += A[i, :] . v and, when e is given, e[i] += |A[i, :]| . w (add_rowdots and
+// add_abs_rowdots with one read of A, the same bits): the constant of an affine step and
+// its rounding charge (rounding.hpp charge_rows).
+template <class T>
+void add_rowdots_and_abs(MatView<const T> A, const T* v, T* d, const T* w, T* e) {
+  if (!e) return add_rowdots(A, v, d);
+  for_blocks(A.rows, 0.8 * static_cast<double>(A.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
+    detail::rowdots_pair(rows_of(A, r0, r1), v, d + r0, w, e + r0);
   });
 }
 

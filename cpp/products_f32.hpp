@@ -157,11 +157,11 @@ class ProductsF32 {
   }
 
   // C (+)= G[:, j0 : j0 + W.rows] W, with the G of the last successful load: per block of
-  // rows (matmul.hpp's row_block_rows, on the pass's threads), one float32 product per
-  // block of at most kBlockK columns, added in float64. Every row block sees the same
-  // shapes whatever the thread count, hence the same bits.
+  // rows (matmul.hpp's block_rows, kMinBlockRows in a float32 pass; on the pass's
+  // threads), one float32 product per block of at most kBlockK columns, added in float64.
+  // Every row block sees the same shapes whatever the thread count, hence the same bits.
   void gemm_into(std::ptrdiff_t j0, MatView<const float> W, MatView<T> C, bool acc) {
-    const std::ptrdiff_t rb = detail::row_block_rows(R_), nb = (R_ + rb - 1) / rb;
+    const std::ptrdiff_t rb = detail::block_rows(W.cols), nb = (R_ + rb - 1) / rb;
     auto one = [&](std::ptrdiff_t b) {
       const std::ptrdiff_t r0 = b * rb, nr = std::min(rb, R_ - r0);
       const MatView<float> c{c_.row(r0), nr, W.cols, c_.cols};

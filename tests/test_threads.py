@@ -85,13 +85,16 @@ def test_threads_inside_one_input_match_one_thread(kind, planes):
 
 @pytest.mark.parametrize("rounding", ["sound", "sound32"])
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh"])
-def test_threads_inside_one_input_row_blocks_match_one_thread(kind, rounding):
+@pytest.mark.parametrize("hidden", [96, 160])
+def test_threads_inside_one_input_row_blocks_match_one_thread(kind, rounding, hidden):
     """At h = 96 the passes that are not products also run in blocks on the pass's threads
     (row_pool.hpp for_blocks: the sign-rule passes over 768 rows, the charges and row dots,
     the planes of 96 boxes): the same bounds, bit for bit, with the rows and boxes split
-    between 2 and 3 threads; with the products in float32 (rounding="sound32") too."""
+    between 2 and 3 threads; with the products in float32 (rounding="sound32") too. The
+    products' row blocks grow with their width (matmul.hpp block_rows: 128 rows at h = 96,
+    256 at h = 160, 64 for the products with W_ih and the head): the same bits."""
     rng = np.random.default_rng(7)
-    w = random_weights(rng, kind, 6, 96, 5, scale=1.0, random_state=True)
+    w = random_weights(rng, kind, 6, hidden, 5, scale=1.0, random_state=True)
     x = rng.normal(size=(3, 6))
     one = pf.certify(w, x, eps_max=2.0, p=2, rounding=rounding)
     for k in (2, 3):

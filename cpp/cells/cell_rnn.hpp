@@ -140,9 +140,14 @@ class RnnCell final : public Cell<T> {
       pass_lines(cview(top_rows(Lh_, R)), lines_.at(t), top_rows(G_, R), k.d);
     }
     const MatView<const T> G = cview(top_rows(G_, R));
-    add_rowdots(G, xb_.row(t), k.d);
-    if (f32_ && f32_->carry(t, G, top_rows(Lh_, R), false, in, k.err)) return;
-    if (k.err) charge_rows(G, aw_.row(t), k.err);
+    // the step's constant and its rounding charge (one read of G; float32 products charge their own)
+    if (!f32_) {
+      add_rowdots_and_abs(G, xb_.row(t), k.d, k.err ? aw_.row(t) : nullptr, k.err);
+    } else {
+      add_rowdots(G, xb_.row(t), k.d);
+      if (f32_->carry(t, G, top_rows(Lh_, R), false, in, k.err)) return;
+      if (k.err) charge_rows(G, aw_.row(t), k.err);
+    }
     if (in.on()) gemm(G, w_.w_ih, in.dst, in.acc);
     gemm(G, w_.w_hh, top_rows(Lh_, R), false);
   }
