@@ -41,18 +41,27 @@ struct PlaneBoxes {
   Surface sf = Surface::TanhSigmoid;
   std::vector<detail::Box<T>> box;
   std::vector<detail::SideValues<T>> sv;
-  // Best responses on a grid (OptSettings::grid): the candidate planes of every row, slot
-  // (neuron, side, cell), each computed on first use (a NaN slope: not yet) and kept while
-  // the boxes are. A layer whose grid would hold more than detail::kMaxCandidates slots (2.6 MB; more
-  // than 512 neurons at G = 8) takes the tangent at each row's own point instead.
+  // Best responses on a grid (OptSettings::grid): the candidate planes of every row, each
+  // computed on first use (a NaN slope: not yet) and kept while the boxes are. A layer whose
+  // grid would hold more than detail::kMaxCandidates slots (more than 512 neurons at G = 8)
+  // takes the tangent at each row's own point instead.
   struct Candidate {
     T a, b, c, xs, ys;
   };
+  // Slots (neuron, side, cell) of cells 0 and 1: McCormick's two planes of the bilinear F4,
+  // the one cell of G = 1.
   detail::CandidateGrid<Candidate> cand;
-  // The grid's envelope (RECURRENCES.md §3b): slot (neuron, side, cell) holds the cell whose
-  // candidate is highest (lower side; upper: lowest) at this cell's centre, -1 before the
-  // box's table is filled (fill_envelope).
+  static constexpr std::size_t kCellSlots = 2;
+  // The grid's envelope (RECURRENCES.md §3b): slot (neuron, side, cell) holds the index in
+  // `winners` of the cell whose candidate is highest (lower side; upper: lowest) at this
+  // cell's centre, -1 before the box's table is filled (fill_envelope). The winners of one
+  // box side are stored together (wcell: each one's cell), computed on first use: a
+  // candidate slot for each of the G² cells of every side (2 MB per pass at LSTM T = 8,
+  // h = 16, allocated and filled for each pass) was mostly missed in cache
+  // (bench/results/2026-12-07-optimized-cost.md).
   detail::CandidateGrid<int> envelope;
+  std::vector<Candidate> winners;
+  std::vector<int> wcell;
   // Side `lower` of plane i with slopes (a, b): its exact offset and where it is attained.
   Candidate exact(std::size_t i, bool lower, T a, T b) const {
     if (lower) {
@@ -62,18 +71,38 @@ struct PlaneBoxes {
     const auto r = detail::offset_extremes(sf, a, b, box[i], sv[i], Want::Max);
     return {a, b, r.gmax + detail::plane_margin(a, b, box[i], sv[i]), r.xmax, r.ymax};
   }
+  // The slopes (F_x, F_y) of the tangent plane of F at (x, y).
+  static std::pair<T, T> tangent_slopes(Surface sf, T x, T y) {
+    const T sg = detail::surface_g(sf, y), f = detail::surface_factor(sf, x);
+    return {detail::surface_df(sf, x) * sg, f * detail::surface_dg(sf, y)};
+  }
   // Cells a side of a grid of G (at least 2: McCormick's two planes of the bilinear F4).
   static std::size_t per_side(int G) { return static_cast<std::size_t>(std::max(G * G, 2)); }
   // Grid slot (i, side, cell): the plane of slopes slopes() with its exact offset, computed
   // on first use.
   template <class Slopes>
-  const Candidate& candidate(std::size_t i, bool lower, int cell, int G, Slopes&& slopes) {
+  const Candidate& candidate(std::size_t i, bool lower, int cell, Slopes&& slopes) {
     const T none = std::numeric_limits<T>::quiet_NaN();
-    Candidate& q = cand.at(box.size(), per_side(G), i, lower, static_cast<std::size_t>(cell),
+    Candidate& q = cand.at(box.size(), kCellSlots, i, lower, static_cast<std::size_t>(cell),
                            {none, none, none, none, none});
     if (std::isnan(q.a)) {
       const auto [a, b] = slopes();
       q = exact(i, lower, a, b);
+    }
+    return q;
+  }
+  // The envelope's plane at `cell` of side `lower` of box i (G >= 2): the winning cell's
+  // tangent (at its centre) with its exact offset, computed on first use; e: the winning cell.
+  const Candidate& winner(std::size_t i, bool lower, int G, int cell, int& e) {
+    const int& k = envelope.at(box.size(), per_side(G), i, lower, static_cast<std::size_t>(cell), -1);
+    if (k < 0) fill_envelope(i, G);  // sets k
+    Candidate& q = winners[static_cast<std::size_t>(k)];
+    e = wcell[static_cast<std::size_t>(k)];
+    if (std::isnan(q.a)) {
+      const auto& b = box[i];
+      const T x = detail::grid_centre(e / G, b.xl, b.xu, G), y = detail::grid_centre(e % G, b.yl, b.yu, G);
+      const auto [a, bs] = tangent_slopes(sf, x, y);
+      q = exact(i, lower, a, bs);
     }
     return q;
   }
@@ -124,6 +153,7 @@ struct PlaneBoxes {
           H[k] = g > H[k] ? g : H[k];
         }
       }
+    std::vector<int> win(2 * static_cast<std::size_t>(C));  // each cell's winner, lower side then upper
     for (int c = 0; c < C; ++c) {
       const T px = cx[c / G], py = cy[c % G];
       int bl = 0, bu = 0;
@@ -133,8 +163,23 @@ struct PlaneBoxes {
         if (v + lo[k] > top) top = v + lo[k], bl = k;
         if (v + hi[k] < bot) bot = v + hi[k], bu = k;
       }
-      envelope.at(n, per, i, true, static_cast<std::size_t>(c), -1) = bl;
-      envelope.at(n, per, i, false, static_cast<std::size_t>(c), -1) = bu;
+      win[c] = bl;
+      win[C + c] = bu;
+    }
+    // each side's distinct winners together in `winners` (offsets computed on first use)
+    const T none = std::numeric_limits<T>::quiet_NaN();
+    std::vector<int> slot(static_cast<std::size_t>(C));
+    for (int side = 0; side < 2; ++side) {
+      std::fill(slot.begin(), slot.end(), -1);
+      for (int c = 0; c < C; ++c) {
+        const int w = win[side * C + c];
+        if (slot[w] < 0) {
+          slot[w] = static_cast<int>(winners.size());
+          winners.push_back({none, none, none, none, none});
+          wcell.push_back(w);
+        }
+        envelope.at(n, per, i, side == 0, static_cast<std::size_t>(c), -1) = slot[w];
+      }
     }
   }
   void set(Surface f, const T* xl, const T* xu, const T* yl, const T* yu, std::ptrdiff_t s) {
@@ -143,6 +188,8 @@ struct PlaneBoxes {
     sv.resize(s);
     cand.clear();
     envelope.clear();
+    winners.clear();
+    wcell.clear();
     for (std::ptrdiff_t i = 0; i < s; ++i) {
       box[i] = {xl[i], xu[i], yl[i], yu[i]};
       sv[i] = detail::side_values(f, box[i]);
@@ -235,8 +282,8 @@ struct OptPlaneSet {
       const bool lower = v >= T(0);
       if (bx.sf == Surface::Bilinear) {
         const T A0 = lower ? b.yl : b.yu, A1 = lower ? b.yu : b.yl, none = std::numeric_limits<T>::quiet_NaN();
-        try_slopes(bx, i, lower, G > 0 ? 0 : -1, [&] { return std::make_pair(A0, b.xl); }, G, none, none);
-        try_slopes(bx, i, lower, G > 0 ? 1 : -1, [&] { return std::make_pair(A1, b.xu); }, G, none, none);
+        try_slopes(bx, i, lower, G > 0 ? 0 : -1, [&] { return std::make_pair(A0, b.xl); }, none, none);
+        try_slopes(bx, i, lower, G > 0 ? 1 : -1, [&] { return std::make_pair(A1, b.xu); }, none, none);
         continue;
       }
       T x = std::min(std::max(mxv[i], b.xl), b.xu), y = std::min(std::max(myv[i], b.yl), b.yu);
@@ -247,45 +294,31 @@ struct OptPlaneSet {
         if (G < 2) x = detail::grid_centre(gx, b.xl, b.xu, G), y = detail::grid_centre(gy, b.yl, b.yu, G);
       }
       if (G < 2) {  // the tangent at the point (G = 0) or at the box's centre (G = 1)
-        try_slopes(bx, i, lower, cell, [&] { return tangent_slopes(bx.sf, x, y); }, G, x, y);  // on a miss only
+        try_slopes(bx, i, lower, cell, [&] { return PlaneBoxes<T>::tangent_slopes(bx.sf, x, y); }, x, y);  // on a miss only
         continue;
       }
       // F is not convex (concave) over most boxes: the tangent at the point is then seldom
       // the best plane there. The grid's best plane at the cell's centre instead (its own
-      // tangent is one of the candidates). Its centre is needed on a miss, and as the point of
-      // contact only by Adam steps (grads).
-      const int e = envelope_cell(bx, i, lower, G, cell);
-      auto centre = [&] {
-        return std::make_pair(detail::grid_centre(e / G, b.xl, b.xu, G), detail::grid_centre(e % G, b.yl, b.yu, G));
-      };
+      // tangent is one of the candidates); the winner's centre is the point of contact that
+      // only Adam steps (grads) read.
+      int e = -1;
+      const auto& q = bx.winner(i, lower, G, cell, e);
       const T none = std::numeric_limits<T>::quiet_NaN();
-      const auto [ex, ey] = grads ? centre() : std::make_pair(none, none);
-      try_slopes(bx, i, lower, e, [&] {
-        const auto [cx, cy] = centre();
-        return tangent_slopes(bx.sf, cx, cy);
-      }, G, ex, ey);
+      if (!grads) {
+        take_if_tighter(i, lower, q, none, none);
+        continue;
+      }
+      take_if_tighter(i, lower, q, detail::grid_centre(e / G, b.xl, b.xu, G),
+                      detail::grid_centre(e % G, b.yl, b.yu, G));
     }
-  }
-  // The cell whose candidate is highest (lower side; upper: lowest) at the centre of `cell`
-  // (PlaneBoxes::fill_envelope, on first use for the box).
-  int envelope_cell(PlaneBoxes<T>& bx, std::size_t i, bool lower, int G, int cell) {
-    const std::size_t per = PlaneBoxes<T>::per_side(G), n = bx.box.size();
-    int& e = bx.envelope.at(n, per, i, lower, static_cast<std::size_t>(cell), -1);
-    if (e < 0) bx.fill_envelope(i, G);
-    return e;
-  }
-  // The slopes (F_x, F_y) of the tangent plane of F at (x, y).
-  static std::pair<T, T> tangent_slopes(Surface sf, T x, T y) {
-    const T sg = detail::surface_g(sf, y), f = detail::surface_factor(sf, x);
-    return {detail::surface_df(sf, x) * sg, f * detail::surface_dg(sf, y)};
   }
   // Slopes (A, B) = slopes() with their exact offset for side `lower` of plane i, kept if
   // tighter at the last sweep's inputs (with (px, py), the point of contact of a tangent
-  // plane, NaN for McCormick's); cell >= 0: the candidate slot of that cell of the grid (G^2
-  // cells, at least 2: McCormick's), computed there on first use.
+  // plane, NaN for McCormick's); cell >= 0: the candidate slot of that cell (McCormick's two
+  // planes, G = 1's one cell), computed there on first use.
   template <class Slopes>
-  void try_slopes(PlaneBoxes<T>& bx, std::size_t i, bool lower, int cell, Slopes&& slopes, int G, T px, T py) {
-    if (cell >= 0) return take_if_tighter(i, lower, bx.candidate(i, lower, cell, G, slopes), px, py);
+  void try_slopes(PlaneBoxes<T>& bx, std::size_t i, bool lower, int cell, Slopes&& slopes, T px, T py) {
+    if (cell >= 0) return take_if_tighter(i, lower, bx.candidate(i, lower, cell, slopes), px, py);
     const auto [a, b] = slopes();
     take_if_tighter(i, lower, bx.exact(i, lower, a, b), px, py);
   }
@@ -341,7 +374,7 @@ struct OptPlaneSet {
         const T dx = ga[i] * fxx * g + gb[i] * fx * gy, dy = ga[i] * fx * gy + gb[i] * f * gyy;
         adam(px[i], dx, wfloor(b.xu - b.xl), b.xl, b.xu, ma[i], va[i]);
         adam(py[i], dy, wfloor(b.yu - b.yl), b.yl, b.yu, mb[i], vb[i]);
-        std::tie((lower ? P.aL : P.aU)[i], (lower ? P.bL : P.bU)[i]) = tangent_slopes(bx.sf, px[i], py[i]);
+        std::tie((lower ? P.aL : P.aU)[i], (lower ? P.bL : P.bU)[i]) = PlaneBoxes<T>::tangent_slopes(bx.sf, px[i], py[i]);
         refresh(bx, i, lower);
       }
     }
