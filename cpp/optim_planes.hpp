@@ -91,11 +91,16 @@ struct PlaneBoxes {
     }
     return q;
   }
-  // The envelope's plane at `cell` of side `lower` of box i (G >= 2): the winning cell's
-  // tangent (at its centre) with its exact offset, computed on first use; e: the winning cell.
-  const Candidate& winner(std::size_t i, bool lower, int G, int cell, int& e) {
+  // The envelope at `cell` of side `lower` of box i (G >= 2): the index in `winners` of the
+  // winning cell's plane (the table filled on first use for the box).
+  int winner_index(std::size_t i, bool lower, int G, int cell) {
     const int& k = envelope.at(box.size(), per_side(G), i, lower, static_cast<std::size_t>(cell), -1);
     if (k < 0) fill_envelope(i, G);  // sets k
+    return k;
+  }
+  // Winner k of side `lower` of box i: the tangent at its cell's centre with its exact offset,
+  // computed on first use; e: its cell.
+  const Candidate& winner(std::size_t i, bool lower, int G, int k, int& e) {
     Candidate& q = winners[static_cast<std::size_t>(k)];
     e = wcell[static_cast<std::size_t>(k)];
     if (std::isnan(q.a)) {
@@ -275,6 +280,7 @@ struct OptPlaneSet {
   // side instead of one per row met.
   void tangent_response(PlaneBoxes<T>& bx, int G) {
     if (!detail::grid_fits(bx.box.size(), PlaneBoxes<T>::per_side(G))) G = 0;
+    if (G >= 2 && bx.sf != Surface::Bilinear) return envelope_response(bx, G);
     for (std::size_t i = 0; i < vv.size(); ++i) {
       const T v = vv[i];
       if (v == T(0)) continue;
@@ -286,32 +292,47 @@ struct OptPlaneSet {
         try_slopes(bx, i, lower, G > 0 ? 1 : -1, [&] { return std::make_pair(A1, b.xu); }, none, none);
         continue;
       }
+      // the tangent at the point (G = 0) or at the centre of its cell, the box (G = 1)
       T x = std::min(std::max(mxv[i], b.xl), b.xu), y = std::min(std::max(myv[i], b.yl), b.yu);
-      int cell = -1;
-      if (G > 0) {
-        const int gx = detail::grid_cell(x, b.xl, b.xu, G), gy = detail::grid_cell(y, b.yl, b.yu, G);
-        cell = gx * G + gy;
-        if (G < 2) x = detail::grid_centre(gx, b.xl, b.xu, G), y = detail::grid_centre(gy, b.yl, b.yu, G);
-      }
-      if (G < 2) {  // the tangent at the point (G = 0) or at the box's centre (G = 1)
-        try_slopes(bx, i, lower, cell, [&] { return PlaneBoxes<T>::tangent_slopes(bx.sf, x, y); }, x, y);  // on a miss only
+      if (G == 1) x = detail::grid_centre(0, b.xl, b.xu, 1), y = detail::grid_centre(0, b.yl, b.yu, 1);
+      try_slopes(bx, i, lower, G == 1 ? 0 : -1, [&] { return PlaneBoxes<T>::tangent_slopes(bx.sf, x, y); }, x, y);
+    }
+  }
+  // G >= 2: F is not convex (concave) over most boxes, so the tangent at the point is seldom
+  // the best plane there; the grid's best plane at the centre of the point's cell instead
+  // (its own tangent is one of the candidates; the winner's centre is the point of contact
+  // that only Adam steps, grads, read). In two sweeps over the neurons, so that the loads of
+  // different neurons overlap: each met side's slot of the envelope first, then the winners.
+  void envelope_response(PlaneBoxes<T>& bx, int G) {
+    const std::size_t s = vv.size();
+    wk_.resize(s);
+    for (std::size_t i = 0; i < s; ++i) {
+      const T v = vv[i];
+      if (v == T(0)) {
+        wk_[i] = -1;
         continue;
       }
-      // F is not convex (concave) over most boxes: the tangent at the point is then seldom
-      // the best plane there. The grid's best plane at the cell's centre instead (its own
-      // tangent is one of the candidates); the winner's centre is the point of contact that
-      // only Adam steps (grads) read.
+      const auto& b = bx.box[i];
+      const T x = std::min(std::max(mxv[i], b.xl), b.xu), y = std::min(std::max(myv[i], b.yl), b.yu);
+      const int cell = detail::grid_cell(x, b.xl, b.xu, G) * G + detail::grid_cell(y, b.yl, b.yu, G);
+      wk_[i] = bx.winner_index(i, v >= T(0), G, cell);
+    }
+    const T none = std::numeric_limits<T>::quiet_NaN();
+    for (std::size_t i = 0; i < s; ++i) {
+      if (wk_[i] < 0) continue;
+      const bool lower = vv[i] >= T(0);
       int e = -1;
-      const auto& q = bx.winner(i, lower, G, cell, e);
-      const T none = std::numeric_limits<T>::quiet_NaN();
+      const auto& q = bx.winner(i, lower, G, wk_[i], e);
       if (!grads) {
         take_if_tighter(i, lower, q, none, none);
         continue;
       }
+      const auto& b = bx.box[i];
       take_if_tighter(i, lower, q, detail::grid_centre(e / G, b.xl, b.xu, G),
                       detail::grid_centre(e % G, b.yl, b.yu, G));
     }
   }
+  std::vector<int> wk_;  // envelope_response's scratch: each neuron's winner (−1: not met)
   // Slopes (A, B) = slopes() with their exact offset for side `lower` of plane i, kept if
   // tighter at the last sweep's inputs (with (px, py), the point of contact of a tangent
   // plane, NaN for McCormick's); cell >= 0: the candidate slot of that cell (McCormick's two
