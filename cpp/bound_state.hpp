@@ -50,6 +50,11 @@ struct OptSettings {
                         // each cell's exact offset computed once per box and shared by every
                         // row (optim_planes.hpp, optim_lines.hpp); 0: at the point itself
   bool trace = false;   // also return per margin row and iteration (backward L, sweep L) (tests)
+  // Whether Adam steps follow the best responses (then the sweeps accumulate gradients).
+  bool adam_steps() const { return std::max(iters, inter_iters) > br_iters; }
+  // Whether the rows' plane copies keep where each offset is attained (the gradients read
+  // them: Adam steps, or the tests' gradient check).
+  bool contacts() const { return trace || adam_steps(); }
 };
 
 // OptSettings::grid as the bindings take it: 0 .. 64.

@@ -91,7 +91,7 @@ class RowOptimizer {
   template <class Bound>
   T row(int iters, Bound&& bound, Scope scope, T* trace = nullptr,
         const std::function<T(const std::vector<T>&)>& objective = {}, const T* first = nullptr) {
-    const bool grads = trace || std::max(opt_.iters, opt_.inter_iters) > opt_.br_iters;  // Adam steps follow
+    const bool grads = trace || opt_.adam_steps();  // Adam steps follow
     for_cells([&](Cell<T>& c) { c.own(true, grads); });
     on_ = true;
     T best = -std::numeric_limits<T>::infinity();

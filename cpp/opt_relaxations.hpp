@@ -24,8 +24,9 @@ namespace pq {
 template <class T, class Opt, class Boxes, class Set>
 class StepRelaxations {
  public:
-  StepRelaxations(std::ptrdiff_t Tn, std::ptrdiff_t s, bool optimized)
-      : shared_(static_cast<std::size_t>(Tn)), opt_(optimized) {
+  // contacts: the copies keep where each offset is attained (OptSettings::contacts)
+  StepRelaxations(std::ptrdiff_t Tn, std::ptrdiff_t s, bool optimized, bool contacts = false)
+      : shared_(static_cast<std::size_t>(Tn)), opt_(optimized), contacts_(contacts) {
     if (!opt_) return;
     bx_.resize(shared_.size());
     init_.resize(shared_.size());
@@ -89,7 +90,7 @@ class StepRelaxations {
 
  protected:
   void fixed(std::ptrdiff_t t) {
-    init_[t].init_from(shared_[t], bx_[t]);
+    init_[t].init_from(shared_[t], bx_[t], contacts_);
     ready_[t] = 1;
   }
   std::vector<Set> shared_;
@@ -97,7 +98,7 @@ class StepRelaxations {
   std::vector<Opt> init_, work_;
   std::vector<char> ready_;
   detail::StepRecords<T> rec_;
-  bool opt_ = false, on_ = false;
+  bool opt_ = false, contacts_ = false, on_ = false;
 };
 
 // Planes of one product surface (§3), one per neuron and step.

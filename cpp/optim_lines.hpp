@@ -54,7 +54,7 @@ template <class T>
 struct OptLineSet {
   LineSet<T> P;                 // what the backward pass reads
   std::vector<T> mzv, vv;       // last sweep: input value and coefficient per neuron
-  void init_from(const LineSet<T>& src, const LineBoxes<T>&) { P = src; }
+  void init_from(const LineSet<T>& src, const LineBoxes<T>&, bool) { P = src; }
   // A fresh copy of src for one row (OptPlaneSet::start_row; lines keep no gradient).
   void start_row(const OptLineSet& src, bool) {
     P = src.P;

@@ -212,12 +212,16 @@ struct OptPlaneSet {
   std::vector<T> gaL, gbL, gaU, gbU;               // gradients (accumulated by the sweep)
   std::vector<T> maL, mbL, maU, mbU, vaL, vbL, vaU, vbU;  // Adam moments (a: of px, b: of py)
   std::vector<T> pxL, pyL, pxU, pyU;               // the tangent point of each side (NaN: not a tangent)
-  void init_from(const PlaneSet<T>& src, const PlaneBoxes<T>& bx) {
+  // A row's start: the shared planes (their offsets exact already). With contacts (the
+  // gradients read them), also where each side's offset is attained, found by recomputing
+  // it (the same offset); without, those stay 0 (bench/results/2026-12-07-optimized-cost.md).
+  void init_from(const PlaneSet<T>& src, const PlaneBoxes<T>& bx, bool contacts) {
     P = src;
     const std::size_t s = src.aL.size();
     for (auto* v : {&xsL, &ysL, &xsU, &ysU, &gaL, &gbL, &gaU, &gbU, &maL, &mbL, &maU, &mbU, &vaL, &vbL, &vaU, &vbU})
       v->assign(s, T(0));
     for (auto* v : {&pxL, &pyL, &pxU, &pyU}) v->assign(s, std::numeric_limits<T>::quiet_NaN());
+    if (!contacts) return;
     for (std::size_t i = 0; i < s; ++i) {
       refresh(bx, i, true);
       refresh(bx, i, false);

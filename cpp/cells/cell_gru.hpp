@@ -29,7 +29,8 @@ class GruCell final : public Cell<T> {
           const MatView<const T>* x, const CellRounding<T>& cr)
       : w_(w), planes_(opt.planes), shared_z_(opt.shared_z || opt.optimized()), s_(w.w_hh.cols),
         xb4_(Tn, 4 * s_), gl_(Tn, 3 * s_), gu_(Tn, 3 * s_), ul_(Tn, s_), uu_(Tn, s_), hl_(Tn, s_), hu_(Tn, s_),
-        Pr_(Tn, s_, opt.optimized()), Pu_(Tn, s_, opt.optimized()), Pz_(Tn, s_, opt.optimized()),
+        Pr_(Tn, s_, opt.optimized(), opt.opt.contacts()), Pu_(Tn, s_, opt.optimized(), opt.opt.contacts()),
+        Pz_(Tn, s_, opt.optimized(), opt.opt.contacts()),
         Lz_(shared_z_ ? Tn : 0, s_, opt.optimized()), zw_(shared_z_ ? Tn : 0, 4 * s_), Lh_(Rmax, s_),
         Lh2_(Rmax, s_), G4_(Rmax, 4 * s_), wl_(s_), wu_(s_), zero_(s_, T(0)),
         sh_(opt.optimized() ? Tn : 0, s_), g_(3 * s_), u_(s_), cr_(cr), aw_(cr.rd.on() ? Tn : 0, 4 * s_),

@@ -22,8 +22,9 @@ class LstmCell final : public Cell<T> {
   LstmCell(const DirectionWeights<T>& w, const PassOptions& opt, std::ptrdiff_t Tn, std::ptrdiff_t Rmax,
            const MatView<const T>* x, const CellRounding<T>& cr)
       : w_(w), planes_(opt.planes), s_(w.w_hh.cols), xb_(step_constants(w.w_ih, w.b_ih, w.b_hh, Tn, x)),
-        yl_(Tn, 4 * s_), yu_(Tn, 4 * s_), cl_(Tn, s_), cu_(Tn, s_), Pf_(Tn, s_, opt.optimized()),
-        Pig_(Tn, s_, opt.optimized()), Po_(Tn, s_, opt.optimized()), Lh_(Rmax, s_), Lc_(Rmax, s_),
+        yl_(Tn, 4 * s_), yu_(Tn, 4 * s_), cl_(Tn, s_), cu_(Tn, s_),
+        Pf_(Tn, s_, opt.optimized(), opt.opt.contacts()), Pig_(Tn, s_, opt.optimized(), opt.opt.contacts()),
+        Po_(Tn, s_, opt.optimized(), opt.opt.contacts()), Lh_(Rmax, s_), Lc_(Rmax, s_),
         Lc2_(Rmax, s_), G_(Rmax, 4 * s_), zero_(s_, T(0)), b_(bias_sum(w.b_ih, w.b_hh, 4 * s_)),
         sh_(opt.optimized() ? Tn : 0, s_), sc_(opt.optimized() ? Tn : 0, s_), y_(4 * s_), cr_(cr),
         aw_(cr.rd.on() ? Tn : 0, 4 * s_), cw_(cr.rd.on() ? s_ : 0), mh_(cr.rd.on() ? s_ : 0),
