@@ -517,7 +517,10 @@ class GeneralPass final : public Bounder<T> {
 template <class T>
 BoundResult<T> general_bounds(const GeneralNet<T>& net, const ThreatModel<T>& tm, MatView<const T> spec_w,
                               const T* spec_b, const PassOptions& opt) {
-  const BlockRowsCap cap(opt.f32_products ? detail::kMinBlockRows : detail::kMaxBlockRows);  // matmul.hpp
+  // taller blocks (matmul.hpp block_rows) where they paid: float64 products, no per-row
+  // optimisation (its kept records grow with the chunk)
+  const bool tall = !opt.f32_products && !opt.optimized();
+  const BlockRowsCap cap(tall ? detail::kMaxBlockRows : detail::kMinBlockRows);
   GeneralPass<T> pass(net, tm, opt, spec_w.rows);
   return pass.run(spec_w, spec_b);
 }

@@ -507,7 +507,8 @@ void gemm_hand(MatView<const T> A, MatView<const T> B, MatView<T> C, bool accumu
 // take taller blocks because the BLAS packs all of B (K x N) once per block: at h = 256
 // the packing was 12 % of an LSTM pass with 64-row blocks (bench/results/2026-12-07-blocks.md).
 // With the products in float32 (products_f32.hpp) taller blocks and chunks did not pay
-// (1.01-1.08x the time), so such a pass caps them at kMinBlockRows (BlockRowsCap).
+// (1.01-1.08x the time), and planes="optimized" keeps every row's records of a chunk (4x
+// the memory at 256 rows), so such passes cap them at kMinBlockRows (BlockRowsCap).
 constexpr std::ptrdiff_t kMaxRowBlocks = 8, kMinBlockRows = 64, kMaxBlockRows = 256;
 inline std::ptrdiff_t& block_cap_slot() {
   thread_local std::ptrdiff_t cap = kMaxBlockRows;
