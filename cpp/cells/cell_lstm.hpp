@@ -80,17 +80,7 @@ class LstmCell final : public Cell<T> {
     if (k.err) pair_charge(t, cview(top_rows(Lc_, R)), k.err);
     pass_plane_pair(cview(top_rows(Lc_, R)), Pf_.at(t), Pig_.at(t), top_rows(Lc2_, R), g_f, g_g, g_i, k.d);
     std::swap(Lc_, Lc2_);
-    const MatView<const T> G = cview(Gv);
-    // the step's constant and its rounding charge (one read of G; float32 products charge their own)
-    if (!f32_) {
-      add_rowdots_and_abs(G, xb_.row(t), k.d, k.err ? aw_.row(t) : nullptr, k.err);
-    } else {
-      add_rowdots(G, xb_.row(t), k.d);
-      if (f32_->carry(t, G, top_rows(Lh_, R), false, in, k.err)) return;
-      if (k.err) charge_rows(G, aw_.row(t), k.err);
-    }
-    if (in.on()) gemm(G, w_.w_ih, in.dst, in.acc);
-    gemm(G, w_.w_hh, top_rows(Lh_, R), false);
+    carry_affine(cview(Gv), w_, t, xb_.row(t), k.err ? aw_.row(t) : nullptr, f32_, top_rows(Lh_, R), in, k);
   }
 
   void add_top(MatView<const T> top, std::ptrdiff_t R, bool first) override {

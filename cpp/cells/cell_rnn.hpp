@@ -69,6 +69,24 @@ std::optional<AffineF32<T>> affine_f32(const CellRounding<T>& cr, const Directio
   return AffineF32<T>(Tn, Rmax, w.w_hh.rows, {{0, w.w_hh}}, {{0, w.w_ih}});
 }
 
+// Λ (G, on the stacked pre-activations y = W_ih a + W_hh h_prev + xb of step t) carried
+// through that affine step, for a cell whose G multiplies both whole (RNN, LSTM): the
+// step's constant G xb and its rounding charge |G| aw (one read of G), G W_ih into the input
+// sink, G W_hh into Lh; with f32 (rounding="sound32") the products in float32, charged there.
+template <class T>
+void carry_affine(MatView<const T> G, const DirectionWeights<T>& w, std::ptrdiff_t t, const T* xb, const T* aw,
+                  std::optional<AffineF32<T>>& f32, MatView<T> Lh, InSink<T> in, RowConsts<T> k) {
+  if (f32) {
+    add_rowdots(G, xb, k.d);
+    if (f32->carry(t, G, Lh, false, in, k.err)) return;
+    if (k.err) charge_rows(G, aw, k.err);  // float64 after all (products_f32.hpp load)
+  } else {
+    add_rowdots_and_abs(G, xb, k.d, k.err ? aw : nullptr, k.err);
+  }
+  if (in.on()) gemm(G, w.w_ih, in.dst, in.acc);
+  gemm(G, w.w_hh, Lh, false);
+}
+
 // The bounds of the m stacked pre-activations y = W_in a + W_h h_prev + xb of a step: rows
 // [r0, r0 + R) of the objective [I; −I] carried through that affine step without products.
 // Row i is ±e_j, so its Λ on h_prev is ±W_h[j, :], its coefficients on the input ±W_in[j, :]
@@ -139,17 +157,7 @@ class RnnCell final : public Cell<T> {
       }
       pass_lines(cview(top_rows(Lh_, R)), lines_.at(t), top_rows(G_, R), k.d);
     }
-    const MatView<const T> G = cview(top_rows(G_, R));
-    // the step's constant and its rounding charge (one read of G; float32 products charge their own)
-    if (!f32_) {
-      add_rowdots_and_abs(G, xb_.row(t), k.d, k.err ? aw_.row(t) : nullptr, k.err);
-    } else {
-      add_rowdots(G, xb_.row(t), k.d);
-      if (f32_->carry(t, G, top_rows(Lh_, R), false, in, k.err)) return;
-      if (k.err) charge_rows(G, aw_.row(t), k.err);
-    }
-    if (in.on()) gemm(G, w_.w_ih, in.dst, in.acc);
-    gemm(G, w_.w_hh, top_rows(Lh_, R), false);
+    carry_affine(cview(top_rows(G_, R)), w_, t, xb_.row(t), k.err ? aw_.row(t) : nullptr, f32_, top_rows(Lh_, R), in, k);
   }
 
   void add_top(MatView<const T> top, std::ptrdiff_t R, bool first) override {
