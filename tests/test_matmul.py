@@ -115,11 +115,12 @@ def _passes() -> np.ndarray:
 
 
 def test_row_blocks_on_threads_equal_one_thread() -> None:
-    # The products' row blocks (fixed by the shape) on a pool of k threads give C bit for
-    # bit (cpp/matmul.hpp, cpp/row_pool.hpp); BLAS and hand blocks, accumulate or not.
+    # The products' row blocks (fixed by the shape: 64, 128 or 256 rows by N) on a pool of
+    # k threads give C bit for bit (cpp/matmul.hpp, cpp/row_pool.hpp); BLAS and hand blocks,
+    # accumulate or not.
     from popqorn_fast.backend import product_threads
     for R, K, N, sparse in [(512, 256, 64, False), (1031, 130, 70, False), (700, 96, 8, False),
-                            (512, 256, 64, True)]:
+                            (512, 256, 64, True), (600, 140, 200, False)]:
         for acc in (False, True):
             a, b, c = _case(R, K, N, R + K, sparse)
             one = _core._gemm(a, b, c, K, N, acc)
