@@ -188,6 +188,7 @@ def search_steps(eps_max: float, rtol: float = 1e-3, eps_start: float = EPS_STAR
     record(min(eps_start, eps_max), (yield min(eps_start, eps_max)))
     widths: list[float] = []
     bisected = False
+    excused = False                          # the last stall was let pass (converging)
     aimed_short = False                      # the last aimed step outside a bracket fell short
     while passes < max_passes:
         if hi is None:                       # everything so far certified: grow
@@ -268,8 +269,14 @@ def search_steps(eps_max: float, rtol: float = 1e-3, eps_start: float = EPS_STAR
                 if r_c is not None:
                     r, spread, quad = r_c, 0.0, True
         # two aimed probes did not halve the bracket: bisect once (bounds the probes at
-        # about three times plain bisection whatever the values say)
+        # about three times plain bisection whatever the values say) -- unless the last two
+        # probes landed on the same side with the margin at least halving, the estimates
+        # closing in on the root from that side while the far end stays put; once in a row
+        converging = (len(pts) >= 2 and (pts[-1][1] > 0.0) == (pts[-2][1] > 0.0)
+                      and abs(pts[-1][1]) <= 0.5 * abs(pts[-2][1]) and not excused)
         stalled = len(widths) >= 3 and widths[-1] > 0.5 * widths[-3] and not bisected
+        excused = stalled and converging
+        stalled = stalled and not excused
         bisected = False
         if r is None or not (lo < r < hi) or stalled:
             nxt = math.sqrt(lo * hi) if hi > 4.0 * lo else 0.5 * (lo + hi)
