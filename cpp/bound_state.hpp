@@ -64,8 +64,9 @@ inline int checked_grid(int g) {
 }
 
 namespace detail {
-// The most candidate slots one layer's grid keeps (optim_planes.hpp, optim_lines.hpp): 2.6 MB
-// of planes; a larger layer takes the tangent at each row's own point.
+// The most grid slots one layer keeps (optim_lines.hpp: candidate lines; optim_planes.hpp:
+// the envelope's table of winner indices, 256 KB); a larger layer takes the tangent at each
+// row's own point.
 constexpr std::size_t kMaxCandidates = std::size_t(1) << 16;
 // Whether a grid of n neurons with `per` cells a side stays within kMaxCandidates slots.
 inline bool grid_fits(std::size_t n, std::size_t per) { return n * 2 * per <= kMaxCandidates; }

@@ -25,7 +25,7 @@ template <class T, class Opt, class Boxes, class Set>
 class StepRelaxations {
  public:
   // contacts: the copies keep where each offset is attained (OptSettings::contacts)
-  StepRelaxations(std::ptrdiff_t Tn, std::ptrdiff_t s, bool optimized, bool contacts = false)
+  StepRelaxations(std::ptrdiff_t Tn, std::ptrdiff_t s, bool optimized, bool contacts)
       : shared_(static_cast<std::size_t>(Tn)), opt_(optimized), contacts_(contacts) {
     if (!opt_) return;
     bx_.resize(shared_.size());
@@ -119,7 +119,9 @@ class StepPlanes final : public StepRelaxations<T, OptPlaneSet<T>, PlaneBoxes<T>
 template <class T>
 class StepLines final : public StepRelaxations<T, OptLineSet<T>, LineBoxes<T>, LineSet<T>> {
  public:
-  using StepRelaxations<T, OptLineSet<T>, LineBoxes<T>, LineSet<T>>::StepRelaxations;
+  // (a line's offset needs no contact point: its copies keep none)
+  StepLines(std::ptrdiff_t Tn, std::ptrdiff_t s, bool optimized)
+      : StepRelaxations<T, OptLineSet<T>, LineBoxes<T>, LineSet<T>>(Tn, s, optimized, false) {}
   void compute(std::ptrdiff_t t, Activation f, const T* lo, const T* hi, std::ptrdiff_t s) {
     this->shared_[t].compute(f, lo, hi, s);
     if (!this->opt_) return;

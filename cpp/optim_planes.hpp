@@ -115,7 +115,7 @@ struct PlaneBoxes {
   // tangents at the G x G cell centres; to rank them, each one's offsets are estimated as the
   // min and max of F - a x - b y over a kLattice x kLattice lattice of the box (its corners
   // and edges included). The estimate only picks the winner: a row that takes it gets its
-  // exact offset (candidate()), so every plane in use stays valid.
+  // exact offset (winner()), so every plane in use stays valid.
   static constexpr int kLattice = 9;
   void fill_envelope(std::size_t i, int G) {
     const auto& b = box[i];

@@ -208,14 +208,8 @@ class GruCell final : public Cell<T> {
   void through_inputs(std::ptrdiff_t t, std::ptrdiff_t R, bool acc_h, InSink<T> in, RowConsts<T> k) {
     const std::ptrdiff_t s = s_, n = w_.w_ih.cols;
     const MatView<const T> G = cview(top_rows(G4_, R));
-    // the step's constant and its rounding charge (one read of G; float32 products charge their own)
-    if (!f32_) {
-      add_rowdots_and_abs(G, xb4_.row(t), k.d, k.err ? aw_.row(t) : nullptr, k.err);
-    } else {
-      add_rowdots(G, xb4_.row(t), k.d);
-      if (f32_->carry(t, G, top_rows(Lh2_, R), acc_h, in, k.err)) return std::swap(Lh_, Lh2_);
-      if (k.err) charge_rows(G, aw_.row(t), k.err);
-    }
+    if (affine_constant(G, t, xb4_.row(t), k.err ? aw_.row(t) : nullptr, f32_, top_rows(Lh2_, R), acc_h, in, k))
+      return std::swap(Lh_, Lh2_);
     if (in.on()) {
       gemm(block(G, 0, R, 0, 2 * s), block(w_.w_ih, 0, 2 * s, 0, n), in.dst, in.acc);
       gemm(block(G, 0, R, 3 * s, s), block(w_.w_ih, 2 * s, s, 0, n), in.dst, true);

@@ -128,9 +128,9 @@ class LstmCell final : public Cell<T> {
     Pig_.own(on, grads);
     Po_.own(on, grads);
   }
+  // records: on P^f (Λ_c, which P^ig shares) and P^o; P^ig's own stay empty
   void clear_record() override {
     Pf_.clear_record();
-    Pig_.clear_record();
     Po_.clear_record();
   }
   void keep_rows(std::ptrdiff_t rows) override {

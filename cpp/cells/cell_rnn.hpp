@@ -69,20 +69,30 @@ std::optional<AffineF32<T>> affine_f32(const CellRounding<T>& cr, const Directio
   return AffineF32<T>(Tn, Rmax, w.w_hh.rows, {{0, w.w_hh}}, {{0, w.w_ih}});
 }
 
+// The gate coefficients G of step t through its affine step, every cell's first part: the
+// step's constant G xb and its rounding charge |G| aw (one read of G); with f32
+// (rounding="sound32") also the products with W_hh (into Lh, added if acc_h) and W_ih, in
+// float32 and charged there, and then true; false: the float64 products are the caller's.
+template <class T>
+bool affine_constant(MatView<const T> G, std::ptrdiff_t t, const T* xb, const T* aw,
+                     std::optional<AffineF32<T>>& f32, MatView<T> Lh, bool acc_h, InSink<T> in, RowConsts<T> k) {
+  if (!f32) {
+    add_rowdots_and_abs(G, xb, k.d, k.err ? aw : nullptr, k.err);
+    return false;
+  }
+  add_rowdots(G, xb, k.d);
+  if (f32->carry(t, G, Lh, acc_h, in, k.err)) return true;
+  if (k.err) charge_rows(G, aw, k.err);  // float64 after all (products_f32.hpp load)
+  return false;
+}
+
 // Λ (G, on the stacked pre-activations y = W_ih a + W_hh h_prev + xb of step t) carried
 // through that affine step, for a cell whose G multiplies both whole (RNN, LSTM): the
-// step's constant G xb and its rounding charge |G| aw (one read of G), G W_ih into the input
-// sink, G W_hh into Lh; with f32 (rounding="sound32") the products in float32, charged there.
+// constant and charge (affine_constant), G W_ih into the input sink, G W_hh into Lh.
 template <class T>
 void carry_affine(MatView<const T> G, const DirectionWeights<T>& w, std::ptrdiff_t t, const T* xb, const T* aw,
                   std::optional<AffineF32<T>>& f32, MatView<T> Lh, InSink<T> in, RowConsts<T> k) {
-  if (f32) {
-    add_rowdots(G, xb, k.d);
-    if (f32->carry(t, G, Lh, false, in, k.err)) return;
-    if (k.err) charge_rows(G, aw, k.err);  // float64 after all (products_f32.hpp load)
-  } else {
-    add_rowdots_and_abs(G, xb, k.d, k.err ? aw : nullptr, k.err);
-  }
+  if (affine_constant(G, t, xb, aw, f32, Lh, false, in, k)) return;
   if (in.on()) gemm(G, w.w_ih, in.dst, in.acc);
   gemm(G, w.w_hh, Lh, false);
 }
