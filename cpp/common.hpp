@@ -17,6 +17,16 @@
 
 namespace pq {
 
+// The absolute term of the relaxations' and magnitudes' safety margins (ROUNDING.md §2):
+// anything above the few 2^-1074 that gradual underflow can cost is sound; 2^-511
+// (float: 2^-63), the square root of the smallest normal number, keeps the products of
+// the pass's coefficients with it normal (subnormal operands and results run through
+// microcode on x86, ~100 cycles each) while staying far below any bound's resolution.
+template <class T>
+PQ_HD constexpr T absolute_slack() {
+  return sizeof(T) == sizeof(float) ? T(1.0842021724855044e-19) : T(1.4916681462400413e-154);
+}
+
 // A non-owning row-major view of a rows x cols matrix with an explicit row stride.
 template <class T>
 struct MatView {

@@ -127,7 +127,7 @@ PQ_HD inline T line_margin(Activation fn, T alpha, T l, T u) {
   const T eps = std::numeric_limits<T>::epsilon();
   const T phimax = std::max(std::fabs(phi(fn, l)), std::fabs(phi(fn, u)));
   const T zmax = std::max(std::fabs(l), std::fabs(u));
-  return T(4) * eps * (phimax + std::fabs(alpha) * zmax + std::numeric_limits<T>::min());
+  return T(4) * eps * (phimax + std::fabs(alpha) * zmax) + absolute_slack<T>();
 }
 
 // sech(z) = 2e/(1+e^2), e = exp(-|z|): no overflow.

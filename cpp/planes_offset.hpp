@@ -280,7 +280,7 @@ PQ_HD inline T plane_margin(T a, T b, const Box<T>& bx, const SideValues<T>& sv)
   const T fmax = std::max(std::fabs(sv.fxl), std::fabs(sv.fxu)) * std::max(std::fabs(sv.syl), std::fabs(sv.syu));
   const T xmax = std::max(std::fabs(bx.xl), std::fabs(bx.xu));
   const T ymax = std::max(std::fabs(bx.yl), std::fabs(bx.yu));
-  return T(8) * eps * (fmax + std::fabs(a) * xmax + std::fabs(b) * ymax) + std::numeric_limits<T>::min();
+  return T(8) * eps * (fmax + std::fabs(a) * xmax + std::fabs(b) * ymax) + absolute_slack<T>();
 }
 
 template <class T>

@@ -81,7 +81,7 @@ void add_rowdots_charged(MatView<const T> L, const T* v, const Rounding<T>& rd, 
 // widen_outwards), never above cap (the function's own range).
 template <class T>
 T libm_magnitude(T m, T cap) {
-  const T v = m * (T(1) + T(16) * std::numeric_limits<T>::epsilon()) + std::numeric_limits<T>::min();
+  const T v = m * (T(1) + T(16) * std::numeric_limits<T>::epsilon()) + absolute_slack<T>();
   return v < cap ? v : cap;
 }
 
@@ -90,7 +90,7 @@ T libm_magnitude(T m, T cap) {
 // relative: what those evaluations can be off by (ROUNDING.md §1).
 template <class T>
 void widen_outwards(Mat<T>& lo, Mat<T>& up) {
-  const T e = T(8) * std::numeric_limits<T>::epsilon(), tiny = std::numeric_limits<T>::min();
+  const T e = T(8) * std::numeric_limits<T>::epsilon(), tiny = absolute_slack<T>();
   for (auto& v : lo.v) v -= e * std::fabs(v) + tiny;
   for (auto& v : up.v) v += e * std::fabs(v) + tiny;
 }
