@@ -549,9 +549,18 @@ inline std::ptrdiff_t chunk_rows(std::ptrdiff_t widest, bool threads) {
   return threads ? std::max(kMaxRowBlocks * kMinBlockRows, block_rows(widest)) : block_rows(widest);
 }
 
-// Products worth a thread of their own: below this many flops (~25 us) handing blocks to
-// the pool's (spinning, row_pool.hpp) workers costs a large part of the product.
-constexpr double kParallelFlops = 1e6;
+// for_blocks (row_pool.hpp) over the rows of an objective chunk: the threads' rows
+// start at multiples of the products' smallest block, so that each thread passes through
+// the relaxations the rows it multiplied (for products of up to 64 columns exactly).
+template <class F>
+void for_row_blocks(std::ptrdiff_t rows, double cost, F&& f) {
+  for_blocks(rows, cost, static_cast<F&&>(f), kMinBlockRows);
+}
+
+// Products worth a thread of their own: below this many flops (~1 us) handing blocks to
+// the pool's (spinning, row_pool.hpp) workers costs more than the product (row_pool.hpp
+// kBlockParallelWork says why it is low).
+constexpr double kParallelFlops = 3e4;
 
 // Blocks (rows x K x N) where the BLAS beats the hand kernel (bench/gemm_bench.cpp,
 // 2026-12-06, OpenBLAS 0.3.34 on a Sapphire Rapids core): every shape with N > 32
@@ -654,7 +663,7 @@ void rowdots_pair(MatView<const T> A, const T* v, T* d, const T* w, T* e) {
 // on the pass's threads, row_pool.hpp).
 template <class T>
 void add_rowdots(MatView<const T> A, const T* v, T* d) {
-  for_blocks(A.rows, 0.5 * static_cast<double>(A.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
+  detail::for_row_blocks(A.rows, 0.5 * static_cast<double>(A.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
     detail::rowdots<false>(rows_of(A, r0, r1), v, d + r0);
   });
 }
@@ -662,7 +671,7 @@ void add_rowdots(MatView<const T> A, const T* v, T* d) {
 // d[i] += |A[i, :]| . v for every row i (the same loop).
 template <class T>
 void add_abs_rowdots(MatView<const T> A, const T* v, T* d) {
-  for_blocks(A.rows, 0.5 * static_cast<double>(A.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
+  detail::for_row_blocks(A.rows, 0.5 * static_cast<double>(A.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
     detail::rowdots<true>(rows_of(A, r0, r1), v, d + r0);
   });
 }
@@ -673,7 +682,7 @@ void add_abs_rowdots(MatView<const T> A, const T* v, T* d) {
 template <class T>
 void add_rowdots_and_abs(MatView<const T> A, const T* v, T* d, const T* w, T* e) {
   if (!e) return add_rowdots(A, v, d);
-  for_blocks(A.rows, 0.8 * static_cast<double>(A.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
+  detail::for_row_blocks(A.rows, 0.8 * static_cast<double>(A.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
     detail::rowdots_pair(rows_of(A, r0, r1), v, d + r0, w, e + r0);
   });
 }

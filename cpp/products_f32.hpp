@@ -99,7 +99,7 @@ T cast_rows_one(MatView<const T> G, MatView<float> A) {
 template <class T>
 T cast_rows(MatView<const T> G, MatView<float> A) {
   std::vector<T> m(static_cast<std::size_t>(G.rows), T(0));
-  for_blocks(G.rows, 0.25 * static_cast<double>(G.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
+  detail::for_row_blocks(G.rows, 0.25 * static_cast<double>(G.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
     m[static_cast<std::size_t>(r0)] = cast_rows_one(rows_of(G, r0, r1), rows_of(A, r0, r1));
   });
   T mx = T(0);

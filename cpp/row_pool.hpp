@@ -36,10 +36,17 @@ bool spin_until(Done&& done) {
   }
 }
 
+namespace detail {
+// The first item of thread i's share of n items on k threads: ceil(n i / k), so the caller,
+// which starts at once, takes the larger share.
+constexpr std::ptrdiff_t share(std::ptrdiff_t n, std::ptrdiff_t i, std::ptrdiff_t k) { return (n * i + k - 1) / k; }
+
+}  // namespace detail
+
 class RowPool {
  public:
   explicit RowPool(int threads) {
-    for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { work(); });
+    for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { work(i); });
   }
   RowPool(const RowPool&) = delete;
   RowPool& operator=(const RowPool&) = delete;
@@ -54,22 +61,21 @@ class RowPool {
   }
   int threads() const { return static_cast<int>(workers_.size()) + 1; }
 
-  // f(b) for every b in [0, n), spread over the pool and the caller; returns when all
-  // are done. f must not throw.
+  // f(b) for every b in [0, n), spread over the pool and the caller (share, below); returns
+  // when all are done. f must not throw.
   template <class F>
   void run(std::ptrdiff_t n, F& f) {
     active_ = true;
     job_ = &f;
     call_ = [](void* fn, std::ptrdiff_t b) { (*static_cast<F*>(fn))(b); };
     n_ = n;
-    next_.store(0, std::memory_order_relaxed);
     busy_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
     {
       std::lock_guard<std::mutex> lk(m_);  // the job's fields happen before the new generation
       gen_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
-    drain();
+    drain(0);
     auto idle = [this] { return busy_.load(std::memory_order_acquire) == 0; };
     if (!spin_until(idle)) {
       std::unique_lock<std::mutex> lk(m_);
@@ -82,10 +88,16 @@ class RowPool {
   bool active() const { return active_; }
 
  private:
-  void drain() {
-    for (std::ptrdiff_t b; (b = next_.fetch_add(1)) < n_;) call_(job_, b);
+  // Thread i (the caller is 0) runs blocks [share(n, i, k), share(n, i + 1, k)): the same
+  // rows on the same core from one product or sign-rule pass to the next, so that their
+  // coefficients stay in that core's caches (handed out first come, first served, a block
+  // was often computed on one core and read on the other: 2-thread GRU passes at h = 64
+  // were 1.1x faster than one thread, 1.4-1.5x with fixed shares).
+  void drain(int i) {
+    const int k = threads();
+    for (std::ptrdiff_t b = detail::share(n_, i, k), e = detail::share(n_, i + 1, k); b < e; ++b) call_(job_, b);
   }
-  void work() {
+  void work(int i) {
     std::size_t seen = 0;
     for (;;) {
       auto fresh = [&] { return gen_.load(std::memory_order_acquire) != seen; };
@@ -95,7 +107,7 @@ class RowPool {
       }
       seen = gen_.load(std::memory_order_acquire);
       if (stop_.load()) return;
-      drain();
+      drain(i);
       if (busy_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> lk(m_);
         done_.notify_one();
@@ -109,7 +121,6 @@ class RowPool {
   void* job_ = nullptr;
   void (*call_)(void*, std::ptrdiff_t) = nullptr;
   std::ptrdiff_t n_ = 0;
-  std::atomic<std::ptrdiff_t> next_{0};
   std::atomic<int> busy_{0};
   std::atomic<std::size_t> gen_{0};
   std::atomic<bool> stop_{false};
@@ -140,30 +151,41 @@ inline int set_product_threads(int k) {
 }
 
 // Work below this (items x cost, in nanoseconds) runs on the caller alone: handing blocks
-// to spinning workers costs a few microseconds (measured at T = 8-16, h = 64-256:
-// 1.5e4 and 1e6 flops for the products gave the best 2-thread searches).
-constexpr double kBlockParallelWork = 1.5e4;
+// to spinning workers costs a few microseconds. Low, because a verb left to the caller
+// reads the rows the other threads wrote (from their caches): with the fixed shares, 1e3
+// here and 3e4 flops for the products (matmul.hpp kParallelFlops) gave the best 2-thread
+// searches at T = 8-16, h = 32-256 (1.5e4 and 1e6 had left GRU passes at h = 64 serial
+// in their narrow products; bench/results/2026-12-07-subnormals.md).
+constexpr double kBlockParallelWork = 1e3;
 
-// f(i0, i1) on contiguous blocks covering items [0, n), on the calling thread's pool when it
-// has one and n x cost (about the nanoseconds of the work) pays for waking it, else f(0, n).
+// f(i0, i1) on contiguous blocks covering items [0, n), one block per thread of the calling
+// thread's pool when it has one and n x cost (about the nanoseconds of the work) pays for
+// waking it, else f(0, n). Block i starts at share(n, i, k) rounded up to a multiple of
+// align: rows of an objective chunk pass align = the products' row block (for_row_blocks,
+// matmul.hpp), so that a thread's rows in a sign-rule pass are the rows it multiplies.
 // For work whose items are independent (the rows of a sign-rule pass, the boxes of a
 // relaxation): the results are then the same for any blocks, so for any thread count. An
 // exception thrown by a block is rethrown here, the first block's first, once all are done.
 template <class F>
-void for_blocks(std::ptrdiff_t n, double cost, F&& f) {
+void for_blocks(std::ptrdiff_t n, double cost, F&& f, std::ptrdiff_t align = 1) {
   RowPool* pool = product_pool();
   if (pool == nullptr || pool->active() || n < 2 || static_cast<double>(n) * cost < kBlockParallelWork)
     return f(std::ptrdiff_t(0), n);
-  const std::ptrdiff_t nb = n < 2 * pool->threads() ? n : 2 * pool->threads();
-  std::vector<std::exception_ptr> errs(static_cast<std::size_t>(nb));
+  const std::ptrdiff_t k = pool->threads();
+  auto start = [&](std::ptrdiff_t i) {
+    const std::ptrdiff_t a = (detail::share(n, i, k) + align - 1) / align * align;
+    return a < n ? a : n;
+  };
+  std::vector<std::exception_ptr> errs(static_cast<std::size_t>(k));
   auto one = [&](std::ptrdiff_t b) {
     try {
-      f(n * b / nb, n * (b + 1) / nb);
+      const std::ptrdiff_t i0 = start(b), i1 = start(b + 1);
+      if (i0 < i1) f(i0, i1);
     } catch (...) {
       errs[static_cast<std::size_t>(b)] = std::current_exception();
     }
   };
-  pool->run(nb, one);
+  pool->run(k, one);
   for (auto& e : errs)
     if (e) std::rethrow_exception(e);
 }

@@ -164,7 +164,7 @@ void pass_plane_pair_rows(MatView<const T> L, const PlaneSet<T>& P1, const Plane
 // Λ (R x s) on φ(z) -> out (R x s) on z, d[r] += Σ_i λ·β.
 template <class T>
 void pass_lines(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d) {
-  for_blocks(L.rows, static_cast<double>(L.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
+  detail::for_row_blocks(L.rows, static_cast<double>(L.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
     detail::pass_lines_rows(rows_of(L, r0, r1), ln, rows_of(out, r0, r1), d + r0);
   });
 }
@@ -174,7 +174,7 @@ void pass_lines(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d) 
 template <bool AccX, bool AccY, class T>
 void pass_plane(MatView<const T> L, const PlaneSet<T>& P, MatView<T> ox, MatView<T> oy, T y_scale,
                 T* d) {
-  for_blocks(L.rows, 1.5 * static_cast<double>(L.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
+  detail::for_row_blocks(L.rows, 1.5 * static_cast<double>(L.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
     detail::pass_plane_rows<AccX, AccY>(rows_of(L, r0, r1), P, rows_of(ox, r0, r1), rows_of(oy, r0, r1), y_scale,
                                         d + r0);
   });
@@ -184,7 +184,7 @@ void pass_plane(MatView<const T> L, const PlaneSet<T>& P, MatView<T> ox, MatView
 template <class T>
 void pass_plane_pair(MatView<const T> L, const PlaneSet<T>& P1, const PlaneSet<T>& P2,
                      MatView<T> ox1, MatView<T> oy1, MatView<T> ox2, MatView<T> oy2, T* d) {
-  for_blocks(L.rows, 2.5 * static_cast<double>(L.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
+  detail::for_row_blocks(L.rows, 2.5 * static_cast<double>(L.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
     detail::pass_plane_pair_rows(rows_of(L, r0, r1), P1, P2, rows_of(ox1, r0, r1), rows_of(oy1, r0, r1),
                                  rows_of(ox2, r0, r1), rows_of(oy2, r0, r1), d + r0);
   });
