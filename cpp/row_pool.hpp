@@ -61,7 +61,7 @@ class RowPool {
   }
   int threads() const { return static_cast<int>(workers_.size()) + 1; }
 
-  // f(b) for every b in [0, n), spread over the pool and the caller (share, below); returns
+  // f(b) for every b in [0, n), spread over the pool and the caller (detail::share); returns
   // when all are done. f must not throw.
   template <class F>
   void run(std::ptrdiff_t n, F& f) {
