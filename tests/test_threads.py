@@ -101,6 +101,20 @@ def test_threads_inside_one_input_row_blocks_match_one_thread(kind, rounding, hi
         assert _key(pf.certify(w, x, eps_max=2.0, p=2, threads=k, rounding=rounding)) == _key(one)
 
 
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh"])
+def test_more_threads_than_row_blocks_match_one_thread(kind):
+    """At h = 16 an objective chunk has 32-128 rows, fewer 64-row blocks than threads: each
+    thread's share of a sign-rule pass starts at a multiple of 64 rows (matmul.hpp
+    for_row_blocks), so some threads get no rows there while every box and product is
+    still split; the same bounds, bit for bit, with 2, 3 and 4 threads."""
+    rng = np.random.default_rng(11)
+    w = random_weights(rng, kind, 4, 16, 5, scale=1.0, random_state=True)
+    x = rng.normal(size=(5, 4))
+    one = pf.certify(w, x, eps_max=2.0, p=2)
+    for k in (2, 3, 4):
+        assert _key(pf.certify(w, x, eps_max=2.0, p=2, threads=k)) == _key(one)
+
+
 def test_product_threads_are_per_calling_thread_and_restored():
     from popqorn_fast import _core
     from popqorn_fast.backend import product_threads
