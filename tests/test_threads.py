@@ -105,8 +105,9 @@ def test_threads_inside_one_input_row_blocks_match_one_thread(kind, rounding, hi
 def test_more_threads_than_row_blocks_match_one_thread(kind):
     """At h = 16 an objective chunk has 32-128 rows, fewer 64-row blocks than threads: each
     thread's share of a sign-rule pass starts at a multiple of 64 rows (matmul.hpp
-    for_row_blocks), so some threads get no rows there while every box and product is
-    still split; the same bounds, bit for bit, with 2, 3 and 4 threads."""
+    for_row_blocks), so some threads get no rows there, while the boxes of the relaxations
+    (and the products of more than one block: LSTM, GRU) are still split; the same bounds,
+    bit for bit, with 2, 3 and 4 threads."""
     rng = np.random.default_rng(11)
     w = random_weights(rng, kind, 4, 16, 5, scale=1.0, random_state=True)
     x = rng.normal(size=(5, 4))
