@@ -233,6 +233,9 @@ class AffineF32 {
     for (const auto& p : on_in_) i32_.emplace_back(p.W);
   }
 
+  // whether any product may run in float32 (the weights' range); false: always float64
+  bool usable() const { return prod_.usable(); }
+
   // Step t's charge weights: aw, the cell's own (float64) weights of the step; |h_prev| <=
   // mh, |input| <= min.
   void relax(std::ptrdiff_t t, const T* aw, const T* mh, const T* min) {

@@ -122,6 +122,18 @@ void plane_charge(const PlaneSet<T>& P, const T* xl, const T* xu, const T* yl, c
   }
 }
 
+// The affine step's charge weights aw (cells/cell_rnn.hpp affine_charge) moved onto a
+// sign-rule pass that folds the step's constant (sign_rule.hpp, the xo / ky / PairFold
+// arguments): that pass writes the gate's coefficient g = fl(λ m), m the slope it picked
+// from [lo, hi] side by side, so |g| aw <= |λ| (1 + u) max(|lo|, |hi|) aw, and the charge
+// Σ|G| aw of the affine step becomes Σ|λ| w with w += (1 + 4 eps) max(|lo|, |hi|) aw (the
+// pass's own charge_rows over Λ, which reads s columns where G has several blocks of s).
+template <class T>
+void fold_affine_charge(const T* lo, const T* hi, const T* aw, std::ptrdiff_t s, T* w) {
+  const T grow = T(1) + T(4) * std::numeric_limits<T>::epsilon();
+  for (std::ptrdiff_t i = 0; i < s; ++i) w[i] += grow * std::max(std::fabs(lo[i]), std::fabs(hi[i])) * aw[i];
+}
+
 // The end of a back-substitution under rounding="sound": d[r] <- a float <= d[r] − 2 err[r]
 // (ROUNDING.md §2), err[r] <- 0.
 template <class T>

@@ -84,29 +84,55 @@ PlaneRefs<T> refs(const PlaneSet<T>& P) {
 
 // The row functions of sign_rule_rows.hpp over the rows of a block.
 
-// Λ (R x s) on φ(z) -> out (R x s) on z, d[r] += Σ_i λ·β.
+// Λ (R x s) on φ(z) -> out (R x s) on z, d[r] += Σ_i λ·β (+ out·xo when xo is given: the
+// folded constant of sign_rule_rows.hpp).
 template <class T>
-PQ_ALWAYS_INLINE void pass_lines_body(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d) {
+PQ_ALWAYS_INLINE void pass_lines_body(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d, const T* xo) {
   const LineRefs<T> r = refs(ln);
+  if (xo) {
+    for (std::ptrdiff_t i = 0; i < L.rows; ++i)
+      d[i] += lines_row<T, detail::Lane4<T>, true>(L.row(i), L.cols, r, out.row(i), xo);
+    return;
+  }
   for (std::ptrdiff_t i = 0; i < L.rows; ++i) d[i] += lines_row<T, detail::Lane4<T>>(L.row(i), L.cols, r, out.row(i));
 }
 
 // Λ (R x s) on F(x, y) -> x-part into ox, y-part (times y_scale) into oy, each
 // assigned or accumulated (AccX / AccY); d[r] += Σ_i λ·c.
+// ky: the folded constant of the y-part (sign_rule_rows.hpp plane_row), or null.
 template <bool AccX, bool AccY, class T>
 PQ_ALWAYS_INLINE void pass_plane_body(MatView<const T> L, const PlaneSet<T>& P, MatView<T> ox,
-                                      MatView<T> oy, T y_scale, T* d) {
+                                      MatView<T> oy, T y_scale, T* d, const T* ky) {
   const PlaneRefs<T> r = refs(P);
+  if constexpr (!AccY) {
+    if (ky) {
+      for (std::ptrdiff_t i = 0; i < L.rows; ++i)
+        d[i] += plane_row<AccX, AccY, T, detail::Lane4<T>, true>(L.row(i), L.cols, r, ox.row(i), oy.row(i), y_scale,
+                                                                  ky);
+      return;
+    }
+  }
   for (std::ptrdiff_t i = 0; i < L.rows; ++i)
     d[i] += plane_row<AccX, AccY, T, detail::Lane4<T>>(L.row(i), L.cols, r, ox.row(i), oy.row(i), y_scale);
 }
 
-// Λ (R x s) on P1 + P2 sharing the coefficient (LSTM's c_t = P^f + P^ig).
+// Λ (R x s) on P1 + P2 sharing the coefficient (LSTM's c_t = P^f + P^ig); k: the folded
+// constants of oy1, ox2, oy2 (sign_rule_rows.hpp plane_pair_row), or all null.
+template <class T>
+struct PairFold {
+  const T *y1 = nullptr, *x2 = nullptr, *y2 = nullptr;
+};
 template <class T>
 PQ_ALWAYS_INLINE void pass_plane_pair_body(MatView<const T> L, const PlaneSet<T>& P1,
                                            const PlaneSet<T>& P2, MatView<T> ox1, MatView<T> oy1,
-                                           MatView<T> ox2, MatView<T> oy2, T* d) {
+                                           MatView<T> ox2, MatView<T> oy2, T* d, PairFold<T> k) {
   const PlaneRefs<T> r1 = refs(P1), r2 = refs(P2);
+  if (k.y1) {
+    for (std::ptrdiff_t i = 0; i < L.rows; ++i)
+      d[i] += plane_pair_row<T, detail::Lane4<T>, true>(L.row(i), L.cols, r1, r2, ox1.row(i), oy1.row(i), ox2.row(i),
+                                                        oy2.row(i), k.y1, k.x2, k.y2);
+    return;
+  }
   for (std::ptrdiff_t i = 0; i < L.rows; ++i)
     d[i] += plane_pair_row<T, detail::Lane4<T>>(L.row(i), L.cols, r1, r2, ox1.row(i), oy1.row(i), ox2.row(i),
                                                 oy2.row(i));
@@ -119,19 +145,19 @@ PQ_ALWAYS_INLINE void pass_plane_pair_body(MatView<const T> L, const PlaneSet<T>
 namespace detail {
 template <class T>
 PQ_TARGET_AVX2 void pass_lines_avx2(MatView<const T> L, const LineSet<T>& ln, MatView<T> out,
-                                    T* d) {
-  pass_lines_body(L, ln, out, d);
+                                    T* d, const T* xo) {
+  pass_lines_body(L, ln, out, d, xo);
 }
 template <bool AccX, bool AccY, class T>
 PQ_TARGET_AVX2 void pass_plane_avx2(MatView<const T> L, const PlaneSet<T>& P, MatView<T> ox,
-                                    MatView<T> oy, T y_scale, T* d) {
-  pass_plane_body<AccX, AccY>(L, P, ox, oy, y_scale, d);
+                                    MatView<T> oy, T y_scale, T* d, const T* ky) {
+  pass_plane_body<AccX, AccY>(L, P, ox, oy, y_scale, d, ky);
 }
 template <class T>
 PQ_TARGET_AVX2 void pass_plane_pair_avx2(MatView<const T> L, const PlaneSet<T>& P1,
                                          const PlaneSet<T>& P2, MatView<T> ox1, MatView<T> oy1,
-                                         MatView<T> ox2, MatView<T> oy2, T* d) {
-  pass_plane_pair_body(L, P1, P2, ox1, oy1, ox2, oy2, d);
+                                         MatView<T> ox2, MatView<T> oy2, T* d, PairFold<T> k) {
+  pass_plane_pair_body(L, P1, P2, ox1, oy1, ox2, oy2, d, k);
 }
 }  // namespace detail
 #define PQ_SIGN_RULE_DISPATCH(...) \
@@ -142,51 +168,56 @@ PQ_TARGET_AVX2 void pass_plane_pair_avx2(MatView<const T> L, const PlaneSet<T>& 
 
 namespace detail {
 template <class T>
-void pass_lines_rows(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d) {
-  PQ_SIGN_RULE_DISPATCH(pass_lines_avx2(L, ln, out, d));
-  pass_lines_body(L, ln, out, d);
+void pass_lines_rows(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d, const T* xo) {
+  PQ_SIGN_RULE_DISPATCH(pass_lines_avx2(L, ln, out, d, xo));
+  pass_lines_body(L, ln, out, d, xo);
 }
 template <bool AccX, bool AccY, class T>
-void pass_plane_rows(MatView<const T> L, const PlaneSet<T>& P, MatView<T> ox, MatView<T> oy, T y_scale, T* d) {
-  PQ_SIGN_RULE_DISPATCH(pass_plane_avx2<AccX, AccY>(L, P, ox, oy, y_scale, d));
-  pass_plane_body<AccX, AccY>(L, P, ox, oy, y_scale, d);
+void pass_plane_rows(MatView<const T> L, const PlaneSet<T>& P, MatView<T> ox, MatView<T> oy, T y_scale, T* d,
+                     const T* ky) {
+  PQ_SIGN_RULE_DISPATCH(pass_plane_avx2<AccX, AccY>(L, P, ox, oy, y_scale, d, ky));
+  pass_plane_body<AccX, AccY>(L, P, ox, oy, y_scale, d, ky);
 }
 template <class T>
 void pass_plane_pair_rows(MatView<const T> L, const PlaneSet<T>& P1, const PlaneSet<T>& P2, MatView<T> ox1,
-                          MatView<T> oy1, MatView<T> ox2, MatView<T> oy2, T* d) {
-  PQ_SIGN_RULE_DISPATCH(pass_plane_pair_avx2(L, P1, P2, ox1, oy1, ox2, oy2, d));
-  pass_plane_pair_body(L, P1, P2, ox1, oy1, ox2, oy2, d);
+                          MatView<T> oy1, MatView<T> ox2, MatView<T> oy2, T* d, PairFold<T> k) {
+  PQ_SIGN_RULE_DISPATCH(pass_plane_pair_avx2(L, P1, P2, ox1, oy1, ox2, oy2, d, k));
+  pass_plane_pair_body(L, P1, P2, ox1, oy1, ox2, oy2, d, k);
 }
 }  // namespace detail
 
 // The passes run their rows in blocks on the pass's threads (row_pool.hpp for_blocks).
 
-// Λ (R x s) on φ(z) -> out (R x s) on z, d[r] += Σ_i λ·β.
+// Λ (R x s) on φ(z) -> out (R x s) on z, d[r] += Σ_i λ·β; xo (the pre-activations' clean
+// constants, or null): also d[r] += Σ_i out·xo, the affine step's constant folded in.
 template <class T>
-void pass_lines(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d) {
+void pass_lines(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d, const T* xo = nullptr) {
   detail::for_row_blocks(L.rows, static_cast<double>(L.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
-    detail::pass_lines_rows(rows_of(L, r0, r1), ln, rows_of(out, r0, r1), d + r0);
+    detail::pass_lines_rows(rows_of(L, r0, r1), ln, rows_of(out, r0, r1), d + r0, xo);
   });
 }
 
 // Λ (R x s) on F(x, y) -> x-part into ox, y-part (times y_scale) into oy, each
-// assigned or accumulated (AccX / AccY); d[r] += Σ_i λ·c.
+// assigned or accumulated (AccX / AccY); d[r] += Σ_i λ·c. ky (the y-part is a gate's
+// coefficient, assigned: its clean constants, or null): also d[r] += Σ_i oy·ky, the affine
+// step's constant folded in (pass_lines).
 template <bool AccX, bool AccY, class T>
 void pass_plane(MatView<const T> L, const PlaneSet<T>& P, MatView<T> ox, MatView<T> oy, T y_scale,
-                T* d) {
+                T* d, const T* ky = nullptr) {
   detail::for_row_blocks(L.rows, 1.5 * static_cast<double>(L.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
     detail::pass_plane_rows<AccX, AccY>(rows_of(L, r0, r1), P, rows_of(ox, r0, r1), rows_of(oy, r0, r1), y_scale,
-                                        d + r0);
+                                        d + r0, ky);
   });
 }
 
-// Λ (R x s) on P1 + P2 sharing the coefficient (see pass_plane_pair_body).
+// Λ (R x s) on P1 + P2 sharing the coefficient (see pass_plane_pair_body); k: the folded
+// constants of oy1, ox2, oy2, or none.
 template <class T>
 void pass_plane_pair(MatView<const T> L, const PlaneSet<T>& P1, const PlaneSet<T>& P2,
-                     MatView<T> ox1, MatView<T> oy1, MatView<T> ox2, MatView<T> oy2, T* d) {
+                     MatView<T> ox1, MatView<T> oy1, MatView<T> ox2, MatView<T> oy2, T* d, PairFold<T> k = {}) {
   detail::for_row_blocks(L.rows, 2.5 * static_cast<double>(L.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
     detail::pass_plane_pair_rows(rows_of(L, r0, r1), P1, P2, rows_of(ox1, r0, r1), rows_of(oy1, r0, r1),
-                                 rows_of(ox2, r0, r1), rows_of(oy2, r0, r1), d + r0);
+                                 rows_of(ox2, r0, r1), rows_of(oy2, r0, r1), d + r0, k);
   });
 }
 

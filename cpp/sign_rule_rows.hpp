@@ -98,23 +98,31 @@ PQ_ROW_INLINE T sum4_lanes(std::ptrdiff_t n, F&& f) {
   return acc;
 }
 
-// λ (s) on φ(z) -> o (s) on z; returns Σ_i λ·β.
-template <class T, class L4>
-PQ_ROW_INLINE T lines_row(const T* lam, std::ptrdiff_t s, LineRefs<T> ln, T* __restrict__ o) {
+// λ (s) on φ(z) -> o (s) on z; returns Σ_i λ·β. Fold: o is the coefficient on a step's
+// pre-activations z = ... + xb, and the returned sum also takes Σ_i o_i·xb_i (xo = xb): the
+// affine step's constant G·xb, summed here from the coefficients as stored instead of in a
+// second read of them (cells/cell_rnn.hpp carry_affine; ROUNDING.md §2).
+template <class T, class L4, bool Fold = false>
+PQ_ROW_INLINE T lines_row(const T* lam, std::ptrdiff_t s, LineRefs<T> ln, T* __restrict__ o,
+                          const T* xo = nullptr) {
   return sum4_lanes<T, L4>(s, [&](auto w, std::ptrdiff_t i) {
     using W = decltype(w);
     const auto v = W::ld(lam + i);
-    W::st(o + i, v * W::pick(v, W::ld(ln.al + i), W::ld(ln.au + i)));
+    const auto g = v * W::pick(v, W::ld(ln.al + i), W::ld(ln.au + i));
+    W::st(o + i, g);
+    if constexpr (Fold) return v * W::pick(v, W::ld(ln.bl + i), W::ld(ln.bu + i)) + g * W::ld(xo + i);
     return v * W::pick(v, W::ld(ln.bl + i), W::ld(ln.bu + i));
   });
 }
 
 // λ (s) on F(x, y) -> x-part into x, y-part (times y_scale) into y, each assigned or
 // accumulated (AccX / AccY); returns Σ_i λ·c. y_scale = −1 serves a plane built over
-// w = −y (GRU's 1 − σ(y^z) = σ(−y^z)).
-template <bool AccX, bool AccY, class T, class L4>
+// w = −y (GRU's 1 − σ(y^z) = σ(−y^z)). FoldY (y assigned, a gate's coefficient): the sum
+// also takes Σ_i y_i·ky_i, ky the gate's clean constants (lines_row's Fold).
+template <bool AccX, bool AccY, class T, class L4, bool FoldY = false>
 PQ_ROW_INLINE T plane_row(const T* lam, std::ptrdiff_t s, PlaneRefs<T> P, T* __restrict__ x, T* __restrict__ y,
-                          T y_scale) {
+                          T y_scale, const T* ky = nullptr) {
+  static_assert(!(FoldY && AccY), "a folded output is assigned");
   return sum4_lanes<T, L4>(s, [&](auto w, std::ptrdiff_t i) {
     using W = decltype(w);
     const auto v = W::ld(lam + i);
@@ -122,23 +130,32 @@ PQ_ROW_INLINE T plane_row(const T* lam, std::ptrdiff_t s, PlaneRefs<T> P, T* __r
     const auto by = y_scale * (v * W::pick(v, W::ld(P.bL + i), W::ld(P.bU + i)));
     W::st(x + i, AccX ? W::ld(x + i) + ax : ax);
     W::st(y + i, AccY ? W::ld(y + i) + by : by);
+    if constexpr (FoldY) return v * W::pick(v, W::ld(P.cL + i), W::ld(P.cU + i)) + by * W::ld(ky + i);
     return v * W::pick(v, W::ld(P.cL + i), W::ld(P.cU + i));
   });
 }
 
 // λ (s) on the sum F(x1, y1) + F(x2, y2) of two planes sharing the coefficient (LSTM's
-// c_t = P^f + P^ig): one sign decision feeds both; returns Σ_i λ·(c1 + c2).
-template <class T, class L4>
+// c_t = P^f + P^ig): one sign decision feeds both; returns Σ_i λ·(c1 + c2). Fold: y1, x2
+// and y2 are gates' coefficients, and the sum also takes Σ_i (y1_i k1y_i + x2_i k2x_i +
+// y2_i k2y_i), the k the gates' clean constants (lines_row's Fold).
+template <class T, class L4, bool Fold = false>
 PQ_ROW_INLINE T plane_pair_row(const T* lam, std::ptrdiff_t s, PlaneRefs<T> P1, PlaneRefs<T> P2,
-                               T* __restrict__ x1, T* __restrict__ y1, T* __restrict__ x2, T* __restrict__ y2) {
+                               T* __restrict__ x1, T* __restrict__ y1, T* __restrict__ x2, T* __restrict__ y2,
+                               const T* k1y = nullptr, const T* k2x = nullptr, const T* k2y = nullptr) {
   return sum4_lanes<T, L4>(s, [&](auto w, std::ptrdiff_t i) {  // blends, not branches: signs are random
     using W = decltype(w);
     const auto v = W::ld(lam + i);
     W::st(x1 + i, v * W::pick(v, W::ld(P1.aL + i), W::ld(P1.aU + i)));
-    W::st(y1 + i, v * W::pick(v, W::ld(P1.bL + i), W::ld(P1.bU + i)));
-    W::st(x2 + i, v * W::pick(v, W::ld(P2.aL + i), W::ld(P2.aU + i)));
-    W::st(y2 + i, v * W::pick(v, W::ld(P2.bL + i), W::ld(P2.bU + i)));
-    return v * W::pick(v, W::ld(P1.cL + i), W::ld(P1.cU + i)) + v * W::pick(v, W::ld(P2.cL + i), W::ld(P2.cU + i));
+    const auto g1 = v * W::pick(v, W::ld(P1.bL + i), W::ld(P1.bU + i));
+    const auto g2 = v * W::pick(v, W::ld(P2.aL + i), W::ld(P2.aU + i));
+    const auto g3 = v * W::pick(v, W::ld(P2.bL + i), W::ld(P2.bU + i));
+    W::st(y1 + i, g1);
+    W::st(x2 + i, g2);
+    W::st(y2 + i, g3);
+    const auto c = v * W::pick(v, W::ld(P1.cL + i), W::ld(P1.cU + i)) + v * W::pick(v, W::ld(P2.cL + i), W::ld(P2.cU + i));
+    if constexpr (Fold) return c + ((g1 * W::ld(k1y + i) + g2 * W::ld(k2x + i)) + g3 * W::ld(k2y + i));
+    return c;
   });
 }
 

@@ -64,23 +64,32 @@ class LstmCell final : public Cell<T> {
       return carry_identity_rows(pre_r0_, R, 4 * s, w_.w_hh, w_.w_ih, 4 * s, xb_.row(t),
                                  k.err ? aw_.row(t) : nullptr, top_rows(Lh_, R), in, k);
     }
+    // the planes write all of G (gates i, f, g, o): they take the affine step's constant and
+    // charge too, unless its products run in float32 (affine_constant charges those)
+    const bool fold = folds_affine(f32_);
+    const T* xb = xb_.row(t);
+    const T* aw = k.err ? aw_.row(t) : nullptr;
     if (entry == Entry::Hidden) {  // h_t = P^o(c_t, y^o_t): Λ_c += λ a_o, Λ_yo = λ b_o
+      const PlaneSet<T>& Po = Po_.at(t);
       Po_.record(t, cview(top_rows(Lh_, R)));
       if (k.err) {
-        plane_charge(Po_.at(t), cl_.row(t), cu_.row(t), yl_.row(t) + 3 * s, yu_.row(t) + 3 * s, s, cr_.rd.G,
-                     cw_.data(), false);
+        plane_charge(Po, cl_.row(t), cu_.row(t), yl_.row(t) + 3 * s, yu_.row(t) + 3 * s, s, cr_.rd.G, cw_.data(),
+                     false);
+        if (fold) fold_affine_charge(Po.bL.data(), Po.bU.data(), aw + 3 * s, s, cw_.data());
         charge_rows(cview(top_rows(Lh_, R)), cw_.data(), k.err);
       }
-      pass_plane<true, false>(cview(top_rows(Lh_, R)), Po_.at(t), top_rows(Lc_, R), g_o, T(1), k.d);
+      pass_plane<true, false>(cview(top_rows(Lh_, R)), Po, top_rows(Lc_, R), g_o, T(1), k.d,
+                              fold ? xb + 3 * s : nullptr);
     } else {
       zero_rows(g_o);
     }
     // c_t = P^f(c_prev, y^f) + P^ig(y^g, y^i), one sign decision per coefficient
     Pf_.record(t, cview(top_rows(Lc_, R)));
-    if (k.err) pair_charge(t, cview(top_rows(Lc_, R)), k.err);
-    pass_plane_pair(cview(top_rows(Lc_, R)), Pf_.at(t), Pig_.at(t), top_rows(Lc2_, R), g_f, g_g, g_i, k.d);
+    if (k.err) pair_charge(t, cview(top_rows(Lc_, R)), k.err, fold ? aw : nullptr);
+    pass_plane_pair(cview(top_rows(Lc_, R)), Pf_.at(t), Pig_.at(t), top_rows(Lc2_, R), g_f, g_g, g_i, k.d,
+                    fold ? PairFold<T>{xb + s, xb + 2 * s, xb} : PairFold<T>{});
     std::swap(Lc_, Lc2_);
-    carry_affine(cview(Gv), w_, t, xb_.row(t), k.err ? aw_.row(t) : nullptr, f32_, top_rows(Lh_, R), in, k);
+    carry_affine(cview(Gv), w_, t, xb, aw, f32_, top_rows(Lh_, R), in, k, fold);
   }
 
   void add_top(MatView<const T> top, std::ptrdiff_t R, bool first) override {
@@ -177,15 +186,23 @@ class LstmCell final : public Cell<T> {
   }
 
  private:
-  // rounding="sound": Λ_c through P^f (over (c_prev, y^f)) and P^ig (over (y^g, y^i)) at step t
-  void pair_charge(std::ptrdiff_t t, MatView<const T> Lc, T* err) {
+  // rounding="sound": Λ_c through P^f (over (c_prev, y^f)) and P^ig (over (y^g, y^i)) at step t;
+  // aw (the affine step's weights, when the pass folds its constant): their charge too
+  void pair_charge(std::ptrdiff_t t, MatView<const T> Lc, T* err, const T* aw) {
     const std::ptrdiff_t s = s_, p = prev_[t];
     const T* c_init = w_.c0 ? w_.c0 : zero_.data();
     const T* yl = yl_.row(t);
     const T* yu = yu_.row(t);
-    plane_charge(Pf_.at(t), p < 0 ? c_init : cl_.row(p), p < 0 ? c_init : cu_.row(p), yl + s, yu + s, s, cr_.rd.G,
+    const PlaneSet<T>& Pf = Pf_.at(t);
+    const PlaneSet<T>& Pig = Pig_.at(t);
+    plane_charge(Pf, p < 0 ? c_init : cl_.row(p), p < 0 ? c_init : cu_.row(p), yl + s, yu + s, s, cr_.rd.G,
                  cw_.data(), false);
-    plane_charge(Pig_.at(t), yl + 2 * s, yu + 2 * s, yl, yu, s, cr_.rd.G, cw_.data(), true);
+    plane_charge(Pig, yl + 2 * s, yu + 2 * s, yl, yu, s, cr_.rd.G, cw_.data(), true);
+    if (aw) {  // gates f (P^f's y), g (P^ig's x), i (P^ig's y)
+      fold_affine_charge(Pf.bL.data(), Pf.bU.data(), aw + s, s, cw_.data());
+      fold_affine_charge(Pig.aL.data(), Pig.aU.data(), aw + 2 * s, s, cw_.data());
+      fold_affine_charge(Pig.bL.data(), Pig.bU.data(), aw, s, cw_.data());
+    }
     charge_rows(Lc, cw_.data(), err);
   }
 

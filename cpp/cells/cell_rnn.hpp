@@ -69,6 +69,14 @@ std::optional<AffineF32<T>> affine_f32(const CellRounding<T>& cr, const Directio
   return AffineF32<T>(Tn, Rmax, w.w_hh.rows, {{0, w.w_hh}}, {{0, w.w_ih}});
 }
 
+// Whether the sign-rule pass that writes a step's gate coefficients also takes the affine
+// step's constant and charge (ROUNDING.md §2): whenever the products run in float64, so
+// that "sound32" with weights float32 cannot hold gives the bounds of "sound" bit for bit.
+template <class T>
+bool folds_affine(const std::optional<AffineF32<T>>& f32) {
+  return !f32 || !f32->usable();
+}
+
 // The gate coefficients G of step t through its affine step, every cell's first part: the
 // step's constant G xb and its rounding charge |G| aw (one read of G); with f32
 // (rounding="sound32") also the products with W_hh (into Lh, added if acc_h) and W_ih, in
@@ -88,11 +96,13 @@ bool affine_constant(MatView<const T> G, std::ptrdiff_t t, const T* xb, const T*
 
 // Λ (G, on the stacked pre-activations y = W_ih a + W_hh h_prev + xb of step t) carried
 // through that affine step, for a cell whose G multiplies both whole (RNN, LSTM): the
-// constant and charge (affine_constant), G W_ih into the input sink, G W_hh into Lh.
+// constant and charge (affine_constant; folded: the sign-rule passes that wrote G took
+// both already, sign_rule.hpp / rounding.hpp fold_affine_charge), G W_ih into the input
+// sink, G W_hh into Lh.
 template <class T>
 void carry_affine(MatView<const T> G, const DirectionWeights<T>& w, std::ptrdiff_t t, const T* xb, const T* aw,
-                  std::optional<AffineF32<T>>& f32, MatView<T> Lh, InSink<T> in, RowConsts<T> k) {
-  if (affine_constant(G, t, xb, aw, f32, Lh, false, in, k)) return;
+                  std::optional<AffineF32<T>>& f32, MatView<T> Lh, InSink<T> in, RowConsts<T> k, bool folded) {
+  if (!folded && affine_constant(G, t, xb, aw, f32, Lh, false, in, k)) return;
   if (in.on()) gemm(G, w.w_ih, in.dst, in.acc);
   gemm(G, w.w_hh, Lh, false);
 }
@@ -159,15 +169,21 @@ class RnnCell final : public Cell<T> {
     if (entry == Entry::Pre)
       return carry_identity_rows(pre_r0_, R, s_, w_.w_hh, w_.w_ih, s_, xb_.row(t), k.err ? aw_.row(t) : nullptr,
                                  top_rows(Lh_, R), in, k);
+    // the lines write all of G: they take the affine step's constant and charge too, unless
+    // its products run in float32 (affine_constant charges those)
+    const bool fold = entry == Entry::Hidden && folds_affine(f32_);
     if (entry == Entry::Hidden) {
+      const LineSet<T>& ln = lines_.at(t);
       lines_.record(t, cview(top_rows(Lh_, R)));
       if (k.err) {
-        line_charge(lines_.at(t), zl_.row(t), zu_.row(t), s_, cr_.rd.G, cw_.data(), false);
+        line_charge(ln, zl_.row(t), zu_.row(t), s_, cr_.rd.G, cw_.data(), false);
+        if (fold) fold_affine_charge(ln.al.data(), ln.au.data(), aw_.row(t), s_, cw_.data());
         charge_rows(cview(top_rows(Lh_, R)), cw_.data(), k.err);
       }
-      pass_lines(cview(top_rows(Lh_, R)), lines_.at(t), top_rows(G_, R), k.d);
+      pass_lines(cview(top_rows(Lh_, R)), ln, top_rows(G_, R), k.d, fold ? xb_.row(t) : nullptr);
     }
-    carry_affine(cview(top_rows(G_, R)), w_, t, xb_.row(t), k.err ? aw_.row(t) : nullptr, f32_, top_rows(Lh_, R), in, k);
+    carry_affine(cview(top_rows(G_, R)), w_, t, xb_.row(t), k.err ? aw_.row(t) : nullptr, f32_, top_rows(Lh_, R), in, k,
+                 fold);
   }
 
   void add_top(MatView<const T> top, std::ptrdiff_t R, bool first) override {
