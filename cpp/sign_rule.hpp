@@ -98,22 +98,23 @@ PQ_ALWAYS_INLINE void pass_lines_body(MatView<const T> L, const LineSet<T>& ln, 
 }
 
 // Λ (R x s) on F(x, y) -> x-part into ox, y-part (times y_scale) into oy, each
-// assigned or accumulated (AccX / AccY); d[r] += Σ_i λ·c.
-// ky: the folded constant of the y-part (sign_rule_rows.hpp plane_row), or null.
+// assigned or accumulated (AccX / AccY); d[r] += Σ_i λ·c. kx / ky: the folded constants
+// of the x- / y-part (sign_rule_rows.hpp plane_row), or null.
+template <bool AccX, bool AccY, bool FoldX, bool FoldY, class T>
+PQ_ALWAYS_INLINE void pass_plane_folded(MatView<const T> L, PlaneRefs<T> r, MatView<T> ox, MatView<T> oy, T y_scale,
+                                        T* d, const T* kx, const T* ky) {
+  for (std::ptrdiff_t i = 0; i < L.rows; ++i)
+    d[i] += plane_row<AccX, AccY, T, detail::Lane4<T>, FoldX, FoldY>(L.row(i), L.cols, r, ox.row(i), oy.row(i),
+                                                                      y_scale, kx, ky);
+}
 template <bool AccX, bool AccY, class T>
 PQ_ALWAYS_INLINE void pass_plane_body(MatView<const T> L, const PlaneSet<T>& P, MatView<T> ox,
-                                      MatView<T> oy, T y_scale, T* d, const T* ky) {
+                                      MatView<T> oy, T y_scale, T* d, const T* kx, const T* ky) {
   const PlaneRefs<T> r = refs(P);
-  if constexpr (!AccY) {
-    if (ky) {
-      for (std::ptrdiff_t i = 0; i < L.rows; ++i)
-        d[i] += plane_row<AccX, AccY, T, detail::Lane4<T>, true>(L.row(i), L.cols, r, ox.row(i), oy.row(i), y_scale,
-                                                                  ky);
-      return;
-    }
-  }
-  for (std::ptrdiff_t i = 0; i < L.rows; ++i)
-    d[i] += plane_row<AccX, AccY, T, detail::Lane4<T>>(L.row(i), L.cols, r, ox.row(i), oy.row(i), y_scale);
+  if (kx && ky) return pass_plane_folded<AccX, AccY, true, true>(L, r, ox, oy, y_scale, d, kx, ky);
+  if (kx) return pass_plane_folded<AccX, AccY, true, false>(L, r, ox, oy, y_scale, d, kx, ky);
+  if (ky) return pass_plane_folded<AccX, AccY, false, true>(L, r, ox, oy, y_scale, d, kx, ky);
+  pass_plane_folded<AccX, AccY, false, false>(L, r, ox, oy, y_scale, d, kx, ky);
 }
 
 // Λ (R x s) on P1 + P2 sharing the coefficient (LSTM's c_t = P^f + P^ig); k: the folded
@@ -150,8 +151,8 @@ PQ_TARGET_AVX2 void pass_lines_avx2(MatView<const T> L, const LineSet<T>& ln, Ma
 }
 template <bool AccX, bool AccY, class T>
 PQ_TARGET_AVX2 void pass_plane_avx2(MatView<const T> L, const PlaneSet<T>& P, MatView<T> ox,
-                                    MatView<T> oy, T y_scale, T* d, const T* ky) {
-  pass_plane_body<AccX, AccY>(L, P, ox, oy, y_scale, d, ky);
+                                    MatView<T> oy, T y_scale, T* d, const T* kx, const T* ky) {
+  pass_plane_body<AccX, AccY>(L, P, ox, oy, y_scale, d, kx, ky);
 }
 template <class T>
 PQ_TARGET_AVX2 void pass_plane_pair_avx2(MatView<const T> L, const PlaneSet<T>& P1,
@@ -174,9 +175,9 @@ void pass_lines_rows(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T
 }
 template <bool AccX, bool AccY, class T>
 void pass_plane_rows(MatView<const T> L, const PlaneSet<T>& P, MatView<T> ox, MatView<T> oy, T y_scale, T* d,
-                     const T* ky) {
-  PQ_SIGN_RULE_DISPATCH(pass_plane_avx2<AccX, AccY>(L, P, ox, oy, y_scale, d, ky));
-  pass_plane_body<AccX, AccY>(L, P, ox, oy, y_scale, d, ky);
+                     const T* kx, const T* ky) {
+  PQ_SIGN_RULE_DISPATCH(pass_plane_avx2<AccX, AccY>(L, P, ox, oy, y_scale, d, kx, ky));
+  pass_plane_body<AccX, AccY>(L, P, ox, oy, y_scale, d, kx, ky);
 }
 template <class T>
 void pass_plane_pair_rows(MatView<const T> L, const PlaneSet<T>& P1, const PlaneSet<T>& P2, MatView<T> ox1,
@@ -198,15 +199,15 @@ void pass_lines(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d, 
 }
 
 // Λ (R x s) on F(x, y) -> x-part into ox, y-part (times y_scale) into oy, each
-// assigned or accumulated (AccX / AccY); d[r] += Σ_i λ·c. ky (the y-part is a gate's
-// coefficient, assigned: its clean constants, or null): also d[r] += Σ_i oy·ky, the affine
-// step's constant folded in (pass_lines).
+// assigned or accumulated (AccX / AccY); d[r] += Σ_i λ·c. ky / kx (the y- / x-part is a
+// gate's coefficient: its clean constants, or null): also d[r] += Σ_i oy·ky / Σ_i ox·kx
+// over the coefficients as stored, the affine step's constant folded in (pass_lines).
 template <bool AccX, bool AccY, class T>
 void pass_plane(MatView<const T> L, const PlaneSet<T>& P, MatView<T> ox, MatView<T> oy, T y_scale,
-                T* d, const T* ky = nullptr) {
+                T* d, const T* ky = nullptr, const T* kx = nullptr) {
   detail::for_row_blocks(L.rows, 1.5 * static_cast<double>(L.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
     detail::pass_plane_rows<AccX, AccY>(rows_of(L, r0, r1), P, rows_of(ox, r0, r1), rows_of(oy, r0, r1), y_scale,
-                                        d + r0, ky);
+                                        d + r0, kx, ky);
   });
 }
 

@@ -117,21 +117,25 @@ PQ_ROW_INLINE T lines_row(const T* lam, std::ptrdiff_t s, LineRefs<T> ln, T* __r
 
 // λ (s) on F(x, y) -> x-part into x, y-part (times y_scale) into y, each assigned or
 // accumulated (AccX / AccY); returns Σ_i λ·c. y_scale = −1 serves a plane built over
-// w = −y (GRU's 1 − σ(y^z) = σ(−y^z)). FoldY (y assigned, a gate's coefficient): the sum
-// also takes Σ_i y_i·ky_i, ky the gate's clean constants (lines_row's Fold).
-template <bool AccX, bool AccY, class T, class L4, bool FoldY = false>
+// w = −y (GRU's 1 − σ(y^z) = σ(−y^z)). FoldX / FoldY (x / y a gate's coefficient): the sum
+// also takes Σ_i x_i·kx_i / Σ_i y_i·ky_i with x, y as stored (after the accumulation), the
+// k the gate's clean constants (lines_row's Fold).
+template <bool AccX, bool AccY, class T, class L4, bool FoldX = false, bool FoldY = false>
 PQ_ROW_INLINE T plane_row(const T* lam, std::ptrdiff_t s, PlaneRefs<T> P, T* __restrict__ x, T* __restrict__ y,
-                          T y_scale, const T* ky = nullptr) {
-  static_assert(!(FoldY && AccY), "a folded output is assigned");
+                          T y_scale, const T* kx = nullptr, const T* ky = nullptr) {
   return sum4_lanes<T, L4>(s, [&](auto w, std::ptrdiff_t i) {
     using W = decltype(w);
     const auto v = W::ld(lam + i);
     const auto ax = v * W::pick(v, W::ld(P.aL + i), W::ld(P.aU + i));
     const auto by = y_scale * (v * W::pick(v, W::ld(P.bL + i), W::ld(P.bU + i)));
-    W::st(x + i, AccX ? W::ld(x + i) + ax : ax);
-    W::st(y + i, AccY ? W::ld(y + i) + by : by);
-    if constexpr (FoldY) return v * W::pick(v, W::ld(P.cL + i), W::ld(P.cU + i)) + by * W::ld(ky + i);
-    return v * W::pick(v, W::ld(P.cL + i), W::ld(P.cU + i));
+    const auto xs = AccX ? W::ld(x + i) + ax : ax;
+    const auto ys = AccY ? W::ld(y + i) + by : by;
+    W::st(x + i, xs);
+    W::st(y + i, ys);
+    auto c = v * W::pick(v, W::ld(P.cL + i), W::ld(P.cU + i));
+    if constexpr (FoldX) c = c + xs * W::ld(kx + i);
+    if constexpr (FoldY) c = c + ys * W::ld(ky + i);
+    return c;
   });
 }
 

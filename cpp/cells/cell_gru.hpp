@@ -104,18 +104,27 @@ class GruCell final : public Cell<T> {
     if (entry == Entry::Pre)  // W_ih's rows r, z reach the input; v = W_hn h + b_hn does not (cell_rnn.hpp)
       return carry_identity_rows(pre_r0_, R, 3 * s_, w_.w_hh, w_.w_ih, 2 * s_, xb4_.row(t),
                                  k.err ? aw_.row(t) : nullptr, top_rows(Lh_, R), in, k);
-    if (entry == Entry::U) return u_node(t, R, false, in, k);
+    // the planes write all of G4 (u entry: all but the identity on u): they take the affine
+    // step's constant and charge too (ROUNDING.md §2), unless shared z or float32 products
+    const bool fold = !shared_z_ && folds_affine(f32_);
+    const T* xb = xb4_.row(t);
+    const T* aw = k.err ? aw_.row(t) : nullptr;
+    if (entry == Entry::U) {
+      if (fold) add_rowdots_and_abs(cview(blk(R, 3)), xb + 3 * s_, k.d, aw ? aw + 3 * s_ : nullptr, k.err);
+      return u_node(t, R, false, in, k, fold);
+    }
     const MatView<const T> L = cview(top_rows(Lh_, R));
     Pu_.record(t, L);
-    if (k.err) hidden_charge(t, L, k.err);
+    if (k.err) hidden_charge(t, L, k.err, fold ? aw : nullptr);
     if (shared_z_) {
       pass_shared_z(L, Pu_.at(t), Pz_.at(t), Lz_.at(t), blk(R, 3), top_rows(Lh2_, R), blk(R, 1), k.d);
     } else {
       // P^u over (u, −y^z): Λ_u = λ a_u, Λ_yz = −λ b_u; P^z over (h_prev, y^z): Λ_h' = λ a_z, Λ_yz += λ b_z
-      pass_plane<false, false>(L, Pu_.at(t), blk(R, 3), blk(R, 1), T(-1), k.d);
-      pass_plane<false, true>(L, Pz_.at(t), top_rows(Lh2_, R), blk(R, 1), T(1), k.d);
+      const T* none = nullptr;
+      pass_plane<false, false>(L, Pu_.at(t), blk(R, 3), blk(R, 1), T(-1), k.d, none, fold ? xb + 3 * s_ : none);
+      pass_plane<false, true>(L, Pz_.at(t), top_rows(Lh2_, R), blk(R, 1), T(1), k.d, fold ? xb + s_ : none);
     }
-    u_node(t, R, true, in, k);
+    u_node(t, R, true, in, k, fold);
   }
 
   void add_top(MatView<const T> top, std::ptrdiff_t R, bool first) override {
@@ -205,10 +214,12 @@ class GruCell final : public Cell<T> {
 
   // G4 on step t's affine inputs: constants (+ the input), and Λ on h_prev (+)= [Λ_yr Λ_yz Λ_v] W_hh
   // into Lh2, which then becomes Lh.
-  void through_inputs(std::ptrdiff_t t, std::ptrdiff_t R, bool acc_h, InSink<T> in, RowConsts<T> k) {
+  // folded: the passes that wrote G4 took its constant and charge already.
+  void through_inputs(std::ptrdiff_t t, std::ptrdiff_t R, bool acc_h, InSink<T> in, RowConsts<T> k, bool folded) {
     const std::ptrdiff_t s = s_, n = w_.w_ih.cols;
     const MatView<const T> G = cview(top_rows(G4_, R));
-    if (affine_constant(G, t, xb4_.row(t), k.err ? aw_.row(t) : nullptr, f32_, top_rows(Lh2_, R), acc_h, in, k))
+    if (!folded &&
+        affine_constant(G, t, xb4_.row(t), k.err ? aw_.row(t) : nullptr, f32_, top_rows(Lh2_, R), acc_h, in, k))
       return std::swap(Lh_, Lh2_);
     if (in.on()) {
       gemm(block(G, 0, R, 0, 2 * s), block(w_.w_ih, 0, 2 * s, 0, n), in.dst, in.acc);
@@ -218,18 +229,26 @@ class GruCell final : public Cell<T> {
     std::swap(Lh_, Lh2_);
   }
 
-  // Λ_u on u_t: P^r (Λ_v = λ a_r, Λ_yr = λ b_r), then the inputs.
-  void u_node(std::ptrdiff_t t, std::ptrdiff_t R, bool acc_h, InSink<T> in, RowConsts<T> k) {
+  // Λ_u on u_t: P^r (Λ_v = λ a_r, Λ_yr = λ b_r), then the inputs; fold: as carry's.
+  void u_node(std::ptrdiff_t t, std::ptrdiff_t R, bool acc_h, InSink<T> in, RowConsts<T> k, bool fold) {
+    const std::ptrdiff_t s = s_;
+    const PlaneSet<T>& Pr = Pr_.at(t);
+    const T* xb = xb4_.row(t);
     Pr_.record(t, cview(blk(R, 3)));
     if (k.err) {
-      const std::ptrdiff_t s = s_;
       const T* gl = gl_.row(t);
       const T* gu = gu_.row(t);
-      plane_charge(Pr_.at(t), gl + 2 * s, gu + 2 * s, gl, gu, s, cr_.rd.G, cw_.data(), false);
+      plane_charge(Pr, gl + 2 * s, gu + 2 * s, gl, gu, s, cr_.rd.G, cw_.data(), false);
+      if (fold) {
+        fold_affine_charge(Pr.aL.data(), Pr.aU.data(), aw_.row(t) + 2 * s, s, cw_.data());
+        fold_affine_charge(Pr.bL.data(), Pr.bU.data(), aw_.row(t), s, cw_.data());
+      }
       charge_rows(cview(blk(R, 3)), cw_.data(), k.err);
     }
-    pass_plane<false, false>(cview(blk(R, 3)), Pr_.at(t), blk(R, 2), blk(R, 0), T(1), k.d);
-    through_inputs(t, R, acc_h, in, k);
+    const T* none = nullptr;
+    pass_plane<false, false>(cview(blk(R, 3)), Pr, blk(R, 2), blk(R, 0), T(1), k.d, fold ? xb : none,
+                             fold ? xb + 2 * s : none);
+    through_inputs(t, R, acc_h, in, k, fold);
   }
 
   // rounding="sound" (rounding.hpp): the affine step's weights over G4 = [Λ_yr | Λ_yz | Λ_v | Λ_u]
@@ -257,7 +276,9 @@ class GruCell final : public Cell<T> {
   // rounding="sound": Λ on h_t through P^u and P^z (or, shared z, P^u, P^z and the lines L^z of
   // z: the merged coefficient μ = λ b_z − λ b_u on z in [0, 1] is itself computed, |μ| <=
   // |λ|(|b_z| + |b_u|)(1 + u), then μ α on y^z and μ β; ROUNDING.md §2)
-  void hidden_charge(std::ptrdiff_t t, MatView<const T> L, T* err) {
+  // aw (the affine step's weights, when the pass folds its constant): their charge too, on
+  // Λ_u (P^u's a) and on Λ_yz (P^u's and P^z's b, whose sum it holds).
+  void hidden_charge(std::ptrdiff_t t, MatView<const T> L, T* err, const T* aw) {
     const std::ptrdiff_t s = s_, p = prev_[t];
     const T G = cr_.rd.G;
     const T* h_init = w_.h0 ? w_.h0 : zero_.data();
@@ -268,6 +289,13 @@ class GruCell final : public Cell<T> {
     if (!shared_z_) {
       plane_charge(Pu_.at(t), ul_.row(t), uu_.row(t), yl, yu, s, G, cw_.data(), false);
       plane_charge(Pz_.at(t), hpl, hpu, yl, yu, s, G, cw_.data(), true);
+      if (aw) {
+        const PlaneSet<T>& Pu = Pu_.at(t);
+        const PlaneSet<T>& Pz = Pz_.at(t);
+        fold_affine_charge(Pu.aL.data(), Pu.aU.data(), aw + 3 * s, s, cw_.data());
+        fold_affine_charge(Pu.bL.data(), Pu.bU.data(), aw + s, s, cw_.data());
+        fold_affine_charge(Pz.bL.data(), Pz.bU.data(), aw + s, s, cw_.data());
+      }
     } else {
       const PlaneSet<T>& Pu = Pu_.at(t);
       const PlaneSet<T>& Pm = Pz_.at(t);
