@@ -150,7 +150,9 @@ def test_slope_hints_keep_the_guarantees(true_eps, start, rtol, shape, slope, sl
 def test_the_slope_at_zero_finds_a_cubic_root_at_the_first_bracket():
     """On a margin that is a cubic in ε, m(0), m'(0) and the first two probes determine it:
     the next probe lands on the root (to the search's offset) and two more close the bracket;
-    without the slope the parabola needs more. On the other shapes the slope costs nothing."""
+    without the slope the parabola needs more. The slope also aims the second probe (the
+    parabola through m(0), m'(0) and the first probe, where the fall accelerates): fewer
+    probes on the cubic and the saturating margins; on the other shapes it costs nothing."""
     rng = np.random.default_rng(4)
     for shape in MARGINS:
         hinted = plain = 0
@@ -161,8 +163,8 @@ def test_the_slope_at_zero_finds_a_cubic_root_at_the_first_bracket():
                 kw = dict(eps_start=start, margin_at_zero=f(0.0))
                 hinted += search_radius(f, 10.0, 1e-3, slope_at_zero=s0, **kw).passes
                 plain += search_radius(f, 10.0, 1e-3, **kw).passes
-        if shape == "cubic":  # 480 against 600 probes (660 before the stall exception, §5)
-            assert hinted < 0.85 * plain
+        if shape in ("cubic", "saturating"):  # 360 / 600 and 300 / 390 probes (480 / 600 and
+            assert hinted < 0.8 * plain         # 390 / 390 with the chord as the second step)
         else:
             assert hinted <= plain
 

@@ -68,6 +68,20 @@ def _cubic_root(m0: float, s0: float, p1: tuple[float, float], p2: tuple[float, 
     return min(inside) if inside else None
 
 
+def _quadratic_root(m0: float, s0: float, e1: float, f1: float) -> Optional[float]:
+    """The positive root of the parabola with value m0 > 0 and slope −s0 at ε = 0 through
+    (e1, f1), where that parabola bends down (the margin falls faster and faster, as the
+    shared models' do); None otherwise (a margin that falls slower and slower: the chord),
+    or where the probe has not yet lost a tenth of m0 (too little of the curve seen)."""
+    if not (math.isfinite(f1) and e1 > 0.0 and m0 > 0.0 and f1 <= 0.9 * m0):
+        return None
+    a = (f1 - m0 + s0 * e1) / (e1 * e1)  # m0 − s0 e + a e²
+    if not (math.isfinite(a) and a < 0.0):
+        return None
+    r = 2.0 * m0 / (s0 + math.sqrt(s0 * s0 - 4.0 * a * m0))  # the stable form of the root
+    return r if math.isfinite(r) else None
+
+
 def _saturated_root(f0: float, hi: float, f_hi: float) -> float:
     """Where to aim below a failed probe whose margin f_hi is below −f0 (f0 = the clean
     margin): there the loss f0 − f(ε) has stopped growing (a squashing activation's bounds
@@ -201,7 +215,11 @@ def search_steps(eps_max: float, rtol: float = 1e-3, eps_start: float = EPS_STAR
                 good = sorted([p for p in pts if p[1] > 0.0] + zero)  # good[-1] is (lo, f_lo)
                 if newton:
                     r = lo + f_lo / slope
-                elif len(good) > 1:
+                elif len(pts) == 1 and _has_slope(slope_at_zero) and math.isfinite(f_zero):
+                    # from the first probe: the parabola through m(0), m'(0) and it (the
+                    # margin falls faster and faster; the chord from ε = 0 overshoots)
+                    r = _quadratic_root(f_zero, slope_at_zero, lo, f_lo)
+                if r is None and not newton and len(good) > 1:
                     r = _secant_root(good[-2][0], good[-2][1], lo, f_lo)
             if r is None or r <= lo:
                 nxt = 2.0 * lo
@@ -224,6 +242,10 @@ def search_steps(eps_max: float, rtol: float = 1e-3, eps_start: float = EPS_STAR
                 r = _secant_root(0.0, f_lo, hi, f_hi) if informative else None
                 if r is not None and 0.0 < r < hi and f_hi < -f_lo:
                     r = _saturated_root(f_lo, hi, f_hi)
+                elif len(pts) == 1 and _has_slope(slope_at_zero) and math.isfinite(f_zero):
+                    # unsaturated: the parabola through m(0), m'(0) and the probe (as when growing)
+                    q = _quadratic_root(f_zero, slope_at_zero, hi, f_hi)
+                    r = q if q is not None and 0.0 < q < hi else r
             if r is None or not 0.0 < r < hi:
                 nxt = 0.5 * hi
             else:
