@@ -1,4 +1,4 @@
-"""Bound passes per radius search, with the search's first probe at 0.4 × the linearised
+"""Bound passes per radius search, with the search's first probe at 0.25 × the linearised
 distance (first_probe.py, the default) and at the fixed ε = 0.1 of earlier versions, side by
 side on the same inputs: the trained models of a folder (each .npz with its inputs X), first
 inputs, p = 2 and inf, planes="exact"; and random models (bench/run.py) at T = 8-16, h = 32-64.

@@ -21,7 +21,9 @@ from .forward import logits_vjp
 from .sampling import frame_multipliers, frame_norms
 from .threat import ThreatModel
 
-LINEAR_FRACTION = 0.4  # the first probe as a fraction of ε_lin (fewest passes on the shared models)
+# the first probe as a fraction of ε_lin: fewest passes on the shared and random models since
+# the second probe is aimed by a parabola (0.4 before; bench/results/2026-12-07-second-probe.md)
+LINEAR_FRACTION = 0.25
 
 
 def _dual(p: float) -> float:
