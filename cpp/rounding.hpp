@@ -123,8 +123,8 @@ void plane_charge(const PlaneSet<T>& P, const T* xl, const T* xu, const T* yl, c
 }
 
 // The affine step's charge weights aw (cells/cell_rnn.hpp affine_charge) moved onto a
-// sign-rule pass that folds the step's constant (sign_rule.hpp, the xo / ky / PairFold
-// arguments): that pass writes the gate's coefficient g = fl(λ m), m the slope it picked
+// sign-rule pass that folds the step's constant (sign_rule.hpp, the xo / PlaneFold /
+// PairFold arguments): that pass writes the gate's coefficient g = fl(λ m), m the slope it picked
 // from [lo, hi] side by side, so |g| aw <= |λ| (1 + u) max(|lo|, |hi|) aw, and the charge
 // Σ|G| aw of the affine step becomes Σ|λ| w with w += (1 + 4 eps) max(|lo|, |hi|) aw (the
 // pass's own charge_rows over Λ, which reads s columns where G has several blocks of s).

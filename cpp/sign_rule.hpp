@@ -117,6 +117,13 @@ PQ_ALWAYS_INLINE void pass_plane_body(MatView<const T> L, const PlaneSet<T>& P, 
   pass_plane_folded<AccX, AccY, false, false>(L, r, ox, oy, y_scale, d, kx, ky);
 }
 
+// The folded constants of a plane pass's x- and y-part (pass_plane), each null when that
+// part is not a gate's coefficient.
+template <class T>
+struct PlaneFold {
+  const T *x = nullptr, *y = nullptr;
+};
+
 // Λ (R x s) on P1 + P2 sharing the coefficient (LSTM's c_t = P^f + P^ig); k: the folded
 // constants of oy1, ox2, oy2 (sign_rule_rows.hpp plane_pair_row), or all null.
 template <class T>
@@ -199,15 +206,15 @@ void pass_lines(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d, 
 }
 
 // Λ (R x s) on F(x, y) -> x-part into ox, y-part (times y_scale) into oy, each
-// assigned or accumulated (AccX / AccY); d[r] += Σ_i λ·c. ky / kx (the y- / x-part is a
-// gate's coefficient: its clean constants, or null): also d[r] += Σ_i oy·ky / Σ_i ox·kx
+// assigned or accumulated (AccX / AccY); d[r] += Σ_i λ·c. k.x / k.y (the x- / y-part is a
+// gate's coefficient: its clean constants, or null): also d[r] += Σ_i ox·k.x / Σ_i oy·k.y
 // over the coefficients as stored, the affine step's constant folded in (pass_lines).
 template <bool AccX, bool AccY, class T>
 void pass_plane(MatView<const T> L, const PlaneSet<T>& P, MatView<T> ox, MatView<T> oy, T y_scale,
-                T* d, const T* ky = nullptr, const T* kx = nullptr) {
+                T* d, PlaneFold<T> k = {}) {
   detail::for_row_blocks(L.rows, 1.5 * static_cast<double>(L.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
     detail::pass_plane_rows<AccX, AccY>(rows_of(L, r0, r1), P, rows_of(ox, r0, r1), rows_of(oy, r0, r1), y_scale,
-                                        d + r0, kx, ky);
+                                        d + r0, k.x, k.y);
   });
 }
 

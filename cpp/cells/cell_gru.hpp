@@ -120,9 +120,10 @@ class GruCell final : public Cell<T> {
       pass_shared_z(L, Pu_.at(t), Pz_.at(t), Lz_.at(t), blk(R, 3), top_rows(Lh2_, R), blk(R, 1), k.d);
     } else {
       // P^u over (u, −y^z): Λ_u = λ a_u, Λ_yz = −λ b_u; P^z over (h_prev, y^z): Λ_h' = λ a_z, Λ_yz += λ b_z
-      const T* none = nullptr;
-      pass_plane<false, false>(L, Pu_.at(t), blk(R, 3), blk(R, 1), T(-1), k.d, none, fold ? xb + 3 * s_ : none);
-      pass_plane<false, true>(L, Pz_.at(t), top_rows(Lh2_, R), blk(R, 1), T(1), k.d, fold ? xb + s_ : none);
+      pass_plane<false, false>(L, Pu_.at(t), blk(R, 3), blk(R, 1), T(-1), k.d,
+                               fold ? PlaneFold<T>{xb + 3 * s_, nullptr} : PlaneFold<T>{});
+      pass_plane<false, true>(L, Pz_.at(t), top_rows(Lh2_, R), blk(R, 1), T(1), k.d,
+                              fold ? PlaneFold<T>{nullptr, xb + s_} : PlaneFold<T>{});
     }
     u_node(t, R, true, in, k, fold);
   }
@@ -245,9 +246,8 @@ class GruCell final : public Cell<T> {
       }
       charge_rows(cview(blk(R, 3)), cw_.data(), k.err);
     }
-    const T* none = nullptr;
-    pass_plane<false, false>(cview(blk(R, 3)), Pr, blk(R, 2), blk(R, 0), T(1), k.d, fold ? xb : none,
-                             fold ? xb + 2 * s : none);
+    pass_plane<false, false>(cview(blk(R, 3)), Pr, blk(R, 2), blk(R, 0), T(1), k.d,
+                             fold ? PlaneFold<T>{xb + 2 * s, xb} : PlaneFold<T>{});
     through_inputs(t, R, acc_h, in, k, fold);
   }
 

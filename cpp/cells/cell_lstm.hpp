@@ -79,7 +79,7 @@ class LstmCell final : public Cell<T> {
         charge_rows(cview(top_rows(Lh_, R)), cw_.data(), k.err);
       }
       pass_plane<true, false>(cview(top_rows(Lh_, R)), Po, top_rows(Lc_, R), g_o, T(1), k.d,
-                              fold ? xb + 3 * s : nullptr);
+                              fold ? PlaneFold<T>{nullptr, xb + 3 * s} : PlaneFold<T>{});
     } else {
       zero_rows(g_o);
     }
