@@ -1,5 +1,7 @@
 // The product kernels of cpp/matmul.hpp side by side at back-substitution shapes: the hand
-// kernel, the BLAS in gemm's fixed row blocks, the BLAS in one call; GFLOP/s, best of 5.
+// kernel, the BLAS in gemm's fixed row blocks (one call per block, and gemm's own path:
+// blas_gemm_sliced, 64-row calls over K slices where the small-matrix kernel pays), the BLAS
+// in one call; GFLOP/s, best of 5.
 // Sets matmul.hpp's thresholds (kBlasMinCols, the row blocks). Not part of the package build.
 //   P=$(python -c "import scipy_openblas32 as s; print(s.get_lib_dir())")
 //   g++ -std=c++17 -O3 -fno-math-errno -Wno-psabi -DPQ_HAVE_BLAS=1 -Icpp -I$P/../include \
@@ -29,8 +31,9 @@ template <class T>
 void run() {
   std::mt19937 rng(0);
   std::normal_distribution<double> nd;
-  std::printf("%6s %6s %6s %9s %9s %9s %7s\n", "R", "K", "N", "hand", "blas-blk", "blas-one", "blk/hand");
-  for (long s : {8, 16, 32, 64, 128, 256}) {
+  std::printf("%6s %6s %6s %9s %9s %9s %9s %7s\n", "R", "K", "N", "hand", "blas-blk", "sliced", "blas-one",
+              "blk/hand");
+  for (long s : {8, 16, 32, 48, 64, 96, 128, 192, 256}) {
     // LSTM: gates 8s x 4s x s, cells 2s x 4s x s, margins 20 x 4s x s, the W_ih product
     // 8s x 4s x n (n = 8, 32); GRU 6s x 3s x s; one row (optimized planes).
     const long shapes[][3] = {{8 * s, 4 * s, s}, {2 * s, 4 * s, s}, {20, 4 * s, s}, {8 * s, 4 * s, 8},
@@ -50,9 +53,15 @@ void run() {
           blas_gemm(block(a, r0, nr, 0, K), b, block(C.view(), r0, nr, 0, N), false);
         }
       }, fl);
+      const double tsl = best_seconds([&] {
+        for (std::ptrdiff_t r0 = 0; r0 < R; r0 += rb) {
+          const std::ptrdiff_t nr = std::min<std::ptrdiff_t>(rb, R - r0);
+          blas_gemm_sliced(block(a, r0, nr, 0, K), b, block(C.view(), r0, nr, 0, N), false);
+        }
+      }, fl);
       const double t1 = best_seconds([&] { blas_gemm(a, b, C.view(), false); }, fl);
-      std::printf("%6ld %6ld %6ld %9.1f %9.1f %9.1f %7.2f\n", R, K, N, fl / th / 1e9, fl / tk / 1e9,
-                  fl / t1 / 1e9, th / tk);
+      std::printf("%6ld %6ld %6ld %9.1f %9.1f %9.1f %9.1f %7.2f\n", R, K, N, fl / th / 1e9, fl / tk / 1e9,
+                  fl / tsl / 1e9, fl / t1 / 1e9, th / tk);
     }
   }
 }

@@ -13,6 +13,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include "common.hpp"
 
 #if PQ_HAVE_BLAS
@@ -44,6 +45,23 @@ inline void blas_gemm(MatView<const float> A, MatView<const float> B, MatView<fl
                     static_cast<blasint>(B.cols), static_cast<blasint>(A.cols), 1.0f, A.data,
                     static_cast<blasint>(A.stride), B.data, static_cast<blasint>(B.stride),
                     acc ? 1.0f : 0.0f, C.data, static_cast<blasint>(C.stride));
+}
+
+// OpenBLAS's SkylakeX kernels (also its Cooperlake and SapphireRapids ones) run a product of
+// rows·K·N ≤ 100³ through an unpacked small-matrix kernel; beyond it the packed kernel packs
+// both operands per call. Measured on a pass's blocks (one thread, AVX-512 Xeon): 64-row,
+// K-sliced calls that stay in the small kernel reach 60-70 GFLOP/s where the packed kernel
+// gives 46-57 (N = 48-192; bench/results/2026-12-08-small-kernel.md); at N = 256 the slices
+// are too thin (kc ≤ 61) and the packed kernel wins.
+inline bool blas_small_kernel() {
+  static const bool yes = [] {
+    const char* core = scipy_openblas_get_corename();
+    if (core == nullptr) return false;
+    for (const char* name : {"SkylakeX", "Cooperlake", "SapphireRapids"})
+      if (std::strcmp(core, name) == 0) return true;
+    return false;
+  }();
+  return yes;
 }
 #else
 inline bool blas_enabled() { return false; }

@@ -612,6 +612,32 @@ bool tiles_dense(MatView<const T> A) {
 
 }  // namespace detail
 
+#if PQ_HAVE_BLAS
+constexpr double kBlasSmallMnk = 1e6;                      // the small kernel's rows·K·N
+constexpr std::ptrdiff_t kSmallRows = 64, kSmallMinRows = 8, kSmallMaxCols = 192;
+
+// C (+)= A B as blas_gemm, a float64 product past the small kernel cut into calls it takes:
+// row blocks of 64 and column slices of A (rows of B) of kc = max(32, 16 floor(256 / N))
+// (32 KB of B per slice), the slices accumulated in order (beta 1 after the first). The
+// cut is a function of the shape only (a pass's bits do not depend on its threads), and a
+// sum in slices is a sum of K terms in another order: the same γ_K charge (rounding.hpp).
+inline void blas_gemm_sliced(MatView<const double> A, MatView<const double> B, MatView<double> C, bool acc) {
+  const std::ptrdiff_t R = A.rows, K = A.cols, N = B.cols;
+  const std::ptrdiff_t kc = std::max<std::ptrdiff_t>(32, 16 * (256 / N));
+  if (N > kSmallMaxCols || K <= kc || R < kSmallMinRows || !blas_small_kernel()) return blas_gemm(A, B, C, acc);
+  for (std::ptrdiff_t r0 = 0; r0 < R; r0 += kSmallRows) {
+    const std::ptrdiff_t nr = std::min(kSmallRows, R - r0);
+    for (std::ptrdiff_t k0 = 0; k0 < K; k0 += kc) {
+      const std::ptrdiff_t kb = std::min(kc, K - k0);
+      blas_gemm(block(A, r0, nr, k0, kb), block(B, k0, kb, 0, N), block(C, r0, nr, 0, N), acc || k0 > 0);
+    }
+  }
+}
+inline void blas_gemm_sliced(MatView<const float> A, MatView<const float> B, MatView<float> C, bool acc) {
+  blas_gemm(A, B, C, acc);  // float32 products come in 64 x 64 slices already (products_f32.hpp)
+}
+#endif
+
 // C = A B (accumulate=false) or C += A B. A: R x K, B: K x N, C: R x N; C must not
 // overlap A or B. Dense row blocks of BLAS-friendly shapes go to the BLAS (blas.hpp),
 // the rest to the hand kernels; the blocks run on the pass's threads (row_pool.hpp).
@@ -631,7 +657,7 @@ void gemm(MatView<const T> A, MatView<const T> B, MatView<T> C, bool accumulate)
     const MatView<T> Cb = block(C, r0, nr, 0, N);
 #if PQ_HAVE_BLAS
     if (blas && detail::tiles_dense(Ab))
-      return blas_gemm(Ab, B, Cb, accumulate);
+      return blas_gemm_sliced(Ab, B, Cb, accumulate);
 #endif
     detail::gemm_hand(Ab, B, Cb, accumulate);
   };

@@ -15,9 +15,13 @@ import pytest
 from popqorn_fast import _core
 
 # (R, K, N): edge tiles in every direction, the back-substitution shapes (2s x s x s,
-# 8s x 4s x s), and column groups wider than one packed group (K large).
+# 8s x 4s x s), and column groups wider than one packed group (K large); products the BLAS
+# path cuts into row blocks and K slices where OpenBLAS has its small-matrix kernel
+# (matmul.hpp blas_gemm_sliced: K above the slice, partial last slices and row blocks,
+# fewer rows than it slices).
 SHAPES = [(1, 1, 1), (1, 7, 3), (5, 3, 9), (6, 8, 8), (7, 9, 17), (13, 5, 1), (11, 16, 15),
-          (128, 64, 64), (131, 67, 63), (64, 128, 32), (50, 4100, 11), (37, 1, 40), (4, 0, 5)]
+          (128, 64, 64), (131, 67, 63), (64, 128, 32), (50, 4100, 11), (37, 1, 40), (4, 0, 5),
+          (64, 256, 64), (70, 390, 96), (9, 130, 150), (8, 200, 33), (7, 300, 64), (200, 500, 192)]
 
 
 def _case(R: int, K: int, N: int, seed: int, sparse: bool):
