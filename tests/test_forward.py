@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import popqorn_fast as pf
 from popqorn_fast import forward
 from soundness.models import KINDS, TRAINED, load_trained, random_weights
 
@@ -155,3 +156,33 @@ def test_logits_match_torch_random(kind):
     run = _torch_model(w)
     x = rng.normal(size=(8, 7, 3))
     np.testing.assert_allclose(forward.logits(w, x), run(x), rtol=0, atol=1e-10)
+
+
+def test_sigmoid_keeps_relative_precision_in_both_tails():
+    """forward.sigmoid (both forward passes and PGD use it) against SciPy's expit: relative
+    error within 4 ulp on [-700, 700]; 0.5 (1 + tanh(z / 2)) returned 0 below z = -37."""
+    from scipy.special import expit
+
+    from popqorn_fast.forward import sigmoid
+
+    z = np.concatenate([np.linspace(-700.0, 700.0, 20001), [-39.2, -37.5, -1e-300, 0.0, 1e-300]])
+    got, want = sigmoid(z), expit(z)
+    assert np.all(got > 0.0) and np.all(got <= 1.0)
+    assert np.all(np.abs(got - want) <= 4 * np.finfo(float).eps * want)
+
+
+def test_sigmoid_head_does_not_tie_classes_it_separates():
+    """A sigmoid on the logits at pre-activations near -39 (sigma ~ 1e-17): the forward pass
+    orders the classes as their pre-activations do, so the predicted label and the margins
+    the bounds prove agree (a tanh-based sigmoid rounded all three to 0: a tie)."""
+    rng = np.random.default_rng(3)
+    layer = pf.RecurrentLayer("rnn", rng.normal(size=(4, 2)), rng.normal(size=(4, 4)) * 0.3,
+                              np.zeros(4), np.zeros(4))
+    head = pf.Dense(np.zeros((3, 4)), np.array([-39.2, -40.0, -41.0]), activation="sigmoid")
+    model = pf.RecurrentClassifier([layer], [head])
+    x = rng.normal(size=(3, 2))
+    z = model.logits(x)
+    assert z[0] > z[1] > z[2] > 0.0
+    c = pf.certify(model, x, 1.0, p=2)
+    assert c.label == 0 and np.all(c.margin_lower > 0.0)
+    assert np.all(c.margin_lower <= z[0] - z[1:] + 1e-30)

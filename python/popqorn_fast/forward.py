@@ -29,8 +29,12 @@ import numpy as np
 __all__ = ["final_hidden", "logits", "states", "logits_vjp", "margin_gradient", "margins"]
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """σ(z) to relative precision everywhere: e^{−|z|} / (1 + e^{−|z|}) on the negative side,
+    where 0.5 (1 + tanh(z / 2)) rounds to 0 below z ≈ −37 (a sigmoid head would then see
+    ties between classes that the bounds, in the core, separate)."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 def _as_input(w: Any, x: Any, name: str = "x") -> tuple[np.ndarray, bool]:
@@ -70,16 +74,16 @@ def _run(w: Any, x: np.ndarray) -> dict[str, list[np.ndarray]]:
             y = gi + gh
             i, f, g, o = np.split(y, 4, axis=1)
             rec["_c_prev"].append(c)
-            c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
-            h = _sigmoid(o) * np.tanh(c)
+            c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+            h = sigmoid(o) * np.tanh(c)
             rec.setdefault("gates", []).append(y)
             rec.setdefault("cell", []).append(c)
         else:
             ir, iz, inn = np.split(gi, 3, axis=1)
             hr, hz, hn = np.split(gh, 3, axis=1)
             yr, yz = ir + hr, iz + hz
-            u = inn + _sigmoid(yr) * hn
-            zg = _sigmoid(yz)
+            u = inn + sigmoid(yr) * hn
+            zg = sigmoid(yz)
             h = (1.0 - zg) * np.tanh(u) + zg * h
             rec.setdefault("gates", []).append(np.concatenate([yr, yz, hn], axis=1))
             rec.setdefault("u", []).append(u)
@@ -242,7 +246,7 @@ def _backward(w: Any, arr: np.ndarray, rec: dict[str, list[np.ndarray]],
         gc = np.zeros((N, s))
         for t in range(T - 1, -1, -1):
             yi, yf, yg, yo = np.split(rec["gates"][t], 4, axis=1)
-            i, f, g, o = _sigmoid(yi), _sigmoid(yf), np.tanh(yg), _sigmoid(yo)
+            i, f, g, o = sigmoid(yi), sigmoid(yf), np.tanh(yg), sigmoid(yo)
             tc = np.tanh(rec["cell"][t])
             gc = gc + gh * o * (1.0 - tc * tc)
             G = np.concatenate([gc * g * i * (1.0 - i),
@@ -255,7 +259,7 @@ def _backward(w: Any, arr: np.ndarray, rec: dict[str, list[np.ndarray]],
     else:
         for t in range(T - 1, -1, -1):
             yr, yz, v = np.split(rec["gates"][t], 3, axis=1)
-            r, zg = _sigmoid(yr), _sigmoid(yz)
+            r, zg = sigmoid(yr), sigmoid(yz)
             nn = np.tanh(rec["u"][t])
             h_prev = rec["_h_prev"][t]
             gu = gh * (1.0 - zg) * (1.0 - nn * nn)

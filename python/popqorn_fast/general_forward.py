@@ -18,12 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .forward import check_cotangent
+from .forward import check_cotangent, sigmoid
 from .general import Dense, Direction, RecurrentClassifier, RecurrentLayer
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
 def _act(name: Any, z: np.ndarray) -> np.ndarray:
@@ -33,7 +29,7 @@ def _act(name: Any, z: np.ndarray) -> np.ndarray:
         return np.maximum(z, 0.0)
     if name == "tanh":
         return np.tanh(z)
-    return _sigmoid(z)
+    return sigmoid(z)
 
 
 def _act_grad(name: Any, z: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -83,16 +79,16 @@ def _run_direction(layer: RecurrentLayer, d: Direction, X: np.ndarray, backward:
             y = gi + gh
             i, f, g, o = np.split(y, 4, axis=1)
             rec["_c_prev"][:, t] = c
-            c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
-            h = _sigmoid(o) * np.tanh(c)
+            c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+            h = sigmoid(o) * np.tanh(c)
             rec["gates"][:, t] = y
             rec["cell"][:, t] = c
         else:
             ir, iz, inn = np.split(gi, 3, axis=1)
             hr, hz, hn = np.split(gh, 3, axis=1)
             yr, yz = ir + hr, iz + hz
-            u = inn + _sigmoid(yr) * hn
-            zg = _sigmoid(yz)
+            u = inn + sigmoid(yr) * hn
+            zg = sigmoid(yz)
             h = (1.0 - zg) * np.tanh(u) + zg * h
             rec["gates"][:, t] = np.concatenate([yr, yz, hn], axis=1)
             rec["u"][:, t] = u
@@ -119,7 +115,7 @@ def _back_direction(layer: RecurrentLayer, d: Direction, X: np.ndarray, rec: dic
             gh = gz @ d.weight_hh
         elif layer.kind == "lstm":
             yi, yf, yg, yo = np.split(rec["gates"][:, t], 4, axis=1)
-            i, f, g, o = _sigmoid(yi), _sigmoid(yf), np.tanh(yg), _sigmoid(yo)
+            i, f, g, o = sigmoid(yi), sigmoid(yf), np.tanh(yg), sigmoid(yo)
             tc = np.tanh(rec["cell"][:, t])
             gc = gc + gh * o * (1.0 - tc * tc)
             G = np.concatenate([gc * g * i * (1.0 - i), gc * rec["_c_prev"][:, t] * f * (1.0 - f),
@@ -129,7 +125,7 @@ def _back_direction(layer: RecurrentLayer, d: Direction, X: np.ndarray, rec: dic
             gc = gc * f
         else:
             yr, yz, v = np.split(rec["gates"][:, t], 3, axis=1)
-            r, zg = _sigmoid(yr), _sigmoid(yz)
+            r, zg = sigmoid(yr), sigmoid(yz)
             nn = np.tanh(rec["u"][:, t])
             h_prev = rec["_h_prev"][:, t]
             gu = gh * (1.0 - zg) * (1.0 - nn * nn)
