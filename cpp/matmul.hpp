@@ -616,15 +616,16 @@ bool tiles_dense(MatView<const T> A) {
 constexpr std::ptrdiff_t kSmallRows = 64, kSmallMinRows = 8, kSmallMaxCols = 192;
 
 // C (+)= A B as blas_gemm, a float64 product of more than kc columns of A cut into calls the
-// small-matrix kernel takes (blas.hpp; 64 x kc x N ≤ 64 x 32 x 192 < 100³): row blocks of 64
-// and column slices of A (rows of B) of kc = max(32, 16 floor(256 / N)) (32 KB of B per
-// slice), the slices accumulated in order (beta 1 after the first). Also below 100³ where
-// the whole block would fit the kernel (GRU h = 64: 0.90x the pass). The cut is a function
-// of the shape only (a pass's bits do not depend on its threads), and a sum in slices is a
-// sum of K terms in another order: the same γ_K charge (rounding.hpp).
+// small-matrix kernel takes (blas.hpp; 64 x kc x N ≤ 64 x 64 x 192 < 100³): row blocks of 64
+// and column slices of A (rows of B) of kc = max(64, 16 floor(256 / N)), 32 where N is a
+// multiple of 128 (B's rows 1 KB apart: wider slices of them collide in the cache, 52-54
+// GFLOP/s against 62-63), the slices accumulated in order (beta 1 after the first). Also
+// below 100³ where the whole block would fit the kernel (GRU h = 64: 0.90x the pass). The
+// cut is a function of the shape only (a pass's bits do not depend on its threads), and a
+// sum in slices is a sum of K terms in another order: the same γ_K charge (rounding.hpp).
 inline void blas_gemm_sliced(MatView<const double> A, MatView<const double> B, MatView<double> C, bool acc) {
   const std::ptrdiff_t R = A.rows, K = A.cols, N = B.cols;
-  const std::ptrdiff_t kc = std::max<std::ptrdiff_t>(32, 16 * (256 / N));
+  const std::ptrdiff_t kc = N % 128 == 0 ? 32 : std::max<std::ptrdiff_t>(64, 16 * (256 / N));
   if (N > kSmallMaxCols || K <= kc || R < kSmallMinRows || !blas_small_kernel()) return blas_gemm(A, B, C, acc);
   for (std::ptrdiff_t r0 = 0; r0 < R; r0 += kSmallRows) {
     const std::ptrdiff_t nr = std::min(kSmallRows, R - r0);
