@@ -11,6 +11,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from ..forward import sigmoid
+
 # ONNX TensorProto data types the reader accepts -> NumPy dtypes
 ONNX_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 5: np.int16, 6: np.int32, 7: np.int64,
                9: np.bool_, 10: np.float16, 11: np.float64, 12: np.uint32, 13: np.uint64}
@@ -270,7 +272,7 @@ FOLD: dict[str, Callable[[list, dict, int], np.ndarray]] = {
     "Sqrt": lambda i, a, l: np.sqrt(i[0]),
     "Relu": lambda i, a, l: np.maximum(i[0], 0),
     "Tanh": lambda i, a, l: np.tanh(i[0]),
-    "Sigmoid": lambda i, a, l: 1.0 / (1.0 + np.exp(-i[0])),
+    "Sigmoid": lambda i, a, l: sigmoid(i[0]),
     "Not": lambda i, a, l: np.logical_not(i[0]),
     "Size": lambda i, a, l: np.asarray(i[0].size, dtype=np.int64),
     "ReduceProd": _reduce(np.prod),
