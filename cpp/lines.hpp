@@ -105,29 +105,34 @@ PQ_HD inline T stationary_abs(Activation fn, T alpha) {
 
 // max (want_max) or min over z in [l, u] of phi(z) - alpha*z, exact up to rounding:
 // candidates l, u and the stationary points +-z* that lie strictly inside (§2).
+// pl, pu: phi(l), phi(u) (computed once per neuron by sshape_lines).
 template <class T>
-PQ_HD inline T line_offset(Activation fn, T alpha, T l, T u, bool want_max) {
-  T best = phi(fn, l) - alpha * l;
-  auto take = [&](T z) {
-    const T g = phi(fn, z) - alpha * z;
-    best = want_max ? std::max(best, g) : std::min(best, g);
-  };
-  take(u);
+PQ_HD inline T line_offset(Activation fn, T alpha, T l, T u, T pl, T pu, bool want_max) {
+  T best = pl - alpha * l;
+  auto keep = [&](T g) { best = want_max ? std::max(best, g) : std::min(best, g); };
+  keep(pu - alpha * u);
   const T zs = stationary_abs(fn, alpha);
   if (zs < std::numeric_limits<T>::infinity()) {
-    if (zs > l && zs < u) take(zs);
-    if (-zs > l && -zs < u) take(-zs);
+    if (zs > l && zs < u) keep(phi(fn, zs) - alpha * zs);
+    if (-zs > l && -zs < u) keep(phi(fn, -zs) - alpha * -zs);
   }
   return best;
 }
-
-// Safety margin of RECURRENCES.md §2.
 template <class T>
-PQ_HD inline T line_margin(Activation fn, T alpha, T l, T u) {
+PQ_HD inline T line_offset(Activation fn, T alpha, T l, T u, bool want_max) {
+  return line_offset(fn, alpha, l, u, phi(fn, l), phi(fn, u), want_max);
+}
+
+// Safety margin of RECURRENCES.md §2 (phimax = max(|phi(l)|, |phi(u)|)).
+template <class T>
+PQ_HD inline T line_margin_of(T phimax, T alpha, T l, T u) {
   const T eps = std::numeric_limits<T>::epsilon();
-  const T phimax = std::max(std::fabs(phi(fn, l)), std::fabs(phi(fn, u)));
   const T zmax = std::max(std::fabs(l), std::fabs(u));
   return T(4) * eps * (phimax + std::fabs(alpha) * zmax) + absolute_slack<T>();
+}
+template <class T>
+PQ_HD inline T line_margin(Activation fn, T alpha, T l, T u) {
+  return line_margin_of(std::max(std::fabs(phi(fn, l)), std::fabs(phi(fn, u))), alpha, l, u);
 }
 
 // sech(z) = 2e/(1+e^2), e = exp(-|z|): no overflow.
@@ -155,9 +160,9 @@ PQ_HD inline T chord_slope(Activation fn, T l, T u) {
 // f(u) >= 0 the root lies at or beyond u and the chord is valid and tighter.
 // Safeguarded Newton: the bracket [lo, hi] always contains the root; a Newton
 // step that leaves it (or does not halve it) is replaced by bisection.
+// pl: phi(l).
 template <class T>
-PQ_HD inline T upper_slope_crossing(Activation fn, T l, T u) {
-  const T pl = phi(fn, l);
+PQ_HD inline T upper_slope_crossing(Activation fn, T l, T u, T pl) {
   T fp = T(0);
   auto f = [&](T d) {  // f(d), and f'(d) = phi''(d)(d - l) into fp
     T p, dp, d2p;
@@ -190,17 +195,23 @@ PQ_HD inline T upper_slope_crossing(Activation fn, T l, T u) {
   }
   return dphi(fn, std::max(d, mid));
 }
+template <class T>
+PQ_HD inline T upper_slope_crossing(Activation fn, T l, T u) {
+  return upper_slope_crossing(fn, l, u, phi(fn, l));
+}
 
-// One neuron's tanh/sigmoid lines per RECURRENCES.md §2.
+// One neuron's tanh/sigmoid lines per RECURRENCES.md §2 (phi(l) and phi(u) evaluated once).
 template <class T>
 PQ_HD inline void sshape_lines(Activation fn, T l, T u, T& al, T& bl, T& au, T& bu) {
   const T scale = std::max(T(1), std::max(std::fabs(l), std::fabs(u)));
+  const T pl = phi(fn, l), pu = phi(fn, u);
+  const T phimax = std::max(std::fabs(pl), std::fabs(pu));
   if (u - l <= T(1e-12) * scale) {
     al = T(0);
     au = T(0);
-    const T m = line_margin(fn, T(0), l, u);
-    bl = phi(fn, l) - m;
-    bu = phi(fn, u) + m;
+    const T m = line_margin_of(phimax, T(0), l, u);
+    bl = pl - m;
+    bu = pu + m;
     return;
   }
   const T mid = T(0.5) * l + T(0.5) * u;
@@ -211,12 +222,12 @@ PQ_HD inline void sshape_lines(Activation fn, T l, T u, T& al, T& bl, T& au, T& 
     al = chord_slope(fn, l, u);
     au = dphi(fn, mid);
   } else {
-    au = upper_slope_crossing(fn, l, u);
+    au = upper_slope_crossing(fn, l, u, pl);
     // mirror: phi(-z) = const - phi(z), phi' even => lower slope on [l,u] = upper slope on [-u,-l]
     al = upper_slope_crossing(fn, -u, -l);
   }
-  bu = line_offset(fn, au, l, u, true) + line_margin(fn, au, l, u);
-  bl = line_offset(fn, al, l, u, false) - line_margin(fn, al, l, u);
+  bu = line_offset(fn, au, l, u, pl, pu, true) + line_margin_of(phimax, au, l, u);
+  bl = line_offset(fn, al, l, u, pl, pu, false) - line_margin_of(phimax, al, l, u);
 }
 
 // ReLU: CROWN lines (§2). The upper line's slope is u/(u-l); its offset is the exact
