@@ -6,6 +6,7 @@
 // objective −Λ, never a second rule.)
 #pragma once
 #include <cstddef>
+#include <cstdlib>
 #include <vector>
 #include "common.hpp"
 #include "lines.hpp"
@@ -59,6 +60,11 @@ struct Lane4 {
     using M = decltype(m);
     return (type)(((M)a & m) | ((M)b & ~m));
   }
+  static PQ_ALWAYS_INLINE type abs(type v) {  // the sign bits cleared, as std::fabs
+    using M = decltype(v >= type{});
+    const M sign = (M)(-type{});  // the bits of -0.0: the sign bit alone
+    return (type)((M)v & ~sign);
+  }
 };
 
 }  // namespace detail
@@ -95,6 +101,26 @@ PQ_ALWAYS_INLINE void pass_lines_body(MatView<const T> L, const LineSet<T>& ln, 
     return;
   }
   for (std::ptrdiff_t i = 0; i < L.rows; ++i) d[i] += lines_row<T, detail::Lane4<T>>(L.row(i), L.cols, r, out.row(i));
+}
+
+// pass_lines_body with the charge of Λ (charge_rows with weights cw) in the same read:
+// err[i] += Σ_j |Λ_ij| cw_j, then d[i] += the lines' sum (the separate passes' order).
+template <bool Fold, class T>
+PQ_ALWAYS_INLINE void pass_lines_charged_rows_of(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d,
+                                                 const T* xo, T* err, const T* cw) {
+  const LineRefs<T> r = refs(ln);
+  for (std::ptrdiff_t i = 0; i < L.rows; ++i) {
+    T sums[2];
+    lines_charged_row<T, detail::Lane4<T>, Fold>(L.row(i), L.cols, r, out.row(i), xo, cw, sums);
+    err[i] += sums[1];
+    d[i] += sums[0];
+  }
+}
+template <class T>
+PQ_ALWAYS_INLINE void pass_lines_charged_body(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d,
+                                              const T* xo, T* err, const T* cw) {
+  if (xo) return pass_lines_charged_rows_of<true>(L, ln, out, d, xo, err, cw);
+  pass_lines_charged_rows_of<false>(L, ln, out, d, xo, err, cw);
 }
 
 // Λ (R x s) on F(x, y) -> x-part into ox, y-part (times y_scale) into oy, each
@@ -146,6 +172,82 @@ PQ_ALWAYS_INLINE void pass_plane_pair_body(MatView<const T> L, const PlaneSet<T>
                                                 oy2.row(i));
 }
 
+// Λ_h, Λ_c (R x s) through LSTM's hidden step (sign_rule_rows.hpp hidden_cell_row: P^o, then
+// P^f + P^ig, one read of each): d[r] += the constants of both, err[r] += their charges Σ|Λ_h|
+// cwo and Σ|Λ_c'| cwc (when err is given). k: the folded constants of gates o, f, g, i (all or none).
+template <class T>
+struct HiddenCellFold {
+  const T *o = nullptr, *f = nullptr, *g = nullptr, *i = nullptr;
+};
+template <class T>
+struct HiddenCellOut {
+  MatView<T> lc2, go, gf, gg, gi;
+};
+template <bool Fold, bool Charge, class T>
+PQ_ALWAYS_INLINE void pass_hidden_cell_rows_of(MatView<const T> Lh, MatView<const T> Lc, const PlaneSet<T>& Po,
+                                               const PlaneSet<T>& Pf, const PlaneSet<T>& Pig, HiddenCellOut<T> o,
+                                               T* d, T* err, HiddenCellFold<T> k, const T* cwo, const T* cwc) {
+  const PlaneRefs<T> ro = refs(Po), rf = refs(Pf), rg = refs(Pig);
+  for (std::ptrdiff_t r = 0; r < Lh.rows; ++r) {
+    T sums[4];
+    hidden_cell_row<T, detail::Lane4<T>, Fold, Charge>(Lh.row(r), Lc.row(r), Lh.cols, ro, rf, rg, o.lc2.row(r),
+                                                       o.go.row(r), o.gf.row(r), o.gg.row(r), o.gi.row(r), k.o, k.f,
+                                                       k.g, k.i, cwo, cwc, sums);
+    if constexpr (Charge) err[r] += sums[2];  // the order of the separate passes: charge, pass, charge, pass
+    d[r] += sums[0];
+    if constexpr (Charge) err[r] += sums[3];
+    d[r] += sums[1];
+  }
+}
+template <class T>
+PQ_ALWAYS_INLINE void pass_hidden_cell_body(MatView<const T> Lh, MatView<const T> Lc, const PlaneSet<T>& Po,
+                                            const PlaneSet<T>& Pf, const PlaneSet<T>& Pig, HiddenCellOut<T> o, T* d,
+                                            T* err, HiddenCellFold<T> k, const T* cwo, const T* cwc) {
+  if (k.o && err) return pass_hidden_cell_rows_of<true, true>(Lh, Lc, Po, Pf, Pig, o, d, err, k, cwo, cwc);
+  if (k.o) return pass_hidden_cell_rows_of<true, false>(Lh, Lc, Po, Pf, Pig, o, d, err, k, cwo, cwc);
+  if (err) return pass_hidden_cell_rows_of<false, true>(Lh, Lc, Po, Pf, Pig, o, d, err, k, cwo, cwc);
+  pass_hidden_cell_rows_of<false, false>(Lh, Lc, Po, Pf, Pig, o, d, err, k, cwo, cwc);
+}
+
+// Λ_h (R x s) through GRU's hidden step with separate z (sign_rule_rows.hpp gru_hidden_row:
+// P^u, P^z, then P^r on Λ_u, one read of Λ_h): d[r] += their constants, err[r] += the charges
+// Σ|Λ_h| cwh and Σ|Λ_u| cwu (when err is given). o: Λ_h' and G4's blocks [Λ_yr Λ_yz Λ_v Λ_u];
+// k: the folded constants of u, y^z, v and y^r (all or none).
+template <class T>
+struct GruHiddenOut {
+  MatView<T> lh2, gr, gz, gv, gu;
+};
+template <class T>
+struct GruHiddenFold {
+  const T *u = nullptr, *z = nullptr, *v = nullptr, *r = nullptr;
+};
+template <bool Fold, bool Charge, class T>
+PQ_ALWAYS_INLINE void pass_gru_hidden_rows_of(MatView<const T> Lh, const PlaneSet<T>& Pu, const PlaneSet<T>& Pz,
+                                              const PlaneSet<T>& Pr, GruHiddenOut<T> o, T* d, T* err,
+                                              GruHiddenFold<T> k, const T* cwh, const T* cwu) {
+  const PlaneRefs<T> ru = refs(Pu), rz = refs(Pz), rr = refs(Pr);
+  for (std::ptrdiff_t r = 0; r < Lh.rows; ++r) {
+    T sums[5];
+    gru_hidden_row<T, detail::Lane4<T>, Fold, Charge>(Lh.row(r), Lh.cols, ru, rz, rr, o.lh2.row(r), o.gr.row(r),
+                                                      o.gz.row(r), o.gv.row(r), o.gu.row(r), k.u, k.z, k.v, k.r, cwh,
+                                                      cwu, sums);
+    if constexpr (Charge) err[r] += sums[3];  // the order of the separate passes
+    d[r] += sums[0];
+    d[r] += sums[1];
+    if constexpr (Charge) err[r] += sums[4];
+    d[r] += sums[2];
+  }
+}
+template <class T>
+PQ_ALWAYS_INLINE void pass_gru_hidden_body(MatView<const T> Lh, const PlaneSet<T>& Pu, const PlaneSet<T>& Pz,
+                                           const PlaneSet<T>& Pr, GruHiddenOut<T> o, T* d, T* err, GruHiddenFold<T> k,
+                                           const T* cwh, const T* cwu) {
+  if (k.u && err) return pass_gru_hidden_rows_of<true, true>(Lh, Pu, Pz, Pr, o, d, err, k, cwh, cwu);
+  if (k.u) return pass_gru_hidden_rows_of<true, false>(Lh, Pu, Pz, Pr, o, d, err, k, cwh, cwu);
+  if (err) return pass_gru_hidden_rows_of<false, true>(Lh, Pu, Pz, Pr, o, d, err, k, cwh, cwu);
+  pass_gru_hidden_rows_of<false, false>(Lh, Pu, Pz, Pr, o, d, err, k, cwh, cwu);
+}
+
 // The passes above, compiled for the baseline ISA and, on x86-64 with GCC/Clang, for
 // AVX2 (without FMA, so that products and sums round as in the baseline build),
 // chosen at run time like gemm (matmul.hpp).
@@ -160,6 +262,23 @@ template <bool AccX, bool AccY, class T>
 PQ_TARGET_AVX2 void pass_plane_avx2(MatView<const T> L, const PlaneSet<T>& P, MatView<T> ox,
                                     MatView<T> oy, T y_scale, T* d, const T* kx, const T* ky) {
   pass_plane_body<AccX, AccY>(L, P, ox, oy, y_scale, d, kx, ky);
+}
+template <class T>
+PQ_TARGET_AVX2 void pass_hidden_cell_avx2(MatView<const T> Lh, MatView<const T> Lc, const PlaneSet<T>& Po,
+                                          const PlaneSet<T>& Pf, const PlaneSet<T>& Pig, HiddenCellOut<T> o, T* d,
+                                          T* err, HiddenCellFold<T> k, const T* cwo, const T* cwc) {
+  pass_hidden_cell_body(Lh, Lc, Po, Pf, Pig, o, d, err, k, cwo, cwc);
+}
+template <class T>
+PQ_TARGET_AVX2 void pass_gru_hidden_avx2(MatView<const T> Lh, const PlaneSet<T>& Pu, const PlaneSet<T>& Pz,
+                                         const PlaneSet<T>& Pr, GruHiddenOut<T> o, T* d, T* err, GruHiddenFold<T> k,
+                                         const T* cwh, const T* cwu) {
+  pass_gru_hidden_body(Lh, Pu, Pz, Pr, o, d, err, k, cwh, cwu);
+}
+template <class T>
+PQ_TARGET_AVX2 void pass_lines_charged_avx2(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d,
+                                            const T* xo, T* err, const T* cw) {
+  pass_lines_charged_body(L, ln, out, d, xo, err, cw);
 }
 template <class T>
 PQ_TARGET_AVX2 void pass_plane_pair_avx2(MatView<const T> L, const PlaneSet<T>& P1,
@@ -192,7 +311,35 @@ void pass_plane_pair_rows(MatView<const T> L, const PlaneSet<T>& P1, const Plane
   PQ_SIGN_RULE_DISPATCH(pass_plane_pair_avx2(L, P1, P2, ox1, oy1, ox2, oy2, d, k));
   pass_plane_pair_body(L, P1, P2, ox1, oy1, ox2, oy2, d, k);
 }
+template <class T>
+void pass_hidden_cell_rows(MatView<const T> Lh, MatView<const T> Lc, const PlaneSet<T>& Po, const PlaneSet<T>& Pf,
+                           const PlaneSet<T>& Pig, HiddenCellOut<T> o, T* d, T* err, HiddenCellFold<T> k,
+                           const T* cwo, const T* cwc) {
+  PQ_SIGN_RULE_DISPATCH(pass_hidden_cell_avx2(Lh, Lc, Po, Pf, Pig, o, d, err, k, cwo, cwc));
+  pass_hidden_cell_body(Lh, Lc, Po, Pf, Pig, o, d, err, k, cwo, cwc);
+}
+template <class T>
+void pass_lines_charged_rows(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d, const T* xo, T* err,
+                             const T* cw) {
+  PQ_SIGN_RULE_DISPATCH(pass_lines_charged_avx2(L, ln, out, d, xo, err, cw));
+  pass_lines_charged_body(L, ln, out, d, xo, err, cw);
+}
+template <class T>
+void pass_gru_hidden_rows(MatView<const T> Lh, const PlaneSet<T>& Pu, const PlaneSet<T>& Pz, const PlaneSet<T>& Pr,
+                          GruHiddenOut<T> o, T* d, T* err, GruHiddenFold<T> k, const T* cwh, const T* cwu) {
+  PQ_SIGN_RULE_DISPATCH(pass_gru_hidden_avx2(Lh, Pu, Pz, Pr, o, d, err, k, cwh, cwu));
+  pass_gru_hidden_body(Lh, Pu, Pz, Pr, o, d, err, k, cwh, cwu);
+}
 }  // namespace detail
+
+// Whether the cells run a step's sign-rule passes and charges as one pass over the rows
+// (pass_hidden_cell, pass_gru_hidden, pass_lines_charged: the same bits as the separate
+// passes). The environment variable POPQORN_SEPARATE_PASSES (any value) keeps the separate
+// passes: the tests compare both.
+inline bool fused_passes() {
+  static const bool yes = std::getenv("POPQORN_SEPARATE_PASSES") == nullptr;
+  return yes;
+}
 
 // The passes run their rows in blocks on the pass's threads (row_pool.hpp for_blocks).
 
@@ -202,6 +349,15 @@ template <class T>
 void pass_lines(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d, const T* xo = nullptr) {
   detail::for_row_blocks(L.rows, static_cast<double>(L.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
     detail::pass_lines_rows(rows_of(L, r0, r1), ln, rows_of(out, r0, r1), d + r0, xo);
+  });
+}
+
+// charge_rows(L, cw, err) then pass_lines(L, ln, out, d, xo) in one read of L (rounding="sound").
+template <class T>
+void pass_lines_charged(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d, const T* xo, T* err,
+                        const T* cw) {
+  detail::for_row_blocks(L.rows, 1.5 * static_cast<double>(L.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
+    detail::pass_lines_charged_rows(rows_of(L, r0, r1), ln, rows_of(out, r0, r1), d + r0, xo, err + r0, cw);
   });
 }
 
@@ -226,6 +382,39 @@ void pass_plane_pair(MatView<const T> L, const PlaneSet<T>& P1, const PlaneSet<T
   detail::for_row_blocks(L.rows, 2.5 * static_cast<double>(L.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
     detail::pass_plane_pair_rows(rows_of(L, r0, r1), P1, P2, rows_of(ox1, r0, r1), rows_of(oy1, r0, r1),
                                  rows_of(ox2, r0, r1), rows_of(oy2, r0, r1), d + r0, k);
+  });
+}
+
+// Λ_h, Λ_c (R x s) through LSTM's hidden step: pass_plane<true, false> over P^o, then
+// pass_plane_pair over P^f + P^ig, with the charge_rows of each before it (err given), in one
+// pass over the rows (pass_hidden_cell_body): the same coefficients, constants and charges.
+// Λ_c' (Λ_c after P^o) is not stored.
+template <class T>
+void pass_hidden_cell(MatView<const T> Lh, MatView<const T> Lc, const PlaneSet<T>& Po, const PlaneSet<T>& Pf,
+                      const PlaneSet<T>& Pig, HiddenCellOut<T> o, T* d, T* err, HiddenCellFold<T> k = {},
+                      const T* cwo = nullptr, const T* cwc = nullptr) {
+  detail::for_row_blocks(Lh.rows, 4.5 * static_cast<double>(Lh.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
+    detail::pass_hidden_cell_rows(rows_of(Lh, r0, r1), rows_of(Lc, r0, r1), Po, Pf, Pig,
+                                  HiddenCellOut<T>{rows_of(o.lc2, r0, r1), rows_of(o.go, r0, r1),
+                                                   rows_of(o.gf, r0, r1), rows_of(o.gg, r0, r1),
+                                                   rows_of(o.gi, r0, r1)},
+                                  d + r0, err ? err + r0 : nullptr, k, cwo, cwc);
+  });
+}
+
+// Λ_h (R x s) through GRU's hidden step with separate z: pass_plane<false, false> over P^u,
+// pass_plane<false, true> over P^z, then pass_plane<false, false> over P^r on Λ_u, with the
+// charge_rows of the first and the third before them (err given), in one pass over the rows
+// (pass_gru_hidden_body): the same coefficients, constants and charges.
+template <class T>
+void pass_gru_hidden(MatView<const T> Lh, const PlaneSet<T>& Pu, const PlaneSet<T>& Pz, const PlaneSet<T>& Pr,
+                     GruHiddenOut<T> o, T* d, T* err, GruHiddenFold<T> k = {}, const T* cwh = nullptr,
+                     const T* cwu = nullptr) {
+  detail::for_row_blocks(Lh.rows, 4.5 * static_cast<double>(Lh.cols), [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
+    detail::pass_gru_hidden_rows(rows_of(Lh, r0, r1), Pu, Pz, Pr,
+                                 GruHiddenOut<T>{rows_of(o.lh2, r0, r1), rows_of(o.gr, r0, r1), rows_of(o.gz, r0, r1),
+                                                 rows_of(o.gv, r0, r1), rows_of(o.gu, r0, r1)},
+                                 d + r0, err ? err + r0 : nullptr, k, cwh, cwu);
   });
 }
 

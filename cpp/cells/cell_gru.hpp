@@ -34,7 +34,8 @@ class GruCell final : public Cell<T> {
         Lz_(shared_z_ ? Tn : 0, s_, opt.optimized()), zw_(shared_z_ ? Tn : 0, 4 * s_), Lh_(Rmax, s_),
         Lh2_(Rmax, s_), G4_(Rmax, 4 * s_), wl_(s_), wu_(s_), zero_(s_, T(0)),
         sh_(opt.optimized() ? Tn : 0, s_), g_(3 * s_), u_(s_), cr_(cr), aw_(cr.rd.on() ? Tn : 0, 4 * s_),
-        cw_(cr.rd.on() ? s_ : 0), mh_(cr.rd.on() ? s_ : 0), prev_(static_cast<std::size_t>(Tn), -1),
+        cw_(cr.rd.on() ? s_ : 0), cw2_(cr.rd.on() ? s_ : 0), mh_(cr.rd.on() ? s_ : 0),
+        prev_(static_cast<std::size_t>(Tn), -1),
         hb_(static_cast<std::size_t>(Tn), char(0)) {
     const std::ptrdiff_t s = s_, n = w.w_ih.cols;
     if (cr.f32)  // G4 = [Λ_yr Λ_yz Λ_v Λ_u]: W_hh under the first three blocks, W_ih[r,z] and W_in
@@ -114,8 +115,22 @@ class GruCell final : public Cell<T> {
       return u_node(t, R, false, in, k, fold);
     }
     const MatView<const T> L = cview(top_rows(Lh_, R));
+    if (!shared_z_ && !Pu_.optimized() && fused_passes()) {  // P^u, P^z, then P^r in one pass
+      if (k.err) {
+        hidden_weights(t, fold ? aw : nullptr, cw_.data());
+        reset_weights(t, fold, cw2_.data());
+      }
+      pass_gru_hidden(L, Pu_.at(t), Pz_.at(t), Pr_.at(t),
+                      GruHiddenOut<T>{top_rows(Lh2_, R), blk(R, 0), blk(R, 1), blk(R, 2), blk(R, 3)}, k.d, k.err,
+                      fold ? GruHiddenFold<T>{xb + 3 * s_, xb + s_, xb + 2 * s_, xb} : GruHiddenFold<T>{},
+                      cw_.data(), cw2_.data());
+      return through_inputs(t, R, true, in, k, fold);
+    }
     Pu_.record(t, L);
-    if (k.err) hidden_charge(t, L, k.err, fold ? aw : nullptr);
+    if (k.err) {
+      hidden_weights(t, fold ? aw : nullptr, cw_.data());
+      charge_rows(L, cw_.data(), k.err);
+    }
     if (shared_z_) {
       pass_shared_z(L, Pu_.at(t), Pz_.at(t), Lz_.at(t), blk(R, 3), top_rows(Lh2_, R), blk(R, 1), k.d);
     } else {
@@ -237,13 +252,7 @@ class GruCell final : public Cell<T> {
     const T* xb = xb4_.row(t);
     Pr_.record(t, cview(blk(R, 3)));
     if (k.err) {
-      const T* gl = gl_.row(t);
-      const T* gu = gu_.row(t);
-      plane_charge(Pr, gl + 2 * s, gu + 2 * s, gl, gu, s, cr_.rd.G, cw_.data(), false);
-      if (fold) {
-        fold_affine_charge(Pr.aL.data(), Pr.aU.data(), aw_.row(t) + 2 * s, s, cw_.data());
-        fold_affine_charge(Pr.bL.data(), Pr.bU.data(), aw_.row(t), s, cw_.data());
-      }
+      reset_weights(t, fold, cw_.data());
       charge_rows(cview(blk(R, 3)), cw_.data(), k.err);
     }
     pass_plane<false, false>(cview(blk(R, 3)), Pr, blk(R, 2), blk(R, 0), T(1), k.d,
@@ -278,7 +287,7 @@ class GruCell final : public Cell<T> {
   // |λ|(|b_z| + |b_u|)(1 + u), then μ α on y^z and μ β; ROUNDING.md §2)
   // aw (the affine step's weights, when the pass folds its constant): their charge too, on
   // Λ_u (P^u's a) and on Λ_yz (P^u's and P^z's b, whose sum it holds).
-  void hidden_charge(std::ptrdiff_t t, MatView<const T> L, T* err, const T* aw) {
+  void hidden_weights(std::ptrdiff_t t, const T* aw, T* w) const {
     const std::ptrdiff_t s = s_, p = prev_[t];
     const T G = cr_.rd.G;
     const T* h_init = w_.h0 ? w_.h0 : zero_.data();
@@ -287,14 +296,14 @@ class GruCell final : public Cell<T> {
     const T* yl = gl_.row(t) + s;
     const T* yu = gu_.row(t) + s;
     if (!shared_z_) {
-      plane_charge(Pu_.at(t), ul_.row(t), uu_.row(t), yl, yu, s, G, cw_.data(), false);
-      plane_charge(Pz_.at(t), hpl, hpu, yl, yu, s, G, cw_.data(), true);
+      plane_charge(Pu_.at(t), ul_.row(t), uu_.row(t), yl, yu, s, G, w, false);
+      plane_charge(Pz_.at(t), hpl, hpu, yl, yu, s, G, w, true);
       if (aw) {
         const PlaneSet<T>& Pu = Pu_.at(t);
         const PlaneSet<T>& Pz = Pz_.at(t);
-        fold_affine_charge(Pu.aL.data(), Pu.aU.data(), aw + 3 * s, s, cw_.data());
-        fold_affine_charge(Pu.bL.data(), Pu.bU.data(), aw + s, s, cw_.data());
-        fold_affine_charge(Pz.bL.data(), Pz.bU.data(), aw + s, s, cw_.data());
+        fold_affine_charge(Pu.aL.data(), Pu.aU.data(), aw + 3 * s, s, w);
+        fold_affine_charge(Pu.bL.data(), Pu.bU.data(), aw + s, s, w);
+        fold_affine_charge(Pz.bL.data(), Pz.bU.data(), aw + s, s, w);
       }
     } else {
       const PlaneSet<T>& Pu = Pu_.at(t);
@@ -310,15 +319,29 @@ class GruCell final : public Cell<T> {
         const T bm = std::max(std::fabs(Pm.bL[i]), std::fabs(Pm.bU[i]));
         const T az = std::max(std::fabs(lz.al[i]), std::fabs(lz.au[i]));
         const T bz = std::max(std::fabs(lz.bl[i]), std::fabs(lz.bu[i]));
-        cw_[i] = G * (std::max(std::fabs(Pu.aL[i]), std::fabs(Pu.aU[i])) * mu +
+        w[i] = G * (std::max(std::fabs(Pu.aL[i]), std::fabs(Pu.aU[i])) * mu +
                       std::max(std::fabs(Pm.aL[i]), std::fabs(Pm.aU[i])) * mh +
                       std::max(std::fabs(Pu.cL[i]), std::fabs(Pu.cU[i])) +
                       std::max(std::fabs(Pm.cL[i]), std::fabs(Pm.cU[i])) + bu +
                       (bu + bm) * (mz + T(2) * (az * my + bz)));
       }
     }
-    charge_rows(L, cw_.data(), err);
   }
+
+  // rounding="sound": Λ_u on u_t through P^r (over (v, y^r)) at step t into w; fold: the
+  // affine step's weights of gates v and y^r too
+  void reset_weights(std::ptrdiff_t t, bool fold, T* w) const {
+    const std::ptrdiff_t s = s_;
+    const PlaneSet<T>& Pr = Pr_.at(t);
+    const T* gl = gl_.row(t);
+    const T* gu = gu_.row(t);
+    plane_charge(Pr, gl + 2 * s, gu + 2 * s, gl, gu, s, cr_.rd.G, w, false);
+    if (fold) {
+      fold_affine_charge(Pr.aL.data(), Pr.aU.data(), aw_.row(t) + 2 * s, s, w);
+      fold_affine_charge(Pr.bL.data(), Pr.bU.data(), aw_.row(t), s, w);
+    }
+  }
+
 
   DirectionWeights<T> w_;
   PlaneMethod planes_;
@@ -334,7 +357,7 @@ class GruCell final : public Cell<T> {
   std::vector<T> g_, u_;      // its gates [y^r; y^z; v] and u
   CellRounding<T> cr_;        // rounding="sound": Γ and the input's magnitudes,
   Mat<T> aw_;                 // the affine step's charge weights per step,
-  std::vector<T> cw_, mh_;    // scratch: the relaxations' weights, |h_prev|
+  std::vector<T> cw_, cw2_, mh_;  // scratch: the relaxations' weights (h_t's, P^r's), |h_prev|
   std::vector<std::ptrdiff_t> prev_;  // the step before t in the chain's order (−1: none)
   std::vector<char> hb_;              // step t computed its hidden bounds (hl_, hu_)
   std::optional<AffineF32<T>> f32_;   // rounding="sound32": the products in float32

@@ -27,7 +27,7 @@ class LstmCell final : public Cell<T> {
         Po_(Tn, s_, opt.optimized(), opt.opt.contacts()), Lh_(Rmax, s_), Lc_(Rmax, s_),
         Lc2_(Rmax, s_), G_(Rmax, 4 * s_), zero_(s_, T(0)), b_(bias_sum(w.b_ih, w.b_hh, 4 * s_)),
         sh_(opt.optimized() ? Tn : 0, s_), sc_(opt.optimized() ? Tn : 0, s_), y_(4 * s_), cr_(cr),
-        aw_(cr.rd.on() ? Tn : 0, 4 * s_), cw_(cr.rd.on() ? s_ : 0), mh_(cr.rd.on() ? s_ : 0),
+        aw_(cr.rd.on() ? Tn : 0, 4 * s_), cw_(cr.rd.on() ? s_ : 0), cw2_(cr.rd.on() ? s_ : 0), mh_(cr.rd.on() ? s_ : 0),
         prev_(static_cast<std::size_t>(Tn), -1), f32_(affine_f32(cr, w, Tn, Rmax)) {}
 
   void relax(Bounder<T>& bd, std::ptrdiff_t t, std::ptrdiff_t prev, bool) override {
@@ -69,13 +69,23 @@ class LstmCell final : public Cell<T> {
     const bool fold = folds_affine(f32_);
     const T* xb = xb_.row(t);
     const T* aw = k.err ? aw_.row(t) : nullptr;
+    if (entry == Entry::Hidden && !Po_.optimized() && fused_passes()) {  // both planes below in one pass
+      if (k.err) {
+        po_weights(t, fold ? aw : nullptr, cw_.data());
+        pair_weights(t, fold ? aw : nullptr, cw2_.data());
+      }
+      pass_hidden_cell(cview(top_rows(Lh_, R)), cview(top_rows(Lc_, R)), Po_.at(t), Pf_.at(t), Pig_.at(t),
+                       HiddenCellOut<T>{top_rows(Lc2_, R), g_o, g_f, g_g, g_i}, k.d, k.err,
+                       fold ? HiddenCellFold<T>{xb + 3 * s, xb + s, xb + 2 * s, xb} : HiddenCellFold<T>{},
+                       cw_.data(), cw2_.data());
+      std::swap(Lc_, Lc2_);
+      return carry_affine(cview(Gv), w_, t, xb, aw, f32_, top_rows(Lh_, R), in, k, fold);
+    }
     if (entry == Entry::Hidden) {  // h_t = P^o(c_t, y^o_t): Λ_c += λ a_o, Λ_yo = λ b_o
       const PlaneSet<T>& Po = Po_.at(t);
       Po_.record(t, cview(top_rows(Lh_, R)));
       if (k.err) {
-        plane_charge(Po, cl_.row(t), cu_.row(t), yl_.row(t) + 3 * s, yu_.row(t) + 3 * s, s, cr_.rd.G, cw_.data(),
-                     false);
-        if (fold) fold_affine_charge(Po.bL.data(), Po.bU.data(), aw + 3 * s, s, cw_.data());
+        po_weights(t, fold ? aw : nullptr, cw_.data());
         charge_rows(cview(top_rows(Lh_, R)), cw_.data(), k.err);
       }
       pass_plane<true, false>(cview(top_rows(Lh_, R)), Po, top_rows(Lc_, R), g_o, T(1), k.d,
@@ -85,7 +95,10 @@ class LstmCell final : public Cell<T> {
     }
     // c_t = P^f(c_prev, y^f) + P^ig(y^g, y^i), one sign decision per coefficient
     Pf_.record(t, cview(top_rows(Lc_, R)));
-    if (k.err) pair_charge(t, cview(top_rows(Lc_, R)), k.err, fold ? aw : nullptr);
+    if (k.err) {
+      pair_weights(t, fold ? aw : nullptr, cw_.data());
+      charge_rows(cview(top_rows(Lc_, R)), cw_.data(), k.err);
+    }
     pass_plane_pair(cview(top_rows(Lc_, R)), Pf_.at(t), Pig_.at(t), top_rows(Lc2_, R), g_f, g_g, g_i, k.d,
                     fold ? PairFold<T>{xb + s, xb + 2 * s, xb} : PairFold<T>{});
     std::swap(Lc_, Lc2_);
@@ -186,24 +199,31 @@ class LstmCell final : public Cell<T> {
   }
 
  private:
-  // rounding="sound": Λ_c through P^f (over (c_prev, y^f)) and P^ig (over (y^g, y^i)) at step t;
-  // aw (the affine step's weights, when the pass folds its constant): their charge too
-  void pair_charge(std::ptrdiff_t t, MatView<const T> Lc, T* err, const T* aw) {
+  // rounding="sound": the charge weights of Λ_h through P^o (over (c_t, y^o)) at step t into
+  // w; aw (the affine step's weights, when the pass folds its constant): gate o's too
+  void po_weights(std::ptrdiff_t t, const T* aw, T* w) const {
+    const std::ptrdiff_t s = s_;
+    const PlaneSet<T>& Po = Po_.at(t);
+    plane_charge(Po, cl_.row(t), cu_.row(t), yl_.row(t) + 3 * s, yu_.row(t) + 3 * s, s, cr_.rd.G, w, false);
+    if (aw) fold_affine_charge(Po.bL.data(), Po.bU.data(), aw + 3 * s, s, w);
+  }
+
+  // rounding="sound": the charge weights of Λ_c through P^f (over (c_prev, y^f)) and P^ig
+  // (over (y^g, y^i)) at step t into w; aw: gates f, g and i's too
+  void pair_weights(std::ptrdiff_t t, const T* aw, T* w) const {
     const std::ptrdiff_t s = s_, p = prev_[t];
     const T* c_init = w_.c0 ? w_.c0 : zero_.data();
     const T* yl = yl_.row(t);
     const T* yu = yu_.row(t);
     const PlaneSet<T>& Pf = Pf_.at(t);
     const PlaneSet<T>& Pig = Pig_.at(t);
-    plane_charge(Pf, p < 0 ? c_init : cl_.row(p), p < 0 ? c_init : cu_.row(p), yl + s, yu + s, s, cr_.rd.G,
-                 cw_.data(), false);
-    plane_charge(Pig, yl + 2 * s, yu + 2 * s, yl, yu, s, cr_.rd.G, cw_.data(), true);
+    plane_charge(Pf, p < 0 ? c_init : cl_.row(p), p < 0 ? c_init : cu_.row(p), yl + s, yu + s, s, cr_.rd.G, w, false);
+    plane_charge(Pig, yl + 2 * s, yu + 2 * s, yl, yu, s, cr_.rd.G, w, true);
     if (aw) {  // gates f (P^f's y), g (P^ig's x), i (P^ig's y)
-      fold_affine_charge(Pf.bL.data(), Pf.bU.data(), aw + s, s, cw_.data());
-      fold_affine_charge(Pig.aL.data(), Pig.aU.data(), aw + 2 * s, s, cw_.data());
-      fold_affine_charge(Pig.bL.data(), Pig.bU.data(), aw, s, cw_.data());
+      fold_affine_charge(Pf.bL.data(), Pf.bU.data(), aw + s, s, w);
+      fold_affine_charge(Pig.aL.data(), Pig.aU.data(), aw + 2 * s, s, w);
+      fold_affine_charge(Pig.bL.data(), Pig.bU.data(), aw, s, w);
     }
-    charge_rows(Lc, cw_.data(), err);
   }
 
   DirectionWeights<T> w_;
@@ -217,7 +237,7 @@ class LstmCell final : public Cell<T> {
   std::vector<T> y_;          // its gate pre-activations
   CellRounding<T> cr_;        // rounding="sound": Γ and the input's magnitudes,
   Mat<T> aw_;                 // the affine step's charge weights per step,
-  std::vector<T> cw_, mh_;    // scratch: the planes' weights, |h_prev|
+  std::vector<T> cw_, cw2_, mh_;  // scratch: the planes' weights (P^o, P^f + P^ig), |h_prev|
   std::vector<std::ptrdiff_t> prev_;  // the step before t in the chain's order (−1: none)
   std::optional<AffineF32<T>> f32_;   // rounding="sound32": the products in float32
   std::ptrdiff_t pre_r0_ = 0;         // the first row of an objective on y_t (its setup)

@@ -178,9 +178,14 @@ class RnnCell final : public Cell<T> {
       if (k.err) {
         line_charge(ln, zl_.row(t), zu_.row(t), s_, cr_.rd.G, cw_.data(), false);
         if (fold) fold_affine_charge(ln.al.data(), ln.au.data(), aw_.row(t), s_, cw_.data());
-        charge_rows(cview(top_rows(Lh_, R)), cw_.data(), k.err);
       }
-      pass_lines(cview(top_rows(Lh_, R)), ln, top_rows(G_, R), k.d, fold ? xb_.row(t) : nullptr);
+      if (k.err && fused_passes())  // the charge in the same read of Λ_h as the lines
+        pass_lines_charged(cview(top_rows(Lh_, R)), ln, top_rows(G_, R), k.d, fold ? xb_.row(t) : nullptr, k.err,
+                           cw_.data());
+      else {
+        if (k.err) charge_rows(cview(top_rows(Lh_, R)), cw_.data(), k.err);
+        pass_lines(cview(top_rows(Lh_, R)), ln, top_rows(G_, R), k.d, fold ? xb_.row(t) : nullptr);
+      }
     }
     carry_affine(cview(top_rows(G_, R)), w_, t, xb_.row(t), k.err ? aw_.row(t) : nullptr, f32_, top_rows(Lh_, R), in, k,
                  fold);
