@@ -233,6 +233,22 @@ inline bool cpu_has_avx2_fma() {
 #endif
 }
 
+// The AVX-512 build of GRU's fused sign-rule pass (sign_rule.hpp): GCC only, whose
+// optimize("fp-contract=off") keeps a * b + c from becoming an FMA where AVX-512 has one
+// (it must round as the baseline build). POPQORN_NO_AVX512 (any value) keeps its AVX2
+// build on an AVX-512 host (the tests compare both); POPQORN_NO_AVX2 the baseline one.
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__AVX2__)
+#define PQ_FUSED_AVX512 1
+#define PQ_TARGET_AVX512_NOFMA __attribute__((target("avx512f,avx512dq"), optimize("fp-contract=off")))
+inline bool cpu_has_avx512() {
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                          cpu_has_avx2_fma() && std::getenv("POPQORN_NO_AVX512") == nullptr;
+  return yes;
+}
+#else
+#define PQ_FUSED_AVX512 0
+#endif
+
 // ---- AVX2+FMA kernel for double (see the header comment) ----
 constexpr std::ptrdiff_t kPR = 6;              // rows of the register tile
 constexpr std::ptrdiff_t kPW = 8;              // columns of the register tile = one panel

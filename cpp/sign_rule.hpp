@@ -49,9 +49,9 @@ namespace detail {
 // (GCC/Clang vector extensions) with the loads, stores and the sign-rule select.
 // pick(v, a, b) = v >= 0 ? a : b lane-wise, as a bitwise blend: no branch on the (random)
 // signs of the objective.
-template <class T>
-struct Lane4 {
-  using V = Vec<T, 4 * static_cast<int>(sizeof(T))>;
+template <class T, int N = 4>
+struct Lane4 {  // N = 8: the eight lanes of Lane4Wide
+  using V = Vec<T, N * static_cast<int>(sizeof(T))>;
   using type = typename V::type;
   static PQ_ALWAYS_INLINE type ld(const T* p) { return V::load(p); }
   static PQ_ALWAYS_INLINE void st(T* p, type v) { V::store(p, v); }
@@ -64,6 +64,24 @@ struct Lane4 {
     using M = decltype(v >= type{});
     const M sign = (M)(-type{});  // the bits of -0.0: the sign bit alone
     return (type)((M)v & ~sign);
+  }
+};
+
+// Four lanes that also offer eight (sign_rule_rows.hpp sums4_lanes: the same sums), for the
+// AVX-512 build of GRU's fused pass below.
+template <class T>
+struct Lane4Wide : Lane4<T> {
+  using Wide = Lane4<T, 8>;
+  using type = typename Lane4<T>::type;
+  static PQ_ALWAYS_INLINE type lo(typename Wide::type q) {
+    type h;
+    __builtin_memcpy(&h, &q, sizeof h);
+    return h;
+  }
+  static PQ_ALWAYS_INLINE type hi(typename Wide::type q) {
+    type h;
+    __builtin_memcpy(&h, reinterpret_cast<const char*>(&q) + sizeof h, sizeof h);
+    return h;
   }
 };
 
@@ -105,22 +123,22 @@ PQ_ALWAYS_INLINE void pass_lines_body(MatView<const T> L, const LineSet<T>& ln, 
 
 // pass_lines_body with the charge of Λ (charge_rows with weights cw) in the same read:
 // err[i] += Σ_j |Λ_ij| cw_j, then d[i] += the lines' sum (the separate passes' order).
-template <bool Fold, class T>
+template <bool Fold, class Ln, class T>
 PQ_ALWAYS_INLINE void pass_lines_charged_rows_of(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d,
                                                  const T* xo, T* err, const T* cw) {
   const LineRefs<T> r = refs(ln);
   for (std::ptrdiff_t i = 0; i < L.rows; ++i) {
     T sums[2];
-    lines_charged_row<T, detail::Lane4<T>, Fold>(L.row(i), L.cols, r, out.row(i), xo, cw, sums);
+    lines_charged_row<T, Ln, Fold>(L.row(i), L.cols, r, out.row(i), xo, cw, sums);
     err[i] += sums[1];
     d[i] += sums[0];
   }
 }
-template <class T>
+template <class T, class Ln = detail::Lane4<T>>
 PQ_ALWAYS_INLINE void pass_lines_charged_body(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d,
                                               const T* xo, T* err, const T* cw) {
-  if (xo) return pass_lines_charged_rows_of<true>(L, ln, out, d, xo, err, cw);
-  pass_lines_charged_rows_of<false>(L, ln, out, d, xo, err, cw);
+  if (xo) return pass_lines_charged_rows_of<true, Ln>(L, ln, out, d, xo, err, cw);
+  pass_lines_charged_rows_of<false, Ln>(L, ln, out, d, xo, err, cw);
 }
 
 // Λ (R x s) on F(x, y) -> x-part into ox, y-part (times y_scale) into oy, each
@@ -183,14 +201,14 @@ template <class T>
 struct HiddenCellOut {
   MatView<T> lc2, go, gf, gg, gi;
 };
-template <bool Fold, bool Charge, class T>
+template <bool Fold, bool Charge, class Ln, class T>
 PQ_ALWAYS_INLINE void pass_hidden_cell_rows_of(MatView<const T> Lh, MatView<const T> Lc, const PlaneSet<T>& Po,
                                                const PlaneSet<T>& Pf, const PlaneSet<T>& Pig, HiddenCellOut<T> o,
                                                T* d, T* err, HiddenCellFold<T> k, const T* cwo, const T* cwc) {
   const PlaneRefs<T> ro = refs(Po), rf = refs(Pf), rg = refs(Pig);
   for (std::ptrdiff_t r = 0; r < Lh.rows; ++r) {
     T sums[4];
-    hidden_cell_row<T, detail::Lane4<T>, Fold, Charge>(Lh.row(r), Lc.row(r), Lh.cols, ro, rf, rg, o.lc2.row(r),
+    hidden_cell_row<T, Ln, Fold, Charge>(Lh.row(r), Lc.row(r), Lh.cols, ro, rf, rg, o.lc2.row(r),
                                                        o.go.row(r), o.gf.row(r), o.gg.row(r), o.gi.row(r), k.o, k.f,
                                                        k.g, k.i, cwo, cwc, sums);
     if constexpr (Charge) err[r] += sums[2];  // the order of the separate passes: charge, pass, charge, pass
@@ -199,14 +217,14 @@ PQ_ALWAYS_INLINE void pass_hidden_cell_rows_of(MatView<const T> Lh, MatView<cons
     d[r] += sums[1];
   }
 }
-template <class T>
+template <class T, class Ln = detail::Lane4<T>>
 PQ_ALWAYS_INLINE void pass_hidden_cell_body(MatView<const T> Lh, MatView<const T> Lc, const PlaneSet<T>& Po,
                                             const PlaneSet<T>& Pf, const PlaneSet<T>& Pig, HiddenCellOut<T> o, T* d,
                                             T* err, HiddenCellFold<T> k, const T* cwo, const T* cwc) {
-  if (k.o && err) return pass_hidden_cell_rows_of<true, true>(Lh, Lc, Po, Pf, Pig, o, d, err, k, cwo, cwc);
-  if (k.o) return pass_hidden_cell_rows_of<true, false>(Lh, Lc, Po, Pf, Pig, o, d, err, k, cwo, cwc);
-  if (err) return pass_hidden_cell_rows_of<false, true>(Lh, Lc, Po, Pf, Pig, o, d, err, k, cwo, cwc);
-  pass_hidden_cell_rows_of<false, false>(Lh, Lc, Po, Pf, Pig, o, d, err, k, cwo, cwc);
+  if (k.o && err) return pass_hidden_cell_rows_of<true, true, Ln>(Lh, Lc, Po, Pf, Pig, o, d, err, k, cwo, cwc);
+  if (k.o) return pass_hidden_cell_rows_of<true, false, Ln>(Lh, Lc, Po, Pf, Pig, o, d, err, k, cwo, cwc);
+  if (err) return pass_hidden_cell_rows_of<false, true, Ln>(Lh, Lc, Po, Pf, Pig, o, d, err, k, cwo, cwc);
+  pass_hidden_cell_rows_of<false, false, Ln>(Lh, Lc, Po, Pf, Pig, o, d, err, k, cwo, cwc);
 }
 
 // Λ_h (R x s) through GRU's hidden step with separate z (sign_rule_rows.hpp gru_hidden_row:
@@ -221,14 +239,14 @@ template <class T>
 struct GruHiddenFold {
   const T *u = nullptr, *z = nullptr, *v = nullptr, *r = nullptr;
 };
-template <bool Fold, bool Charge, class T>
+template <bool Fold, bool Charge, class Ln, class T>
 PQ_ALWAYS_INLINE void pass_gru_hidden_rows_of(MatView<const T> Lh, const PlaneSet<T>& Pu, const PlaneSet<T>& Pz,
                                               const PlaneSet<T>& Pr, GruHiddenOut<T> o, T* d, T* err,
                                               GruHiddenFold<T> k, const T* cwh, const T* cwu) {
   const PlaneRefs<T> ru = refs(Pu), rz = refs(Pz), rr = refs(Pr);
   for (std::ptrdiff_t r = 0; r < Lh.rows; ++r) {
     T sums[5];
-    gru_hidden_row<T, detail::Lane4<T>, Fold, Charge>(Lh.row(r), Lh.cols, ru, rz, rr, o.lh2.row(r), o.gr.row(r),
+    gru_hidden_row<T, Ln, Fold, Charge>(Lh.row(r), Lh.cols, ru, rz, rr, o.lh2.row(r), o.gr.row(r),
                                                       o.gz.row(r), o.gv.row(r), o.gu.row(r), k.u, k.z, k.v, k.r, cwh,
                                                       cwu, sums);
     if constexpr (Charge) err[r] += sums[3];  // the order of the separate passes
@@ -238,21 +256,32 @@ PQ_ALWAYS_INLINE void pass_gru_hidden_rows_of(MatView<const T> Lh, const PlaneSe
     d[r] += sums[2];
   }
 }
-template <class T>
+template <class T, class Ln = detail::Lane4<T>>
 PQ_ALWAYS_INLINE void pass_gru_hidden_body(MatView<const T> Lh, const PlaneSet<T>& Pu, const PlaneSet<T>& Pz,
                                            const PlaneSet<T>& Pr, GruHiddenOut<T> o, T* d, T* err, GruHiddenFold<T> k,
                                            const T* cwh, const T* cwu) {
-  if (k.u && err) return pass_gru_hidden_rows_of<true, true>(Lh, Pu, Pz, Pr, o, d, err, k, cwh, cwu);
-  if (k.u) return pass_gru_hidden_rows_of<true, false>(Lh, Pu, Pz, Pr, o, d, err, k, cwh, cwu);
-  if (err) return pass_gru_hidden_rows_of<false, true>(Lh, Pu, Pz, Pr, o, d, err, k, cwh, cwu);
-  pass_gru_hidden_rows_of<false, false>(Lh, Pu, Pz, Pr, o, d, err, k, cwh, cwu);
+  if (k.u && err) return pass_gru_hidden_rows_of<true, true, Ln>(Lh, Pu, Pz, Pr, o, d, err, k, cwh, cwu);
+  if (k.u) return pass_gru_hidden_rows_of<true, false, Ln>(Lh, Pu, Pz, Pr, o, d, err, k, cwh, cwu);
+  if (err) return pass_gru_hidden_rows_of<false, true, Ln>(Lh, Pu, Pz, Pr, o, d, err, k, cwh, cwu);
+  pass_gru_hidden_rows_of<false, false, Ln>(Lh, Pu, Pz, Pr, o, d, err, k, cwh, cwu);
 }
 
 // The passes above, compiled for the baseline ISA and, on x86-64 with GCC/Clang, for
 // AVX2 (without FMA, so that products and sums round as in the baseline build),
-// chosen at run time like gemm (matmul.hpp).
+// chosen at run time like gemm (matmul.hpp); GRU's fused pass also for AVX-512 with GCC
+// (eight lanes, Lane4Wide, the same sums; FMA contraction off: matmul.hpp cpu_has_avx512):
+// passes 0.93-0.98x at h = 32-128 (0.995x at 256) against its AVX2 build, where LSTM's and the RNN's fused
+// passes gained nothing with eight lanes (LSTM T8 h128 1.025x, RNN T8 h64 1.007x).
 #if PQ_X86_DISPATCH && !defined(__AVX2__)
 namespace detail {
+#if PQ_FUSED_AVX512
+template <class T>
+PQ_TARGET_AVX512_NOFMA void pass_gru_hidden_avx512(MatView<const T> Lh, const PlaneSet<T>& Pu, const PlaneSet<T>& Pz,
+                                                   const PlaneSet<T>& Pr, GruHiddenOut<T> o, T* d, T* err,
+                                                   GruHiddenFold<T> k, const T* cwh, const T* cwu) {
+  pass_gru_hidden_body<T, Lane4Wide<T>>(Lh, Pu, Pz, Pr, o, d, err, k, cwh, cwu);
+}
+#endif
 template <class T>
 PQ_TARGET_AVX2 void pass_lines_avx2(MatView<const T> L, const LineSet<T>& ln, MatView<T> out,
                                     T* d, const T* xo) {
@@ -292,6 +321,12 @@ PQ_TARGET_AVX2 void pass_plane_pair_avx2(MatView<const T> L, const PlaneSet<T>& 
 #else
 #define PQ_SIGN_RULE_DISPATCH(...) (void)0
 #endif
+#if PQ_X86_DISPATCH && !defined(__AVX2__) && PQ_FUSED_AVX512
+#define PQ_FUSED_DISPATCH_AVX512(...) \
+  if (detail::cpu_has_avx512()) return detail::__VA_ARGS__
+#else
+#define PQ_FUSED_DISPATCH_AVX512(...) (void)0
+#endif
 
 namespace detail {
 template <class T>
@@ -327,6 +362,7 @@ void pass_lines_charged_rows(MatView<const T> L, const LineSet<T>& ln, MatView<T
 template <class T>
 void pass_gru_hidden_rows(MatView<const T> Lh, const PlaneSet<T>& Pu, const PlaneSet<T>& Pz, const PlaneSet<T>& Pr,
                           GruHiddenOut<T> o, T* d, T* err, GruHiddenFold<T> k, const T* cwh, const T* cwu) {
+  PQ_FUSED_DISPATCH_AVX512(pass_gru_hidden_avx512(Lh, Pu, Pz, Pr, o, d, err, k, cwh, cwu));
   PQ_SIGN_RULE_DISPATCH(pass_gru_hidden_avx2(Lh, Pu, Pz, Pr, o, d, err, k, cwh, cwu));
   pass_gru_hidden_body(Lh, Pu, Pz, Pr, o, d, err, k, cwh, cwu);
 }

@@ -11,6 +11,7 @@
 #pragma once
 #include <cmath>
 #include <cstddef>
+#include <type_traits>
 #include "common.hpp"
 
 #if defined(__CUDACC__)
@@ -105,6 +106,55 @@ PQ_ROW_INLINE T sum4_lanes(std::ptrdiff_t n, F&& f) {
   return acc;
 }
 
+namespace detail {
+// Whether a four-lane type also offers eight lanes (L4::Wide, with L4::lo / L4::hi the
+// halves of an eight-lane value): the AVX-512 build of GRU's fused pass (sign_rule.hpp).
+template <class L4, class = void>
+struct has_wide : std::false_type {};
+template <class L4>
+struct has_wide<L4, std::void_t<typename L4::Wide>> : std::true_type {};
+}  // namespace detail
+
+// K lane values: the contributions of one group of lanes to K sums.
+template <class V, int K>
+struct LaneParts {
+  V v[K];
+};
+
+// out[k] = Σ_{i<n} (part k of f(lane, i)) for k < K, each with four partial sums in
+// sum4_lanes' order: f(w, i, parts) writes the K contributions of lanes i.. (L4 on i = 0, 4,
+// ..., detail::Lane1<T> on the tail). Where L4 has eight lanes too (L4::Wide), f takes
+// i = 0, 8, ... eight at a time and each half is added to the four partial sums in order
+// (i, then i + 4): the same sums, term for term.
+template <class T, class L4, int K, class F>
+PQ_ROW_INLINE void sums4_lanes(std::ptrdiff_t n, F&& f, T (&out)[K]) {
+  const std::ptrdiff_t n4 = n - n % 4;
+  typename L4::type acc[K] = {};
+  std::ptrdiff_t i = 0;
+  if constexpr (detail::has_wide<L4>::value) {
+    using Wd = typename L4::Wide;
+    for (; i + 8 <= n4; i += 8) {
+      LaneParts<typename Wd::type, K> c{};
+      f(Wd{}, i, c);
+      for (int k = 0; k < K; ++k) {
+        acc[k] += L4::lo(c.v[k]);
+        acc[k] += L4::hi(c.v[k]);
+      }
+    }
+  }
+  for (; i < n4; i += 4) {
+    LaneParts<typename L4::type, K> c{};
+    f(L4{}, i, c);
+    for (int k = 0; k < K; ++k) acc[k] += c.v[k];
+  }
+  for (int k = 0; k < K; ++k) out[k] = (acc[k][0] + acc[k][1]) + (acc[k][2] + acc[k][3]);
+  for (; i < n; ++i) {
+    LaneParts<T, K> c{};
+    f(detail::Lane1<T>{}, i, c);
+    for (int k = 0; k < K; ++k) out[k] += c.v[k];
+  }
+}
+
 // λ (s) on φ(z) -> o (s) on z; returns Σ_i λ·β. Fold: o is the coefficient on a step's
 // pre-activations z = ... + xb, and the returned sum also takes Σ_i o_i·xb_i (xo = xb): the
 // affine step's constant G·xb, summed here from the coefficients as stored instead of in a
@@ -126,23 +176,16 @@ PQ_ROW_INLINE T lines_row(const T* lam, std::ptrdiff_t s, LineRefs<T> ln, T* __r
 // sum of lines_row, out[1] Σ_i |λ_i| cw_i, each in sum4_lanes' order (rowdots' too).
 template <class T, class L4, bool Fold>
 PQ_ROW_INLINE void lines_charged_row(const T* lam, std::ptrdiff_t s, LineRefs<T> ln, T* __restrict__ o, const T* xo,
-                                     const T* cw, T out[2]) {
-  auto elem = [&](auto w, std::ptrdiff_t i, auto& p, auto& q) {
+                                     const T* cw, T (&out)[2]) {
+  sums4_lanes<T, L4>(s, [&](auto w, std::ptrdiff_t i, auto& c) {
     using W = decltype(w);
     const auto v = W::ld(lam + i);
-    q += W::abs(v) * W::ld(cw + i);
+    c.v[1] = W::abs(v) * W::ld(cw + i);
     const auto g = v * W::pick(v, W::ld(ln.al + i), W::ld(ln.au + i));
     W::st(o + i, g);
-    if constexpr (Fold) p += v * W::pick(v, W::ld(ln.bl + i), W::ld(ln.bu + i)) + g * W::ld(xo + i);
-    else p += v * W::pick(v, W::ld(ln.bl + i), W::ld(ln.bu + i));
-  };
-  const std::ptrdiff_t n4 = s - s % 4;
-  typename L4::type p{}, q{};
-  for (std::ptrdiff_t i = 0; i < n4; i += 4) elem(L4{}, i, p, q);
-  T r[2] = {(p[0] + p[1]) + (p[2] + p[3]), (q[0] + q[1]) + (q[2] + q[3])};
-  for (std::ptrdiff_t i = n4; i < s; ++i) elem(detail::Lane1<T>{}, i, r[0], r[1]);
-  out[0] = r[0];
-  out[1] = r[1];
+    if constexpr (Fold) c.v[0] = v * W::pick(v, W::ld(ln.bl + i), W::ld(ln.bu + i)) + g * W::ld(xo + i);
+    else c.v[0] = v * W::pick(v, W::ld(ln.bl + i), W::ld(ln.bu + i));
+  }, out);
 }
 
 // λ (s) on F(x, y) -> x-part into x, y-part (times y_scale) into y, each assigned or
@@ -199,24 +242,24 @@ PQ_ROW_INLINE T plane_pair_row(const T* lam, std::ptrdiff_t s, PlaneRefs<T> P1, 
 // plane_row<true, false> (Fold: ko, the gate o's clean constants) and of plane_pair_row
 // (Fold: kf, kg, ki); with Charge, out[2] and out[3]: Σ_i |λ_h| cwo_i and Σ_i |λ_c'| cwc_i,
 // the charges of rounding.hpp charge_rows. Every sum keeps four partial sums in the order of
-// sum4_lanes (rowdots' order too), so the results are those of the separate passes, bit for bit.
+// sum4_lanes (rowdots' order too; sums4_lanes), so the results are those of the separate
+// passes, bit for bit.
 template <class T, class L4, bool Fold, bool Charge>
 PQ_ROW_INLINE void hidden_cell_row(const T* lh, const T* lc, std::ptrdiff_t s, PlaneRefs<T> Po, PlaneRefs<T> Pf,
                                    PlaneRefs<T> Pig, T* __restrict__ lc2, T* __restrict__ go, T* __restrict__ gf,
                                    T* __restrict__ gg, T* __restrict__ gi, const T* ko, const T* kf, const T* kg,
-                                   const T* ki, const T* cwo, const T* cwc, T out[4]) {
-  auto elem = [&](auto w, std::ptrdiff_t i, auto& so, auto& sp, auto& qo, auto& qc) {
+                                   const T* ki, const T* cwo, const T* cwc, T (&out)[4]) {
+  sums4_lanes<T, L4>(s, [&](auto w, std::ptrdiff_t i, auto& c) {
     using W = decltype(w);
     const auto v = W::ld(lh + i);
-    if constexpr (Charge) qo += W::abs(v) * W::ld(cwo + i);
+    if constexpr (Charge) c.v[2] = W::abs(v) * W::ld(cwo + i);
     const auto ax = v * W::pick(v, W::ld(Po.aL + i), W::ld(Po.aU + i));
     const auto by = v * W::pick(v, W::ld(Po.bL + i), W::ld(Po.bU + i));
     const auto u = W::ld(lc + i) + ax;
     W::st(go + i, by);
-    auto co = v * W::pick(v, W::ld(Po.cL + i), W::ld(Po.cU + i));
-    if constexpr (Fold) co = co + by * W::ld(ko + i);
-    so += co;
-    if constexpr (Charge) qc += W::abs(u) * W::ld(cwc + i);
+    c.v[0] = v * W::pick(v, W::ld(Po.cL + i), W::ld(Po.cU + i));
+    if constexpr (Fold) c.v[0] = c.v[0] + by * W::ld(ko + i);
+    if constexpr (Charge) c.v[3] = W::abs(u) * W::ld(cwc + i);
     W::st(lc2 + i, u * W::pick(u, W::ld(Pf.aL + i), W::ld(Pf.aU + i)));
     const auto g1 = u * W::pick(u, W::ld(Pf.bL + i), W::ld(Pf.bU + i));
     const auto g2 = u * W::pick(u, W::ld(Pig.aL + i), W::ld(Pig.aU + i));
@@ -224,18 +267,11 @@ PQ_ROW_INLINE void hidden_cell_row(const T* lh, const T* lc, std::ptrdiff_t s, P
     W::st(gf + i, g1);
     W::st(gg + i, g2);
     W::st(gi + i, g3);
-    const auto c =
+    const auto cp =
         u * W::pick(u, W::ld(Pf.cL + i), W::ld(Pf.cU + i)) + u * W::pick(u, W::ld(Pig.cL + i), W::ld(Pig.cU + i));
-    if constexpr (Fold) sp += c + ((g1 * W::ld(kf + i) + g2 * W::ld(kg + i)) + g3 * W::ld(ki + i));
-    else sp += c;
-  };
-  const std::ptrdiff_t n4 = s - s % 4;
-  typename L4::type so{}, sp{}, qo{}, qc{};
-  for (std::ptrdiff_t i = 0; i < n4; i += 4) elem(L4{}, i, so, sp, qo, qc);
-  T r[4] = {(so[0] + so[1]) + (so[2] + so[3]), (sp[0] + sp[1]) + (sp[2] + sp[3]),
-            (qo[0] + qo[1]) + (qo[2] + qo[3]), (qc[0] + qc[1]) + (qc[2] + qc[3])};
-  for (std::ptrdiff_t i = n4; i < s; ++i) elem(detail::Lane1<T>{}, i, r[0], r[1], r[2], r[3]);
-  for (int j = 0; j < 4; ++j) out[j] = r[j];
+    if constexpr (Fold) c.v[1] = cp + ((g1 * W::ld(kf + i) + g2 * W::ld(kg + i)) + g3 * W::ld(ki + i));
+    else c.v[1] = cp;
+  }, out);
 }
 
 // GRU's hidden step for one row in one read of λ_h (cells/cell_gru.hpp, separate z): λ_h
@@ -248,42 +284,32 @@ template <class T, class L4, bool Fold, bool Charge>
 PQ_ROW_INLINE void gru_hidden_row(const T* lh, std::ptrdiff_t s, PlaneRefs<T> Pu, PlaneRefs<T> Pz, PlaneRefs<T> Pr,
                                   T* __restrict__ lh2, T* __restrict__ gr, T* __restrict__ gz, T* __restrict__ gv,
                                   T* __restrict__ gu, const T* ku, const T* kz, const T* kv, const T* kr,
-                                  const T* cwh, const T* cwu, T out[5]) {
-  auto elem = [&](auto w, std::ptrdiff_t i, auto& s1, auto& s2, auto& s3, auto& qh, auto& qu) {
+                                  const T* cwh, const T* cwu, T (&out)[5]) {
+  sums4_lanes<T, L4>(s, [&](auto w, std::ptrdiff_t i, auto& c) {
     using W = decltype(w);
     const auto v = W::ld(lh + i);
-    if constexpr (Charge) qh += W::abs(v) * W::ld(cwh + i);
+    if constexpr (Charge) c.v[3] = W::abs(v) * W::ld(cwh + i);
     const auto au = v * W::pick(v, W::ld(Pu.aL + i), W::ld(Pu.aU + i));
     const auto bu = T(-1) * (v * W::pick(v, W::ld(Pu.bL + i), W::ld(Pu.bU + i)));
     W::st(gu + i, au);
-    auto cu = v * W::pick(v, W::ld(Pu.cL + i), W::ld(Pu.cU + i));
-    if constexpr (Fold) cu = cu + au * W::ld(ku + i);
-    s1 += cu;
+    c.v[0] = v * W::pick(v, W::ld(Pu.cL + i), W::ld(Pu.cU + i));
+    if constexpr (Fold) c.v[0] = c.v[0] + au * W::ld(ku + i);
     W::st(lh2 + i, v * W::pick(v, W::ld(Pz.aL + i), W::ld(Pz.aU + i)));
     const auto yz = bu + v * W::pick(v, W::ld(Pz.bL + i), W::ld(Pz.bU + i));
     W::st(gz + i, yz);
-    auto cz = v * W::pick(v, W::ld(Pz.cL + i), W::ld(Pz.cU + i));
-    if constexpr (Fold) cz = cz + yz * W::ld(kz + i);
-    s2 += cz;
-    if constexpr (Charge) qu += W::abs(au) * W::ld(cwu + i);
+    c.v[1] = v * W::pick(v, W::ld(Pz.cL + i), W::ld(Pz.cU + i));
+    if constexpr (Fold) c.v[1] = c.v[1] + yz * W::ld(kz + i);
+    if constexpr (Charge) c.v[4] = W::abs(au) * W::ld(cwu + i);
     const auto av = au * W::pick(au, W::ld(Pr.aL + i), W::ld(Pr.aU + i));
     const auto br = au * W::pick(au, W::ld(Pr.bL + i), W::ld(Pr.bU + i));
     W::st(gv + i, av);
     W::st(gr + i, br);
-    auto cr = au * W::pick(au, W::ld(Pr.cL + i), W::ld(Pr.cU + i));
+    c.v[2] = au * W::pick(au, W::ld(Pr.cL + i), W::ld(Pr.cU + i));
     if constexpr (Fold) {
-      cr = cr + av * W::ld(kv + i);
-      cr = cr + br * W::ld(kr + i);
+      c.v[2] = c.v[2] + av * W::ld(kv + i);
+      c.v[2] = c.v[2] + br * W::ld(kr + i);
     }
-    s3 += cr;
-  };
-  const std::ptrdiff_t n4 = s - s % 4;
-  typename L4::type s1{}, s2{}, s3{}, qh{}, qu{};
-  for (std::ptrdiff_t i = 0; i < n4; i += 4) elem(L4{}, i, s1, s2, s3, qh, qu);
-  T r[5] = {(s1[0] + s1[1]) + (s1[2] + s1[3]), (s2[0] + s2[1]) + (s2[2] + s2[3]), (s3[0] + s3[1]) + (s3[2] + s3[3]),
-            (qh[0] + qh[1]) + (qh[2] + qh[3]), (qu[0] + qu[1]) + (qu[2] + qu[3])};
-  for (std::ptrdiff_t i = n4; i < s; ++i) elem(detail::Lane1<T>{}, i, r[0], r[1], r[2], r[3], r[4]);
-  for (int j = 0; j < 5; ++j) out[j] = r[j];
+  }, out);
 }
 
 }  // namespace pq

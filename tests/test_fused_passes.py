@@ -1,7 +1,8 @@
 """The cells' fused sign-rule passes (cpp/sign_rule.hpp pass_hidden_cell, pass_gru_hidden,
 pass_lines_charged: a step's planes or lines and their rounding charges in one read of the
-coefficients) give the bounds of the separate passes, bit for bit: the separate passes,
-selected by POPQORN_SEPARATE_PASSES in a fresh process, against this process's."""
+coefficients) give the bounds of the separate passes, bit for bit, and the AVX-512 build of
+GRU's those of its AVX2 build: the separate passes (POPQORN_SEPARATE_PASSES) and the AVX2
+build (POPQORN_NO_AVX512), each selected in a fresh process, against this process's."""
 from __future__ import annotations
 
 import os
@@ -9,10 +10,19 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from popqorn_fast import bound_margins, bound_states
 
 from soundness.models import random_general, random_weights
+
+
+def _has_avx512() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return "avx512dq" in f.read()
+    except OSError:
+        return False
 
 
 def _bounds() -> np.ndarray:
@@ -41,7 +51,10 @@ def _bounds() -> np.ndarray:
     return np.concatenate([np.ravel(v) for v in out])
 
 
-def test_fused_passes_give_the_bits_of_the_separate_passes(tmp_path) -> None:
+@pytest.mark.parametrize("env_var", ["POPQORN_SEPARATE_PASSES", "POPQORN_NO_AVX512"])
+def test_fused_passes_give_the_bits_of_the_separate_passes(env_var, tmp_path) -> None:
+    if env_var == "POPQORN_NO_AVX512" and not _has_avx512():
+        pytest.skip("the CPU has no AVX-512: one build of the fused passes only")
     code = f"""
 import numpy as np, sys
 sys.path.insert(0, {os.path.dirname(__file__)!r})
@@ -50,7 +63,7 @@ np.save(sys.argv[1], _bounds())
 """
     path = tmp_path / "separate.npy"
     subprocess.run([sys.executable, "-c", code, str(path)], check=True,
-                   env=dict(os.environ, POPQORN_SEPARATE_PASSES="1"))
+                   env=dict(os.environ, **{env_var: "1"}))
     separate = np.load(path)
     fused = _bounds()
     assert separate.shape == fused.shape and np.all(np.isfinite(fused))
