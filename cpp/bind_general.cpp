@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <deque>
 #include <string>
@@ -25,12 +26,22 @@ using pq::bind::mat;
 // Keeps the converted arrays alive while views into them are in use.
 struct Keep {
   std::deque<Arr> arrays;  // a deque: references stay valid as it grows
+  std::deque<pq::Mat<double>> copies;
   const Arr& add(const py::handle& h, const std::string& name, std::vector<std::ptrdiff_t> shape) {
     Arr a = Arr::ensure(h);
     if (!a) throw pq::InvalidArgument(name + " is not a float array");
     pq::bind::check(a, name, shape);
     arrays.push_back(std::move(a));
     return arrays.back();
+  }
+  // A copy of a (2-D) on cache-line boundaries: the products read the recurrent weights
+  // row by row in vectors, which NumPy's buffers (16-byte aligned) split across lines.
+  pq::MatView<const double> aligned(const Arr& a) {
+    const pq::MatView<const double> m = mat(a);
+    copies.emplace_back(m.rows, m.cols);
+    pq::Mat<double>& c = copies.back();
+    for (std::ptrdiff_t i = 0; i < m.rows; ++i) std::copy(m.row(i), m.row(i) + m.cols, c.row(i));
+    return static_cast<const pq::Mat<double>&>(c).view();
   }
 };
 
@@ -138,8 +149,8 @@ py::dict general(const py::list& frame, const py::list& layers, const std::strin
       s = whh.shape(1);
       if (whh.shape(0) != G * s) throw pq::InvalidArgument(dn + " weight_hh must be (G*s, s)");
       pq::DirectionWeights<double> w;
-      w.w_hh = mat(whh);
-      w.w_ih = mat(keep.add(dt[0], dn + " weight_ih", {G * s, width}));
+      w.w_hh = keep.aligned(whh);
+      w.w_ih = keep.aligned(keep.add(dt[0], dn + " weight_ih", {G * s, width}));
       w.b_ih = keep.add(dt[2], dn + " bias_ih", {G * s}).data();
       w.b_hh = keep.add(dt[3], dn + " bias_hh", {G * s}).data();
       if (!dt[4].is_none()) w.h0 = keep.add(dt[4], dn + " h0", {s}).data();

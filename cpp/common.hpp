@@ -2,6 +2,7 @@
 // the error type that the bindings turn into Python ValueError.
 #pragma once
 #include <cstddef>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -36,11 +37,27 @@ struct MatView {
   T* row(std::ptrdiff_t i) const { return data + i * stride; }
 };
 
+// Storage on 64-byte boundaries (a cache line, one AVX-512 vector).
+template <class T>
+struct LineAligned {
+  using value_type = T;
+  static constexpr std::size_t kAlign = 64;
+  LineAligned() = default;
+  template <class U>
+  LineAligned(const LineAligned<U>&) {}
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(kAlign))); }
+  void deallocate(T* p, std::size_t) { ::operator delete(p, std::align_val_t(kAlign)); }
+  template <class U>
+  bool operator==(const LineAligned<U>&) const { return true; }
+  template <class U>
+  bool operator!=(const LineAligned<U>&) const { return false; }
+};
+
 // An owning row-major matrix (contiguous, stride == cols).
 template <class T>
 struct Mat {
   std::ptrdiff_t rows = 0, cols = 0;
-  std::vector<T> v;
+  std::vector<T, LineAligned<T>> v;
   Mat() = default;
   Mat(std::ptrdiff_t r, std::ptrdiff_t c, T fill = T(0)) : rows(r), cols(c), v(static_cast<size_t>(r * c), fill) {}
   T& operator()(std::ptrdiff_t i, std::ptrdiff_t j) { return v[static_cast<size_t>(i * cols + j)]; }
