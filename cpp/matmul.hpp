@@ -233,9 +233,9 @@ inline bool cpu_has_avx2_fma() {
 #endif
 }
 
-// The AVX-512 build of GRU's fused sign-rule pass (sign_rule.hpp): GCC only, whose
+// The AVX-512 builds of the fused sign-rule passes (sign_rule.hpp): GCC only, whose
 // optimize("fp-contract=off") keeps a * b + c from becoming an FMA where AVX-512 has one
-// (it must round as the baseline build). POPQORN_NO_AVX512 (any value) keeps its AVX2
+// (they must round as the baseline build). POPQORN_NO_AVX512 (any value) keeps their AVX2
 // build on an AVX-512 host (the tests compare both); POPQORN_NO_AVX2 the baseline one.
 #if defined(__GNUC__) && !defined(__clang__) && !defined(__AVX2__)
 #define PQ_FUSED_AVX512 1

@@ -68,7 +68,7 @@ struct Lane4 {  // N = 8: the eight lanes of Lane4Wide
 };
 
 // Four lanes that also offer eight (sign_rule_rows.hpp sums4_lanes: the same sums), for the
-// AVX-512 build of GRU's fused pass below.
+// AVX-512 builds of the fused passes below.
 template <class T>
 struct Lane4Wide : Lane4<T> {
   using Wide = Lane4<T, 8>;
@@ -268,13 +268,25 @@ PQ_ALWAYS_INLINE void pass_gru_hidden_body(MatView<const T> Lh, const PlaneSet<T
 
 // The passes above, compiled for the baseline ISA and, on x86-64 with GCC/Clang, for
 // AVX2 (without FMA, so that products and sums round as in the baseline build),
-// chosen at run time like gemm (matmul.hpp); GRU's fused pass also for AVX-512 with GCC
+// chosen at run time like gemm (matmul.hpp); the fused passes also for AVX-512 with GCC
 // (eight lanes, Lane4Wide, the same sums; FMA contraction off: matmul.hpp cpu_has_avx512):
-// passes 0.93-0.98x at h = 32-128 (0.995x at 256) against its AVX2 build, where LSTM's and the RNN's fused
-// passes gained nothing with eight lanes (LSTM T8 h128 1.025x, RNN T8 h64 1.007x).
+// against their AVX2 build, passes 0.93-0.98x at GRU h = 32-128, 0.95x at LSTM T16 h64,
+// 0.98-0.99x at LSTM h = 128 and the RNN, 1.0x at h = 256 (with the matrices on cache
+// lines, common.hpp; before that, LSTM T8 h128 took 1.025x).
 #if PQ_X86_DISPATCH && !defined(__AVX2__)
 namespace detail {
 #if PQ_FUSED_AVX512
+template <class T>
+PQ_TARGET_AVX512_NOFMA void pass_lines_charged_avx512(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d,
+                                                      const T* xo, T* err, const T* cw) {
+  pass_lines_charged_body<T, Lane4Wide<T>>(L, ln, out, d, xo, err, cw);
+}
+template <class T>
+PQ_TARGET_AVX512_NOFMA void pass_hidden_cell_avx512(MatView<const T> Lh, MatView<const T> Lc, const PlaneSet<T>& Po,
+                                                    const PlaneSet<T>& Pf, const PlaneSet<T>& Pig, HiddenCellOut<T> o,
+                                                    T* d, T* err, HiddenCellFold<T> k, const T* cwo, const T* cwc) {
+  pass_hidden_cell_body<T, Lane4Wide<T>>(Lh, Lc, Po, Pf, Pig, o, d, err, k, cwo, cwc);
+}
 template <class T>
 PQ_TARGET_AVX512_NOFMA void pass_gru_hidden_avx512(MatView<const T> Lh, const PlaneSet<T>& Pu, const PlaneSet<T>& Pz,
                                                    const PlaneSet<T>& Pr, GruHiddenOut<T> o, T* d, T* err,
@@ -350,12 +362,14 @@ template <class T>
 void pass_hidden_cell_rows(MatView<const T> Lh, MatView<const T> Lc, const PlaneSet<T>& Po, const PlaneSet<T>& Pf,
                            const PlaneSet<T>& Pig, HiddenCellOut<T> o, T* d, T* err, HiddenCellFold<T> k,
                            const T* cwo, const T* cwc) {
+  PQ_FUSED_DISPATCH_AVX512(pass_hidden_cell_avx512(Lh, Lc, Po, Pf, Pig, o, d, err, k, cwo, cwc));
   PQ_SIGN_RULE_DISPATCH(pass_hidden_cell_avx2(Lh, Lc, Po, Pf, Pig, o, d, err, k, cwo, cwc));
   pass_hidden_cell_body(Lh, Lc, Po, Pf, Pig, o, d, err, k, cwo, cwc);
 }
 template <class T>
 void pass_lines_charged_rows(MatView<const T> L, const LineSet<T>& ln, MatView<T> out, T* d, const T* xo, T* err,
                              const T* cw) {
+  PQ_FUSED_DISPATCH_AVX512(pass_lines_charged_avx512(L, ln, out, d, xo, err, cw));
   PQ_SIGN_RULE_DISPATCH(pass_lines_charged_avx2(L, ln, out, d, xo, err, cw));
   pass_lines_charged_body(L, ln, out, d, xo, err, cw);
 }

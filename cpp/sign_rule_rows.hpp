@@ -108,7 +108,7 @@ PQ_ROW_INLINE T sum4_lanes(std::ptrdiff_t n, F&& f) {
 
 namespace detail {
 // Whether a four-lane type also offers eight lanes (L4::Wide, with L4::lo / L4::hi the
-// halves of an eight-lane value): the AVX-512 build of GRU's fused pass (sign_rule.hpp).
+// halves of an eight-lane value): the AVX-512 builds of the fused passes (sign_rule.hpp).
 template <class L4, class = void>
 struct has_wide : std::false_type {};
 template <class L4>

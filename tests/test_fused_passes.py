@@ -1,8 +1,8 @@
 """The cells' fused sign-rule passes (cpp/sign_rule.hpp pass_hidden_cell, pass_gru_hidden,
 pass_lines_charged: a step's planes or lines and their rounding charges in one read of the
-coefficients) give the bounds of the separate passes, bit for bit, and the AVX-512 build of
-GRU's those of its AVX2 build: the separate passes (POPQORN_SEPARATE_PASSES) and the AVX2
-build (POPQORN_NO_AVX512), each selected in a fresh process, against this process's."""
+coefficients) give the bounds of the separate passes, bit for bit, and their AVX-512 builds
+those of their AVX2 builds: the separate passes (POPQORN_SEPARATE_PASSES) and the AVX2
+builds (POPQORN_NO_AVX512), each selected in a fresh process, against this process's."""
 from __future__ import annotations
 
 import os
