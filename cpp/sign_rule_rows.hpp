@@ -216,23 +216,30 @@ PQ_ROW_INLINE T plane_row(const T* lam, std::ptrdiff_t s, PlaneRefs<T> P, T* __r
 // c_t = P^f + P^ig): one sign decision feeds both; returns Σ_i λ·(c1 + c2). Fold: y1, x2
 // and y2 are gates' coefficients, and the sum also takes Σ_i (y1_i k1y_i + x2_i k2x_i +
 // y2_i k2y_i), the k the gates' clean constants (lines_row's Fold).
+// plane_pair_row's lanes i.. (lane type W): writes them, returns their terms of the sum
+// (also hidden_cell_row's second half).
+template <class W, bool Fold, class T>
+PQ_ROW_INLINE typename W::type pair_lanes(typename W::type v, std::ptrdiff_t i, PlaneRefs<T> P1, PlaneRefs<T> P2,
+                                          T* __restrict__ x1, T* __restrict__ y1, T* __restrict__ x2,
+                                          T* __restrict__ y2, const T* k1y, const T* k2x, const T* k2y) {
+  W::st(x1 + i, v * W::pick(v, W::ld(P1.aL + i), W::ld(P1.aU + i)));  // blends, not branches: signs are random
+  const auto g1 = v * W::pick(v, W::ld(P1.bL + i), W::ld(P1.bU + i));
+  const auto g2 = v * W::pick(v, W::ld(P2.aL + i), W::ld(P2.aU + i));
+  const auto g3 = v * W::pick(v, W::ld(P2.bL + i), W::ld(P2.bU + i));
+  W::st(y1 + i, g1);
+  W::st(x2 + i, g2);
+  W::st(y2 + i, g3);
+  const auto c = v * W::pick(v, W::ld(P1.cL + i), W::ld(P1.cU + i)) + v * W::pick(v, W::ld(P2.cL + i), W::ld(P2.cU + i));
+  if constexpr (Fold) return c + ((g1 * W::ld(k1y + i) + g2 * W::ld(k2x + i)) + g3 * W::ld(k2y + i));
+  return c;
+}
 template <class T, class L4, bool Fold = false>
 PQ_ROW_INLINE T plane_pair_row(const T* lam, std::ptrdiff_t s, PlaneRefs<T> P1, PlaneRefs<T> P2,
                                T* __restrict__ x1, T* __restrict__ y1, T* __restrict__ x2, T* __restrict__ y2,
                                const T* k1y = nullptr, const T* k2x = nullptr, const T* k2y = nullptr) {
-  return sum4_lanes<T, L4>(s, [&](auto w, std::ptrdiff_t i) {  // blends, not branches: signs are random
+  return sum4_lanes<T, L4>(s, [&](auto w, std::ptrdiff_t i) {
     using W = decltype(w);
-    const auto v = W::ld(lam + i);
-    W::st(x1 + i, v * W::pick(v, W::ld(P1.aL + i), W::ld(P1.aU + i)));
-    const auto g1 = v * W::pick(v, W::ld(P1.bL + i), W::ld(P1.bU + i));
-    const auto g2 = v * W::pick(v, W::ld(P2.aL + i), W::ld(P2.aU + i));
-    const auto g3 = v * W::pick(v, W::ld(P2.bL + i), W::ld(P2.bU + i));
-    W::st(y1 + i, g1);
-    W::st(x2 + i, g2);
-    W::st(y2 + i, g3);
-    const auto c = v * W::pick(v, W::ld(P1.cL + i), W::ld(P1.cU + i)) + v * W::pick(v, W::ld(P2.cL + i), W::ld(P2.cU + i));
-    if constexpr (Fold) return c + ((g1 * W::ld(k1y + i) + g2 * W::ld(k2x + i)) + g3 * W::ld(k2y + i));
-    return c;
+    return pair_lanes<W, Fold>(W::ld(lam + i), i, P1, P2, x1, y1, x2, y2, k1y, k2x, k2y);
   });
 }
 
@@ -260,17 +267,7 @@ PQ_ROW_INLINE void hidden_cell_row(const T* lh, const T* lc, std::ptrdiff_t s, P
     c.v[0] = v * W::pick(v, W::ld(Po.cL + i), W::ld(Po.cU + i));
     if constexpr (Fold) c.v[0] = c.v[0] + by * W::ld(ko + i);
     if constexpr (Charge) c.v[3] = W::abs(u) * W::ld(cwc + i);
-    W::st(lc2 + i, u * W::pick(u, W::ld(Pf.aL + i), W::ld(Pf.aU + i)));
-    const auto g1 = u * W::pick(u, W::ld(Pf.bL + i), W::ld(Pf.bU + i));
-    const auto g2 = u * W::pick(u, W::ld(Pig.aL + i), W::ld(Pig.aU + i));
-    const auto g3 = u * W::pick(u, W::ld(Pig.bL + i), W::ld(Pig.bU + i));
-    W::st(gf + i, g1);
-    W::st(gg + i, g2);
-    W::st(gi + i, g3);
-    const auto cp =
-        u * W::pick(u, W::ld(Pf.cL + i), W::ld(Pf.cU + i)) + u * W::pick(u, W::ld(Pig.cL + i), W::ld(Pig.cU + i));
-    if constexpr (Fold) c.v[1] = cp + ((g1 * W::ld(kf + i) + g2 * W::ld(kg + i)) + g3 * W::ld(ki + i));
-    else c.v[1] = cp;
+    c.v[1] = pair_lanes<W, Fold>(u, i, Pf, Pig, lc2, gf, gg, gi, kf, kg, ki);
   }, out);
 }
 
