@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <deque>
 #include <string>
 #include <vector>
@@ -34,10 +35,14 @@ struct Keep {
     arrays.push_back(std::move(a));
     return arrays.back();
   }
-  // A copy of a (2-D) on cache-line boundaries: the products read the recurrent weights
-  // row by row in vectors, which NumPy's buffers (16-byte aligned) split across lines.
+  // a (2-D), or a copy of it on cache-line boundaries, for the pass: the products read the
+  // recurrent weights row by row in vectors, which NumPy's buffers (16-byte aligned) split
+  // across lines. Copied only where that aligns every row (8 columns a line) and a is not
+  // aligned already; the copy lives while the pass runs.
   pq::MatView<const double> aligned(const Arr& a) {
     const pq::MatView<const double> m = mat(a);
+    const auto at = reinterpret_cast<std::uintptr_t>(m.data);
+    if (m.cols % 8 != 0 || at % pq::LineAligned<double>::kAlign == 0) return m;
     copies.emplace_back(m.rows, m.cols);
     pq::Mat<double>& c = copies.back();
     for (std::ptrdiff_t i = 0; i < m.rows; ++i) std::copy(m.row(i), m.row(i) + m.cols, c.row(i));
