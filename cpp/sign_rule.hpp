@@ -207,7 +207,7 @@ PQ_ALWAYS_INLINE void pass_hidden_cell_rows_of(MatView<const T> Lh, MatView<cons
                                                T* d, T* err, HiddenCellFold<T> k, const T* cwo, const T* cwc) {
   const PlaneRefs<T> ro = refs(Po), rf = refs(Pf), rg = refs(Pig);
   for (std::ptrdiff_t r = 0; r < Lh.rows; ++r) {
-    T sums[4];
+    T sums[Charge ? 4 : 2];
     hidden_cell_row<T, Ln, Fold, Charge>(Lh.row(r), Lc.row(r), Lh.cols, ro, rf, rg, o.lc2.row(r),
                                                        o.go.row(r), o.gf.row(r), o.gg.row(r), o.gi.row(r), k.o, k.f,
                                                        k.g, k.i, cwo, cwc, sums);
@@ -245,7 +245,7 @@ PQ_ALWAYS_INLINE void pass_gru_hidden_rows_of(MatView<const T> Lh, const PlaneSe
                                               GruHiddenFold<T> k, const T* cwh, const T* cwu) {
   const PlaneRefs<T> ru = refs(Pu), rz = refs(Pz), rr = refs(Pr);
   for (std::ptrdiff_t r = 0; r < Lh.rows; ++r) {
-    T sums[5];
+    T sums[Charge ? 5 : 3];
     gru_hidden_row<T, Ln, Fold, Charge>(Lh.row(r), Lh.cols, ru, rz, rr, o.lh2.row(r), o.gr.row(r),
                                                       o.gz.row(r), o.gv.row(r), o.gu.row(r), k.u, k.z, k.v, k.r, cwh,
                                                       cwu, sums);

@@ -85,26 +85,9 @@ struct LaneArr4 {
     for (int l = 0; l < 4; ++l) r.v[l] = v.v[l] >= T(0) ? a.v[l] : b.v[l];
     return r;
   }
-  static PQ_ROW_INLINE type abs(const type& v) {
-    type r;
-    for (int l = 0; l < 4; ++l) r.v[l] = std::fabs(v.v[l]);
-    return r;
-  }
 };
 
 }  // namespace detail
-
-// Σ_{i<n} f(lane, i): f (a generic lambda that also writes the passed coefficients) is
-// called with L4 on i = 0, 4, ... and detail::Lane1<T> on the tail.
-template <class T, class L4, class F>
-PQ_ROW_INLINE T sum4_lanes(std::ptrdiff_t n, F&& f) {
-  const std::ptrdiff_t n4 = n - n % 4;
-  typename L4::type p{};
-  for (std::ptrdiff_t i = 0; i < n4; i += 4) p += f(L4{}, i);
-  T acc = (p[0] + p[1]) + (p[2] + p[3]);
-  for (std::ptrdiff_t i = n4; i < n; ++i) acc += f(detail::Lane1<T>{}, i);
-  return acc;
-}
 
 namespace detail {
 // Whether a four-lane type also offers eight lanes (L4::Wide, with L4::lo / L4::hi the
@@ -121,11 +104,12 @@ struct LaneParts {
   V v[K];
 };
 
-// out[k] = Σ_{i<n} (part k of f(lane, i)) for k < K, each with four partial sums in
-// sum4_lanes' order: f(w, i, parts) writes the K contributions of lanes i.. (L4 on i = 0, 4,
-// ..., detail::Lane1<T> on the tail). Where L4 has eight lanes too (L4::Wide), f takes
-// i = 0, 8, ... eight at a time and each half is added to the four partial sums in order
-// (i, then i + 4): the same sums, term for term.
+// out[k] = Σ_{i<n} (part k of f(lane, i)) for k < K, each with four partial sums (lane l sums
+// the i ≡ l mod 4; then (p0 + p1) + (p2 + p3), then the tail in order): f(w, i, parts)
+// writes the K contributions of lanes i.. (L4 on i = 0, 4, ..., detail::Lane1<T> on the
+// tail). Where L4 has eight lanes too (L4::Wide), f takes i = 0, 8, ... eight at a time and
+// each half is added to the four partial sums in order (i, then i + 4): the same sums, term
+// for term.
 template <class T, class L4, int K, class F>
 PQ_ROW_INLINE void sums4_lanes(std::ptrdiff_t n, F&& f, T (&out)[K]) {
   const std::ptrdiff_t n4 = n - n % 4;
@@ -153,6 +137,15 @@ PQ_ROW_INLINE void sums4_lanes(std::ptrdiff_t n, F&& f, T (&out)[K]) {
     f(detail::Lane1<T>{}, i, c);
     for (int k = 0; k < K; ++k) out[k] += c.v[k];
   }
+}
+
+// Σ_{i<n} f(lane, i): f (a generic lambda that also writes the passed coefficients) is
+// called with L4 on i = 0, 4, ... and detail::Lane1<T> on the tail; sums4_lanes with one sum.
+template <class T, class L4, class F>
+PQ_ROW_INLINE T sum4_lanes(std::ptrdiff_t n, F&& f) {
+  T out[1];
+  sums4_lanes<T, L4>(n, [&](auto w, std::ptrdiff_t i, auto& c) { c.v[0] = f(w, i); }, out);
+  return out[0];
 }
 
 // λ (s) on φ(z) -> o (s) on z; returns Σ_i λ·β. Fold: o is the coefficient on a step's
@@ -212,10 +205,6 @@ PQ_ROW_INLINE T plane_row(const T* lam, std::ptrdiff_t s, PlaneRefs<T> P, T* __r
   });
 }
 
-// λ (s) on the sum F(x1, y1) + F(x2, y2) of two planes sharing the coefficient (LSTM's
-// c_t = P^f + P^ig): one sign decision feeds both; returns Σ_i λ·(c1 + c2). Fold: y1, x2
-// and y2 are gates' coefficients, and the sum also takes Σ_i (y1_i k1y_i + x2_i k2x_i +
-// y2_i k2y_i), the k the gates' clean constants (lines_row's Fold).
 // plane_pair_row's lanes i.. (lane type W): writes them, returns their terms of the sum
 // (also hidden_cell_row's second half).
 template <class W, bool Fold, class T>
@@ -233,6 +222,11 @@ PQ_ROW_INLINE typename W::type pair_lanes(typename W::type v, std::ptrdiff_t i, 
   if constexpr (Fold) return c + ((g1 * W::ld(k1y + i) + g2 * W::ld(k2x + i)) + g3 * W::ld(k2y + i));
   return c;
 }
+
+// λ (s) on the sum F(x1, y1) + F(x2, y2) of two planes sharing the coefficient (LSTM's
+// c_t = P^f + P^ig): one sign decision feeds both; returns Σ_i λ·(c1 + c2). Fold: y1, x2
+// and y2 are gates' coefficients, and the sum also takes Σ_i (y1_i k1y_i + x2_i k2x_i +
+// y2_i k2y_i), the k the gates' clean constants (lines_row's Fold).
 template <class T, class L4, bool Fold = false>
 PQ_ROW_INLINE T plane_pair_row(const T* lam, std::ptrdiff_t s, PlaneRefs<T> P1, PlaneRefs<T> P2,
                                T* __restrict__ x1, T* __restrict__ y1, T* __restrict__ x2, T* __restrict__ y2,
@@ -247,7 +241,7 @@ PQ_ROW_INLINE T plane_pair_row(const T* lam, std::ptrdiff_t s, PlaneRefs<T> P1, 
 // through P^o(c_t, y^o) (λ_c' = λ_c + λ_h a_o into no store, λ_h b_o into go), then λ_c'
 // through P^f + P^ig as plane_pair_row (into lc2, gf, gg, gi). out[0] and out[1]: the sums of
 // plane_row<true, false> (Fold: ko, the gate o's clean constants) and of plane_pair_row
-// (Fold: kf, kg, ki); with Charge, out[2] and out[3]: Σ_i |λ_h| cwo_i and Σ_i |λ_c'| cwc_i,
+// (Fold: kf, kg, ki); with Charge (out then has four entries), out[2] and out[3]: Σ_i |λ_h| cwo_i and Σ_i |λ_c'| cwc_i,
 // the charges of rounding.hpp charge_rows. Every sum keeps four partial sums in the order of
 // sum4_lanes (rowdots' order too; sums4_lanes), so the results are those of the separate
 // passes, bit for bit.
@@ -255,7 +249,7 @@ template <class T, class L4, bool Fold, bool Charge>
 PQ_ROW_INLINE void hidden_cell_row(const T* lh, const T* lc, std::ptrdiff_t s, PlaneRefs<T> Po, PlaneRefs<T> Pf,
                                    PlaneRefs<T> Pig, T* __restrict__ lc2, T* __restrict__ go, T* __restrict__ gf,
                                    T* __restrict__ gg, T* __restrict__ gi, const T* ko, const T* kf, const T* kg,
-                                   const T* ki, const T* cwo, const T* cwc, T (&out)[4]) {
+                                   const T* ki, const T* cwo, const T* cwc, T (&out)[Charge ? 4 : 2]) {
   sums4_lanes<T, L4>(s, [&](auto w, std::ptrdiff_t i, auto& c) {
     using W = decltype(w);
     const auto v = W::ld(lh + i);
@@ -275,13 +269,13 @@ PQ_ROW_INLINE void hidden_cell_row(const T* lh, const T* lc, std::ptrdiff_t s, P
 // through P^u(u, −y^z) (λ a_u into gu, −λ b_u) and P^z(h_prev, y^z) (λ a_z into lh2, the two
 // y^z parts summed into gz), then Λ_u = λ a_u through P^r(v, y^r) (into gv, gr). out[0..2]:
 // the sums of the three plane_row passes (Fold: ku, kz, kv, kr, the gates' clean constants);
-// with Charge, out[3], out[4]: Σ|λ_h| cwh and Σ|Λ_u| cwu (charge_rows). Four partial sums each
+// with Charge (five entries), out[3], out[4]: Σ|λ_h| cwh and Σ|Λ_u| cwu (charge_rows). Four partial sums each
 // in sum4_lanes' order: the results of the separate passes, bit for bit.
 template <class T, class L4, bool Fold, bool Charge>
 PQ_ROW_INLINE void gru_hidden_row(const T* lh, std::ptrdiff_t s, PlaneRefs<T> Pu, PlaneRefs<T> Pz, PlaneRefs<T> Pr,
                                   T* __restrict__ lh2, T* __restrict__ gr, T* __restrict__ gz, T* __restrict__ gv,
                                   T* __restrict__ gu, const T* ku, const T* kz, const T* kv, const T* kr,
-                                  const T* cwh, const T* cwu, T (&out)[5]) {
+                                  const T* cwh, const T* cwu, T (&out)[Charge ? 5 : 3]) {
   sums4_lanes<T, L4>(s, [&](auto w, std::ptrdiff_t i, auto& c) {
     using W = decltype(w);
     const auto v = W::ld(lh + i);
