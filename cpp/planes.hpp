@@ -69,18 +69,22 @@ PQ_HD inline bool nearly_degenerate(T lo, T hi) {
   return hi - lo <= T(1e-12) * std::max(T(1), std::max(std::fabs(lo), std::fabs(hi)));
 }
 
-// max over the box of G - A x - B y with G = sense * F, and its argmax.
+// max over the box of G - A x - B y with G = sense * F, its argmax, and G there (gs: the value
+// G(xs, ys) computes, without computing it again).
 template <class T>
 PQ_HD inline void price(Surface sf, int sense, T A, T B, const Box<T>& bx, const SideValues<T>& sv, T& gmax, T& xs,
-                  T& ys) {
+                  T& ys, T& gs) {
   if (sense > 0) {
     const auto r = offset_extremes(sf, A, B, bx, sv, Want::Max);
-    gmax = r.gmax; xs = r.xmax; ys = r.ymax;
+    gmax = r.gmax; xs = r.xmax; ys = r.ymax; gs = r.fmax;
   } else {
     const auto r = offset_extremes(sf, -A, -B, bx, sv, Want::Min);
-    gmax = -r.gmin; xs = r.xmin; ys = r.ymin;
+    gmax = -r.gmin; xs = r.xmin; ys = r.ymin; gs = -r.fmin;
   }
 }
+
+// The exact planes' stopping tolerance, relative to F's range over the box.
+constexpr double kExactRelTol = 1e-12;
 
 struct ExactStats {
   int iterations = 0;   // pricing calls
@@ -90,15 +94,14 @@ struct ExactStats {
 // Slopes (A, B) and exact offset C (max of G - A x - B y over the box) of the
 // volume-minimising plane over G = sense * F (see the header comment).
 template <class T>
-PQ_HD inline void exact_plane(Surface sf, int sense, const Box<T>& bx, T& A_out, T& B_out, T& C_out,
-                        ExactStats* stats = nullptr, int max_iter = 50) {
+PQ_HD inline void exact_plane(Surface sf, int sense, const Box<T>& bx, const SideValues<T>& sv, T& A_out, T& B_out,
+                        T& C_out, ExactStats* stats = nullptr, int max_iter = 50) {
   const T eps = std::numeric_limits<T>::epsilon();
   const bool dx = nearly_degenerate(bx.xl, bx.xu), dy = nearly_degenerate(bx.yl, bx.yu);
   const T xc = T(0.5) * bx.xl + T(0.5) * bx.xu, yc = T(0.5) * bx.yl + T(0.5) * bx.yu;
   const T hx = T(0.5) * (bx.xu - bx.xl), hy = T(0.5) * (bx.yu - bx.yl);
   const T s = T(sense);
   auto G = [&](T x, T y) { return s * surface_value(sf, x, y); };
-  const SideValues<T> sv = side_values(sf, bx);
   // magnitudes for the stopping tolerance
   const T g00 = s * sv.fxl * sv.syl, g10 = s * sv.fxu * sv.syl, g11 = s * sv.fxu * sv.syu, g01 = s * sv.fxl * sv.syu;
   const T gmaxc = std::max(std::max(g00, g10), std::max(g11, g01));
@@ -106,7 +109,7 @@ PQ_HD inline void exact_plane(Surface sf, int sense, const Box<T>& bx, T& A_out,
   const T gabs = std::max(std::fabs(gmaxc), std::fabs(gminc));
   const T X = std::max(std::fabs(bx.xl), std::fabs(bx.xu)), Y = std::max(std::fabs(bx.yl), std::fabs(bx.yu));
   auto tol_for = [&](T A, T B) {
-    return std::max(T(1e-12) * (gmaxc - gminc), T(16) * eps * (gabs + std::fabs(A) * X + std::fabs(B) * Y));
+    return std::max(T(kExactRelTol) * (gmaxc - gminc), T(16) * eps * (gabs + std::fabs(A) * X + std::fabs(B) * Y));
   };
   int iters = 0;
   T bestV = std::numeric_limits<T>::infinity(), bestA = 0, bestB = 0, bestC = 0;
@@ -119,8 +122,8 @@ PQ_HD inline void exact_plane(Surface sf, int sense, const Box<T>& bx, T& A_out,
   };
 
   if (dx && dy) {  // a point (up to 1e-12): constant
-    T gm, xs, ys;
-    price(sf, sense, T(0), T(0), bx, sv, gm, xs, ys);
+    T gm, xs, ys, gs;
+    price(sf, sense, T(0), T(0), bx, sv, gm, xs, ys, gs);
     ++iters;
     consider(T(0), T(0), gm);
     conv = true;
@@ -143,19 +146,19 @@ PQ_HD inline void exact_plane(Surface sf, int sense, const Box<T>& bx, T& A_out,
       const T m = (v1 - v0) / (t1 - t0);         // slope in t
       const T gam = v0 - m * t0;                   // value at the centre
       const T A = dx ? T(0) : m / h, B = dx ? m / h : T(0);
-      T gm, xs, ys;
-      price(sf, sense, A, B, seg, ssv, gm, xs, ys);
+      T gm, xs, ys, gs;
+      price(sf, sense, A, B, seg, ssv, gm, xs, ys, gs);
       ++iters;
       const T ts = dx ? (ys - yc) / h : (xs - xc) / h;
-      const T gap = G(xs, ys) - (m * ts + gam);
+      const T gap = gs - (m * ts + gam);
       if (gap <= tol_for(A, B)) { conv = true; consider(A, B, gm); break; }
       consider(A, B, gm);
-      if (ts > T(0)) { t1 = ts; v1 = G(xs, ys); } else { t0 = ts; v0 = G(xs, ys); }
+      if (ts > T(0)) { t1 = ts; v1 = gs; } else { t0 = ts; v0 = gs; }
       if (!(t1 > t0)) break;
     }
     // offset over the full (thin) box for the best slopes
-    T gm, xs, ys;
-    price(sf, sense, bestA, bestB, bx, sv, gm, xs, ys);
+    T gm, xs, ys, gs;
+    price(sf, sense, bestA, bestB, bx, sv, gm, xs, ys, gs);
     ++iters;
     bestC = gm;
   } else {
@@ -163,17 +166,16 @@ PQ_HD inline void exact_plane(Surface sf, int sense, const Box<T>& bx, T& A_out,
     // lb: best dual value seen (the interpolated value at the centre of points of the box
     // with the centre in their convex hull) <= optimum <= bestV.
     T lb = -std::numeric_limits<T>::infinity();
-    // Derivatives of G = s f(x) g(y).
-    auto Gx = [&](T x, T y) { return s * surface_df(sf, x) * surface_g(sf, y); };
-    auto Gy = [&](T x, T y) { return s * surface_factor(sf, x) * surface_dg(sf, y); };
-    // 0) tangent plane at the centre (optimal iff its exact offset is attained at the centre)
+    // 0) tangent plane at the centre (optimal iff its exact offset is attained at the centre):
+    // the derivatives of G = s f(x) g(y) there, f and g at the centre computed once
     {
-      const T A = Gx(xc, yc), B = Gy(xc, yc);
-      T gm, xs, ys;
-      price(sf, sense, A, B, bx, sv, gm, xs, ys);
+      const T fc = surface_factor(sf, xc), gc = surface_g(sf, yc);
+      const T A = s * surface_df(sf, xc) * gc, B = s * fc * surface_dg(sf, yc);
+      T gm, xs, ys, gs;
+      price(sf, sense, A, B, bx, sv, gm, xs, ys, gs);
       ++iters;
       consider(A, B, gm);
-      lb = G(xc, yc);
+      lb = s * (fc * gc);  // G(xc, yc)
       if (bestV - lb <= tol_for(A, B)) conv = true;
     }
     T pu[3], pv[3], pg[3];
@@ -201,12 +203,11 @@ PQ_HD inline void exact_plane(Surface sf, int sense, const Box<T>& bx, T& A_out,
         lb = std::max(lb, gam);
         if (bestV - lb <= tol_for(bestA, bestB)) { conv = true; break; }
         const T A = al / hx, B = be / hy;
-        T gm, xs, ys;
-        price(sf, sense, A, B, bx, sv, gm, xs, ys);
+        T gm, xs, ys, gs;
+        price(sf, sense, A, B, bx, sv, gm, xs, ys, gs);
         ++iters;
         consider(A, B, gm);
         const T us = (xs - xc) / hx, vs = (ys - yc) / hy;
-        const T gs = G(xs, ys);
         const T gap = gs - (al * us + be * vs + gam);
         if (gap <= tol_for(A, B) || bestV - lb <= tol_for(bestA, bestB)) { conv = true; break; }
         // barycentric coordinates of the centre (lam) and of p* (mu)
@@ -242,9 +243,9 @@ PQ_HD inline void exact_planes(Surface sf, const Box<T>& bx, T& aL, T& bL, T& cL
                          ExactStats* su = nullptr, ExactStats* sl = nullptr) {
   T A, B, C;
   const SideValues<T> sv = side_values(sf, bx);
-  exact_plane(sf, +1, bx, A, B, C, su);
+  exact_plane(sf, +1, bx, sv, A, B, C, su);
   aU = A; bU = B; cU = C + plane_margin(A, B, bx, sv);
-  exact_plane(sf, -1, bx, A, B, C, sl);
+  exact_plane(sf, -1, bx, sv, A, B, C, sl);
   aL = -A; bL = -B; cL = -C - plane_margin(aL, bL, bx, sv);
 }
 

@@ -56,10 +56,14 @@ struct Box {
   PQ_HD bool contains(T x, T y) const { return x >= xl && x <= xu && y >= yl && y <= yu; }
 };
 
-// f(x) and g(y) (sigma or y) at the box's sides, computed once per box and reused by every pricing.
+// f(x) and g(y) (sigma or y) at the box's sides, computed once per box and reused by every
+// pricing; and where f' and g' are not constant, sech^2 at x's sides (tanh' for F1, F3) and
+// sech^2(y / 2) = 4 sigma' at y's (F1, F2): the range of k in which an edge's stationary
+// point lies on the edge (edge_point_may_lie), zero where unused.
 template <class T>
 struct SideValues {
   T fxl, fxu, syl, syu;
+  T dxl = T(0), dxu = T(0), dyl = T(0), dyu = T(0);
 };
 
 // F = f(x) g(y): f = tanh for F1, F3 (else x); g = sigma for F1, F2 (else y).
@@ -93,7 +97,26 @@ PQ_HD inline T surface_value(Surface s, T x, T y) {
 
 template <class T>
 PQ_HD inline SideValues<T> side_values(Surface sf, const Box<T>& bx) {
-  return {surface_factor(sf, bx.xl), surface_factor(sf, bx.xu), surface_g(sf, bx.yl), surface_g(sf, bx.yu)};
+  SideValues<T> v{surface_factor(sf, bx.xl), surface_factor(sf, bx.xu), surface_g(sf, bx.yl), surface_g(sf, bx.yu)};
+  if (tanh_f(sf)) { v.dxl = dtanh(bx.xl); v.dxu = dtanh(bx.xu); }
+  if (sigmoid_g(sf)) { v.dyl = T(4) * dsigmoid(bx.yl); v.dyu = T(4) * dsigmoid(bx.yu); }
+  return v;
+}
+
+// Whether an edge's stationary point z = ±z(k) (z(k) >= 0 with d(z(k)) = k, d = sech^2 of the
+// edge's variable, scaled: d(lo), d(hi) given, d(0) = 1) can lie in [lo, hi]: pos for +z, neg
+// for -z, k in (0, 1] (z(1) = 0). d is even and falls on [0, inf), so +z in [lo, hi] iff
+// hi >= 0 and d(hi) <= k <= d(max(lo, 0)); -z iff lo <= 0 and d(lo) <= k <= d(max(-hi, 0)).
+// False only where k lies outside by a relative 1e-6: there z(k) is at least 5e-7 (in the
+// edge's variable, /2 for sech^2(y / 2)) outside, far beyond the few ulps by which the computed
+// z(k) and d can be off, so the candidates skipped are exactly those the exact test (on the
+// computed z) leaves out: the same visits, without the inverse's transcendental calls.
+template <class T>
+PQ_HD inline bool edge_point_may_lie(T k, bool pos, bool neg, T lo, T hi, T dlo, T dhi) {
+  const T up = T(1) + T(1e-6), dn = T(1) - T(1e-6);
+  auto within = [&](T d_far, T d_near) { return k >= d_far * dn && k <= d_near * up; };
+  return (pos && hi >= T(0) && within(dhi, lo > T(0) ? dlo : T(1))) ||
+         (neg && lo <= T(0) && within(dlo, hi < T(0) ? dhi : T(1)));
 }
 
 template <class T>
@@ -174,11 +197,14 @@ PQ_HD inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, con
     const T k = T(4) * (b / f0);
     if (!(k > T(0))) continue;
     // k > 1 has no solution; min(k, 1) then only adds the harmless point y = 0
-    const T ys = T(2) * inv_sech2(std::min(k, T(1)));
+    const T kc = std::min(k, T(1));
     // along the edge g'' = f0 sigma''(y), sigma'' < 0 for y > 0: +ys is the edge's local max
     // where f0 > 0, -ys its local min (one-sided searches visit only their kind; y = 0 always)
-    const bool pos = want == Want::Both || (want == Want::Max) == (f0 > T(0)) || ys == T(0);
+    const bool kind = want == Want::Both || (want == Want::Max) == (f0 > T(0));
     const bool neg = want == Want::Both || (want == Want::Min) == (f0 > T(0));
+    if (!edge_point_may_lie(kc, kind || kc >= T(1), neg, bx.yl, bx.yu, sv.dyl, sv.dyu)) continue;
+    const T ys = T(2) * inv_sech2(kc);
+    const bool pos = kind || ys == T(0);
     if (ys < inf) {
       if (pos && ys >= bx.yl && ys <= bx.yu) visit(x0, ys, f0 * sigmoid(ys));
       if (neg && -ys >= bx.yl && -ys <= bx.yu && ys != T(0)) visit(x0, -ys, f0 * sigmoid(-ys));
@@ -193,10 +219,13 @@ PQ_HD inline void for_each_candidate(Surface sf, T a, T b, const Box<T>& bx, con
     const T s0 = e == 0 ? sv.syl : sv.syu;
     const T k = a / s0;
     if (!(k > T(0))) continue;
-    const T xs = inv_sech2(std::min(k, T(1)));
+    const T kc = std::min(k, T(1));
     // along the edge g'' = -2 s0 tanh(x) sech^2(x): +xs is the edge's local max where s0 > 0
-    const bool pos = want == Want::Both || (want == Want::Max) == (s0 > T(0)) || xs == T(0);
+    const bool kind = want == Want::Both || (want == Want::Max) == (s0 > T(0));
     const bool neg = want == Want::Both || (want == Want::Min) == (s0 > T(0));
+    if (!edge_point_may_lie(kc, kind || kc >= T(1), neg, bx.xl, bx.xu, sv.dxl, sv.dxu)) continue;
+    const T xs = inv_sech2(kc);
+    const bool pos = kind || xs == T(0);
     if (xs < inf) {
       if (pos && xs >= bx.xl && xs <= bx.xu) visit(xs, y0, std::tanh(xs) * s0);
       if (neg && -xs >= bx.xl && -xs <= bx.xu && xs != T(0)) visit(-xs, y0, std::tanh(-xs) * s0);
@@ -243,6 +272,7 @@ template <class T>
 struct Extremes {
   T gmax, xmax, ymax;
   T gmin, xmin, ymin;
+  T fmax, fmin;  // F at (xmax, ymax) and at (xmin, ymin), as F(x, y) computes it
 };
 
 // want = Min (Max): only gmin, xmin, ymin (gmax, ...) are computed; the other side is left at
@@ -255,10 +285,11 @@ PQ_HD inline Extremes<T> offset_extremes(Surface sf, T a, T b, const Box<T>& bx,
   r.gmin = std::numeric_limits<T>::infinity();
   r.xmax = r.xmin = bx.xl;
   r.ymax = r.ymin = bx.yl;
+  r.fmax = r.fmin = sv.fxl * sv.syl;
   for_each_candidate(sf, a, b, bx, sv, [&](T x, T y, T f) {
     const T g = f - a * x - b * y;
-    if (g > r.gmax && want != Want::Min) { r.gmax = g; r.xmax = x; r.ymax = y; }
-    if (g < r.gmin && want != Want::Max) { r.gmin = g; r.xmin = x; r.ymin = y; }
+    if (g > r.gmax && want != Want::Min) { r.gmax = g; r.xmax = x; r.ymax = y; r.fmax = f; }
+    if (g < r.gmin && want != Want::Max) { r.gmin = g; r.xmin = x; r.ymin = y; r.fmin = f; }
   }, want);
   return r;
 }
