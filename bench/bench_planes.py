@@ -8,9 +8,13 @@ mean from a 51x51 trapezoid grid) and its ratios exact / 1d / constant, and the
 largest validity violation max(F - upper), max(lower - F) over a 101x101 grid of
 the checked boxes (must be <= 0).
 
-Boxes: centres uniform in [-8, 8]^2, widths log-uniform in [1e-12, 40] per variable.
+Boxes: centres uniform in [-8, 8]^2, widths log-uniform in [1e-12, 40] per variable; or
+(--lstm) the boxes an LSTM's pass meets at its first input: P^ig (tanh(g) sigma(i)) and P^o
+(tanh(c) sigma(o)) for tanh_sigmoid, P^f (c_prev sigma(f)) for x_sigmoid, at --eps (default:
+the input's "exact" radius), each set repeated to --n boxes.
 
     python bench/bench_planes.py [--n 200000] [--check 20000] [--seed 0]
+    python bench/bench_planes.py --lstm tests/data/lstm_T8_h16.npz [--eps 0.033]
 """
 from __future__ import annotations
 
@@ -29,6 +33,30 @@ def boxes(rng: np.random.Generator, n: int):
     xc, yc = rng.uniform(-8, 8, n), rng.uniform(-8, 8, n)
     wx, wy = 10 ** rng.uniform(-12, np.log10(40), n), 10 ** rng.uniform(-12, np.log10(40), n)
     return xc - wx / 2, xc + wx / 2, yc - wy / 2, yc + wy / 2
+
+
+def lstm_boxes(path: str, eps: float | None, n: int) -> dict[str, tuple[np.ndarray, ...]]:
+    """The boxes of an LSTM's planes in one pass (see the module docstring), per surface."""
+    import popqorn_fast as pf
+    m = pf.load_model(path)
+    X, _ = pf.load_inputs(path)
+    if eps is None:
+        eps = pf.certify(m, X[0], 10.0).eps
+    st = pf.bound_states(m, X[0], eps)
+    (gl, gu), (cl, cu) = (np.asarray(v) for v in st["gates"]), (np.asarray(v) for v in st["cell"])
+    h = cl.shape[1]
+    gate = lambda b, k: b[:, k * h:(k + 1) * h]  # noqa: E731  (gates stacked i, f, g, o)
+    c0 = np.zeros((1, h))
+    prev_l, prev_u = np.vstack([c0, cl[:-1]]), np.vstack([c0, cu[:-1]])
+    sets = {"tanh_sigmoid": [np.concatenate([gate(gl, 2), cl]), np.concatenate([gate(gu, 2), cu]),
+                             np.concatenate([gate(gl, 0), gate(gl, 3)]), np.concatenate([gate(gu, 0), gate(gu, 3)])],
+            "x_sigmoid": [prev_l, prev_u, gate(gl, 1), gate(gu, 1)]}
+    out = {}
+    for sf, v in sets.items():
+        flat = [np.ravel(a) for a in v]
+        reps = -(-n // flat[0].size)
+        out[sf] = tuple(np.ascontiguousarray(np.tile(a, reps)[:n]) for a in flat)
+    return out
 
 
 def grid_stats(surface: str, bx, pl, k: int, chunk: int = 1000):
@@ -59,11 +87,16 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200_000, help="boxes timed")
     ap.add_argument("--check", type=int, default=20_000, help="boxes grid-checked / volume-measured")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lstm", help="an LSTM model (.npz with inputs): the boxes of its pass instead")
+    ap.add_argument("--eps", type=float, help="with --lstm: the pass's radius")
     args = ap.parse_args()
-    rng = np.random.default_rng(args.seed)
-    bx = boxes(rng, args.n)
-    chk = tuple(a[: args.check] for a in bx)
-    for surface in ("tanh_sigmoid", "x_sigmoid"):
+    if args.lstm:
+        by_surface = lstm_boxes(args.lstm, args.eps, args.n)
+    else:
+        bx = boxes(np.random.default_rng(args.seed), args.n)
+        by_surface = {"tanh_sigmoid": bx, "x_sigmoid": bx}
+    for surface, bx in by_surface.items():
+        chk = tuple(a[: args.check] for a in bx)
         vols = {}
         for method in ("exact", "1d", "constant"):
             _core.bound_product(surface, method, *(a[:1000] for a in bx))  # warm-up

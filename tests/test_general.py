@@ -202,11 +202,13 @@ def test_one_layer_optimized_is_as_tight_as_the_former_routines(name):
     _core.<kind>_bounds (the folded head as the driver's head) and through general_bounds
     (the specification on the logits), gives margin lower bounds at least those of the former
     one-layer routines (recorded in tests/data/optimized/one_layer_lower.npz, main a4d1c4b),
-    and equal to them to the LP tolerance of the exact planes both start from. Both with
-    opt_grid=0: the best responses of those routines (the tangent at the sweep point itself).
-    "At least" is to 1e-5 of the scale, as the equality: the optimised margins move by up to
-    ~2e-6 relative with the summation order of the pass (the folded constants of 2026-12-07:
-    6.8e-7 in the release build, 1.6e-6 in the -O1 sanitizer build; 6e-7 before them)."""
+    and close to them. Both with opt_grid=0: the best responses of those routines (the tangent
+    at the sweep point itself). "At least" is to 1e-5 of the scale: the optimised margins move
+    by up to ~2e-6 relative with the summation order of the pass (the folded constants of
+    2026-12-07: 6.8e-7 in the release build, 1.6e-6 in the -O1 sanitizer build; 6e-7 before
+    them). "Close" is to 1e-3: the exact planes both start from stop at 1e-8 of F's range
+    since 0.2.3 (1e-12 when recorded), which moves which of the near-optimal planes they are
+    and with it the best responses' path (by up to 5e-4 of the scale here, every bound tighter)."""
     from test_oracle_agreement import DATA, fixture_args, load_fixture
     d = load_fixture(DATA / f"{name}.npz")
     ref = np.load(DATA / "optimized" / "one_layer_lower.npz")
@@ -226,7 +228,7 @@ def test_one_layer_optimized_is_as_tight_as_the_former_routines(name):
                                    np.zeros(K), _core.PassOptions(planes="optimized", opt_grid=0))["lower"]
         for new in (one, gen):
             assert np.all(new >= old - 1e-5 * np.maximum(1.0, np.abs(old))), (idx, new - old)
-            np.testing.assert_allclose(new, old, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(new, old, rtol=1e-3, atol=1e-3)
 
 
 def test_logits_match_the_trained_accuracy():
