@@ -4,15 +4,21 @@
 //   plane_offset(surface, a, b, xl, xu, yl, yu) -> (c_min, c_max)   exact, no margin
 //   product_candidates(surface, a, b, xl, xu, yl, yu) -> (box_index, x, y)   all candidates
 //   _exact_stats(surface, xl, xu, yl, yu) -> (iters_upper, iters_lower, converged_u, converged_l)
+//   _envelope_kernels(fx, gy, lx, ly, a, b, cx, cy) -> (lo, hi, winners)   planes="optimized"'s
+//       envelope-table kernels (envelope_kernels.hpp) as this CPU runs them: the tests compare
+//       them with NumPy's arithmetic, with and without AVX2
 // All arrays float64, 1-D, equal length (the Python layer validates and broadcasts).
 // The GIL is released inside the loops; pq::InvalidArgument -> ValueError.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <utility>
 
+#include "envelope_kernels.hpp"
 #include "lines.hpp"
 #include "planes.hpp"
 
@@ -156,6 +162,26 @@ py::tuple exact_stats_py(const std::string& surface, const Arr& xl, const Arr& x
   return py::make_tuple(iu, il, cu, cl);
 }
 
+// The lattice (S = len(fx) points a side) over C = len(a) candidates, then the winners of the
+// G x G cells (G = len(cx), C = G^2).
+py::tuple envelope_kernels_py(const Arr& fx, const Arr& gy, const Arr& lx, const Arr& ly, const Arr& a, const Arr& b,
+                              const Arr& cx, const Arr& cy) {
+  const py::ssize_t S = common_length({{"fx", &fx}, {"gy", &gy}, {"lx", &lx}, {"ly", &ly}});
+  const py::ssize_t C = common_length({{"a", &a}, {"b", &b}});
+  const py::ssize_t G = common_length({{"cx", &cx}, {"cy", &cy}});
+  if (G * G != C || S < 1 || G < 1) throw py::value_error("need len(a) = len(cx)^2 >= 1 and len(fx) >= 1");
+  Arr lo(C), hi(C);
+  py::array_t<int> win(2 * C);
+  double *plo = lo.mutable_data(), *phi = hi.mutable_data();
+  std::fill(plo, plo + C, std::numeric_limits<double>::infinity());
+  std::fill(phi, phi + C, -std::numeric_limits<double>::infinity());
+  pq::detail::envelope_lattice(static_cast<int>(S), fx.data(), gy.data(), lx.data(), ly.data(), static_cast<int>(C),
+                               a.data(), b.data(), plo, phi);
+  pq::detail::envelope_winners(static_cast<int>(G), cx.data(), cy.data(), static_cast<int>(C), a.data(), b.data(),
+                               plo, phi, win.mutable_data());
+  return py::make_tuple(lo, hi, win);
+}
+
 }  // namespace
 
 void bind_relaxations(py::module_& m) {
@@ -179,4 +205,7 @@ void bind_relaxations(py::module_& m) {
         py::arg("xl"), py::arg("xu"), py::arg("yl"), py::arg("yu"),
         "Candidate extreme points (x, y) of F - a x - b y on one box (corners, edge and interior critical points).");
   m.def("_exact_stats", &exact_stats_py, "Diagnostics: pricing calls and convergence of the exact method per box.");
+  m.def("_envelope_kernels", &envelope_kernels_py, py::arg("fx"), py::arg("gy"), py::arg("lx"), py::arg("ly"),
+        py::arg("a"), py::arg("b"), py::arg("cx"), py::arg("cy"),
+        "Diagnostics: the envelope tables' lattice and winner kernels of planes='optimized' -> (lo, hi, winners).");
 }

@@ -29,6 +29,7 @@
 
 #include "bound_state.hpp"
 #include "dual_norm.hpp"
+#include "envelope_kernels.hpp"
 #include "planes.hpp"
 #include "sign_rule.hpp"
 
@@ -145,32 +146,10 @@ struct PlaneBoxes {
       a[k] = dfx[k / G] * gcy[k % G];
       bb[k] = fcx[k / G] * dgy[k % G];
     }
-    for (int p = 0; p < S; ++p)
-      for (int q = 0; q < S; ++q) {  // one lattice point, every candidate (independent lanes)
-        const T F = fx[p] * gy[q], x = lx[p], y = ly[q];
-        T* __restrict L = lo.data();
-        T* __restrict H = hi.data();
-        const T* __restrict A = a.data();
-        const T* __restrict B = bb.data();
-        for (int k = 0; k < C; ++k) {
-          const T g = F - A[k] * x - B[k] * y;
-          L[k] = g < L[k] ? g : L[k];
-          H[k] = g > H[k] ? g : H[k];
-        }
-      }
-    std::vector<int> win(2 * static_cast<std::size_t>(C));  // each cell's winner, lower side then upper
-    for (int c = 0; c < C; ++c) {
-      const T px = cx[c / G], py = cy[c % G];
-      int bl = 0, bu = 0;
-      T top = -std::numeric_limits<T>::infinity(), bot = -top;
-      for (int k = 0; k < C; ++k) {
-        const T v = a[k] * px + bb[k] * py;
-        if (v + lo[k] > top) top = v + lo[k], bl = k;
-        if (v + hi[k] < bot) bot = v + hi[k], bu = k;
-      }
-      win[c] = bl;
-      win[C + c] = bu;
-    }
+    detail::envelope_lattice(S, fx, gy, lx, ly, C, a.data(), bb.data(), lo.data(), hi.data());
+    // each cell's winner, lower side then upper (envelope_kernels.hpp)
+    std::vector<int> win(2 * static_cast<std::size_t>(C));
+    detail::envelope_winners(G, cx.data(), cy.data(), C, a.data(), bb.data(), lo.data(), hi.data(), win.data());
     // each side's distinct winners together in `winners` (offsets computed on first use)
     const T none = std::numeric_limits<T>::quiet_NaN();
     std::vector<int> slot(static_cast<std::size_t>(C));

@@ -49,6 +49,10 @@ def _exact_stats(arg0: str, arg1: typing.Annotated[numpy.typing.ArrayLike, numpy
     """
     Diagnostics: pricing calls and convergence of the exact method per box.
     """
+def _envelope_kernels(fx: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], gy: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], lx: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], ly: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], a: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], b: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], cx: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], cy: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> tuple:
+    """
+    Diagnostics: the envelope tables' lattice and winner kernels of planes='optimized' -> (lo, hi, winners).
+    """
 def _gemm(a: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], b: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], c: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], k: typing.SupportsInt | typing.SupportsIndex, n: typing.SupportsInt | typing.SupportsIndex, accumulate: bool) -> numpy.typing.NDArray[numpy.float64]:
     """
     Test hook: copy of c with c[:, :n] (+)= a[:, :k] @ b[:k, :n] (cpp/matmul.hpp).
