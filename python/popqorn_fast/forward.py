@@ -37,6 +37,13 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return np.where(z >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
+def gate_blocks(y: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
+    """The k equal column blocks of ``y`` (N, k s), as views: a step's gates (what
+    ``np.split(y, k, axis=1)`` gives, without its per-call overhead)."""
+    s = y.shape[1] // k
+    return tuple(y[:, j * s:(j + 1) * s] for j in range(k))
+
+
 def _as_input(w: Any, x: Any, name: str = "x") -> tuple[np.ndarray, bool]:
     """Return ``x`` as a float64 ``(N, T, n)`` array and whether it was a single input."""
     arr = np.asarray(x, dtype=np.float64)
@@ -72,21 +79,30 @@ def _run(w: Any, x: np.ndarray) -> dict[str, list[np.ndarray]]:
             rec.setdefault("pre", []).append(z)
         elif w.kind == "lstm":
             y = gi + gh
-            i, f, g, o = np.split(y, 4, axis=1)
+            sg = sigmoid(y)  # one call for the three gates (elementwise; the g block unused)
+            si, sf, _, so = gate_blocks(sg, 4)
+            tg = np.tanh(gate_blocks(y, 4)[2])
             rec["_c_prev"].append(c)
-            c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
-            h = sigmoid(o) * np.tanh(c)
+            c = sf * c + si * tg
+            tc = np.tanh(c)
+            h = so * tc
             rec.setdefault("gates", []).append(y)
             rec.setdefault("cell", []).append(c)
+            for k, v in (("_sig", sg), ("_tanh_g", tg), ("_tanh_c", tc)):  # for the backward pass
+                rec.setdefault(k, []).append(v)
         else:
-            ir, iz, inn = np.split(gi, 3, axis=1)
-            hr, hz, hn = np.split(gh, 3, axis=1)
-            yr, yz = ir + hr, iz + hz
-            u = inn + sigmoid(yr) * hn
-            zg = sigmoid(yz)
-            h = (1.0 - zg) * np.tanh(u) + zg * h
-            rec.setdefault("gates", []).append(np.concatenate([yr, yz, hn], axis=1))
+            s2 = 2 * s
+            yrz = gi[:, :s2] + gh[:, :s2]  # [y^r, y^z]
+            inn, hn = gi[:, s2:], gh[:, s2:]
+            srz = sigmoid(yrz)
+            r, zg = gate_blocks(srz, 2)
+            u = inn + r * hn
+            tu = np.tanh(u)
+            h = (1.0 - zg) * tu + zg * h
+            rec.setdefault("gates", []).append(np.concatenate([yrz, hn], axis=1))
             rec.setdefault("u", []).append(u)
+            for k, v in (("_sig", srz), ("_tanh_u", tu)):  # for the backward pass
+                rec.setdefault(k, []).append(v)
         rec.setdefault("hidden", []).append(h)
     return rec
 
@@ -245,9 +261,8 @@ def _backward(w: Any, arr: np.ndarray, rec: dict[str, list[np.ndarray]],
     elif w.kind == "lstm":
         gc = np.zeros((N, s))
         for t in range(T - 1, -1, -1):
-            yi, yf, yg, yo = np.split(rec["gates"][t], 4, axis=1)
-            i, f, g, o = sigmoid(yi), sigmoid(yf), np.tanh(yg), sigmoid(yo)
-            tc = np.tanh(rec["cell"][t])
+            i, f, _, o = gate_blocks(rec["_sig"][t], 4)
+            g, tc = rec["_tanh_g"][t], rec["_tanh_c"][t]
             gc = gc + gh * o * (1.0 - tc * tc)
             G = np.concatenate([gc * g * i * (1.0 - i),
                                 gc * rec["_c_prev"][t] * f * (1.0 - f),
@@ -258,9 +273,9 @@ def _backward(w: Any, arr: np.ndarray, rec: dict[str, list[np.ndarray]],
             gc = gc * f
     else:
         for t in range(T - 1, -1, -1):
-            yr, yz, v = np.split(rec["gates"][t], 3, axis=1)
-            r, zg = sigmoid(yr), sigmoid(yz)
-            nn = np.tanh(rec["u"][t])
+            v = gate_blocks(rec["gates"][t], 3)[2]
+            r, zg = gate_blocks(rec["_sig"][t], 2)
+            nn = rec["_tanh_u"][t]
             h_prev = rec["_h_prev"][t]
             gu = gh * (1.0 - zg) * (1.0 - nn * nn)
             gyz = gh * (h_prev - nn) * zg * (1.0 - zg)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .forward import check_cotangent, sigmoid
+from .forward import check_cotangent, gate_blocks, sigmoid
 from .general import Dense, Direction, RecurrentClassifier, RecurrentLayer
 
 
@@ -67,6 +67,10 @@ def _run_direction(layer: RecurrentLayer, d: Direction, X: np.ndarray, backward:
     rec = {k: np.zeros((N, T, (layer.gates if k == "gates" else 1) * s)) for k in names}
     rec["_h_prev"] = np.zeros((N, T, s))
     rec["_c_prev"] = np.zeros((N, T, s))
+    # the activations the backward pass reads again (_back_direction)
+    private = {"lstm": (("_sig", 4), ("_tanh_g", 1), ("_tanh_c", 1)), "gru": (("_sig", 2), ("_tanh_u", 1))}
+    for k, width in private.get(layer.kind, ()):
+        rec[k] = np.zeros((N, T, width * s))
     for t in (range(T - 1, -1, -1) if backward else range(T)):
         gi = X[:, t, :] @ d.weight_ih.T + d.bias_ih
         gh = h @ d.weight_hh.T + d.bias_hh
@@ -77,21 +81,28 @@ def _run_direction(layer: RecurrentLayer, d: Direction, X: np.ndarray, backward:
             rec["pre"][:, t] = z
         elif layer.kind == "lstm":
             y = gi + gh
-            i, f, g, o = np.split(y, 4, axis=1)
+            sg = sigmoid(y)  # one call for the three gates (elementwise; the g block unused)
+            si, sf, _, so = gate_blocks(sg, 4)
+            tg = np.tanh(gate_blocks(y, 4)[2])
             rec["_c_prev"][:, t] = c
-            c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
-            h = sigmoid(o) * np.tanh(c)
+            c = sf * c + si * tg
+            tc = np.tanh(c)
+            h = so * tc
             rec["gates"][:, t] = y
             rec["cell"][:, t] = c
+            rec["_sig"][:, t], rec["_tanh_g"][:, t], rec["_tanh_c"][:, t] = sg, tg, tc
         else:
-            ir, iz, inn = np.split(gi, 3, axis=1)
-            hr, hz, hn = np.split(gh, 3, axis=1)
-            yr, yz = ir + hr, iz + hz
-            u = inn + sigmoid(yr) * hn
-            zg = sigmoid(yz)
-            h = (1.0 - zg) * np.tanh(u) + zg * h
-            rec["gates"][:, t] = np.concatenate([yr, yz, hn], axis=1)
+            s2 = 2 * s
+            yrz = gi[:, :s2] + gh[:, :s2]  # [y^r, y^z]
+            inn, hn = gi[:, s2:], gh[:, s2:]
+            srz = sigmoid(yrz)
+            r, zg = gate_blocks(srz, 2)
+            u = inn + r * hn
+            tu = np.tanh(u)
+            h = (1.0 - zg) * tu + zg * h
+            rec["gates"][:, t] = np.concatenate([yrz, hn], axis=1)
             rec["u"][:, t] = u
+            rec["_sig"][:, t], rec["_tanh_u"][:, t] = srz, tu
         rec["hidden"][:, t] = h
     return rec
 
@@ -114,9 +125,8 @@ def _back_direction(layer: RecurrentLayer, d: Direction, X: np.ndarray, rec: dic
             grad[:, t] = gz @ d.weight_ih
             gh = gz @ d.weight_hh
         elif layer.kind == "lstm":
-            yi, yf, yg, yo = np.split(rec["gates"][:, t], 4, axis=1)
-            i, f, g, o = sigmoid(yi), sigmoid(yf), np.tanh(yg), sigmoid(yo)
-            tc = np.tanh(rec["cell"][:, t])
+            i, f, _, o = gate_blocks(rec["_sig"][:, t], 4)
+            g, tc = rec["_tanh_g"][:, t], rec["_tanh_c"][:, t]
             gc = gc + gh * o * (1.0 - tc * tc)
             G = np.concatenate([gc * g * i * (1.0 - i), gc * rec["_c_prev"][:, t] * f * (1.0 - f),
                                 gc * i * (1.0 - g * g), gh * tc * o * (1.0 - o)], axis=1)
@@ -124,9 +134,9 @@ def _back_direction(layer: RecurrentLayer, d: Direction, X: np.ndarray, rec: dic
             gh = G @ d.weight_hh
             gc = gc * f
         else:
-            yr, yz, v = np.split(rec["gates"][:, t], 3, axis=1)
-            r, zg = sigmoid(yr), sigmoid(yz)
-            nn = np.tanh(rec["u"][:, t])
+            v = gate_blocks(rec["gates"][:, t], 3)[2]
+            r, zg = gate_blocks(rec["_sig"][:, t], 2)
+            nn = rec["_tanh_u"][:, t]
             h_prev = rec["_h_prev"][:, t]
             gu = gh * (1.0 - zg) * (1.0 - nn * nn)
             gyz = gh * (h_prev - nn) * zg * (1.0 - zg)
