@@ -66,6 +66,7 @@ def _run(w: Any, x: np.ndarray) -> dict[str, list[np.ndarray]]:
     s = w.hidden_size
     h = np.broadcast_to(w.h0, (N, s)).copy()
     rec: dict[str, list[np.ndarray]] = {"_h_prev": []}
+    c = None
     if w.kind == "lstm":
         c = np.broadcast_to(w.c0, (N, s)).copy()
         rec["_c_prev"] = []
@@ -73,38 +74,42 @@ def _run(w: Any, x: np.ndarray) -> dict[str, list[np.ndarray]]:
         gi = x[:, t, :] @ w.weight_ih.T + w.bias_ih
         gh = h @ w.weight_hh.T + w.bias_hh
         rec["_h_prev"].append(h)
-        if w.kind == "rnn":
-            z = gi + gh
-            h = np.tanh(z) if w.activation == "tanh" else np.maximum(z, 0.0)
-            rec.setdefault("pre", []).append(z)
-        elif w.kind == "lstm":
-            y = gi + gh
-            sg = sigmoid(y)  # one call for the three gates (elementwise; the g block unused)
-            si, sf, _, so = gate_blocks(sg, 4)
-            tg = np.tanh(gate_blocks(y, 4)[2])
+        if w.kind == "lstm":
             rec["_c_prev"].append(c)
-            c = sf * c + si * tg
-            tc = np.tanh(c)
-            h = so * tc
-            rec.setdefault("gates", []).append(y)
-            rec.setdefault("cell", []).append(c)
-            for k, v in (("_sig", sg), ("_tanh_g", tg), ("_tanh_c", tc)):  # for the backward pass
-                rec.setdefault(k, []).append(v)
-        else:
-            s2 = 2 * s
-            yrz = gi[:, :s2] + gh[:, :s2]  # [y^r, y^z]
-            inn, hn = gi[:, s2:], gh[:, s2:]
-            srz = sigmoid(yrz)
-            r, zg = gate_blocks(srz, 2)
-            u = inn + r * hn
-            tu = np.tanh(u)
-            h = (1.0 - zg) * tu + zg * h
-            rec.setdefault("gates", []).append(np.concatenate([yrz, hn], axis=1))
-            rec.setdefault("u", []).append(u)
-            for k, v in (("_sig", srz), ("_tanh_u", tu)):  # for the backward pass
-                rec.setdefault(k, []).append(v)
+        h, c, named = cell_step(w.kind, getattr(w, "activation", "tanh"), gi, gh, h, c)
+        for k, v in named.items():
+            rec.setdefault(k, []).append(v)
         rec.setdefault("hidden", []).append(h)
     return rec
+
+
+def cell_step(kind: str, activation: str, gi: np.ndarray, gh: np.ndarray, h: np.ndarray,
+              c: Optional[np.ndarray]) -> tuple[np.ndarray, Optional[np.ndarray], dict[str, np.ndarray]]:
+    """One step of an RNN / LSTM / GRU cell over a batch, from its input and recurrent parts
+    ``gi = x W_ih^T + b_ih`` and ``gh = h W_hh^T + b_hh`` (gates stacked as in
+    ``docs/RECURRENCES.md`` §0): the new hidden state, the new cell state (LSTM; ``c`` as
+    given otherwise), and the step's quantities: the named states of §0 and, under names
+    starting with ``_``, the activations the backward pass reads again."""
+    if kind == "rnn":
+        z = gi + gh
+        return (np.tanh(z) if activation == "tanh" else np.maximum(z, 0.0)), c, {"pre": z}
+    if kind == "lstm":
+        y = gi + gh
+        sg = sigmoid(y)  # one call for the three gates (elementwise; the g block unused)
+        si, sf, _, so = gate_blocks(sg, 4)
+        tg = np.tanh(gate_blocks(y, 4)[2])
+        c = sf * c + si * tg
+        tc = np.tanh(c)
+        return so * tc, c, {"gates": y, "cell": c, "_sig": sg, "_tanh_g": tg, "_tanh_c": tc}
+    s2 = 2 * h.shape[1]
+    yrz = gi[:, :s2] + gh[:, :s2]  # [y^r, y^z]
+    hn = gh[:, s2:]
+    srz = sigmoid(yrz)
+    r, zg = gate_blocks(srz, 2)
+    u = gi[:, s2:] + r * hn
+    tu = np.tanh(u)
+    return ((1.0 - zg) * tu + zg * h, c,
+            {"gates": np.concatenate([yrz, hn], axis=1), "u": u, "_sig": srz, "_tanh_u": tu})
 
 
 def forward_record(w: Any, X: np.ndarray) -> tuple[np.ndarray, dict]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .forward import check_cotangent, gate_blocks, sigmoid
+from .forward import cell_step, check_cotangent, gate_blocks, sigmoid
 from .general import Dense, Direction, RecurrentClassifier, RecurrentLayer
 
 
@@ -67,42 +67,16 @@ def _run_direction(layer: RecurrentLayer, d: Direction, X: np.ndarray, backward:
     rec = {k: np.zeros((N, T, (layer.gates if k == "gates" else 1) * s)) for k in names}
     rec["_h_prev"] = np.zeros((N, T, s))
     rec["_c_prev"] = np.zeros((N, T, s))
-    # the activations the backward pass reads again (_back_direction)
-    private = {"lstm": (("_sig", 4), ("_tanh_g", 1), ("_tanh_c", 1)), "gru": (("_sig", 2), ("_tanh_u", 1))}
-    for k, width in private.get(layer.kind, ()):
-        rec[k] = np.zeros((N, T, width * s))
     for t in (range(T - 1, -1, -1) if backward else range(T)):
         gi = X[:, t, :] @ d.weight_ih.T + d.bias_ih
         gh = h @ d.weight_hh.T + d.bias_hh
         rec["_h_prev"][:, t] = h
-        if layer.kind == "rnn":
-            z = gi + gh
-            h = np.tanh(z) if layer.activation == "tanh" else np.maximum(z, 0.0)
-            rec["pre"][:, t] = z
-        elif layer.kind == "lstm":
-            y = gi + gh
-            sg = sigmoid(y)  # one call for the three gates (elementwise; the g block unused)
-            si, sf, _, so = gate_blocks(sg, 4)
-            tg = np.tanh(gate_blocks(y, 4)[2])
-            rec["_c_prev"][:, t] = c
-            c = sf * c + si * tg
-            tc = np.tanh(c)
-            h = so * tc
-            rec["gates"][:, t] = y
-            rec["cell"][:, t] = c
-            rec["_sig"][:, t], rec["_tanh_g"][:, t], rec["_tanh_c"][:, t] = sg, tg, tc
-        else:
-            s2 = 2 * s
-            yrz = gi[:, :s2] + gh[:, :s2]  # [y^r, y^z]
-            inn, hn = gi[:, s2:], gh[:, s2:]
-            srz = sigmoid(yrz)
-            r, zg = gate_blocks(srz, 2)
-            u = inn + r * hn
-            tu = np.tanh(u)
-            h = (1.0 - zg) * tu + zg * h
-            rec["gates"][:, t] = np.concatenate([yrz, hn], axis=1)
-            rec["u"][:, t] = u
-            rec["_sig"][:, t], rec["_tanh_u"][:, t] = srz, tu
+        rec["_c_prev"][:, t] = c
+        h, c, named = cell_step(layer.kind, layer.activation, gi, gh, h, c)
+        for k, v in named.items():
+            if k not in rec:  # the backward pass's private records
+                rec[k] = np.zeros((N, T, v.shape[1]))
+            rec[k][:, t] = v
         rec["hidden"][:, t] = h
     return rec
 
