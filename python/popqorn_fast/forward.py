@@ -22,7 +22,7 @@ gru       ``gates`` [y^r, y^z, v] (3s) with v = W_hn h_{t-1} + b_hn,
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -254,40 +254,37 @@ def _backward(w: Any, arr: np.ndarray, rec: dict[str, list[np.ndarray]],
     s = w.hidden_size
     grad = np.empty_like(arr)
     gh = ct @ w.out_weight  # d/dh_T
-    if w.kind == "rnn":
-        for t in range(T - 1, -1, -1):
-            z = rec["pre"][t]
-            if w.activation == "tanh":
-                gz = gh * (1.0 - rec["hidden"][t] ** 2)
-            else:
-                gz = gh * (z > 0.0)
-            grad[:, t, :] = gz @ w.weight_ih
-            gh = gz @ w.weight_hh
-    elif w.kind == "lstm":
-        gc = np.zeros((N, s))
-        for t in range(T - 1, -1, -1):
-            i, f, _, o = gate_blocks(rec["_sig"][t], 4)
-            g, tc = rec["_tanh_g"][t], rec["_tanh_c"][t]
-            gc = gc + gh * o * (1.0 - tc * tc)
-            G = np.concatenate([gc * g * i * (1.0 - i),
-                                gc * rec["_c_prev"][t] * f * (1.0 - f),
-                                gc * i * (1.0 - g * g),
-                                gh * tc * o * (1.0 - o)], axis=1)
-            grad[:, t, :] = G @ w.weight_ih
-            gh = G @ w.weight_hh
-            gc = gc * f
-    else:
-        for t in range(T - 1, -1, -1):
-            v = gate_blocks(rec["gates"][t], 3)[2]
-            r, zg = gate_blocks(rec["_sig"][t], 2)
-            nn = rec["_tanh_u"][t]
-            h_prev = rec["_h_prev"][t]
-            gu = gh * (1.0 - zg) * (1.0 - nn * nn)
-            gyz = gh * (h_prev - nn) * zg * (1.0 - zg)
-            gyr = gu * v * r * (1.0 - r)
-            grad[:, t, :] = np.concatenate([gyr, gyz, gu], axis=1) @ w.weight_ih
-            gh = gh * zg + np.concatenate([gyr, gyz, gu * r], axis=1) @ w.weight_hh
+    gc = np.zeros((N, s))
+    for t in range(T - 1, -1, -1):
+        grad[:, t, :], gh, gc = cell_step_back(w.kind, getattr(w, "activation", "tanh"), lambda k: rec[k][t], gh, gc,
+                                               w.weight_ih, w.weight_hh)
     return grad
+
+
+def cell_step_back(kind: str, activation: str, at: Callable[[str], np.ndarray], gh: np.ndarray, gc: np.ndarray,
+                   weight_ih: np.ndarray, weight_hh: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`cell_step` backwards: from the cotangents ``gh`` on its new hidden state and ``gc``
+    on its new cell state (LSTM), those on its input (the step's share of the input gradient),
+    on the hidden state before it and on the cell state before it. ``at(name)`` gives the
+    step's records of the forward pass (its named quantities, ``_h_prev``, ``_c_prev``)."""
+    if kind == "rnn":
+        gz = gh * (1.0 - at("hidden") ** 2) if activation == "tanh" else gh * (at("pre") > 0.0)
+        return gz @ weight_ih, gz @ weight_hh, gc
+    if kind == "lstm":
+        i, f, _, o = gate_blocks(at("_sig"), 4)
+        g, tc = at("_tanh_g"), at("_tanh_c")
+        gc = gc + gh * o * (1.0 - tc * tc)
+        G = np.concatenate([gc * g * i * (1.0 - i), gc * at("_c_prev") * f * (1.0 - f),
+                            gc * i * (1.0 - g * g), gh * tc * o * (1.0 - o)], axis=1)
+        return G @ weight_ih, G @ weight_hh, gc * f
+    v = gate_blocks(at("gates"), 3)[2]
+    r, zg = gate_blocks(at("_sig"), 2)
+    nn = at("_tanh_u")
+    gu = gh * (1.0 - zg) * (1.0 - nn * nn)
+    gyz = gh * (at("_h_prev") - nn) * zg * (1.0 - zg)
+    gyr = gu * v * r * (1.0 - r)
+    return (np.concatenate([gyr, gyz, gu], axis=1) @ weight_ih,
+            gh * zg + np.concatenate([gyr, gyz, gu * r], axis=1) @ weight_hh, gc)
 
 
 def margins(w: Any, x: Any, label: int, target: Optional[int] = None) -> np.ndarray:

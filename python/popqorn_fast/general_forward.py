@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .forward import cell_step, check_cotangent, gate_blocks, sigmoid
+from .forward import cell_step, cell_step_back, check_cotangent, sigmoid
 from .general import Dense, Direction, RecurrentClassifier, RecurrentLayer
 
 
@@ -91,32 +91,8 @@ def _back_direction(layer: RecurrentLayer, d: Direction, X: np.ndarray, rec: dic
     gc = np.zeros((N, s))
     for t in (range(T) if backward else range(T - 1, -1, -1)):
         gh = gh + g_h[:, t]
-        if layer.kind == "rnn":
-            if layer.activation == "tanh":
-                gz = gh * (1.0 - rec["hidden"][:, t] ** 2)
-            else:
-                gz = gh * (rec["pre"][:, t] > 0.0)
-            grad[:, t] = gz @ d.weight_ih
-            gh = gz @ d.weight_hh
-        elif layer.kind == "lstm":
-            i, f, _, o = gate_blocks(rec["_sig"][:, t], 4)
-            g, tc = rec["_tanh_g"][:, t], rec["_tanh_c"][:, t]
-            gc = gc + gh * o * (1.0 - tc * tc)
-            G = np.concatenate([gc * g * i * (1.0 - i), gc * rec["_c_prev"][:, t] * f * (1.0 - f),
-                                gc * i * (1.0 - g * g), gh * tc * o * (1.0 - o)], axis=1)
-            grad[:, t] = G @ d.weight_ih
-            gh = G @ d.weight_hh
-            gc = gc * f
-        else:
-            v = gate_blocks(rec["gates"][:, t], 3)[2]
-            r, zg = gate_blocks(rec["_sig"][:, t], 2)
-            nn = rec["_tanh_u"][:, t]
-            h_prev = rec["_h_prev"][:, t]
-            gu = gh * (1.0 - zg) * (1.0 - nn * nn)
-            gyz = gh * (h_prev - nn) * zg * (1.0 - zg)
-            gyr = gu * v * r * (1.0 - r)
-            grad[:, t] = np.concatenate([gyr, gyz, gu], axis=1) @ d.weight_ih
-            gh = gh * zg + np.concatenate([gyr, gyz, gu * r], axis=1) @ d.weight_hh
+        grad[:, t], gh, gc = cell_step_back(layer.kind, layer.activation, lambda k: rec[k][:, t], gh, gc,
+                                            d.weight_ih, d.weight_hh)
     return grad
 
 
