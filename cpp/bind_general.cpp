@@ -45,7 +45,7 @@ struct Keep {
     if (m.cols % 8 != 0 || at % pq::LineAligned<double>::kAlign == 0) return m;
     copies.emplace_back(m.rows, m.cols);
     pq::Mat<double>& c = copies.back();
-    for (std::ptrdiff_t i = 0; i < m.rows; ++i) std::copy(m.row(i), m.row(i) + m.cols, c.row(i));
+    std::copy(m.data, m.data + m.rows * m.cols, c.v.begin());  // both contiguous (stride = cols)
     return static_cast<const pq::Mat<double>&>(c).view();
   }
 };

@@ -278,20 +278,21 @@ PQ_HD inline void oned_planes(Surface sf, const Box<T>& bx, T& aL, T& bL, T& cL,
   if (bx.yu - bx.yl <= T(0)) { al = au = T(0); }
   else if (!sigmoid_g(sf)) { al = au = T(1); }  // g(y) = y is its own line
   else sshape_lines(Activation::Sigmoid, bx.yl, bx.yu, al, bl_, au, bu_);
-  const T fl = surface_factor(sf, bx.xl), fu = surface_factor(sf, bx.xu);
+  const SideValues<T> sv = side_values(sf, bx);  // once for the slopes, both offsets and margins
+  const T fl = sv.fxl, fu = sv.fxu;
   aU = T(0); bU = fu >= T(0) ? fu * au : fu * al;
   aL = T(0); bL = fl >= T(0) ? fl * al : fl * au;
-  const auto ru = offset_extremes(sf, aU, bU, bx, Want::Max);
-  const auto rl = offset_extremes(sf, aL, bL, bx, Want::Min);
-  cU = ru.gmax + plane_margin(sf, aU, bU, bx);
-  cL = rl.gmin - plane_margin(sf, aL, bL, bx);
+  const auto ru = offset_extremes(sf, aU, bU, bx, sv, Want::Max);
+  const auto rl = offset_extremes(sf, aL, bL, bx, sv, Want::Min);
+  cU = ru.gmax + plane_margin(aU, bU, bx, sv);
+  cL = rl.gmin - plane_margin(aL, bL, bx, sv);
 }
 
 template <class T>
 PQ_HD inline void constant_planes(Surface sf, const Box<T>& bx, T& aL, T& bL, T& cL, T& aU, T& bU, T& cU) {
-  const T v[4] = {surface_value(sf, bx.xl, bx.yl), surface_value(sf, bx.xl, bx.yu),
-                  surface_value(sf, bx.xu, bx.yl), surface_value(sf, bx.xu, bx.yu)};
-  const T m = plane_margin(sf, T(0), T(0), bx);
+  const SideValues<T> sv = side_values(sf, bx);  // F at the corners: f and g at the sides
+  const T v[4] = {sv.fxl * sv.syl, sv.fxl * sv.syu, sv.fxu * sv.syl, sv.fxu * sv.syu};
+  const T m = plane_margin(T(0), T(0), bx, sv);
   aL = bL = aU = bU = T(0);
   cU = std::max(std::max(v[0], v[1]), std::max(v[2], v[3])) + m;
   cL = std::min(std::min(v[0], v[1]), std::min(v[2], v[3])) - m;

@@ -294,11 +294,6 @@ PQ_HD inline Extremes<T> offset_extremes(Surface sf, T a, T b, const Box<T>& bx,
   return r;
 }
 
-template <class T>
-PQ_HD inline Extremes<T> offset_extremes(Surface sf, T a, T b, const Box<T>& bx, Want want = Want::Both) {
-  return offset_extremes(sf, a, b, bx, side_values(sf, bx), want);
-}
-
 // Safety margin for plane offsets: 8 eps (max|F| + |a| max|x| + |b| max|y|) (+ tiny).
 // Rounding budget (unit roundoff u = eps/2): F costs <= ~5u|F| (tanh, sigmoid, product),
 // g = F - a x - b y another ~3u of the magnitudes, and the consumer's evaluation of
@@ -314,10 +309,6 @@ PQ_HD inline T plane_margin(T a, T b, const Box<T>& bx, const SideValues<T>& sv)
   return T(8) * eps * (fmax + std::fabs(a) * xmax + std::fabs(b) * ymax) + absolute_slack<T>();
 }
 
-template <class T>
-PQ_HD inline T plane_margin(Surface sf, T a, T b, const Box<T>& bx) {
-  return plane_margin(a, b, bx, side_values(sf, bx));
-}
 
 }  // namespace detail
 
