@@ -33,17 +33,9 @@ def run(out: str, folders: list[str], inputs: int, random: list[str], planes: st
     import popqorn_fast as pf
     sys.path.insert(0, str(HERE))
     from run import random_model
+    from search_passes import problems
 
-    cases: list[tuple[str, object, np.ndarray]] = []
-    for folder in folders:
-        for f in sorted(Path(folder).glob("*.npz")):
-            try:
-                m = pf.load_model(f)
-                X, _ = pf.load_inputs(f)
-            except ValueError as exc:  # not a model with inputs (e.g. stored logits)
-                print(f"skipped {f.name}: {str(exc)[:80]}")
-                continue
-            cases += [(f.stem, m, x) for x in X[:inputs]]
+    cases: list[tuple[str, object, np.ndarray]] = list(problems(folders, inputs, 0))
     for spec in random:
         kind, T, h = spec.split(":")
         w, X = random_model(kind, int(T), int(h), 8)

@@ -23,10 +23,17 @@ RANDOM = [("lstm", 8, 32), ("gru", 8, 32), ("rnn", 8, 64), ("lstm", 16, 32), ("l
 
 
 def problems(folders: list[str], inputs: int, random_inputs: int):
+    """(name, model, input) of the first inputs of each model file in the folders (files that
+    are not a model with inputs, such as stored logits, are skipped with a line), then of the
+    random models."""
     for folder in folders:
         for f in sorted(Path(folder).glob("*.npz")):
-            m = pf.load_model(f)
-            X, _ = pf.load_inputs(f)
+            try:
+                m = pf.load_model(f)
+                X, _ = pf.load_inputs(f)
+            except ValueError as exc:
+                print(f"skipped {f.name}: {str(exc)[:80]}")
+                continue
             for x in X[:inputs]:
                 yield f.stem, m, x
     for kind, T, h in RANDOM:
