@@ -38,19 +38,19 @@ def boxes(rng: np.random.Generator, n: int):
 def lstm_boxes(path: str, eps: float | None, n: int) -> dict[str, tuple[np.ndarray, ...]]:
     """The boxes of an LSTM's planes in one pass (see the module docstring), per surface."""
     import popqorn_fast as pf
+    from popqorn_fast.forward import gate_blocks
     m = pf.load_model(path)
     X, _ = pf.load_inputs(path)
     if eps is None:
         eps = pf.certify(m, X[0], 10.0).eps
     st = pf.bound_states(m, X[0], eps)
     (gl, gu), (cl, cu) = (np.asarray(v) for v in st["gates"]), (np.asarray(v) for v in st["cell"])
-    h = cl.shape[1]
-    gate = lambda b, k: b[:, k * h:(k + 1) * h]  # noqa: E731  (gates stacked i, f, g, o)
-    c0 = np.zeros((1, h))
+    (il, fl, gl_, ol), (iu, fu, gu_, ou) = gate_blocks(gl, 4), gate_blocks(gu, 4)  # stacked i, f, g, o
+    c0 = np.zeros((1, cl.shape[1]))
     prev_l, prev_u = np.vstack([c0, cl[:-1]]), np.vstack([c0, cu[:-1]])
-    sets = {"tanh_sigmoid": [np.concatenate([gate(gl, 2), cl]), np.concatenate([gate(gu, 2), cu]),
-                             np.concatenate([gate(gl, 0), gate(gl, 3)]), np.concatenate([gate(gu, 0), gate(gu, 3)])],
-            "x_sigmoid": [prev_l, prev_u, gate(gl, 1), gate(gu, 1)]}
+    sets = {"tanh_sigmoid": [np.concatenate([gl_, cl]), np.concatenate([gu_, cu]),
+                             np.concatenate([il, ol]), np.concatenate([iu, ou])],
+            "x_sigmoid": [prev_l, prev_u, fl, fu]}
     out = {}
     for sf, v in sets.items():
         flat = [np.ravel(a) for a in v]
