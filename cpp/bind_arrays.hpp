@@ -62,6 +62,11 @@ inline py::dict to_dict(const BoundResult<double>& r) {
   std::copy(r.upper.begin(), r.upper.end(), up.mutable_data());
   out["lower"] = lo;
   out["upper"] = up;
+  if (!r.slope.empty()) {
+    py::array_t<double> sl(K);
+    std::copy(r.slope.begin(), r.slope.end(), sl.mutable_data());
+    out["slope"] = sl;
+  }
   for (const auto& st : r.states) {
     py::array_t<double> a({st.lower.rows, st.lower.cols}), b({st.upper.rows, st.upper.cols});
     std::copy(st.lower.v.begin(), st.lower.v.end(), a.mutable_data());

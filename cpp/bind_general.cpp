@@ -270,5 +270,7 @@ void bind_general(py::module_& m) {
         "frame_mask"_a, "spec_weight"_a, "spec_bias"_a, "options"_a, "threat"_a = PyThreat(),
         "Bounds of spec_weight @ logits + spec_bias for the general model (general_driver.hpp). "
         "frame / head: lists of (weight, bias, activation or None); layers: list of (kind, activation, "
-        "[(w_ih, w_hh, b_ih, b_hh, h0 or None, c0 or None) per direction]).");
+        "[(w_ih, w_hh, b_ih, b_hh, h0 or None, c0 or None) per direction]). Returns lower, upper, slope "
+        "(K,) (slope: how fast lower at least rises as the radius shrinks with these relaxations, "
+        "RECURRENCES.md §5) and the states.");
 }

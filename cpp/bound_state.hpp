@@ -24,6 +24,10 @@ struct StateBounds {
 template <class T>
 struct BoundResult {
   std::vector<T> lower, upper;          // (K,)
+  // (K,) how fast each lower bound at least rises as the ball shrinks with the same
+  // relaxations (RECURRENCES.md §5): lower_j + slope_j (ε − ε') bounds margin j over the
+  // ball of any radius ε' <= ε; empty where the pass does not provide it
+  std::vector<T> slope;
   std::vector<StateBounds<T>> states;   // filled only with want_states
 };
 

@@ -26,8 +26,10 @@
 // ends with settle: d − 2 err, rounded down.
 #pragma once
 #include <algorithm>
+#include <limits>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 #include "bound_state.hpp"
 #include "cells/cell_gru.hpp"
@@ -159,8 +161,10 @@ class GeneralPass final : public Bounder<T> {
         d[i] = sg * spec_b[k];
       }
     };
-    head_bound(2 * K, H - 1, false, margins, res.lower.data(), res.upper.data(), false);
+    res.slope.resize(K);
+    head_bound(2 * K, H - 1, false, margins, res.lower.data(), res.upper.data(), false, res.slope.data());
     if (optim_) optimize_margins(spec_w, spec_b, margins, res);
+    for (T& v : res.slope) v *= unit_floor();
     if (opt_.want_states) collect_states(res.states);
     return res;
   }
@@ -400,15 +404,17 @@ class GeneralPass final : public Bounder<T> {
   // pre-activation if from_pre) with initial constants; through the head, the readout and
   // every layer. Lower bounds of the first rows/2 rows, upper of the rest, ordered.
   // optimized (§3b) and refine: then each row again with its own relaxations.
+  // slope (optional, rows/2): the lower rows' Concretiser::unit, as computed.
   void head_bound(std::ptrdiff_t rows, std::ptrdiff_t j, bool from_pre, const HeadSetup& setup, T* lo, T* up,
-                  bool refine) {
+                  bool refine, T* slope = nullptr) {
     std::vector<T> all(static_cast<size_t>(rows));
+    const std::ptrdiff_t m = rows / 2;
     for (std::ptrdiff_t r0 = 0; r0 < rows; r0 += Rc_) {
       const std::ptrdiff_t R = std::min(Rc_, rows - r0);
       head_rows(j, from_pre, setup, r0, R);
       std::copy(d_.begin(), d_.begin() + R, all.begin() + r0);
+      if (slope) std::copy(conc_->unit(), conc_->unit() + std::max<std::ptrdiff_t>(0, std::min(R, m - r0)), slope + r0);
     }
-    const std::ptrdiff_t m = rows / 2;
     finish_stacked(all.data(), m, lo, up);
     if (!optim_ || !refine || optim_->settings().inter_iters == 0) return;
     optim_->refine(m, [&](std::ptrdiff_t r) {
@@ -423,9 +429,12 @@ class GeneralPass final : public Bounder<T> {
     const OptSettings& o = optim_->settings();
     const std::ptrdiff_t K = spec_w.rows, H = static_cast<std::ptrdiff_t>(net_.head.size());
     Mat<T> trace(o.trace ? K : 0, 2 * (o.iters + 1) + 2);
+    std::vector<std::pair<T, T>> seen;  // (bound, unit) of each back-substitution of the row
     for (std::ptrdiff_t r = 0; r < K; ++r) {
+      seen.clear();
       auto one = [&] {
         head_rows(H - 1, false, margins, r, 1);
+        seen.emplace_back(d_[0], conc_->unit()[0]);
         return d_[0];
       };
       auto objective = [&](const std::vector<T>& logits) {
@@ -433,10 +442,21 @@ class GeneralPass final : public Bounder<T> {
         for (std::ptrdiff_t c = 0; c < spec_w.cols; ++c) acc += spec_w(r, c) * logits[c];
         return acc;
       };
-      res.lower[r] = std::max(res.lower[r], optim_->row(o.iters, one, optim_->whole(), o.trace ? trace.row(r) : nullptr,
-                                                        objective));
+      const T best = optim_->row(o.iters, one, optim_->whole(), o.trace ? trace.row(r) : nullptr, objective);
+      if (!(best > res.lower[r])) continue;
+      res.lower[r] = best;  // and the unit of the back-substitution that gave it (the largest of equals)
+      T u = T(0);
+      for (const auto& [b, v] : seen)
+        if (b == best) u = std::max(u, v);
+      res.slope[r] = u;
     }
     if (o.trace) res.states.push_back({"opt_trace", trace, std::move(trace)});
+  }
+
+  // Concretiser::unit is Σ_t w_t ‖A_t‖_q as computed: its T + 4 roundings and the norms' own
+  // relative error (at most Γ, ROUNDING.md §3) taken off, a lower bound of the real sum.
+  T unit_floor() const {
+    return T(1) - T(4) * rd_.G - T(Tn_ + 4) * std::numeric_limits<T>::epsilon();
   }
 
   // Rows [r0, r0+R) of a head objective back to the frames: lower bounds in d_[0..R).

@@ -133,6 +133,7 @@ class Concretiser {
     const std::ptrdiff_t Tn = tm.ball.x.rows, n = tm.ball.x.cols;
     if (tm.substitution()) sub_.assign(static_cast<size_t>(rows * Tn), T(0)), sub_err_.assign(static_cast<size_t>(rows), T(0));
     if (tm.joint()) acc_.assign(static_cast<size_t>(rows), T(0)), scale_.assign(static_cast<size_t>(rows), T(0));
+    unit_.assign(static_cast<size_t>(rows), T(0));
     if (tm.lo) {
       // slack_t = min_j min(x̂ − lo, hi − x̂): the box contains frame t's ball iff radius <= slack_t
       slack_.assign(static_cast<size_t>(Tn), std::numeric_limits<T>::infinity());
@@ -155,6 +156,7 @@ class Concretiser {
       std::fill(sub_err_.begin(), sub_err_.begin() + R, T(0));
     }
     if (!acc_.empty()) std::fill(acc_.begin(), acc_.begin() + R, T(0)), std::fill(scale_.begin(), scale_.begin() + R, T(0));
+    std::fill(unit_.begin(), unit_.begin() + R, T(0));
     for (std::ptrdiff_t r = 0; r < static_cast<std::ptrdiff_t>(jm_.size()) && r < R; ++r) jm_[r].clear(), jc_[r].clear();
   }
 
@@ -165,7 +167,11 @@ class Concretiser {
     const bool boxed = tm_.lo && !(tm_.joint() ? joint_inside_ : rt <= slack_[t]);
     if (!boxed) {
       if (!tm_.joint()) {
-        for (std::ptrdiff_t r = 0; r < A.rows; ++r) subtract(k, r, rt * dual_norm(A.row(r), A.cols, tm_.ball.q));
+        for (std::ptrdiff_t r = 0; r < A.rows; ++r) {
+          const T g = dual_norm(A.row(r), A.cols, tm_.ball.q);
+          subtract(k, r, rt * g);
+          unit_[r] += tm_.weight(t) * g;
+        }
         return;
       }
       for (std::ptrdiff_t r = 0; r < A.rows; ++r) combine(r, tm_.weight(t) * dual_norm(A.row(r), A.cols, tm_.ball.q));
@@ -185,14 +191,23 @@ class Concretiser {
     }
   }
 
+  // Row r's unit(r) = the radius coefficient of what the ball subtracted, Σ_t w_t ‖A_t‖_q
+  // (joint: the joint norm) as computed, over the frames whose set is linear in the radius
+  // (a box-clipped frame or joint ball adds 0): the rows' bound at a radius ε' <= ε with the
+  // same linear form is at least the bound at ε plus (ε − ε') × the real sum (RECURRENCES.md
+  // §5, "a failed probe's own radius"). Valid after finish.
+  const T* unit() const { return unit_.data(); }
+
   void finish(RowConsts<T> k) {
     if (tm_.substitution()) return finish_substitution(k);
     if (!tm_.joint()) return;
     const T eps = tm_.ball.eps;
     for (std::ptrdiff_t r = 0; r < R_; ++r) {
       const T ball = tm_.ball.q == DualNorm::L2 ? scale_[r] * std::sqrt(acc_[r]) : acc_[r];
-      if (jm_.empty()) subtract(k, r, eps * ball);
-      else subtract(k, r, no_looser(box_ball_gain(jm_[r], jc_[r], eps, tm_.ball.q, idx_, rd_.G), eps * ball));
+      if (jm_.empty()) {
+        subtract(k, r, eps * ball);
+        unit_[r] = ball;
+      } else subtract(k, r, no_looser(box_ball_gain(jm_[r], jc_[r], eps, tm_.ball.q, idx_, rd_.G), eps * ball));
     }
   }
 
@@ -274,7 +289,7 @@ class Concretiser {
   Rounding<T> rd_;
   std::ptrdiff_t R_ = 0;
   bool joint_inside_ = true;
-  std::vector<T> sub_, sub_err_, acc_, scale_, slack_, m1_, c1_;
+  std::vector<T> sub_, sub_err_, acc_, scale_, slack_, m1_, c1_, unit_;
   std::vector<std::vector<T>> jm_, jc_;
   std::vector<std::ptrdiff_t> idx_;
 };

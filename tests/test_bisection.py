@@ -264,3 +264,55 @@ def test_parabola_root_is_exact_on_a_parabola():
         assert r is not None and abs(r - root) <= 1e-12
     # no crossing inside (lo, hi): None
     assert _parabola_root(0.0, 0.8, 0.1, (0.05, f(0.05)), (0.3, f(0.3))) is None
+
+
+def _with_own_radius(f, true_eps: float, kappa: float, probes: dict, within: dict):
+    """A probe that also reports the radius its own relaxations certify: the root of the line
+    through (e, f(e)) falling kappa times slower than the chord from the true root, as the
+    bound with fixed relaxations does (kappa >= 1: it lies at or below the true root)."""
+
+    def probe(e):
+        v = probes[e] = f(e, true_eps)
+        if v > 0.0:
+            within[e] = e
+            return v, e
+        w = e - kappa * (e - true_eps) if math.isfinite(v) else None
+        within[e] = w if w is not None and 0.0 < w < e else None
+        return v, within[e]
+
+    return probe
+
+
+@settings(max_examples=300, deadline=None)
+@given(true_eps=st.floats(1e-4, 10.0), rtol=st.sampled_from([1e-1, 1e-3, 1e-6]),
+       shape=st.sampled_from(sorted(MARGINS)), kappa=st.sampled_from([1.0, 1.2, 3.0, 13.0, 1e3]))
+def test_a_failed_probe_may_end_the_search(true_eps, rtol, shape, kappa):
+    """Probes that also report what their own relaxations certify below them: the result is a
+    certified probe, or exactly the radius a failed probe reported (then ``relaxed_at`` names
+    that probe), never above the true root, and bracketed to rtol."""
+    f = MARGINS[shape]
+    probes, within = {}, {}
+    r = search_radius(_with_own_radius(f, true_eps, kappa, probes, within), 10.0, rtol,
+                      margin_at_zero=f(0.0, true_eps), slope_at_zero=0.3 / true_eps)
+    assert r.passes == len(probes) <= MAX_PASSES
+    if r.relaxed_at is None:
+        assert r.eps == 0.0 or probes[r.eps] > 0
+    else:
+        assert probes[r.relaxed_at] <= 0 and within[r.relaxed_at] == r.eps < r.relaxed_at
+    assert r.eps <= true_eps * (1 + 1e-9)
+    if r.eps_upper is not None and true_eps < 10.0 * (1 - 1e-9):
+        assert probes[r.eps_upper] <= 0 and r.eps_upper - r.eps <= rtol * r.eps
+
+
+def test_own_radius_saves_probes_where_the_ball_drives_the_margin():
+    """Where the bound with its relaxations fixed falls almost as fast as the bound itself
+    (kappa near 1, as on random vanilla RNNs), a probe just above the root ends the search:
+    fewer probes than the values alone."""
+    rng = np.random.default_rng(3)
+    own = alone = 0
+    for true_eps in 10.0 ** rng.uniform(-3, 0, 40):
+        f = MARGINS["cubic"]
+        kw = dict(margin_at_zero=f(0.0, true_eps), slope_at_zero=0.3 / true_eps)
+        own += search_radius(_with_own_radius(f, true_eps, 1.2, {}, {}), 10.0, 1e-3, **kw).passes
+        alone += search_radius(lambda e: f(e, true_eps), 10.0, 1e-3, **kw).passes
+    assert own < 0.85 * alone

@@ -116,6 +116,12 @@ def _tamper(out: Path, tmp_path: Path, edit) -> Path:
     return bad
 
 
+def _tamper_view(out: Path) -> list[dict]:
+    """The certificate records of a file in _tamper's order."""
+    recs = [json.loads(ln) for ln in out.read_text().splitlines()[1:]]
+    return sorted((r for r in recs if r["type"] == "certificate"), key=lambda r: (r["p"] == "inf", r["input"]))
+
+
 def test_verify_rejects_tampered_certificates(certs_file, tmp_path, capsys):
     out, *_ = certs_file
     model = str(DATA / "rnn_relu_T4_h16.npz")
@@ -136,9 +142,26 @@ def test_verify_rejects_tampered_certificates(certs_file, tmp_path, capsys):
         doc["certificates"][1]["misclassified"] = False
         doc["certificates"][1]["eps"] = 0.5
 
+    # certificates proven by a failed probe's relaxations (eps_relaxed; RECURRENCES.md §5):
+    # this ReLU RNN's bound falls almost only through the ball, so its searches end that way
+    relaxed = [k for k, rec in enumerate(_tamper_view(out)) if rec.get("eps_relaxed") is not None]
+    assert len(relaxed) >= 2, "the fixture no longer exercises eps_relaxed"
+
+    def move_relaxed(doc):  # another probe's relaxations prove other margins
+        doc["certificates"][relaxed[0]]["eps_relaxed"] *= 1.01
+
+    def relaxed_below_eps(doc):
+        rec = doc["certificates"][relaxed[1]]
+        rec["eps_relaxed"] = 0.5 * rec["eps"]
+
+    def drop_relaxed(doc):  # the pass at eps itself gives other bounds than the saved ones
+        del doc["certificates"][relaxed[0]]["eps_relaxed"]
+
     for edit, why in [(raise_eps, "not certified|recomputed"), (nudge_eps, "not certified|recomputed"),
                       (edit_margin, "recomputed"), (edit_input, "input SHA-256"),
-                      (unmark_misclassified, "not certified|recomputed")]:
+                      (unmark_misclassified, "not certified|recomputed"),
+                      (move_relaxed, "not certified|recomputed"), (relaxed_below_eps, "exceeds eps_relaxed"),
+                      (drop_relaxed, "not certified|recomputed")]:
         bad = _tamper(out, tmp_path, edit)
         assert cli.main(["verify", str(bad), model, "--no-progress"]) == 1, edit.__name__
         text = capsys.readouterr().out

@@ -197,7 +197,7 @@ def test_eps_zero_encloses_and_is_tight(kind: str, p: float, seed: int) -> None:
     rng = np.random.default_rng(seed)
     b = case.bounds(0.0, p, random_mask(rng, case.x.shape[0]))
     clean = case.forward(case.x[None])
-    assert set(b) == {"lower", "upper"} | {f"{s}_{e}" for s in STATE_NAMES[kind] for e in ("lower", "upper")}
+    assert set(b) == {"lower", "upper", "slope"} | {f"{s}_{e}" for s in STATE_NAMES[kind] for e in ("lower", "upper")}
     assert_enclosed(b, {k: v[0] for k, v in clean.items()})
     for name, v in clean.items():
         key = "" if name == "margin" else name + "_"
@@ -309,7 +309,7 @@ def test_want_states_false_returns_only_margins() -> None:
     r = _core.gru_bounds(**case.args, x=case.x, eps=0.1, p=2.0, frame_mask=np.ones(T, bool),
                          spec_weight=case.spec_w, spec_bias=case.spec_b, planes="exact",
                          want_states=False)
-    assert set(r) == {"lower", "upper"}
+    assert set(r) == {"lower", "upper", "slope"}
     full = case.bounds(0.1, 2.0, np.ones(T, bool))
     np.testing.assert_array_equal(r["lower"], full["lower"])
     np.testing.assert_array_equal(r["upper"], full["upper"])

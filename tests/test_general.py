@@ -67,7 +67,7 @@ def test_one_layer_models_are_the_generic_pass(kind, planes):
         tol = 1e-12 if planes not in ("exact", "optimized") or kind == "rnn" else 1e-3
         for k in old:
             ref = old[k]
-            got = new[k if k in ("lower", "upper") else f"L0f_{k}"]
+            got = new[k if k in ("lower", "upper", "slope") else f"L0f_{k}"]
             np.testing.assert_allclose(got, ref, rtol=tol, atol=tol, err_msg=k)
 
 

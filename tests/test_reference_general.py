@@ -199,7 +199,7 @@ def test_one_layer_equals_one_layer_oracle(kind: str, act: str, planes: str, sta
         ref = one_layer_oracle(w, x, eps, p, mask, S, sb, planes, shared)
         got = general_bounds(as_general(w), x, eps, p, mask, S, sb, planes=planes, want_states=True,
                              gru_shared_z=shared)
-        assert set(got) == {"lower", "upper"} | {f"L0f_{nm}_{e}" for nm in ONE_LAYER_NAMES[kind]
+        assert set(got) == {"lower", "upper", "slope"} | {f"L0f_{nm}_{e}" for nm in ONE_LAYER_NAMES[kind]
                                                  for e in ("lower", "upper")}
         for key in ("lower", "upper"):
             assert close(got[key], ref[key], 1e-10), (key, got[key] - ref[key])
@@ -207,7 +207,7 @@ def test_one_layer_equals_one_layer_oracle(kind: str, act: str, planes: str, sta
             for e in ("lower", "upper"):
                 assert close(got[f"L0f_{nm}_{e}"], ref[f"{nm}_{e}"], 1e-10), (nm, e)
         nostates = general_bounds(as_general(w), x, eps, p, mask, S, sb, planes=planes, gru_shared_z=shared)
-        assert set(nostates) == {"lower", "upper"}
+        assert set(nostates) == {"lower", "upper", "slope"}
         assert np.array_equal(nostates["lower"], got["lower"])
 
 

@@ -33,9 +33,15 @@ SHRINK_MAX = 256.0  # the largest factor of an aimed step down before any probe 
 @dataclass(frozen=True)
 class SearchResult:
     """Outcome of a radius search."""
-    eps: float                      # largest probed ε that certified (0.0 if none)
+    eps: float                      # largest certified ε (0.0 if none)
     eps_upper: Optional[float]      # smallest probed ε that failed, None if none failed
     passes: int                     # bound computations spent
+    relaxed_at: Optional[float] = None  # eps was certified by the relaxations of this failed probe
+
+
+# what a probe reports: a bool, the smallest margin lower bound, or that and the largest
+# smaller radius the probe's own relaxations certify (smaller_ball.py; None: none)
+Probe = Union[bool, float, tuple[float, Optional[float]]]
 
 
 def _secant_root(e1: float, f1: float, e2: float, f2: float) -> Optional[float]:
@@ -114,7 +120,7 @@ def _parabola_root(lo: float, f_lo: float, hi: float, p2: tuple[float, float],
     return lo + min(ts) if ts else None
 
 
-def search_radius(certified: Callable[[float], Union[bool, float]], eps_max: float, rtol: float = 1e-3,
+def search_radius(certified: Callable[[float], Probe], eps_max: float, rtol: float = 1e-3,
                   eps_start: float = EPS_START, max_passes: int = MAX_PASSES,
                   margin_at_zero: Optional[float] = None, slope: Optional[float] = None,
                   slope_at_zero: Optional[float] = None) -> SearchResult:
@@ -125,7 +131,9 @@ def search_radius(certified: Callable[[float], Union[bool, float]], eps_max: flo
     certified : callable
         ``certified(eps)`` runs one bound pass. It returns either a bool (is every
         margin's lower bound > 0 at ``eps``?) or a float, the smallest margin lower
-        bound (certified iff > 0), which lets the search aim its probes.
+        bound (certified iff > 0), which lets the search aim its probes, or a pair
+        (that float, a radius below ``eps`` that the failed pass's own relaxations
+        certify, or None; smaller_ball.py), which may end the search at a failed probe.
     eps_max : float
         The search never probes above it; returning it means "certified up to the cap".
     rtol : float
@@ -149,8 +157,9 @@ def search_radius(certified: Callable[[float], Union[bool, float]], eps_max: flo
     Returns
     -------
     SearchResult
-        ``eps`` is a probed ε at which ``certified`` succeeded (or 0.0); ``eps_upper``
-        a probed ε at which it failed (None if none did).
+        ``eps`` is a probed ε at which ``certified`` succeeded, or a radius a failed probe
+        certified (then ``relaxed_at`` is that probe), or 0.0; ``eps_upper`` a probed ε at
+        which it failed (None if none did).
     """
     steps = search_steps(eps_max, rtol, eps_start, max_passes, margin_at_zero, slope, slope_at_zero)
     try:
@@ -164,7 +173,7 @@ def search_radius(certified: Callable[[float], Union[bool, float]], eps_max: flo
 def search_steps(eps_max: float, rtol: float = 1e-3, eps_start: float = EPS_START,
                  max_passes: int = MAX_PASSES, margin_at_zero: Optional[float] = None,
                  slope: Optional[float] = None, slope_at_zero: Optional[float] = None
-                 ) -> Generator[float, Union[bool, float], SearchResult]:
+                 ) -> Generator[float, Probe, SearchResult]:
     """The search of :func:`search_radius` as a generator, for batched drivers.
 
     Yields each ε to probe and receives (``send``) what ``certified(ε)`` would return;
@@ -182,9 +191,19 @@ def search_steps(eps_max: float, rtol: float = 1e-3, eps_start: float = EPS_STAR
     side = rtol / 3.0                        # offset of a probe from the estimated root
     hinted = _has_slope(slope)
 
-    def record(e: float, raw: Union[bool, float]) -> bool:
-        nonlocal passes, informative, lo, f_lo, hi, f_hi
+    below = 0.0                              # the best radius certified by a failed probe
+    below_at: Optional[float] = None         # ... and that probe
+    direct: dict[float, float] = {}          # a failed probe's −dm/dε with its relaxations fixed
+
+    def record(e: float, raw: Probe) -> bool:
+        nonlocal passes, informative, lo, f_lo, hi, f_hi, below, below_at
         passes += 1
+        if isinstance(raw, tuple):
+            raw, within = raw
+            if within is not None and 0.0 < within < e:
+                direct[e] = -float(raw) / (e - within)
+                if within > below:
+                    below, below_at = within, e
         if isinstance(raw, (bool, np.bool_)):
             informative = False
             v = 1.0 if raw else -1.0
@@ -230,6 +249,8 @@ def search_steps(eps_max: float, rtol: float = 1e-3, eps_start: float = EPS_STAR
                 nxt = min(max(r * (1.0 + side), lo * (1.0 + 2.0 * side)), GROW_MAX * lo)
             aimed_short = record(min(nxt, eps_max), (yield min(nxt, eps_max))) and not newton
             continue
+        if hi - below <= rtol * below:       # a failed probe certified within rtol of itself
+            break
         if lo == 0.0:                        # nothing certified yet: shrink
             local = informative and hinted
             newton = local and len(pts) == 1
@@ -301,8 +322,16 @@ def search_steps(eps_max: float, rtol: float = 1e-3, eps_start: float = EPS_STAR
         stalled = stalled and not excused
         bisected = False
         if r is None or not (lo < r < hi) or stalled:
-            nxt = math.sqrt(lo * hi) if hi > 4.0 * lo else 0.5 * (lo + hi)
+            base = max(lo, below)            # the bracket's certified end, probed or not
+            nxt = math.sqrt(base * hi) if hi > 4.0 * base else 0.5 * (base + hi)
             bisected = True
+        elif hi in direct and math.isfinite(f_lo):
+            # the smallest failed probe's own relaxations certified below it (§5): aim just
+            # above the root, where failing certifies within rtol through those relaxations
+            # if the bound falls kappa times faster than the ball alone moves it, and
+            # certifying pins the root from below
+            kappa = max((f_lo - f_hi) / (hi - lo) / direct[hi], 1.0)
+            nxt = r * (1.0 + 0.5 * rtol / kappa)
         else:                                # aim just past the root, on the side not yet pinned
             off = max(side * r, spread)
             nxt = r + off if last_ok else r - off
@@ -315,7 +344,10 @@ def search_steps(eps_max: float, rtol: float = 1e-3, eps_start: float = EPS_STAR
             elif (not last_ok and hi / (1.0 + 2.0 * rtol) <= nxt < close_dn
                   and (not quad or r > close_dn)):
                 nxt = close_dn
-            inner = 0.25 * rtol * lo         # keep the probe strictly inside the bracket
-            nxt = min(max(nxt, lo + inner), hi - inner)
+        if not bisected:                     # keep an aimed probe strictly inside the bracket
+            inner = 0.25 * rtol * lo
+            nxt = min(max(nxt, max(lo, below) + inner), hi - inner)
         record(nxt, (yield nxt))
+    if below > lo:
+        return SearchResult(below, hi, passes, below_at)
     return SearchResult(lo, hi, passes)

@@ -146,6 +146,11 @@ class Certificate:
         ``"sound32"``: the same, the recurrent products computed in float32 (ROUNDING.md §7);
         ``"nearest"``: plain round-to-nearest arithmetic (also what a record without this
         field was computed with).
+    eps_relaxed : float or None
+        None when the bound pass at ``eps`` itself proved ``margin_lower``. Otherwise the
+        larger radius of the failed probe whose relaxations proved them: that pass's
+        linear bounds hold over its ball, hence over the smaller ball of radius ``eps``
+        (docs/RECURRENCES.md §5); ``verify`` recomputes them that way.
     """
     eps: float
     eps_upper: Optional[float]
@@ -165,6 +170,7 @@ class Certificate:
     threat: Optional[dict[str, Any]] = None
     version: str = field(default_factory=_package_version)
     rounding: str = "nearest"
+    eps_relaxed: Optional[float] = None
 
     def with_provenance(self, weights: Any, x: Any) -> "Certificate":
         """A copy that records the SHA-256 of ``weights`` and of the input ``x``."""
@@ -191,7 +197,8 @@ class Certificate:
             "input_sha256": self.input_sha256,
             "version": self.version,
             "rounding": self.rounding,
-        } | ({} if self.threat is None else {"threat": self.threat})
+        } | ({} if self.threat is None else {"threat": self.threat}) | (
+            {} if self.eps_relaxed is None else {"eps_relaxed": float(self.eps_relaxed)})
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Certificate":
@@ -225,6 +232,7 @@ class Certificate:
             threat=d.get("threat"),
             version=str(d.get("version", "")),
             rounding=str(d.get("rounding", "nearest")),
+            eps_relaxed=None if d.get("eps_relaxed") is None else float(d["eps_relaxed"]),
         )
 
     def to_json(self, **kwargs: Any) -> str:

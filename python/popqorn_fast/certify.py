@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -12,9 +12,11 @@ import numpy as np
 from .backend import (CUDA_PLANE_METHODS, PLANE_METHODS, BoundOverflowError, bound_pass, bound_pass_batch, check_device,
                       check_rounding,
                       product_threads)
-from .bisection import SearchResult, search_radius, search_steps
+from .bisection import Probe, SearchResult, search_radius, search_steps
 from .certificate import Certificate, input_sha256
 from .first_probe import SearchStart, first_probe
+from .forward import forward_record
+from .smaller_ball import certified_within, margins_within
 from .specification import fold_specification, margin_classes
 from .validation import (check_batch, check_class, check_eps, check_sequence, frame_mask, parse_p)
 from .general import RecurrentClassifier
@@ -42,6 +44,8 @@ class _Problem:
     clean_margin: float  # min_j (logit_label - logit_j) of the clean input: steers the ε search
     threat: ThreatModel = ThreatModel()
     rounding: str = "sound"
+    # forward_record(weights, x[None]): the clean logits and what their gradients need
+    record: Optional[tuple[np.ndarray, dict]] = field(default=None, compare=False, repr=False)
 
     def run(self, eps: float, want_states: bool = False) -> dict[str, np.ndarray]:
         return bound_pass(self.weights, self.x, eps, self.p, self.mask, self.spec_w, self.spec_b,
@@ -49,7 +53,8 @@ class _Problem:
 
     def first_probe(self, eps_max: float) -> SearchStart:
         """The radius search's first ε and the margin's slope at ε = 0 (first_probe.py)."""
-        return first_probe(self.weights, self.x, self.label, self.classes, self.p, self.mask, self.threat, eps_max)
+        return first_probe(self.weights, self.x, self.label, self.classes, self.p, self.mask, self.threat, eps_max,
+                           self.record)
 
 
 def _check_weights(weights: Any) -> None:
@@ -73,7 +78,8 @@ def _problem(weights: Any, x: Any, p: Any, target: Any, frames: Any, planes: str
         refuse_threat(tm, "planes='optimized'", "planes='exact' (the default), '1d' or 'constant'")
     C = weights.num_classes
     with np.errstate(over="ignore", invalid="ignore"):
-        logits = weights.logits(xv)
+        record = forward_record(weights, xv[None])
+    logits = record[0][0]
     if not np.all(np.isfinite(logits)):
         raise ValueError("x is too large for this model: its forward pass overflows float64 "
                          f"(logits {logits}); no prediction to certify")
@@ -90,12 +96,13 @@ def _problem(weights: Any, x: Any, p: Any, target: Any, frames: Any, planes: str
         spec_w, spec_b = fold_specification(weights.out_weight, weights.out_bias, lab, classes)
     clean = float(np.min(logits[lab] - logits[classes]))
     return _Problem(weights, xv, pv, mask, fr, lab, tgt, classes, spec_w, spec_b, planes, predicted, clean, tm,
-                    rounding)
+                    rounding, record)
 
 
 def bound_margins(weights: Any, x: Any, eps: float, p: Any = 2, target: Any = None, frames: Any = None,
                   planes: str = "exact", label: Any = None, ball: str = "frame", frame_weights: Any = None,
-                  domain: Any = None, rounding: str = "sound") -> tuple[np.ndarray, np.ndarray]:
+                  domain: Any = None, rounding: str = "sound",
+                  relaxed_at: Optional[float] = None) -> tuple[np.ndarray, np.ndarray]:
     """Proven bounds of the margins ``logit_label − logit_j`` at a fixed ε.
 
     Parameters
@@ -138,14 +145,27 @@ def bound_margins(weights: Any, x: Any, eps: float, p: Any = 2, target: Any = No
         steps' large products in float32 with their error charged (faster at h >= 64, a
         little radius lost; ROUNDING.md §7). ``"nearest"``: plain round-to-nearest
         arithmetic, as most verifiers compute (and the CUDA backend).
+    relaxed_at : float, optional
+        A radius >= ``eps`` (a certificate's ``eps_relaxed``): the lower bounds are then
+        those of the pass at ``relaxed_at`` carried to the smaller ball of radius ``eps``
+        with the same relaxations (docs/RECURRENCES.md §5); the upper bounds stay those
+        at ``relaxed_at``. Needs a threat model whose sets grow linearly with the radius
+        (a box domain makes the carried bound no better than the pass's own).
 
     Returns
     -------
     (lower, upper) : tuple of numpy.ndarray
     """
     pr = _problem(weights, x, p, target, frames, planes, label, _threat_kw(ball, frame_weights, domain), rounding)
-    out = pr.run(check_eps(eps))
-    return out["lower"], out["upper"]
+    e = check_eps(eps)
+    if relaxed_at is None:
+        out = pr.run(e)
+        return out["lower"], out["upper"]
+    big = check_eps(relaxed_at, "relaxed_at")
+    if big < e:
+        raise ValueError(f"relaxed_at must be at least eps = {e!r}, got {relaxed_at!r}")
+    out = pr.run(big)
+    return margins_within(big, out["lower"], out["slope"], e), out["upper"]
 
 
 def bound_states(weights: Any, x: Any, eps: float, p: Any = 2, target: Any = None, frames: Any = None,
@@ -207,21 +227,53 @@ def certify(weights: Any, x: Any, eps_max: float = 10.0, p: Any = 2, target: Any
 
 def _certify_searched(pr: _Problem, eps_max: float, rtol_v: float, t0: float) -> Certificate:
     """certify's radius search(es) for a correctly classified input."""
+    probes = _Probes()
     if pr.planes == "optimized":  # a cheap "exact" search first aims the costly probes
         start0 = pr.first_probe(eps_max)
-        seen: dict[float, np.ndarray] = {}
+        seen = _Probes()
         first = _search(replace(pr, planes="exact"), eps_max, rtol_v, seen, start=start0)
-        margins: dict[float, np.ndarray] = {}
         if first.eps >= eps_max:  # certified up to the cap: nothing left to tighten
-            res = _search(pr, eps_max, rtol_v, margins, start=replace(start0, eps=eps_max))
+            res = _search(pr, eps_max, rtol_v, probes, start=replace(start0, eps=eps_max))
         else:
             start = replace(start0, eps=min(OPTIMIZED_FIRST_STEP * first.eps, eps_max)) if first.eps > 0.0 else start0
-            res = _search(pr, eps_max, rtol_v, margins, start=start, slope=_optimized_slope(first, seen))
+            res = _search(pr, eps_max, rtol_v, probes, start=start, slope=_optimized_slope(first, seen.lower))
         res = replace(res, passes=res.passes + first.passes)
     else:
-        margins = {}
-        res = _search(pr, eps_max, rtol_v, margins)
-    return _searched(pr, res, margins, t0)
+        res = _search(pr, eps_max, rtol_v, probes)
+    return _searched(pr, res, probes, t0)
+
+
+@dataclass
+class _Probes:
+    """What the probes of one radius search found: each probed ε's margin lower bounds and
+    their slopes in the radius (the core's "slope"; smaller_ball.py)."""
+    lower: dict[float, np.ndarray] = field(default_factory=dict)
+    slope: dict[float, np.ndarray] = field(default_factory=dict)
+
+    def add(self, eps: float, out: Optional[dict[str, np.ndarray]]) -> Probe:
+        """Record a pass's output at ``eps`` (None: its bounds overflowed float64) and return
+        what the search reads: the smallest margin bound and the radius the pass's own
+        relaxations certify below ``eps`` (None: none, or no slopes reported)."""
+        if out is None:  # bounds left float64 at this eps: nothing proven there
+            return -np.inf, None
+        lower = np.asarray(out["lower"])
+        self.lower[eps] = lower
+        slope = out.get("slope")
+        if slope is not None:
+            self.slope[eps] = np.asarray(slope)
+        return float(np.min(lower)), certified_within(eps, lower, self.slope.get(eps))
+
+    def margins(self, res: SearchResult) -> np.ndarray:
+        """The certificate's margin bounds: at ``res.eps`` (from the failed probe
+        ``res.relaxed_at`` where that certified it), else at the smallest probe."""
+        if res.relaxed_at is not None:
+            e = res.relaxed_at
+            return margins_within(e, self.lower[e], self.slope[e], res.eps)
+        if res.eps > 0.0:
+            return self.lower[res.eps]
+        if self.lower:  # nothing certified: the clean margins' bounds at the smallest probe say why
+            return self.lower[min(self.lower)]
+        return np.zeros(0)  # every probe overflowed float64: no margin bounds to report
 
 
 # planes="optimized": its first probe is this multiple of the "exact" radius (the optimised
@@ -243,21 +295,20 @@ def _optimized_slope(res: SearchResult, margins: dict[float, np.ndarray]) -> Opt
     return (lo - hi) / (res.eps_upper - res.eps) / OPTIMIZED_FIRST_STEP if np.isfinite(hi) else None
 
 
-def _search(pr: _Problem, eps_max: float, rtol: float, margins: dict[float, np.ndarray],
+def _search(pr: _Problem, eps_max: float, rtol: float, probes: _Probes,
             start: Optional[SearchStart] = None, slope: Optional[float] = None) -> SearchResult:
     """The radius search (bisection.py) with ``pr``'s bound pass, from ``start`` (default
-    ``pr.first_probe``); fills ``margins`` with the margins' lower bounds at every probed ε.
-    ``slope``: see :func:`search_radius`."""
+    ``pr.first_probe``); records every probe in ``probes``. ``slope``: see
+    :func:`search_radius`."""
     if start is None:
         start = pr.first_probe(eps_max)
 
-    def certified(eps: float) -> float:  # the smallest margin lower bound: certified iff > 0
+    def certified(eps: float) -> Probe:
         try:
-            lower = pr.run(eps)["lower"]
-        except BoundOverflowError:  # bounds left float64 at this eps: nothing proven there
-            return -np.inf
-        margins[eps] = lower
-        return float(np.min(lower))
+            out: Optional[dict[str, np.ndarray]] = pr.run(eps)
+        except BoundOverflowError:
+            out = None
+        return probes.add(eps, out)
 
     return search_radius(certified, eps_max, rtol, eps_start=start.eps, margin_at_zero=pr.clean_margin,
                          slope=slope, slope_at_zero=start.slope)
@@ -300,17 +351,12 @@ def _misclassified(pr: _Problem, t0: float) -> Certificate:
                        tuple(int(c) for c in pr.classes), **_hashes(pr), rounding=pr.rounding)
 
 
-def _searched(pr: _Problem, res: Any, margins: dict[float, np.ndarray], t0: float) -> Certificate:
-    """The certificate of a finished radius search (``margins``: lower bounds per probed ε)."""
-    if res.eps > 0.0:
-        m = margins[res.eps]
-    elif margins:  # nothing certified: the clean margins' bounds at the smallest probe say why
-        m = margins[min(margins)]
-    else:  # every probe overflowed float64: no margin bounds to report
-        m = np.zeros(0)
-    return Certificate(res.eps, res.eps_upper, pr.label, pr.target, pr.p, pr.frames, False, m,
+def _searched(pr: _Problem, res: SearchResult, probes: _Probes, t0: float) -> Certificate:
+    """The certificate of a finished radius search."""
+    return Certificate(res.eps, res.eps_upper, pr.label, pr.target, pr.p, pr.frames, False, probes.margins(res),
                        res.passes, time.perf_counter() - t0, pr.planes, pr.weights.kind,
-                       tuple(int(c) for c in pr.classes), **_hashes(pr), rounding=pr.rounding)
+                       tuple(int(c) for c in pr.classes), **_hashes(pr), rounding=pr.rounding,
+                       eps_relaxed=res.relaxed_at)
 
 
 def _certify_batched(weights: Any, X: np.ndarray, labels: Sequence[Any], kwargs: dict[str, Any],
@@ -327,7 +373,7 @@ def _certify_batched(weights: Any, X: np.ndarray, labels: Sequence[Any], kwargs:
     probs = [_problem(weights, X[i], kwargs["p"], kwargs["target"], kwargs["frames"], kwargs["planes"],
                       labels[i], rounding=kwargs["rounding"]) for i in range(N)]
     out: list[Optional[Certificate]] = [None] * N
-    margins: list[dict[float, np.ndarray]] = [{} for _ in range(N)]
+    probes = [_Probes() for _ in range(N)]
     active: dict[int, list[Any]] = {}  # input -> [search generator, ε it asks for]
     done = 0
     for i, pr in enumerate(probs):
@@ -351,16 +397,11 @@ def _certify_batched(weights: Any, X: np.ndarray, labels: Sequence[Any], kwargs:
                                rounding=pr0.rounding)
         for j, i in enumerate(idx):
             gen, e = active[i]
-            if res["status"][j] != 0:  # bounds left float64 at this ε: nothing proven there
-                val = -np.inf
-            else:
-                lower = np.array(res["lower"][j])
-                margins[i][e] = lower
-                val = float(np.min(lower))
+            got = None if res["status"][j] != 0 else {k: np.array(v[j]) for k, v in res.items() if k != "status"}
             try:
-                active[i][1] = gen.send(val)
+                active[i][1] = gen.send(probes[i].add(e, got))
             except StopIteration as fin:
-                out[i] = _searched(probs[i], fin.value, margins[i], t0)
+                out[i] = _searched(probs[i], fin.value, probes[i], t0)
                 del active[i]
                 done += 1
                 report(done)

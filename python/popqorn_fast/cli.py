@@ -198,11 +198,14 @@ def _check_one(weights: Any, mhash: str, rec: dict[str, Any], x: Optional[np.nda
         return None  # nothing was certified, nothing is claimed
     if not np.isfinite(cert.eps) or cert.eps < 0:
         return f"eps = {cert.eps} is not a radius"
+    if cert.eps_relaxed is not None and not cert.eps_relaxed >= cert.eps:
+        return (f"not certified: eps = {cert.eps:.6g} exceeds eps_relaxed = {cert.eps_relaxed:.6g}, the radius "
+                f"whose relaxations are said to prove it (they prove smaller balls only)")
     try:
         classes = margin_classes(cert.label, weights.num_classes, cert.target)
         lower, _ = bound_margins(weights, x, cert.eps, p=cert.p, target=cert.target, frames=cert.frames,
                                  planes=cert.planes, label=cert.label, rounding=cert.rounding,
-                                 **ball_keywords(cert.threat))
+                                 relaxed_at=cert.eps_relaxed, **ball_keywords(cert.threat))
     except (ValueError, TypeError) as exc:
         return f"cannot recompute: {exc}"
     if cert.classes is not None and list(cert.classes) != [int(c) for c in classes]:

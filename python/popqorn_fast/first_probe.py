@@ -17,7 +17,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .bisection import EPS_FLOOR, EPS_START
-from .forward import logits_vjp
+from .forward import forward_record, input_gradient
 from .sampling import frame_multipliers, frame_norms
 from .threat import ThreatModel
 
@@ -39,15 +39,18 @@ class SearchStart:
 
 
 def _linearised(weights: Any, x: np.ndarray, label: int, classes: np.ndarray, p: float, mask: np.ndarray,
-                threat: ThreatModel) -> tuple[np.ndarray, np.ndarray]:
+                threat: ThreatModel, record: Optional[tuple[np.ndarray, dict]] = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """The clean margins m_j and their first-order rates ‖∇m_j‖_* over the threat model's set
-    of radius 1 (K,) each (see :func:`linear_radius`)."""
+    of radius 1 (K,) each (see :func:`linear_radius`); ``record``: the logits and records of
+    ``forward_record(weights, x[None])`` where already computed."""
     K, C = len(classes), weights.num_classes
     ct = np.zeros((K, C))
     ct[:, label] = 1.0
     ct[np.arange(K), classes] = -1.0
     with np.errstate(all="ignore"):
-        z, g = logits_vjp(weights, np.repeat(x[None], K, axis=0), ct)
+        z, rec = record if record is not None else forward_record(weights, x[None])
+        g = input_gradient(weights, x[None], rec, ct)  # the K margins' gradients from one forward pass
         q = _dual(p)
         # (K, T): each frame's dual norm times its radius multiplier
         per_frame = frame_norms(g, q) * frame_multipliers(mask, threat)
@@ -94,15 +97,17 @@ def linear_radius(weights: Any, x: np.ndarray, label: int, classes: np.ndarray, 
 
 
 def first_probe(weights: Any, x: np.ndarray, label: int, classes: np.ndarray, p: float, mask: np.ndarray,
-                threat: ThreatModel, eps_max: float) -> SearchStart:
+                threat: ThreatModel, eps_max: float, record: Optional[tuple[np.ndarray, dict]] = None) -> SearchStart:
     """The search's first ε, ``LINEAR_FRACTION`` × :func:`linear_radius` within
     ``[EPS_FLOOR, eps_max]`` (``min(EPS_START, eps_max)`` where that radius is not a positive
     finite number or the threat model substitutes frames), and the slope at ε = 0 of the
     smallest margin's bound, ``‖∇m_j‖_*`` of the smallest clean margin m_j (to first order the
-    bound falls as the margin itself: the relaxations become tangents as ε → 0)."""
+    bound falls as the margin itself: the relaxations become tangents as ε → 0). ``record``:
+    ``forward_record(weights, x[None])`` where the caller has it (the gradients then need
+    no forward pass of their own)."""
     if threat.substitutions is not None:
         return SearchStart(min(EPS_START, eps_max), None)
-    margins, size = _linearised(weights, x, label, classes, p, mask, threat)
+    margins, size = _linearised(weights, x, label, classes, p, mask, threat, record)
     lin = _radius(margins, size)
     s0 = float(size[np.argmin(margins)]) if margins.size else float("nan")
     slope = s0 if np.isfinite(s0) and s0 > 0.0 else None

@@ -124,7 +124,8 @@ def forward_record(w: Any, X: np.ndarray) -> tuple[np.ndarray, dict]:
 
 
 def input_gradient(w: Any, X: np.ndarray, rec: dict, ct: np.ndarray) -> np.ndarray:
-    """Input gradient (N, T, n) of ``sum(ct * logits)`` from the records of :func:`forward_record`."""
+    """Input gradient (N, T, n) of ``sum(ct * logits)`` from the records of :func:`forward_record`
+    (N = the rows of ``ct``; records of one input serve N cotangents of that input)."""
     if w.kind == "general":
         from .general_forward import general_vjp
         return general_vjp(w, X, rec, ct)
@@ -249,10 +250,11 @@ def check_cotangent(cotangent: Any, single: bool, N: int, C: int) -> np.ndarray:
 
 def _backward(w: Any, arr: np.ndarray, rec: dict[str, list[np.ndarray]],
               ct: np.ndarray) -> np.ndarray:
-    """Input gradient of ``sum(ct * logits)`` given the records of :func:`_run`."""
-    N, T, n = arr.shape
+    """Input gradient of ``sum(ct * logits)`` given the records of :func:`_run` (N = the rows
+    of ``ct``; records of a batch of one broadcast)."""
+    N, (_, T, n) = ct.shape[0], arr.shape
     s = w.hidden_size
-    grad = np.empty_like(arr)
+    grad = np.empty((N, T, n))
     gh = ct @ w.out_weight  # d/dh_T
     gc = np.zeros((N, s))
     for t in range(T - 1, -1, -1):

@@ -83,10 +83,11 @@ def _run_direction(layer: RecurrentLayer, d: Direction, X: np.ndarray, backward:
 
 def _back_direction(layer: RecurrentLayer, d: Direction, X: np.ndarray, rec: dict[str, np.ndarray],
                     g_h: np.ndarray, backward: bool) -> np.ndarray:
-    """Cotangent on the inputs (N, T, n) from cotangents ``g_h`` (N, T, s) on every output."""
-    N, T, _ = X.shape
+    """Cotangent on the inputs (N, T, n) from cotangents ``g_h`` (N, T, s) on every output
+    (records of a batch of one broadcast)."""
+    N, (_, T, n) = g_h.shape[0], X.shape
     s = layer.hidden_size
-    grad = np.zeros_like(X)
+    grad = np.zeros((N, T, n))
     gh = np.zeros((N, s))
     gc = np.zeros((N, s))
     for t in (range(T) if backward else range(T - 1, -1, -1)):
@@ -165,8 +166,9 @@ def general_states(model: RecurrentClassifier, x: Any) -> dict[str, np.ndarray]:
 
 def general_vjp(model: RecurrentClassifier, X: np.ndarray, rec: dict[str, Any],
                 ct: np.ndarray) -> np.ndarray:
-    """Input gradient (N, T, n) of ``sum(ct * logits)`` given the records of :func:`run`."""
-    N, T, _ = X.shape
+    """Input gradient (N, T, n) of ``sum(ct * logits)`` given the records of :func:`run` (N = the
+    rows of ``ct``; records of one input serve N cotangents of that input)."""
+    N, T = ct.shape[0], X.shape[1]
     g = ct
     for j in range(len(model.head) - 1, -1, -1):
         dl = model.head[j]
@@ -186,7 +188,7 @@ def general_vjp(model: RecurrentClassifier, X: np.ndarray, rec: dict[str, Any],
     for l in range(len(model.layers) - 1, -1, -1):
         layer = model.layers[l]
         a_in = rec[f"_in{l}"]
-        g_in = np.zeros_like(a_in)
+        g_in = np.zeros((N,) + a_in.shape[1:])
         for k, d in enumerate(layer.directions()):
             part = g_out[:, :, k * layer.hidden_size:(k + 1) * layer.hidden_size]
             g_in += _back_direction(layer, d, a_in, rec[f"_L{l}{'fb'[k]}_rec"], part, k == 1)

@@ -3,7 +3,8 @@
 ``check_point`` runs every check for one (model, input, p, frames, target):
 
 1. ``certify`` gives eps*; at eps* ``bound_margins`` must prove every margin > 0
-   (consistency of certify with the bounds it reports);
+   (consistency of certify with the bounds it reports; for a certificate proven by a
+   failed probe's relaxations, ``bound_margins(..., relaxed_at=cert.eps_relaxed)``);
 2. ``>= n_samples`` perturbations (interior, surface, for p in {1, inf}
    vertices, and points where first-layer rows reach their extremes) at eps*: every state of ``forward.states`` lies inside the
    intervals of ``bound_states``, every margin inside ``bound_margins``, and the
@@ -104,15 +105,19 @@ def assert_inside(name: str, values: np.ndarray, lo: np.ndarray, hi: np.ndarray)
 
 def check_bounds_at(api: Any, w: Any, x: np.ndarray, eps: float, p: float,
                     frames: Optional[Sequence[int]], target: Optional[int], label: int,
-                    S: np.ndarray, planes: str = "exact") -> tuple[np.ndarray, np.ndarray]:
-    """States and margins of the samples ``S`` inside the bounds at ``eps``; returns (margins, lower)."""
+                    S: np.ndarray, planes: str = "exact",
+                    relaxed_at: Optional[float] = None) -> tuple[np.ndarray, np.ndarray]:
+    """States and margins of the samples ``S`` inside the bounds at ``eps``; returns (margins, lower).
+    ``relaxed_at``: the margins' lower bounds are those a certificate claims, from the pass at
+    that larger radius (``Certificate.eps_relaxed``)."""
     bs = api.bound_states(w, x, eps, p=p, target=target, frames=frames, planes=planes)
     st = forward.states(w, S)
     assert set(bs) == set(st), (sorted(bs), sorted(st))
     for k, (lo, hi) in bs.items():
         assert_inside(f"state {k!r} at eps={eps:.6g}", st[k], np.asarray(lo), np.asarray(hi))
+    more = {} if relaxed_at is None else {"relaxed_at": relaxed_at}
     mlo, mhi = (np.asarray(a) for a in api.bound_margins(w, x, eps, p=p, target=target, frames=frames,
-                                                         planes=planes))
+                                                         planes=planes, **more))
     m = forward.margins(w, S, label, target)
     assert_inside(f"margins at eps={eps:.6g}", m, mlo, mhi)
     return m, mlo
@@ -136,7 +141,8 @@ def check_point(api: Any, w: Any, x: np.ndarray, p: Any, frames: Optional[Sequen
     min_sampled, min_bound, count, attacks = np.inf, np.inf, 0, 0
     if eps > 0:
         S = samples_for(rng, x, eps, p, frames, n_samples, w)
-        m, mlo = check_bounds_at(api, w, x, eps, p, frames, target, label, S, planes)
+        m, mlo = check_bounds_at(api, w, x, eps, p, frames, target, label, S, planes,
+                                 getattr(cert, "eps_relaxed", None))
         assert np.all(mlo > 0), f"certify returned eps={eps} but bound_margins' lower bounds {mlo} are not > 0"
         assert np.all(m > 0), f"label flipped by a sample at the certified eps={eps}: margin {m.min()}"
         if target is None:

@@ -81,7 +81,10 @@ def check_threat_point(api: Any, w: Any, x: np.ndarray, p: float, frames: Option
         st = forward.states(w, S)
         for k, (lo, hi) in bs.items():
             assert_inside(f"state {k!r} at eps={e:.6g}", st[k], np.asarray(lo), np.asarray(hi))
-        mlo, mhi = (np.asarray(a) for a in api.bound_margins(w, x, e, **kw))
+        # at the certified radius: the bounds the certificate claims (a failed probe's own
+        # relaxations where they proved it, Certificate.eps_relaxed)
+        relaxed = cert.eps_relaxed if e == eps and eps > 0 else None
+        mlo, mhi = (np.asarray(a) for a in api.bound_margins(w, x, e, relaxed_at=relaxed, **kw))
         m = forward.margins(w, S, label, target)
         assert_inside(f"margins at eps={e:.6g}", m, mlo, mhi)
         count += len(S)

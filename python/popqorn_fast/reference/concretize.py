@@ -59,6 +59,36 @@ def concretize_lower(A: np.ndarray, d: np.ndarray, x: np.ndarray, eps: float, p:
     return lower
 
 
+def concretize_slope(A: np.ndarray, x: np.ndarray, eps: float, p: float, frame_mask: np.ndarray,
+                     threat: Any = None) -> np.ndarray:
+    """How fast :func:`concretize_lower` of these ``A`` rises as the radius shrinks below
+    ``eps`` (docs/RECURRENCES.md §5, a smaller ball from a failed probe), counting only the
+    sets linear in the radius, as the core does: a frame's ball (weighted), or the joint
+    ball, where no box domain clips it at ``eps`` (the box then contains it: every
+    coordinate's room in both directions at least the frame's radius); substitutions 0.
+
+    Returns
+    -------
+    ndarray, shape (rows,)
+    """
+    T, rows = x.shape[0], A.shape[1]
+    threat_on = threat is not None and not threat.is_default
+    if threat_on and threat.substitutions is not None:
+        return np.zeros(rows)
+    w = np.ones(T) if not threat_on or threat.frame_weights is None else threat.frame_weights
+    moving = [t for t in range(T) if frame_mask[t] and w[t] * eps != 0.0]
+    slack = np.full(T, np.inf)
+    if threat_on and threat.lo is not None:
+        slack = np.minimum(x - threat.lo, threat.hi - x).min(axis=1)
+    norms = np.stack([w[t] * dual_norm_rows(A[t], p) for t in moving]) if moving else np.zeros((0, rows))
+    if threat_on and threat.ball == "joint" and p != np.inf:
+        if any(eps > slack[t] / w[t] for t in moving):
+            return np.zeros(rows)
+        return dual_norm_rows(norms.T, p) if moving else np.zeros(rows)
+    inside = np.array([eps * w[t] <= slack[t] for t in moving], dtype=bool)
+    return norms[inside].sum(axis=0) if moving else np.zeros(rows)
+
+
 def split_stacked(lower_stacked: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
     """From lower bounds of ``[Lam; -Lam]`` return (lower of Lam, upper of Lam = -lower of -Lam).
 

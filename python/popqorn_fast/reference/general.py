@@ -53,7 +53,7 @@ import numpy as np
 from . import gru as _gru
 from . import lstm as _lstm
 from . import rnn as _rnn
-from .concretize import concretize_lower, split_stacked, stack_objective
+from .concretize import concretize_lower, concretize_slope, split_stacked, stack_objective
 from .lines import Lines, bound_activation
 from .planes import ProductBounds, core_bound_product
 from .substitution import through_lines
@@ -281,7 +281,8 @@ class _Pass:
 def general_bounds_with(product_bounds: ProductBounds, model: Any, x: np.ndarray, eps: float, p: float,
                         frame_mask: np.ndarray, spec_weight: np.ndarray, spec_bias: np.ndarray,
                         planes: str = "exact", want_states: bool = False,
-                        gru_shared_z: bool = False, threat: Any = None) -> dict:
+                        gru_shared_z: bool = False, threat: Any = None,
+                        margins_eps: Optional[float] = None) -> dict:
     """``general_bounds`` with the plane function given explicitly (see ``general_bounds``)."""
     x = np.asarray(x, dtype=np.float64)
     spec_weight = np.asarray(spec_weight, dtype=np.float64)
@@ -383,8 +384,8 @@ def general_bounds_with(product_bounds: ProductBounds, model: Any, x: np.ndarray
     top = ("ha", last) if net.head[last].activation is not None else ("hz", last)
     ps = _Pass(net, relax, 2 * K, n, np.concatenate([spec_bias, -spec_bias]))
     ps.add(top, stack_objective(spec_weight))
-    lower, upper = split_stacked(ps.lower(x, eps, p, frame_mask, threat), K)
-    out = {"lower": lower, "upper": upper}
+    lower, upper = split_stacked(ps.lower(x, eps if margins_eps is None else margins_eps, p, frame_mask, threat), K)
+    out = {"lower": lower, "upper": upper, "slope": concretize_slope(ps.A[:, :K], x, eps, p, frame_mask, threat)}
     if want_states:
         for name, (lo, up) in states.items():
             out[name + "_lower"] = lo
@@ -394,7 +395,8 @@ def general_bounds_with(product_bounds: ProductBounds, model: Any, x: np.ndarray
 
 def general_bounds(model: Any, x: np.ndarray, eps: float, p: float, frame_mask: np.ndarray,
                    spec_weight: np.ndarray, spec_bias: np.ndarray, planes: str = "exact",
-                   want_states: bool = False, gru_shared_z: bool = False, threat: Any = None) -> dict:
+                   want_states: bool = False, gru_shared_z: bool = False, threat: Any = None,
+                   margins_eps: Optional[float] = None) -> dict:
     """Lower/upper bounds of ``spec_weight @ logits + spec_bias`` for a general model.
 
     Parameters
@@ -412,11 +414,15 @@ def general_bounds(model: Any, x: np.ndarray, eps: float, p: float, frame_mask: 
         pre-activation is bounded: all but the last, and the last if it has an activation)
     gru_shared_z : bool, the shared-z hidden update of GRU layers (reference/gru.py)
     threat : popqorn_fast.threat.ThreatModel, optional: the input set (default the per-frame balls)
+    margins_eps : float, optional: the margins' linear bounds (every relaxation fixed at ``eps``)
+        concretised over the set of this radius instead (<= eps; RECURRENCES.md §5)
 
     Returns
     -------
     dict
-        ``lower``, ``upper`` (K,) and, with ``want_states``, the state bounds.
+        ``lower``, ``upper`` (K,), ``slope`` (K,) (how fast ``lower`` rises as the radius
+        shrinks with these relaxations, ``concretize_slope``) and, with ``want_states``, the
+        state bounds.
     """
     return general_bounds_with(core_bound_product, model, x, eps, p, frame_mask, spec_weight, spec_bias,
-                               planes, want_states, gru_shared_z, threat)
+                               planes, want_states, gru_shared_z, threat, margins_eps)
