@@ -3,12 +3,13 @@ fresh process per build, the builds alternating (A B A B ...), and the seconds i
 process (imports excluded) are compared pair by pair (median of the ratios new / base).
 
     python bench/ab_builds.py --base /path/to/old/python --new python [--runs 5]
-        [--workloads search optimized random32 random64] [--rounding sound32]
+        [--workloads search optimized random32 random64 rnn64] [--rounding sound32]
 
 Workloads (one thread): ``search`` - certify, planes "exact", p = 2, first 3 inputs of the
 trained LSTM/GRU models (tests/data); ``optimized`` - the same with planes="optimized", first
 input of lstm_T8_h16 and gru_T8_h16; ``randomH`` - bench/run.py's random LSTM and GRU at
-T = 8, h = H, n = 8, first input, planes "exact". ``--rounding`` applies to every workload
+T = 8, h = H, n = 8, first input, planes "exact"; ``rnn64`` - its vanilla RNN at T = 8, h = 64,
+first 8 inputs. ``--rounding`` applies to every workload
 (default: certify's).
 """
 from __future__ import annotations
@@ -40,6 +41,10 @@ def workload(name: str, rounding: str = "sound") -> float:
             for i in range(3 if name == "search" else 1):
                 pf.certify(w, X[i], 10.0, p=2, planes="exact" if name == "search" else "optimized",
                            rounding=rounding)
+    elif name == "rnn64":  # vanilla RNN, T = 8, h = 64: the first 8 inputs (a search is ~4 ms)
+        w, X = random_model("rnn", 8, 64, 8)
+        for x in X[:8]:
+            pf.certify(w, x, 10.0, p=2, rounding=rounding)
     elif name.startswith("random"):
         for kind in ("lstm", "gru"):
             w, X = random_model(kind, 8, int(name[6:]), 8)

@@ -11,7 +11,7 @@ seconds side by side with the ratios.
         [--alpha-iterations 20] [--lr-alpha 0.5] [--alpha-search bisect|aimed] \
         [--planes exact [optimized exact:sound32 ...]] \
         [--bound-opt s_shaped_disable_smoothness_enhancement=true] [--md out.md] \
-        [--ball frame|joint] [--threads 1]
+        [--ball frame|joint] [--threads 1] [--order interleaved|blocks]
 
 --ball joint: one lp ball over the whole sequence on both sides (popqorn_fast's ball="joint";
 auto_LiRPA with the sequence fed as ONE (1, T·n) BoundedTensor, whose PerturbationLpNorm
@@ -186,6 +186,10 @@ def main() -> None:
                     help="auto_LiRPA bound_opts entry KEY=VALUE (repeatable)")
     ap.add_argument("--rtol", type=float, default=1e-3)
     ap.add_argument("--md", help="append the Markdown table to this file")
+    ap.add_argument("--order", choices=("interleaved", "blocks"), default="interleaved",
+                    help="interleaved: per input, ours then the peer's (each of our searches starts "
+                         "after ~1 s of the peer's work, its caches cold); blocks: per model and norm, "
+                         "all our searches back to back, then all the peer's")
     ap.add_argument("--threads", type=int, default=1,
                     help="threads of each side: torch.set_num_threads(k) and certify(threads=k)")
     ap.add_argument("--ball", choices=["frame", "joint"], default="frame",
@@ -206,7 +210,7 @@ def main() -> None:
           f"{auto_LiRPA.__version__}, numpy {np.__version__}, popqorn_fast "
           f"{getattr(pf, '__version__', '?')}; methods={args.method}, bound_opts={opts}, "
           f"optimize_bound_args={opt_args if any(m == 'aCROWN' for m in mname) else '-'}, "
-          f"planes={args.planes}, rtol={args.rtol}, threads={args.threads}")
+          f"planes={args.planes}, rtol={args.rtol}, threads={args.threads}, order={args.order}")
     ratio_cols = [f"{pl}/{m}" for pl in args.planes for m in mname] + \
                  [f"{m}/{mname[0]}" for m in mname[1:]]
     cols = (["model", "p", "input"] + [f"{m} eps" for m in mname] +
@@ -243,7 +247,8 @@ def main() -> None:
         for norm in args.norms:
             p = float(norm)
             acc = {c: [] for c in ratio_cols}
-            for i in idx:
+
+            def our_searches(i: int) -> list[tuple[float, float, int]]:
                 ours = []
                 for pl in args.planes:
                     planes, _, rounding = pl.partition(":")
@@ -252,6 +257,12 @@ def main() -> None:
                                    planes=planes, ball=args.ball, threads=args.threads,
                                    rounding=rounding or "sound")
                     ours.append((c.eps, time.perf_counter() - t0, c.bound_passes))
+                return ours
+
+            # blocks: our searches of every input back to back first, then the peer's
+            ahead = {i: our_searches(i) for i in idx} if args.order == "blocks" else {}
+            for i in idx:
+                ours = ahead[i] if i in ahead else our_searches(i)
                 theirs = []
                 for m, lirpa in zip(args.method, lirpas):
                     t0 = time.perf_counter()
