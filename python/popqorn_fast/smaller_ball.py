@@ -26,17 +26,18 @@ import numpy as np
 # far more than the rounding of the few operations below (checked, not assumed)
 _SHRINK = 1e-9
 _U = np.finfo(np.float64).eps
+_TINY = 8.0 * np.finfo(np.float64).smallest_subnormal  # what underflowing products can lose
 
 
 def margins_within(eps: float, lower: np.ndarray, slope: np.ndarray, eps_small: float) -> np.ndarray:
     """Proven lower bounds of the margins over the ball of radius ``eps_small`` <= ``eps``,
     from the pass at ``eps`` (its ``lower`` and ``slope``), the rounding of this arithmetic
-    taken off (a few ulps of the terms)."""
+    taken off (a few ulps of the terms, and what underflow can lose)."""
     if not 0.0 <= eps_small <= eps:
         raise ValueError(f"eps_small must lie in [0, eps = {eps!r}], got {eps_small!r}")
     lower = np.asarray(lower, dtype=np.float64)
     gain = np.maximum(np.asarray(slope, dtype=np.float64), 0.0) * (eps - eps_small)
-    return lower + gain - 8.0 * _U * (np.abs(lower) + gain)
+    return lower + gain - 8.0 * _U * (np.abs(lower) + gain) - _TINY
 
 
 def certified_within(eps: float, lower: np.ndarray, slope: Optional[np.ndarray]) -> Optional[float]:
