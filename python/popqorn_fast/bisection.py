@@ -273,6 +273,8 @@ def search_steps(eps_max: float, rtol: float = 1e-3, eps_start: float = EPS_STAR
                 nxt = max(r * (1.0 - side), hi / SHRINK_MAX)
                 if aimed_short:              # the last aimed step still failed: at least halve
                     nxt = max(hi - 2.0 * (hi - nxt), 0.5 * hi) if local else min(nxt, 0.5 * hi)
+            # never below what a failed probe certified: just above it, failing ends the search
+            nxt = max(nxt, below * (1.0 + rtol * (1.0 - 1e-9)))
             if nxt < EPS_FLOOR:
                 break
             aimed_short = not record(nxt, (yield nxt)) and not newton

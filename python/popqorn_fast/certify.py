@@ -283,16 +283,19 @@ OPTIMIZED_FIRST_STEP = 1.12
 
 def _optimized_slope(res: SearchResult, margins: dict[float, np.ndarray]) -> Optional[float]:
     """How fast the smallest margin bound of planes="optimized" falls near its root (−dm/dε),
-    estimated from the "exact" search ``res`` (``margins``: its bounds per probed ε); it aims
-    the optimised search's second probe. The optimised margin behaves like the exact one
-    stretched in ε by about the ratio of the radii, so near its own root it falls about
-    OPTIMIZED_FIRST_STEP times slower than the exact one near its root (shared models:
-    4.30 -> 3.84 optimised probes per search at p = 2, 4.26 -> 4.07 at p = inf, against the
-    unscaled slope; bench/results/2026-12-07-optimized-cost.md). None without a bracket."""
-    if res.eps <= 0.0 or res.eps_upper is None or not {res.eps, res.eps_upper} <= margins.keys():
-        return None  # no bracket, or a probe whose bounds left float64 (no margins recorded)
-    lo, hi = (float(np.min(margins[e])) for e in (res.eps, res.eps_upper))
-    return (lo - hi) / (res.eps_upper - res.eps) / OPTIMIZED_FIRST_STEP if np.isfinite(hi) else None
+    estimated from the "exact" search ``res`` (``margins``: its bounds per probed ε) across its
+    final bracket of probes; it aims the optimised search's second probe. The optimised margin
+    behaves like the exact one stretched in ε by about the ratio of the radii, so near its own
+    root it falls about OPTIMIZED_FIRST_STEP times slower than the exact one near its root
+    (shared models: 4.30 -> 3.84 optimised probes per search at p = 2, 4.26 -> 4.07 at p = inf,
+    against the unscaled slope; bench/results/2026-12-07-optimized-cost.md). None without a
+    bracket (or where its failed probe's bounds left float64)."""
+    good = [e for e, m in margins.items() if np.min(m) > 0.0]
+    if not good or res.eps_upper is None or res.eps_upper not in margins:
+        return None
+    e_lo = max(good)  # the largest certified probe (res.eps itself unless a failed probe certified it)
+    lo, hi = (float(np.min(margins[e])) for e in (e_lo, res.eps_upper))
+    return (lo - hi) / (res.eps_upper - e_lo) / OPTIMIZED_FIRST_STEP if np.isfinite(hi) else None
 
 
 def _search(pr: _Problem, eps_max: float, rtol: float, probes: _Probes,
