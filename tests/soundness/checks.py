@@ -41,6 +41,7 @@ class PointReport:
     min_margin_sampled: float
     min_margin_bound: float
     attacks: int = 0              # PGD restarts run at the certified radius
+    carried: bool = False         # the certificate is a failed probe's carried bound (eps_relaxed)
 
 
 def aligned_samples(rng: np.random.Generator, w: Any, x: np.ndarray, eps: float, p: float,
@@ -156,4 +157,5 @@ def check_point(api: Any, w: Any, x: np.ndarray, p: Any, frames: Optional[Sequen
         S2 = samples_for(rng, x, eps_probe, p, frames, max(n_samples // 5, 200), w)
         check_bounds_at(api, w, x, eps_probe, p, frames, target, label, S2, planes)
         count += len(S2)
-    return PointReport(eps, label, count, min_sampled, min_bound, attacks)
+    return PointReport(eps, label, count, min_sampled, min_bound, attacks,
+                       getattr(cert, "eps_relaxed", None) is not None)

@@ -5,7 +5,8 @@
 ``ibp_standin`` (interval arithmetic, sound but loose) stays for
 test_battery_detects.py, which shows the battery catches broken APIs.
 
-``tally`` counts, per architecture, the points checked, the perturbations
+``tally`` counts, per architecture, the points checked, those certified (and of them
+the certificates a failed probe's carried bound proves, ``eps_relaxed``), the perturbations
 sampled, the PGD restarts run at certified radii and the violations seen; the
 counts are printed at the end of the run ("soundness battery" section).
 """
@@ -36,6 +37,7 @@ class Tally:
     samples: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     attacks: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     certified: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    carried: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     violations: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def run(self, arch: str, check: Callable[..., PointReport], *args: Any, **kwargs: Any) -> PointReport:
@@ -49,13 +51,14 @@ class Tally:
         self.samples[arch] += rep.samples
         self.attacks[arch] += rep.attacks
         self.certified[arch] += rep.eps_cert > 0
+        self.carried[arch] += rep.carried
         return rep
 
     def lines(self) -> list[str]:
-        rows = [f"{'architecture':<10} {'points':>7} {'certified':>9} {'perturbations':>14} "
+        rows = [f"{'architecture':<10} {'points':>7} {'certified':>9} {'carried':>7} {'perturbations':>14} "
                 f"{'PGD restarts':>12} {'violations':>10}"]
         for arch in sorted(set(self.points) | set(self.violations)):
-            rows.append(f"{arch:<10} {self.points[arch]:>7} {self.certified[arch]:>9} "
+            rows.append(f"{arch:<10} {self.points[arch]:>7} {self.certified[arch]:>9} {self.carried[arch]:>7} "
                         f"{self.samples[arch]:>14,} {self.attacks[arch]:>12,} {self.violations[arch]:>10}")
         return rows
 

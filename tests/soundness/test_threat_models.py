@@ -95,7 +95,7 @@ def check_threat_point(api: Any, w: Any, x: np.ndarray, p: float, frames: Option
                     seed=int(rng.integers(2**31)), **threat)
             assert not r.success, f"PGD flipped the label at the certified eps={eps} (margin {r.margin})"
             attacks, min_m, min_b = 4, float(min(m.min(), r.margin)), float(mlo.min())
-    return PointReport(eps, label, count, min_m, min_b, attacks)
+    return PointReport(eps, label, count, min_m, min_b, attacks, cert.eps_relaxed is not None)
 
 
 @st.composite
