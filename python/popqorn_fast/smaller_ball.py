@@ -43,10 +43,12 @@ def margins_within(eps: float, lower: np.ndarray, slope: np.ndarray, eps_small: 
 def certified_within(eps: float, lower: np.ndarray, slope: Optional[np.ndarray]) -> Optional[float]:
     """The largest radius ε' <= ``eps`` (to a relative 1e-9) at which
     :func:`margins_within` proves every margin positive; None if none (or no ``slope``)."""
-    if slope is None or lower.size == 0 or not np.all(np.isfinite(lower)):
+    if slope is None:
         return None
     lower = np.asarray(lower, dtype=np.float64)
     slope = np.asarray(slope, dtype=np.float64)
+    if lower.size == 0 or not np.all(np.isfinite(lower)):
+        return None
     if np.all(lower > 0.0):
         return eps
     neg = lower <= 0.0
