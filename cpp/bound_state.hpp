@@ -54,6 +54,8 @@ struct OptSettings {
                         // each cell's exact offset computed once per box and shared by every
                         // row (optim_planes.hpp, optim_lines.hpp); 0: at the point itself
   bool trace = false;   // also return per margin row and iteration (backward L, sweep L) (tests)
+  bool block_sweep = true;  // intermediate rows' first sweep for their whole block at once (false:
+                            // each row sweeps itself; the tests compare the two)
   // Whether Adam steps follow the best responses (then the sweeps accumulate gradients).
   bool adam_steps() const { return std::max(iters, inter_iters) > br_iters; }
   // Whether the rows' plane copies keep where each offset is attained (the gradients read
@@ -100,6 +102,7 @@ class StepRecords {
   StepRecords(std::ptrdiff_t steps, std::ptrdiff_t w)
       : row_(steps, w), has_(static_cast<std::size_t>(steps), char(0)), kept_(has_) {}
   const T* row(std::ptrdiff_t t) const { return row_.row(t); }
+  std::ptrdiff_t width() const { return row_.cols; }
   bool has(std::ptrdiff_t t) const { return has_[t] != 0; }
   // Any nonzero value met: whether the row in use passed this place at all.
   bool any() const {
@@ -125,6 +128,11 @@ class StepRecords {
   void put_block(std::ptrdiff_t t, MatView<const T> L) {
     for (std::ptrdiff_t r = 0; r < L.rows; ++r) std::copy(L.row(r), L.row(r) + row_.cols, block_.row(t * keep_ + r));
     kept_[t] = 1;
+  }
+  // Row r of the last kept block (of `rows` rows) at step t, or null where the block met no
+  // coefficient there.
+  const T* kept(std::ptrdiff_t t, std::ptrdiff_t r, std::ptrdiff_t rows) const {
+    return kept_[t] ? block_.row(t * rows + r) : nullptr;
   }
   // Row r of the last kept block (of `rows` rows) as the row in use's.
   void take(std::ptrdiff_t r, std::ptrdiff_t rows) {

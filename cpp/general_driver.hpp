@@ -184,6 +184,7 @@ class GeneralPass final : public Bounder<T> {
       std::copy(d_.begin(), d_.begin() + R, all.begin() + r0);
       if (!refine) continue;
       optim_->keep_block(0);
+      optim_->sweep_block(R, here);
       for (std::ptrdiff_t j = 0; j < R; ++j)
         all[r0 + j] = optim_->block_row(j, R, all[r0 + j], optim_->settings().inter_iters, [&] {
           chain_rows(entry, t, setup, r0 + j, 1);

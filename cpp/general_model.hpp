@@ -145,6 +145,15 @@ struct Cell {
   // coefficient selected. A step whose relaxations are not all fixed yet is swept as far as
   // they are (h is then not written).
   virtual void sweep(std::ptrdiff_t t, std::ptrdiff_t prev, const T* in, T* h) = 0;
+  // The same step for every row of the last kept block (R rows) at once, with the shared
+  // relaxations (what each row's copies start as), each row on the sides its kept records
+  // select: inputs in (R x input), states after step prev as this verb left them, h (R x s)
+  // written where the step is fixed. take_sweep(r): row r's values (the copies' sweep inputs
+  // and coefficients) as the row in use's, as if its own sweep had computed them (one of
+  // the block's rows is then optimised without sweeping it again; general_optimize.hpp).
+  virtual void sweep_block(std::ptrdiff_t t, std::ptrdiff_t prev, MatView<const T> in, MatView<T> h,
+                           std::ptrdiff_t R) = 0;
+  virtual void take_sweep(std::ptrdiff_t r) = 0;
   // Iteration `it` (best response or Adam step) on the copies the last sweep met; returns
   // whether the row met any relaxation of this chain.
   virtual bool improve(int it, const OptSettings& opt) = 0;

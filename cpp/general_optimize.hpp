@@ -67,18 +67,58 @@ class RowOptimizer {
   // Keep the records of every row of the next block of (at most) rows rows the driver
   // back-substitutes with the shared relaxations (0: stop keeping).
   void keep_block(std::ptrdiff_t rows) {
+    if (rows > 0) swept_ = false;
     fa_.keep(rows);
     for_cells([&](Cell<T>& c) { c.keep_rows(rows); });
   }
 
   // The best lower bound of row r of the last kept block (of `rows` rows), whose first
   // iterate, the block's bound L0 with the shared relaxations, is not back-substituted again:
-  // the row starts at the sweep from the block's records.
+  // the row starts at the sweep from the block's records (the block's sweep, sweep_block,
+  // where one was made).
   template <class Bound>
   T block_row(std::ptrdiff_t r, std::ptrdiff_t rows, T L0, int iters, Bound&& bound, Scope scope) {
     for_cells([&](Cell<T>& c) { c.take_row(r, rows); });
     fa_.take(r, rows);
-    return row(iters, bound, scope, nullptr, {}, &L0);
+    return row(iters, bound, scope, nullptr, {}, &L0, swept_ ? r : -1);
+  }
+
+  // Sweep every row of the last kept block (of `rows` rows) at once, as far as scope, with
+  // the shared relaxations: each row's first sweep (its copies start as the shared ones), in
+  // products of the block instead of one row's. Not where gradients are read (Adam steps):
+  // those rows sweep themselves. Valid until the next block is kept.
+  void sweep_block(std::ptrdiff_t rows, Scope scope) {
+    swept_ = false;
+    if (opt_.contacts() || !opt_.block_sweep) return;
+    const std::ptrdiff_t L = static_cast<std::ptrdiff_t>(net_.layers.size()), w0 = a_.cols;
+    if (ab_.rows < Tn_ * rows) {
+      ab_ = Mat<T>(Tn_ * rows, w0);
+      hb_.clear();
+      for (const auto& l : net_.layers) hb_.emplace_back(Tn_ * rows, l.output());
+    }
+    for (std::ptrdiff_t t = 0; t < Tn_; ++t)
+      for (std::ptrdiff_t r = 0; r < rows; ++r) {
+        const T* fa = fa_.kept(t, r, rows);
+        frame_input(t, fa, fa != nullptr, ab_.row(t * rows + r));
+      }
+    for (std::ptrdiff_t l = 0; l <= std::min(scope.layer, L - 1); ++l) {
+      const std::ptrdiff_t s = net_.layers[l].hidden();
+      for (std::size_t k = 0; k < chains_[l].size(); ++k) {
+        const std::ptrdiff_t kk = static_cast<std::ptrdiff_t>(k);
+        if (l == scope.layer && kk != scope.dir) continue;
+        const std::ptrdiff_t steps = l == scope.layer ? scope.steps : Tn_;
+        const bool rev = k == 1;
+        for (std::ptrdiff_t i = 0; i < steps; ++i) {
+          const std::ptrdiff_t t = rev ? Tn_ - 1 - i : i;
+          const std::ptrdiff_t prev = i == 0 ? -1 : (rev ? t + 1 : t - 1);
+          const Mat<T>& src = l == 0 ? ab_ : hb_[l - 1];
+          MatView<const T> in{src.row(t * rows), rows, src.cols, src.cols};
+          MatView<T> out{hb_[l].row(t * rows) + kk * s, rows, s, hb_[l].cols};
+          chains_[l][k]->sweep_block(t, prev, in, out, rows);
+        }
+      }
+    }
+    swept_ = true;
   }
 
   // Best lower bound of one objective row; bound() back-substitutes it (R = 1) with the
@@ -90,7 +130,8 @@ class RowOptimizer {
   // first: the first iterate's bound, its records already in place (block_row).
   template <class Bound>
   T row(int iters, Bound&& bound, Scope scope, T* trace = nullptr,
-        const std::function<T(const std::vector<T>&)>& objective = {}, const T* first = nullptr) {
+        const std::function<T(const std::vector<T>&)>& objective = {}, const T* first = nullptr,
+        std::ptrdiff_t swept_row = -1) {
     const bool grads = trace || opt_.adam_steps();  // Adam steps follow
     for_cells([&](Cell<T>& c) { c.own(true, grads); });
     on_ = true;
@@ -99,7 +140,8 @@ class RowOptimizer {
       const T L = it == 0 && first ? *first : evaluate(bound);
       best = std::max(best, L);
       if (it == iters && !trace) break;
-      sweep(scope);
+      if (it == 0 && swept_row >= 0) for_cells([&](Cell<T>& c) { c.take_sweep(swept_row); });
+      else sweep(scope);
       if (trace) {
         trace[2 * it] = L;
         trace[2 * it + 1] = objective(logits());
@@ -221,21 +263,25 @@ class RowOptimizer {
   }
 
   // The relaxed network forward at the worst-case input, as far as scope.
-  void sweep(Scope scope) {
-    for (std::ptrdiff_t t = 0; t < Tn_; ++t) {
-      worst_input(ball_.x.row(t), fa_.row(t), n_, ball_.eps, ball_.q, ball_.moves(t) && fa_.has(t), xs_.data());
-      if (net_.frame.empty()) {
-        std::copy(xs_.begin(), xs_.end(), a_.row(t));
-        continue;
-      }
-      std::copy(xs_.begin(), xs_.end(), fa2_.begin());
-      for (const auto& f : net_.frame) {  // a = act(W a + b), the activation itself
-        for (std::ptrdiff_t i = 0; i < f.w.rows; ++i) fz_[i] = f.b[i];
-        add_rowdots(f.w, fa2_.data(), fz_.data());
-        for (std::ptrdiff_t i = 0; i < f.w.rows; ++i) fa2_[i] = f.has_act ? detail::phi(f.act, fz_[i]) : fz_[i];
-      }
-      std::copy(fa2_.begin(), fa2_.begin() + a_.cols, a_.row(t));
+  // Layer 0's input at frame t (into out): the worst-case frame for coefficients fa (moves:
+  // the row has coefficients there), through the frame layers with their activations.
+  void frame_input(std::ptrdiff_t t, const T* fa, bool moves, T* out) {
+    worst_input(ball_.x.row(t), fa, n_, ball_.eps, ball_.q, ball_.moves(t) && moves, xs_.data());
+    if (net_.frame.empty()) {
+      std::copy(xs_.begin(), xs_.end(), out);
+      return;
     }
+    std::copy(xs_.begin(), xs_.end(), fa2_.begin());
+    for (const auto& f : net_.frame) {  // a = act(W a + b), the activation itself
+      for (std::ptrdiff_t i = 0; i < f.w.rows; ++i) fz_[i] = f.b[i];
+      add_rowdots(f.w, fa2_.data(), fz_.data());
+      for (std::ptrdiff_t i = 0; i < f.w.rows; ++i) fa2_[i] = f.has_act ? detail::phi(f.act, fz_[i]) : fz_[i];
+    }
+    std::copy(fa2_.begin(), fa2_.begin() + a_.cols, out);
+  }
+
+  void sweep(Scope scope) {
+    for (std::ptrdiff_t t = 0; t < Tn_; ++t) frame_input(t, fa_.row(t), fa_.has(t), a_.row(t));
     const std::ptrdiff_t L = static_cast<std::ptrdiff_t>(net_.layers.size());
     for (std::ptrdiff_t l = 0; l <= std::min(scope.layer, L - 1); ++l) {
       const std::ptrdiff_t s = net_.layers[l].hidden();
@@ -264,6 +310,9 @@ class RowOptimizer {
   std::vector<T> xs_, fz_, fa2_;
   Mat<T> a_;                 // the sweep's layer-0 inputs per frame
   std::vector<Mat<T>> h_;    // the sweep's outputs of each layer per step [fwd | bwd]
+  Mat<T> ab_;                // a block's sweep: layer 0's inputs (row t R + r),
+  std::vector<Mat<T>> hb_;   // each layer's outputs
+  bool swept_ = false;       // the last kept block is swept
 };
 
 }  // namespace pq

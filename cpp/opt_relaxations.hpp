@@ -32,6 +32,7 @@ class StepRelaxations {
     init_.resize(shared_.size());
     work_.resize(shared_.size());
     ready_.assign(shared_.size(), char(0));
+    bswept_.assign(shared_.size(), char(0));
     rec_ = detail::StepRecords<T>(Tn, s);
   }
 
@@ -53,12 +54,45 @@ class StepRelaxations {
   // Keep the records of every row of the next back-substituted block (of at most rows rows;
   // 0: stop keeping).
   void keep_rows(std::ptrdiff_t rows) {
-    if (opt_) rec_.keep(rows);
+    if (!opt_) return;
+    rec_.keep(rows);
+    if (rows > 0) forget_sweep();
   }
+  // A new block: no step swept yet (also for relaxations that keep no records of their own).
+  void forget_sweep() { std::fill(bswept_.begin(), bswept_.end(), char(0)); }
   // Row r of the last kept block as the records of the row in use (as its own back-substitution
   // with the shared relaxations would have recorded them).
   void take_row(std::ptrdiff_t r, std::ptrdiff_t rows) {
     if (opt_) rec_.take(r, rows);
+  }
+
+  // A block's sweep (general_optimize.hpp sweep_block): every row of the last kept block (of
+  // `rows` rows) swept at once with the shared relaxations, each on the side its kept record
+  // selects. kept(t, r, rows): row r's records at step t (null: it met none there);
+  // swept(t, r): where row r's inputs (x, y) and coefficient at step t go (s each), which
+  // take_sweep(r) gives the row in use's copies as if it had swept them itself.
+  const T* kept(std::ptrdiff_t t, std::ptrdiff_t r, std::ptrdiff_t rows) const { return rec_.kept(t, r, rows); }
+  // (A step the block's sweep did not reach keeps the row's fresh start there: met by none.)
+  void start_block_sweep(std::ptrdiff_t rows) {
+    const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(shared_.size()) * rows, s = rec_.width();
+    if (bx_x_.rows < n) bx_x_ = Mat<T>(n, s), bx_y_ = Mat<T>(n, s), bx_v_ = Mat<T>(n, s);
+    brows_ = rows;
+  }
+  struct Swept {
+    T *x, *y, *v;
+  };
+  Swept swept(std::ptrdiff_t t, std::ptrdiff_t r) {
+    const std::ptrdiff_t k = t * brows_ + r;
+    bswept_[t] = 1;
+    return {bx_x_.row(k), bx_y_.row(k), bx_v_.row(k)};
+  }
+  void take_sweep(std::ptrdiff_t r) {
+    if (!on_) return;
+    for (std::size_t t = 0; t < shared_.size(); ++t)
+      if (ready_[t] && bswept_[t]) {
+        const std::ptrdiff_t k = static_cast<std::ptrdiff_t>(t) * brows_ + r;
+        work_[t].load_sweep(bx_x_.row(k), bx_y_.row(k), bx_v_.row(k));
+      }
   }
 
   // A row's own copies (fresh from init; grads: with what gradients and Adam steps read) in
@@ -98,6 +132,9 @@ class StepRelaxations {
   std::vector<Opt> init_, work_;
   std::vector<char> ready_;
   detail::StepRecords<T> rec_;
+  Mat<T> bx_x_, bx_y_, bx_v_;  // a block's sweep: row (t * brows_ + r) per step and row,
+  std::vector<char> bswept_;   // the steps it reached
+  std::ptrdiff_t brows_ = 0;
   bool opt_ = false, contacts_ = false, on_ = false;
 };
 

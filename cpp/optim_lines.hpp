@@ -50,6 +50,12 @@ T line_extreme(Activation fn, T a, T l, T u, bool want_max) {
 }
 }  // namespace detail
 
+// The line of set P at neuron i on the side coefficient v selects (lower for v >= 0), at z.
+template <class T>
+T line_value(const LineSet<T>& P, std::size_t i, T v, T z) {
+  return v >= T(0) ? P.al[i] * z + P.bl[i] : P.au[i] * z + P.bu[i];
+}
+
 template <class T>
 struct OptLineSet {
   LineSet<T> P;                 // what the backward pass reads
@@ -69,12 +75,19 @@ struct OptLineSet {
     const T m = detail::line_margin(bx.fn, a, bx.l[i], bx.u[i]);
     (lower ? P.bl[i] : P.bu[i]) = lower ? c - m : c + m;
   }
+  // The sweep's inputs and coefficients of every line (s each; my unused), swept elsewhere
+  // (OptPlaneSet::load_sweep).
+  void load_sweep(const T* mz, const T*, const T* v) {
+    const std::size_t s = P.al.size();
+    mzv.assign(mz, mz + s);
+    vv.assign(v, v + s);
+  }
   // The line selected by coefficient v at input mz (recorded for the best response).
   T eval(std::size_t i, T v, T mz) {
     if (mzv.size() != P.al.size()) { mzv.assign(P.al.size(), T(0)); vv = mzv; }
     mzv[i] = mz;
     vv[i] = v;
-    return v >= T(0) ? P.al[i] * mz + P.bl[i] : P.au[i] * mz + P.bu[i];
+    return line_value(P, i, v, mz);
   }
   void improve(LineBoxes<T>& bx, int, const OptSettings& opt) {
     const int G = opt.grid > 0 && detail::grid_fits(vv.size(), static_cast<std::size_t>(opt.grid)) ? opt.grid : 0;

@@ -181,6 +181,12 @@ struct PlaneBoxes {
   }
 };
 
+// The plane of set P at neuron i on the side coefficient v selects (lower for v >= 0), at (x, y).
+template <class T>
+T plane_value(const PlaneSet<T>& P, std::size_t i, T v, T x, T y) {
+  return v >= T(0) ? P.aL[i] * x + P.bL[i] * y + P.cL[i] : P.aU[i] * x + P.bU[i] * y + P.cU[i];
+}
+
 // One row's copy of a layer of planes: the PlaneSet the backward pass reads, the points
 // where each side's offset is attained, each side's point of contact when it is a tangent
 // plane, and the Adam state of those points.
@@ -233,21 +239,28 @@ struct OptPlaneSet {
     myv.resize(s);
     vv.assign(s, T(0));
   }
+  // The sweep's inputs and coefficients of every plane (s each), swept elsewhere (a block's
+  // sweep with the shared planes, StepRelaxations::take_sweep) as if by eval_and_grad.
+  void load_sweep(const T* mx, const T* my, const T* v) {
+    const std::size_t s = P.aL.size();
+    mxv.assign(mx, mx + s);
+    myv.assign(my, my + s);
+    vv.assign(v, v + s);
+  }
   // Forward value of the plane selected by coefficient v at inputs (mx, my); with grads,
   // accumulates the gradient of L w.r.t. the selected side's slopes.
   std::vector<T> mxv, myv, vv;                     // last sweep: inputs and coefficient
   bool grads = true;
   T eval_and_grad(std::size_t i, T v, T mx, T my) {
     mxv[i] = mx; myv[i] = my; vv[i] = v;  // sized by start_row
-    if (!grads) return v >= T(0) ? P.aL[i] * mx + P.bL[i] * my + P.cL[i] : P.aU[i] * mx + P.bU[i] * my + P.cU[i];
-    if (v >= T(0)) {
+    if (grads && v >= T(0)) {
       gaL[i] += v * (mx - xsL[i]);
       gbL[i] += v * (my - ysL[i]);
-      return P.aL[i] * mx + P.bL[i] * my + P.cL[i];
+    } else if (grads) {
+      gaU[i] += v * (mx - xsU[i]);
+      gbU[i] += v * (my - ysU[i]);
     }
-    gaU[i] += v * (mx - xsU[i]);
-    gbU[i] += v * (my - ysU[i]);
-    return P.aU[i] * mx + P.bU[i] * my + P.cU[i];
+    return plane_value(P, i, v, mx, my);
   }
   // Steps in coordinates scaled by the box (a floor for degenerate ones), so one step size
   // suits every plane.

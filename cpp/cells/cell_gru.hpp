@@ -176,6 +176,7 @@ class GruCell final : public Cell<T> {
   void keep_rows(std::ptrdiff_t rows) override {
     Pr_.keep_rows(rows);
     Pu_.keep_rows(rows);
+    if (rows > 0) Pz_.forget_sweep(), Lz_.forget_sweep();
   }
   void take_row(std::ptrdiff_t r, std::ptrdiff_t rows) override {
     Pr_.take_row(r, rows);
@@ -211,6 +212,58 @@ class GruCell final : public Cell<T> {
       o[i] = pu.eval_and_grad(i, v, u_[i], T(1) - zt) + pz.eval_and_grad(i, v, hp[i], zt);
     }
     std::copy(o, o + s, h);
+  }
+
+  void sweep_block(std::ptrdiff_t t, std::ptrdiff_t prev, MatView<const T> in, MatView<T> h,
+                   std::ptrdiff_t R) override {
+    if (!Pr_.ready(t)) return;
+    const std::ptrdiff_t s = s_, Tn = gl_.rows;
+    Pr_.start_block_sweep(R);
+    Pu_.start_block_sweep(R);
+    Pz_.start_block_sweep(R);
+    Lz_.start_block_sweep(R);
+    MatView<T> gi = bs_.times_ih(w_, in, R);  // [W_ir; W_iz; W_in] a
+    if (gh_.rows < R) gh_ = Mat<T>(R, 3 * s);
+    MatView<T> gh = top_rows(gh_, R);         // W_hh h_prev
+    zero_rows(gh);
+    bs_.add_hh(w_, prev, R, gh);
+    const PlaneSet<T>& pr = Pr_.shared(t);
+    const bool out = Pu_.ready(t);  // an objective on u_t: P^u, P^z not fixed yet
+    for (std::ptrdiff_t r = 0; r < R; ++r) {
+      const T* a = gi.row(r);
+      const T* b = gh.row(r);
+      for (std::ptrdiff_t i = 0; i < 2 * s; ++i) g_[i] = a[i] + b[i] + w_.b_ih[i] + w_.b_hh[i];
+      for (std::ptrdiff_t i = 0; i < s; ++i) g_[2 * s + i] = b[2 * s + i] + w_.b_hh[2 * s + i];  // v
+      const T* kr = Pr_.kept(t, r, R);
+      const auto sr = Pr_.swept(t, r);
+      for (std::ptrdiff_t i = 0; i < s; ++i) {
+        const T v = kr ? kr[i] : T(0);
+        sr.x[i] = g_[2 * s + i], sr.y[i] = g_[i], sr.v[i] = v;
+        u_[i] = a[2 * s + i] + w_.b_ih[2 * s + i] + plane_value(pr, i, v, g_[2 * s + i], g_[i]);
+      }
+      if (!out) continue;
+      const PlaneSet<T>& pu = Pu_.shared(t);
+      const PlaneSet<T>& pz = Pz_.shared(t);
+      const LineSet<T>& lz = Lz_.shared(t);
+      const T* hp = bs_.h_before(prev, r, R, w_.h0, zero_);
+      const T* ku = Pu_.kept(t, r, R);
+      const auto su = Pu_.swept(t, r), sz = Pz_.swept(t, r), sl = Lz_.swept(t, r);
+      T* o = bs_.h(t, r, Tn, R, s);
+      for (std::ptrdiff_t i = 0; i < s; ++i) {
+        const T v = ku ? ku[i] : T(0), mu = shared_z_mu(v, pu, pz, static_cast<std::size_t>(i));
+        const T zt = line_value(lz, i, mu, g_[s + i]);
+        sl.x[i] = g_[s + i], sl.y[i] = T(0), sl.v[i] = mu;
+        su.x[i] = u_[i], su.y[i] = T(1) - zt, su.v[i] = v;
+        sz.x[i] = hp[i], sz.y[i] = zt, sz.v[i] = v;
+        o[i] = h(r, i) = plane_value(pu, i, v, u_[i], T(1) - zt) + plane_value(pz, i, v, hp[i], zt);
+      }
+    }
+  }
+  void take_sweep(std::ptrdiff_t r) override {
+    Pr_.take_sweep(r);
+    Pu_.take_sweep(r);
+    Pz_.take_sweep(r);
+    Lz_.take_sweep(r);
   }
 
   bool improve(int it, const OptSettings& opt) override {
@@ -355,6 +408,8 @@ class GruCell final : public Cell<T> {
   std::vector<T> wl_, wu_, zero_;
   Mat<T> sh_;                 // optimized: the sweep's hidden values per step,
   std::vector<T> g_, u_;      // its gates [y^r; y^z; v] and u
+  BlockSweep<T> bs_;          // a block's sweep,
+  Mat<T> gh_;                 // its W_hh h_prev
   CellRounding<T> cr_;        // rounding="sound": Γ and the input's magnitudes,
   Mat<T> aw_;                 // the affine step's charge weights per step,
   std::vector<T> cw_, cw2_, mh_;  // scratch: the relaxations' weights (h_t's, P^r's), |h_prev|

@@ -158,6 +158,7 @@ class LstmCell final : public Cell<T> {
   void keep_rows(std::ptrdiff_t rows) override {
     Pf_.keep_rows(rows);
     Po_.keep_rows(rows);
+    if (rows > 0) Pig_.forget_sweep();
   }
   void take_row(std::ptrdiff_t r, std::ptrdiff_t rows) override {
     Pf_.take_row(r, rows);
@@ -186,6 +187,47 @@ class LstmCell final : public Cell<T> {
     T* o = sh_.row(t);
     for (std::ptrdiff_t i = 0; i < s; ++i) o[i] = po.eval_and_grad(i, Po_.rec(t, i), c[i], y_[3 * s + i]);
     std::copy(o, o + s, h);
+  }
+
+  void sweep_block(std::ptrdiff_t t, std::ptrdiff_t prev, MatView<const T> in, MatView<T> h,
+                   std::ptrdiff_t R) override {
+    if (!Pf_.ready(t)) return;
+    const std::ptrdiff_t s = s_, Tn = yl_.rows;
+    for (auto* p : {&Pf_, &Pig_, &Po_}) p->start_block_sweep(R);
+    MatView<T> y = bs_.times_ih(w_, in, R);
+    bs_.add_hh(w_, prev, R, y);
+    const PlaneSet<T>& pf = Pf_.shared(t);
+    const PlaneSet<T>& pig = Pig_.shared(t);
+    const bool out = Po_.ready(t);  // an objective on c_t: P^o not fixed yet
+    for (std::ptrdiff_t r = 0; r < R; ++r) {
+      T* yr = y.row(r);
+      for (std::ptrdiff_t j = 0; j < 4 * s; ++j) yr[j] += b_[j];
+      const T* cp = bs_.c_before(prev, r, R, w_.c0, zero_);
+      const T* kf = Pf_.kept(t, r, R);
+      const auto f = Pf_.swept(t, r), ig = Pig_.swept(t, r);
+      T* c = bs_.c(t, r, Tn, R, s);
+      for (std::ptrdiff_t i = 0; i < s; ++i) {  // P^f and P^ig share the coefficient met at c_t
+        const T v = kf ? kf[i] : T(0);
+        f.x[i] = cp[i], f.y[i] = yr[s + i], f.v[i] = v;
+        ig.x[i] = yr[2 * s + i], ig.y[i] = yr[i], ig.v[i] = v;
+        c[i] = plane_value(pf, i, v, cp[i], yr[s + i]) + plane_value(pig, i, v, yr[2 * s + i], yr[i]);
+      }
+      if (!out) continue;
+      const PlaneSet<T>& po = Po_.shared(t);
+      const T* ko = Po_.kept(t, r, R);
+      const auto o = Po_.swept(t, r);
+      T* hr = bs_.h(t, r, Tn, R, s);
+      for (std::ptrdiff_t i = 0; i < s; ++i) {
+        const T v = ko ? ko[i] : T(0);
+        o.x[i] = c[i], o.y[i] = yr[3 * s + i], o.v[i] = v;
+        hr[i] = h(r, i) = plane_value(po, i, v, c[i], yr[3 * s + i]);
+      }
+    }
+  }
+  void take_sweep(std::ptrdiff_t r) override {
+    Pf_.take_sweep(r);
+    Pig_.take_sweep(r);
+    Po_.take_sweep(r);
   }
 
   bool improve(int it, const OptSettings& opt) override {
@@ -241,6 +283,7 @@ class LstmCell final : public Cell<T> {
   std::vector<std::ptrdiff_t> prev_;  // the step before t in the chain's order (−1: none)
   std::optional<AffineF32<T>> f32_;   // rounding="sound32": the products in float32
   std::ptrdiff_t pre_r0_ = 0;         // the first row of an objective on y_t (its setup)
+  BlockSweep<T> bs_;                  // optimized: a block's sweep
 };
 
 }  // namespace pq

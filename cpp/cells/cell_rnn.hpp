@@ -141,6 +141,65 @@ void prev_magnitude(const Cell<T>& c, std::ptrdiff_t prev, const T* init, std::p
   for (std::ptrdiff_t i = 0; i < s; ++i) m[i] = init ? std::fabs(init[i]) : T(0);
 }
 
+// A chain's block sweep (Cell::sweep_block): every step's states of the block's rows (row
+// t R + r of h, and of c for an LSTM) and the affine products through transposed copies of
+// the weights (made on first use: gemm takes its right factor row-major).
+template <class T>
+class BlockSweep {
+ public:
+  // in W_ihᵀ (R x rows of W_ih), overwriting the buffer it returns.
+  MatView<T> times_ih(const DirectionWeights<T>& w, MatView<const T> in, std::ptrdiff_t R) {
+    if (wih_.rows == 0) wih_ = transposed(w.w_ih);
+    if (y_.rows < R) y_ = Mat<T>(R, w.w_ih.rows);
+    MatView<T> y = top_rows(y_, R);
+    gemm(in, cview(wih_.view()), y, false);
+    return y;
+  }
+  // out += H W_hhᵀ, H: the states after step prev (prev < 0: h0 in every row, or nothing).
+  void add_hh(const DirectionWeights<T>& w, std::ptrdiff_t prev, std::ptrdiff_t R, MatView<T> out) {
+    if (prev >= 0) {
+      if (whh_.rows == 0) whh_ = transposed(w.w_hh);
+      gemm(states(h_, prev, R), cview(whh_.view()), out, true);
+      return;
+    }
+    if (!w.h0) return;
+    std::vector<T> z(static_cast<std::size_t>(w.w_hh.rows), T(0));
+    add_rowdots(w.w_hh, w.h0, z.data());
+    for (std::ptrdiff_t r = 0; r < R; ++r)
+      for (std::ptrdiff_t j = 0; j < out.cols; ++j) out(r, j) += z[j];
+  }
+  // Row r of step t's states (sized for Tn steps of R rows of s on first use).
+  T* h(std::ptrdiff_t t, std::ptrdiff_t r, std::ptrdiff_t Tn, std::ptrdiff_t R, std::ptrdiff_t s) {
+    return at(h_, t, r, Tn, R, s);
+  }
+  T* c(std::ptrdiff_t t, std::ptrdiff_t r, std::ptrdiff_t Tn, std::ptrdiff_t R, std::ptrdiff_t s) {
+    return at(c_, t, r, Tn, R, s);
+  }
+  // Row r of the state before step t (prev < 0: init, or zero).
+  const T* h_before(std::ptrdiff_t prev, std::ptrdiff_t r, std::ptrdiff_t R, const T* init, const std::vector<T>& zero) {
+    return prev >= 0 ? h_.row(prev * R + r) : (init ? init : zero.data());
+  }
+  const T* c_before(std::ptrdiff_t prev, std::ptrdiff_t r, std::ptrdiff_t R, const T* init, const std::vector<T>& zero) {
+    return prev >= 0 ? c_.row(prev * R + r) : (init ? init : zero.data());
+  }
+
+ private:
+  static Mat<T> transposed(MatView<const T> w) {
+    Mat<T> t(w.cols, w.rows);
+    for (std::ptrdiff_t i = 0; i < w.rows; ++i)
+      for (std::ptrdiff_t j = 0; j < w.cols; ++j) t(j, i) = w(i, j);
+    return t;
+  }
+  static MatView<const T> states(const Mat<T>& m, std::ptrdiff_t t, std::ptrdiff_t R) {
+    return {m.row(t * R), R, m.cols, m.cols};
+  }
+  static T* at(Mat<T>& m, std::ptrdiff_t t, std::ptrdiff_t r, std::ptrdiff_t Tn, std::ptrdiff_t R, std::ptrdiff_t s) {
+    if (m.rows < Tn * R || m.cols != s) m = Mat<T>(Tn * R, s);
+    return m.row(t * R + r);
+  }
+  Mat<T> wih_, whh_, y_, h_, c_;
+};
+
 template <class T>
 class RnnCell final : public Cell<T> {
  public:
@@ -240,6 +299,28 @@ class RnnCell final : public Cell<T> {
     std::copy(o, o + s_, h);
   }
 
+  void sweep_block(std::ptrdiff_t t, std::ptrdiff_t prev, MatView<const T> in, MatView<T> h,
+                   std::ptrdiff_t R) override {
+    if (!lines_.ready(t)) return;
+    lines_.start_block_sweep(R);
+    MatView<T> z = bs_.times_ih(w_, in, R);
+    bs_.add_hh(w_, prev, R, z);
+    const LineSet<T>& ln = lines_.shared(t);
+    for (std::ptrdiff_t r = 0; r < R; ++r) {
+      const T* k = lines_.kept(t, r, R);
+      const auto sw = lines_.swept(t, r);
+      T* o = bs_.h(t, r, zl_.rows, R, s_);
+      for (std::ptrdiff_t i = 0; i < s_; ++i) {
+        const T v = k ? k[i] : T(0), zi = z(r, i) + b_[i];
+        sw.x[i] = zi;
+        sw.y[i] = T(0);
+        sw.v[i] = v;
+        o[i] = h(r, i) = line_value(ln, i, v, zi);
+      }
+    }
+  }
+  void take_sweep(std::ptrdiff_t r) override { lines_.take_sweep(r); }
+
   bool improve(int it, const OptSettings& opt) override { return lines_.improve(it, opt); }
   void each_plane(const typename Cell<T>::PlaneVisit&) override {}  // lines only
 
@@ -258,6 +339,7 @@ class RnnCell final : public Cell<T> {
   std::vector<T> cw_, mh_;          // scratch: a relaxation's weights, |h_prev|
   std::optional<AffineF32<T>> f32_;  // rounding="sound32": the products in float32
   std::ptrdiff_t pre_r0_ = 0;       // the first row of an objective on z_t (its setup)
+  BlockSweep<T> bs_;                // optimized: a block's sweep
 };
 
 }  // namespace pq
