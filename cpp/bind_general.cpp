@@ -201,7 +201,7 @@ void bind_general(py::module_& m) {
   py::class_<pq::PassOptions>(m, "PassOptions", "Options of one bound pass over the general model.")
       .def(py::init([](const std::string& planes, bool shared_z, bool want_states, int opt_iters, double opt_lr,
                        int opt_br, int opt_inter, int opt_inter_iters, const std::string& rounding, int opt_grid,
-                       bool opt_block_sweep) {
+                       bool opt_blocks) {
              pq::PassOptions o;
              if (rounding != "sound" && rounding != "sound32" && rounding != "nearest")
                throw pq::InvalidArgument("rounding must be \"sound\", \"sound32\" or \"nearest\", got \"" +
@@ -224,7 +224,7 @@ void bind_general(py::module_& m) {
                o.opt.inter_steps = opt_inter;
                o.opt.inter_iters = opt_inter_iters;
                o.opt.grid = pq::checked_grid(opt_grid);
-               o.opt.block_sweep = opt_block_sweep;
+               o.opt.blocks = opt_blocks;
              } else {
                throw pq::InvalidArgument("planes must be \"exact\", \"optimized\", \"1d\" or \"constant\", got \"" +
                                          planes + "\"");
@@ -235,13 +235,14 @@ void bind_general(py::module_& m) {
            }),
            "planes"_a = "exact", "shared_z"_a = false, "want_states"_a = false, "opt_iters"_a = 6, "opt_lr"_a = 0.01,
            "opt_br"_a = 6, "opt_inter"_a = 1 << 20, "opt_inter_iters"_a = 1, "rounding"_a = "sound", "opt_grid"_a = 8,
-           "opt_block_sweep"_a = true,
+           "opt_blocks"_a = true,
            "planes: \"exact\", \"1d\", \"constant\" or \"optimized\" (RECURRENCES.md §3b: opt_iters "
            "iterations per margin row, the first opt_br best responses, then Adam steps of size opt_lr; "
            "intermediate bounds of the last opt_inter steps of each chain refined with opt_inter_iters; best "
            "responses on an opt_grid x opt_grid grid of each plane's box, opt_grid cells of a line's "
-           "interval, 0: at the sweep point itself; opt_block_sweep: the intermediate rows' first sweep for "
-           "their whole block at once, else each row's own, the same values). "
+           "interval, 0: at the sweep point itself; opt_blocks: the intermediate rows a block at a time, one "
+           "sweep and one back-substitution of the block with every row's own relaxations, else row by row, "
+           "the same bounds). "
            "rounding: \"sound\" (floating-point error charged to every bound, ROUNDING.md), \"sound32\" "
            "(the same, the recurrent steps' products in float32, ROUNDING.md §7) or \"nearest\".")
       .def_readonly("shared_z", &pq::PassOptions::shared_z)

@@ -54,8 +54,12 @@ struct OptSettings {
                         // each cell's exact offset computed once per box and shared by every
                         // row (optim_planes.hpp, optim_lines.hpp); 0: at the point itself
   bool trace = false;   // also return per margin row and iteration (backward L, sweep L) (tests)
-  bool block_sweep = true;  // intermediate rows' first sweep for their whole block at once (false:
-                            // each row sweeps itself; the tests compare the two)
+  bool blocks = true;   // intermediate rows a block at a time (one sweep of the block, one
+                        // back-substitution of it with every row's own relaxations; false: row
+                        // by row, the same bounds; the tests compare the two)
+  // Whether a block's rows are improved once each and carried back together (one iteration,
+  // no Adam steps); else each row is optimised alone (general_optimize.hpp).
+  bool block_rows() const { return blocks && inter_iters == 1 && !contacts(); }
   // Whether Adam steps follow the best responses (then the sweeps accumulate gradients).
   bool adam_steps() const { return std::max(iters, inter_iters) > br_iters; }
   // Whether the rows' plane copies keep where each offset is attained (the gradients read

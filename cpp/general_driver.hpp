@@ -185,6 +185,13 @@ class GeneralPass final : public Bounder<T> {
       if (!refine) continue;
       optim_->keep_block(0);
       optim_->sweep_block(R, here);
+      if (optim_->settings().block_rows()) {
+        optim_->block_rows(R, all.data() + r0, [&] {
+          chain_rows(entry, t, setup, r0, R);
+          return d_.data();
+        });
+        continue;
+      }
       for (std::ptrdiff_t j = 0; j < R; ++j)
         all[r0 + j] = optim_->block_row(j, R, all[r0 + j], optim_->settings().inter_iters, [&] {
           chain_rows(entry, t, setup, r0 + j, 1);

@@ -83,13 +83,29 @@ class RowOptimizer {
     return row(iters, bound, scope, nullptr, {}, &L0, swept_ ? r : -1);
   }
 
+  // Every row of the last kept block (of `rows` rows; L: their bounds with the shared
+  // relaxations, the first iterate) improved once from the block's sweep (sweep_block; the
+  // cells' respond_rows, a step at a time for all rows), then all carried back together, each
+  // with its own copies (Cell::use_rows): bound_block() back-substitutes the block and
+  // returns its lower bounds. Each L[r] becomes the better of its two iterates. (Where
+  // OptSettings::block_rows: one iteration, no Adam steps; the same bounds as block_row per
+  // row, tests/test_block_sweep.py.)
+  template <class BoundBlock>
+  void block_rows(std::ptrdiff_t rows, T* L, BoundBlock&& bound_block) {
+    for_cells([&](Cell<T>& c) { c.respond_rows(rows, opt_); });
+    for_cells([](Cell<T>& c) { c.use_rows(true); });
+    const T* d = bound_block();
+    for_cells([](Cell<T>& c) { c.use_rows(false); });
+    for (std::ptrdiff_t r = 0; r < rows; ++r) L[r] = std::max(L[r], d[r]);
+  }
+
   // Sweep every row of the last kept block (of `rows` rows) at once, as far as scope, with
   // the shared relaxations: each row's first sweep (its copies start as the shared ones), in
   // products of the block instead of one row's. Not where gradients are read (Adam steps):
   // those rows sweep themselves. Valid until the next block is kept.
   void sweep_block(std::ptrdiff_t rows, Scope scope) {
     swept_ = false;
-    if (opt_.contacts() || !opt_.block_sweep) return;
+    if (opt_.contacts() || !opt_.blocks) return;
     const std::ptrdiff_t L = static_cast<std::ptrdiff_t>(net_.layers.size()), w0 = a_.cols;
     if (ab_.rows < Tn_ * rows) {
       ab_ = Mat<T>(Tn_ * rows, w0);

@@ -67,6 +67,9 @@ M rows_of(M m, std::ptrdiff_t r0, std::ptrdiff_t r1) {
 // largest objective and reused with fewer rows).
 template <class T>
 MatView<T> top_rows(Mat<T>& m, std::ptrdiff_t r) { return {m.v.data(), r, m.cols, m.cols}; }
+// Rows [r0, r0 + n) of an owning matrix, as a view.
+template <class T>
+MatView<T> row_block(Mat<T>& m, std::ptrdiff_t r0, std::ptrdiff_t n) { return {m.row(r0), n, m.cols, m.cols}; }
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define PQ_X86_DISPATCH 1

@@ -14,6 +14,7 @@
 #pragma once
 #include <algorithm>
 #include <cstddef>
+#include <utility>
 #include <vector>
 #include "bound_state.hpp"
 #include "optim_lines.hpp"
@@ -36,8 +37,13 @@ class StepRelaxations {
     rec_ = detail::StepRecords<T>(Tn, s);
   }
 
-  // What a back-substitution reads at step t: the row's own copy while one is in use.
-  const Set& at(std::ptrdiff_t t) const { return on_ && ready_[t] ? work_[t].P : shared_[t]; }
+  // What a back-substitution reads at step t: the row's own copy while one is in use; in
+  // a block of rows each with its own copies (use_rows), the current row's (set_row).
+  const Set& at(std::ptrdiff_t t) const {
+    if (!ready(t)) return shared_[t];
+    if (rows_on_) return rows_[static_cast<std::size_t>(t * rows_n_ + row_)];
+    return on_ ? work_[t].P : shared_[t];
+  }
   Set& shared(std::ptrdiff_t t) { return shared_[t]; }
 
   bool optimized() const { return opt_; }
@@ -95,6 +101,40 @@ class StepRelaxations {
       }
   }
 
+  // A block whose rows each carry their own copies (general_optimize.hpp block_rows):
+  // respond_rows gives every row of the last kept block (of `rows` rows) its copies, the
+  // shared relaxations improved once (a best response) at the row's values from the block's
+  // sweep, a step at a time for all rows (each step's candidates stay in cache); use_rows(true)
+  // then makes at() read row set_row(r)'s, so that one back-substitution of the block carries
+  // every row with its own relaxations (each cell's carry goes row by row through them).
+  void respond_rows(std::ptrdiff_t rows, const OptSettings& opt) {
+    if (!opt_) return;
+    const std::size_t R = static_cast<std::size_t>(rows), n = shared_.size() * R;
+    if (rows_.size() < n) rows_.resize(n);
+    rows_n_ = rows;
+    for (std::size_t t = 0; t < shared_.size(); ++t) {
+      if (!ready_[t]) continue;
+      Opt& w = work_[t];  // the responder: its planes swapped with each row's in turn
+      w.start_row(init_[t], false);
+      for (std::size_t r = 0; r < R; ++r) {
+        Set& mine = rows_[t * R + r];
+        mine = init_[t].P;
+        if (!bswept_[t]) continue;  // the block's rows meet nothing here
+        const std::ptrdiff_t k = static_cast<std::ptrdiff_t>(t * R + r);
+        std::swap(w.P, mine);
+        w.load_sweep(bx_x_.row(k), bx_y_.row(k), bx_v_.row(k));
+        w.improve(bx_[t], 0, opt);
+        std::swap(w.P, mine);
+      }
+    }
+  }
+  void use_rows(bool on) {
+    rows_on_ = on && opt_;
+    row_ = 0;
+  }
+  bool by_rows() const { return rows_on_; }
+  void set_row(std::ptrdiff_t r) { row_ = r; }
+
   // A row's own copies (fresh from init; grads: with what gradients and Adam steps read) in
   // use, or the shared relaxations again.
   void own(bool on, bool grads) {
@@ -134,6 +174,9 @@ class StepRelaxations {
   detail::StepRecords<T> rec_;
   Mat<T> bx_x_, bx_y_, bx_v_;  // a block's sweep: row (t * brows_ + r) per step and row,
   std::vector<char> bswept_;   // the steps it reached
+  std::vector<Set> rows_;      // a block's rows' own copies (t * rows_n_ + r)
+  std::ptrdiff_t rows_n_ = 0, row_ = 0;
+  bool rows_on_ = false;
   std::ptrdiff_t brows_ = 0;
   bool opt_ = false, contacts_ = false, on_ = false;
 };

@@ -341,7 +341,9 @@ struct OptPlaneSet {
   }
   // Side `lower` of plane i becomes q (slopes, exact offset, where it is attained; (px, py)
   // its point of contact) if q is tighter at the last sweep's inputs.
-  void take_if_tighter(std::size_t i, bool lower, const typename PlaneBoxes<T>::Candidate& q, T px, T py) {
+  // (Where the offset is attained and the point of contact only for gradients, grads.)
+  PQ_ALWAYS_INLINE void take_if_tighter(std::size_t i, bool lower, const typename PlaneBoxes<T>::Candidate& q, T px,
+                                        T py) {
     const T mx = mxv[i], my = myv[i];
     const T before = lower ? P.aL[i] * mx + P.bL[i] * my + P.cL[i] : P.aU[i] * mx + P.bU[i] * my + P.cU[i];
     const T after = q.a * mx + q.b * my + q.c;
@@ -349,6 +351,7 @@ struct OptPlaneSet {
     (lower ? P.aL : P.aU)[i] = q.a;
     (lower ? P.bL : P.bU)[i] = q.b;
     (lower ? P.cL : P.cU)[i] = q.c;
+    if (!grads) return;
     (lower ? xsL : xsU)[i] = q.xs;
     (lower ? ysL : ysU)[i] = q.ys;
     (lower ? pxL : pxU)[i] = px;

@@ -43,6 +43,8 @@ template <class T>
 struct RowConsts {
   T* d = nullptr;
   T* err = nullptr;
+  // rows [r, ...) of the same constants
+  RowConsts from(std::ptrdiff_t r) const { return {d + r, err ? err + r : nullptr}; }
 };
 
 // err[r] += Σ_j |M(r, j)| w[j] (w already holds Γ and the magnitudes); nothing when err is null.

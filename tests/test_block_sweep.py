@@ -34,8 +34,8 @@ def margin_spec(m, x) -> tuple[np.ndarray, np.ndarray]:
     return S, np.zeros(C - 1)
 
 
-def core_pass(m, x, eps, p, mask, planes: str, block_sweep: bool = True) -> dict:
-    opts = _core.PassOptions(planes=planes, want_states=True, opt_block_sweep=block_sweep)
+def core_pass(m, x, eps, p, mask, planes: str, blocks: bool = True) -> dict:
+    opts = _core.PassOptions(planes=planes, want_states=True, opt_blocks=blocks)
     return _core.general_bounds(*general_arguments(as_general(m)), x, eps, p, mask, *margin_spec(m, x), opts)
 
 
@@ -48,7 +48,7 @@ def test_a_block_sweep_gives_every_row_its_own_sweep(name):
     for idx, p, mask in [(0, 2.0, np.ones(T, bool)), (1, math.inf, np.ones(T, bool)), (2, 1.0, some)]:
         x = X[idx]
         eps = pf.certify(m, x, 10.0, p=p).eps * 1.05
-        own = core_pass(m, x, eps, p, mask, "optimized", block_sweep=False)
+        own = core_pass(m, x, eps, p, mask, "optimized", blocks=False)
         block = core_pass(m, x, eps, p, mask, "optimized")
         assert set(own) == set(block)
         for key in own:

@@ -110,12 +110,8 @@ class GruCell final : public Cell<T> {
     const bool fold = !shared_z_ && folds_affine(f32_);
     const T* xb = xb4_.row(t);
     const T* aw = k.err ? aw_.row(t) : nullptr;
-    if (entry == Entry::U) {
-      if (fold) add_rowdots_and_abs(cview(blk(R, 3)), xb + 3 * s_, k.d, aw ? aw + 3 * s_ : nullptr, k.err);
-      return u_node(t, R, false, in, k, fold);
-    }
     const MatView<const T> L = cview(top_rows(Lh_, R));
-    if (!shared_z_ && !Pu_.optimized() && fused_passes()) {  // P^u, P^z, then P^r in one pass
+    if (entry == Entry::Hidden && !shared_z_ && !Pu_.optimized() && fused_passes()) {  // P^u, P^z, then P^r in one pass
       if (k.err) {
         hidden_weights(t, fold ? aw : nullptr, cw_.data());
         reset_weights(t, fold, cw2_.data());
@@ -126,21 +122,42 @@ class GruCell final : public Cell<T> {
                       cw_.data(), cw2_.data());
       return through_inputs(t, R, true, in, k, fold);
     }
-    Pu_.record(t, L);
-    if (k.err) {
-      hidden_weights(t, fold ? aw : nullptr, cw_.data());
-      charge_rows(L, cw_.data(), k.err);
+    if (!Pr_.by_rows()) {
+      planes(entry, t, 0, R, k, fold);
+    } else {  // every row through its own relaxations (Cell::use_rows)
+      for (std::ptrdiff_t r = 0; r < R; ++r) {
+        Pr_.set_row(r), Pu_.set_row(r), Pz_.set_row(r), Lz_.set_row(r);
+        planes(entry, t, r, 1, k.from(r), fold);
+      }
     }
-    if (shared_z_) {
-      pass_shared_z(L, Pu_.at(t), Pz_.at(t), Lz_.at(t), blk(R, 3), top_rows(Lh2_, R), blk(R, 1), k.d);
+    through_inputs(t, R, entry == Entry::Hidden, in, k, fold);
+  }
+
+  // Rows [r0, r0 + n) at step t (entered at h_t or u_t) through the relaxations into G4
+  // (and Λ on h_prev, P^z's, into Lh2); k: those rows' constants; fold: as carry's.
+  void planes(Entry entry, std::ptrdiff_t t, std::ptrdiff_t r0, std::ptrdiff_t n, RowConsts<T> k, bool fold) {
+    const T* xb = xb4_.row(t);
+    const T* aw = k.err ? aw_.row(t) : nullptr;
+    if (entry == Entry::U) {
+      if (fold) add_rowdots_and_abs(cview(blk(r0, n, 3)), xb + 3 * s_, k.d, aw ? aw + 3 * s_ : nullptr, k.err);
     } else {
-      // P^u over (u, −y^z): Λ_u = λ a_u, Λ_yz = −λ b_u; P^z over (h_prev, y^z): Λ_h' = λ a_z, Λ_yz += λ b_z
-      pass_plane<false, false>(L, Pu_.at(t), blk(R, 3), blk(R, 1), T(-1), k.d,
-                               fold ? PlaneFold<T>{xb + 3 * s_, nullptr} : PlaneFold<T>{});
-      pass_plane<false, true>(L, Pz_.at(t), top_rows(Lh2_, R), blk(R, 1), T(1), k.d,
-                              fold ? PlaneFold<T>{nullptr, xb + s_} : PlaneFold<T>{});
+      const MatView<const T> L = cview(row_block(Lh_, r0, n));
+      Pu_.record(t, L);
+      if (k.err) {
+        hidden_weights(t, fold ? aw : nullptr, cw_.data());
+        charge_rows(L, cw_.data(), k.err);
+      }
+      if (shared_z_) {
+        pass_shared_z(L, Pu_.at(t), Pz_.at(t), Lz_.at(t), blk(r0, n, 3), row_block(Lh2_, r0, n), blk(r0, n, 1), k.d);
+      } else {
+        // P^u over (u, −y^z): Λ_u = λ a_u, Λ_yz = −λ b_u; P^z over (h_prev, y^z): Λ_h' = λ a_z, Λ_yz += λ b_z
+        pass_plane<false, false>(L, Pu_.at(t), blk(r0, n, 3), blk(r0, n, 1), T(-1), k.d,
+                                 fold ? PlaneFold<T>{xb + 3 * s_, nullptr} : PlaneFold<T>{});
+        pass_plane<false, true>(L, Pz_.at(t), row_block(Lh2_, r0, n), blk(r0, n, 1), T(1), k.d,
+                                fold ? PlaneFold<T>{nullptr, xb + s_} : PlaneFold<T>{});
+      }
     }
-    u_node(t, R, true, in, k, fold);
+    reset_node(t, r0, n, k, fold);
   }
 
   void add_top(MatView<const T> top, std::ptrdiff_t R, bool first) override {
@@ -265,6 +282,10 @@ class GruCell final : public Cell<T> {
     Pz_.take_sweep(r);
     Lz_.take_sweep(r);
   }
+  void respond_rows(std::ptrdiff_t R, const OptSettings& opt) override {
+    Pr_.respond_rows(R, opt), Pu_.respond_rows(R, opt), Pz_.respond_rows(R, opt), Lz_.respond_rows(R, opt);
+  }
+  void use_rows(bool on) override { Pr_.use_rows(on), Pu_.use_rows(on), Pz_.use_rows(on), Lz_.use_rows(on); }
 
   bool improve(int it, const OptSettings& opt) override {
     const bool r = Pr_.improve(it, opt), u = Pu_.improve(it, opt);
@@ -280,6 +301,10 @@ class GruCell final : public Cell<T> {
 
  private:
   MatView<T> blk(std::ptrdiff_t R, std::ptrdiff_t j) { return block(top_rows(G4_, R), 0, R, j * s_, s_); }
+  // block j of rows [r0, r0 + n) of G4
+  MatView<T> blk(std::ptrdiff_t r0, std::ptrdiff_t n, std::ptrdiff_t j) {
+    return block(row_block(G4_, r0, n), 0, n, j * s_, s_);
+  }
 
   // G4 on step t's affine inputs: constants (+ the input), and Λ on h_prev (+)= [Λ_yr Λ_yz Λ_v] W_hh
   // into Lh2, which then becomes Lh.
@@ -298,19 +323,19 @@ class GruCell final : public Cell<T> {
     std::swap(Lh_, Lh2_);
   }
 
-  // Λ_u on u_t: P^r (Λ_v = λ a_r, Λ_yr = λ b_r), then the inputs; fold: as carry's.
-  void u_node(std::ptrdiff_t t, std::ptrdiff_t R, bool acc_h, InSink<T> in, RowConsts<T> k, bool fold) {
+  // Rows [r0, r0 + n) of Λ_u on u_t through P^r (Λ_v = λ a_r, Λ_yr = λ b_r); fold: as carry's.
+  void reset_node(std::ptrdiff_t t, std::ptrdiff_t r0, std::ptrdiff_t n, RowConsts<T> k, bool fold) {
     const std::ptrdiff_t s = s_;
     const PlaneSet<T>& Pr = Pr_.at(t);
     const T* xb = xb4_.row(t);
-    Pr_.record(t, cview(blk(R, 3)));
+    const MatView<const T> Lu = cview(blk(r0, n, 3));
+    Pr_.record(t, Lu);
     if (k.err) {
       reset_weights(t, fold, cw_.data());
-      charge_rows(cview(blk(R, 3)), cw_.data(), k.err);
+      charge_rows(Lu, cw_.data(), k.err);
     }
-    pass_plane<false, false>(cview(blk(R, 3)), Pr, blk(R, 2), blk(R, 0), T(1), k.d,
+    pass_plane<false, false>(Lu, Pr, blk(r0, n, 2), blk(r0, n, 0), T(1), k.d,
                              fold ? PlaneFold<T>{xb + 2 * s, xb} : PlaneFold<T>{});
-    through_inputs(t, R, acc_h, in, k, fold);
   }
 
   // rounding="sound" (rounding.hpp): the affine step's weights over G4 = [Λ_yr | Λ_yz | Λ_v | Λ_u]

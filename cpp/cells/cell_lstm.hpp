@@ -81,28 +81,49 @@ class LstmCell final : public Cell<T> {
       std::swap(Lc_, Lc2_);
       return carry_affine(cview(Gv), w_, t, xb, aw, f32_, top_rows(Lh_, R), in, k, fold);
     }
+    if (!Pf_.by_rows()) {
+      planes(entry, t, 0, R, k, fold);
+    } else {  // every row through its own planes (Cell::use_rows)
+      for (std::ptrdiff_t r = 0; r < R; ++r) {
+        for (auto* p : {&Pf_, &Pig_, &Po_}) p->set_row(r);
+        planes(entry, t, r, 1, k.from(r), fold);
+      }
+    }
+    std::swap(Lc_, Lc2_);
+    carry_affine(cview(Gv), w_, t, xb, aw, f32_, top_rows(Lh_, R), in, k, fold);
+  }
+
+  // Rows [r0, r0 + n) of (Λ_h, Λ_c) at step t through P^o, P^f and P^ig into the gate
+  // coefficients G and Λ_c's swap; k: those rows' constants.
+  void planes(Entry entry, std::ptrdiff_t t, std::ptrdiff_t r0, std::ptrdiff_t n, RowConsts<T> k, bool fold) {
+    const std::ptrdiff_t s = s_;
+    const T* xb = xb_.row(t);
+    const T* aw = k.err ? aw_.row(t) : nullptr;
+    MatView<T> Gv = row_block(G_, r0, n);
+    MatView<T> g_i = block(Gv, 0, n, 0, s), g_f = block(Gv, 0, n, s, s);
+    MatView<T> g_g = block(Gv, 0, n, 2 * s, s), g_o = block(Gv, 0, n, 3 * s, s);
+    const MatView<const T> Lh = cview(row_block(Lh_, r0, n));
     if (entry == Entry::Hidden) {  // h_t = P^o(c_t, y^o_t): Λ_c += λ a_o, Λ_yo = λ b_o
       const PlaneSet<T>& Po = Po_.at(t);
-      Po_.record(t, cview(top_rows(Lh_, R)));
+      Po_.record(t, Lh);
       if (k.err) {
         po_weights(t, fold ? aw : nullptr, cw_.data());
-        charge_rows(cview(top_rows(Lh_, R)), cw_.data(), k.err);
+        charge_rows(Lh, cw_.data(), k.err);
       }
-      pass_plane<true, false>(cview(top_rows(Lh_, R)), Po, top_rows(Lc_, R), g_o, T(1), k.d,
+      pass_plane<true, false>(Lh, Po, row_block(Lc_, r0, n), g_o, T(1), k.d,
                               fold ? PlaneFold<T>{nullptr, xb + 3 * s} : PlaneFold<T>{});
     } else {
       zero_rows(g_o);
     }
     // c_t = P^f(c_prev, y^f) + P^ig(y^g, y^i), one sign decision per coefficient
-    Pf_.record(t, cview(top_rows(Lc_, R)));
+    const MatView<const T> Lc = cview(row_block(Lc_, r0, n));
+    Pf_.record(t, Lc);
     if (k.err) {
       pair_weights(t, fold ? aw : nullptr, cw_.data());
-      charge_rows(cview(top_rows(Lc_, R)), cw_.data(), k.err);
+      charge_rows(Lc, cw_.data(), k.err);
     }
-    pass_plane_pair(cview(top_rows(Lc_, R)), Pf_.at(t), Pig_.at(t), top_rows(Lc2_, R), g_f, g_g, g_i, k.d,
+    pass_plane_pair(Lc, Pf_.at(t), Pig_.at(t), row_block(Lc2_, r0, n), g_f, g_g, g_i, k.d,
                     fold ? PairFold<T>{xb + s, xb + 2 * s, xb} : PairFold<T>{});
-    std::swap(Lc_, Lc2_);
-    carry_affine(cview(Gv), w_, t, xb, aw, f32_, top_rows(Lh_, R), in, k, fold);
   }
 
   void add_top(MatView<const T> top, std::ptrdiff_t R, bool first) override {
@@ -228,6 +249,12 @@ class LstmCell final : public Cell<T> {
     Pf_.take_sweep(r);
     Pig_.take_sweep(r);
     Po_.take_sweep(r);
+  }
+  void respond_rows(std::ptrdiff_t R, const OptSettings& opt) override {
+    for (auto* p : {&Pf_, &Pig_, &Po_}) p->respond_rows(R, opt);
+  }
+  void use_rows(bool on) override {
+    for (auto* p : {&Pf_, &Pig_, &Po_}) p->use_rows(on);
   }
 
   bool improve(int it, const OptSettings& opt) override {

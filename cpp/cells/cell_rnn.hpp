@@ -231,23 +231,33 @@ class RnnCell final : public Cell<T> {
     // the lines write all of G: they take the affine step's constant and charge too, unless
     // its products run in float32 (affine_constant charges those)
     const bool fold = entry == Entry::Hidden && folds_affine(f32_);
-    if (entry == Entry::Hidden) {
-      const LineSet<T>& ln = lines_.at(t);
-      lines_.record(t, cview(top_rows(Lh_, R)));
-      if (k.err) {
-        line_charge(ln, zl_.row(t), zu_.row(t), s_, cr_.rd.G, cw_.data(), false);
-        if (fold) fold_affine_charge(ln.al.data(), ln.au.data(), aw_.row(t), s_, cw_.data());
-      }
-      if (k.err && fused_passes())  // the charge in the same read of Λ_h as the lines
-        pass_lines_charged(cview(top_rows(Lh_, R)), ln, top_rows(G_, R), k.d, fold ? xb_.row(t) : nullptr, k.err,
-                           cw_.data());
-      else {
-        if (k.err) charge_rows(cview(top_rows(Lh_, R)), cw_.data(), k.err);
-        pass_lines(cview(top_rows(Lh_, R)), ln, top_rows(G_, R), k.d, fold ? xb_.row(t) : nullptr);
+    if (entry == Entry::Hidden && !lines_.by_rows()) {
+      lines(t, 0, R, k, fold);
+    } else if (entry == Entry::Hidden) {  // every row through its own lines (Cell::use_rows)
+      for (std::ptrdiff_t r = 0; r < R; ++r) {
+        lines_.set_row(r);
+        lines(t, r, 1, k.from(r), fold);
       }
     }
     carry_affine(cview(top_rows(G_, R)), w_, t, xb_.row(t), k.err ? aw_.row(t) : nullptr, f32_, top_rows(Lh_, R), in, k,
                  fold);
+  }
+
+  // Rows [r0, r0 + n) of Λ_h at step t through the lines into G; k: those rows' constants.
+  void lines(std::ptrdiff_t t, std::ptrdiff_t r0, std::ptrdiff_t n, RowConsts<T> k, bool fold) {
+    const LineSet<T>& ln = lines_.at(t);
+    const MatView<const T> L = cview(row_block(Lh_, r0, n));
+    lines_.record(t, L);
+    if (k.err) {
+      line_charge(ln, zl_.row(t), zu_.row(t), s_, cr_.rd.G, cw_.data(), false);
+      if (fold) fold_affine_charge(ln.al.data(), ln.au.data(), aw_.row(t), s_, cw_.data());
+    }
+    if (k.err && fused_passes())  // the charge in the same read of Λ_h as the lines
+      pass_lines_charged(L, ln, row_block(G_, r0, n), k.d, fold ? xb_.row(t) : nullptr, k.err, cw_.data());
+    else {
+      if (k.err) charge_rows(L, cw_.data(), k.err);
+      pass_lines(L, ln, row_block(G_, r0, n), k.d, fold ? xb_.row(t) : nullptr);
+    }
   }
 
   void add_top(MatView<const T> top, std::ptrdiff_t R, bool first) override {
@@ -320,6 +330,8 @@ class RnnCell final : public Cell<T> {
     }
   }
   void take_sweep(std::ptrdiff_t r) override { lines_.take_sweep(r); }
+  void respond_rows(std::ptrdiff_t R, const OptSettings& opt) override { lines_.respond_rows(R, opt); }
+  void use_rows(bool on) override { lines_.use_rows(on); }
 
   bool improve(int it, const OptSettings& opt) override { return lines_.improve(it, opt); }
   void each_plane(const typename Cell<T>::PlaneVisit&) override {}  // lines only
