@@ -8,8 +8,8 @@ process (imports excluded) are compared pair by pair (median of the ratios new /
 Workloads (one thread): ``search`` - certify, planes "exact", p = 2, first 3 inputs of the
 trained LSTM/GRU models (tests/data); ``optimized`` - the same with planes="optimized", first
 input of lstm_T8_h16 and gru_T8_h16; ``randomH`` - bench/run.py's random LSTM and GRU at
-T = 8, h = H, n = 8, first input, planes "exact"; ``rnn64`` - its vanilla RNN at T = 8, h = 64,
-first 8 inputs. ``--rounding`` applies to every workload
+T = 8, h = H, n = 8, first input, planes "exact" (``optimizedH``: planes "optimized");
+``rnn64`` - its vanilla RNN at T = 8, h = 64, first 8 inputs. ``--rounding`` applies to every workload
 (default: certify's).
 """
 from __future__ import annotations
@@ -45,10 +45,12 @@ def workload(name: str, rounding: str = "sound") -> float:
         w, X = random_model("rnn", 8, 64, 8)
         for x in X[:8]:
             pf.certify(w, x, 10.0, p=2, rounding=rounding)
-    elif name.startswith("random"):
+    elif name.startswith(("random", "optimized")):
+        planes = "exact" if name.startswith("random") else "optimized"
+        h = int(name[len("random"):] if planes == "exact" else name[len("optimized"):])
         for kind in ("lstm", "gru"):
-            w, X = random_model(kind, 8, int(name[6:]), 8)
-            pf.certify(w, X[0], 10.0, p=2, rounding=rounding)
+            w, X = random_model(kind, 8, h, 8)
+            pf.certify(w, X[0], 10.0, p=2, planes=planes, rounding=rounding)
     else:
         raise SystemExit(f"unknown workload {name!r}")
     return time.perf_counter() - t0

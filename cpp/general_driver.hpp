@@ -186,8 +186,8 @@ class GeneralPass final : public Bounder<T> {
       optim_->keep_block(0);
       optim_->sweep_block(R, here);
       if (optim_->settings().block_rows()) {
-        optim_->block_rows(R, all.data() + r0, [&] {
-          chain_rows(entry, t, setup, r0, R);
+        optim_->block_rows(R, all.data() + r0, [&](std::ptrdiff_t a, std::ptrdiff_t n) {
+          chain_rows(entry, t, setup, r0 + a, n);
           return d_.data();
         });
         continue;

@@ -154,12 +154,12 @@ struct Cell {
   virtual void sweep_block(std::ptrdiff_t t, std::ptrdiff_t prev, MatView<const T> in, MatView<T> h,
                            std::ptrdiff_t R) = 0;
   virtual void take_sweep(std::ptrdiff_t r) = 0;
-  // A block of rows each with its own copies: respond_rows(R, opt) gives every row of the last
-  // kept block its copies, the shared relaxations after one best response at the row's values
-  // from the block's sweep (sweep_block); use_rows(true): carry then takes each row of its
-  // block through row r's relaxations (row by row through them, the products for the block
-  // at once).
-  virtual void respond_rows(std::ptrdiff_t R, const OptSettings& opt) = 0;
+  // A block of rows each with its own copies: respond_rows(first, n, opt) gives rows [first,
+  // first + n) of the last kept block their copies, the shared relaxations after one best
+  // response at each row's values from the block's sweep (sweep_block); use_rows(true): carry
+  // then takes row j of its n rows through row first + j's relaxations (row by row through
+  // them, the products for all n at once).
+  virtual void respond_rows(std::ptrdiff_t first, std::ptrdiff_t n, const OptSettings& opt) = 0;
   virtual void use_rows(bool on) = 0;
   // Iteration `it` (best response or Adam step) on the copies the last sweep met; returns
   // whether the row met any relaxation of this chain.

@@ -85,18 +85,23 @@ class RowOptimizer {
 
   // Every row of the last kept block (of `rows` rows; L: their bounds with the shared
   // relaxations, the first iterate) improved once from the block's sweep (sweep_block; the
-  // cells' respond_rows, a step at a time for all rows), then all carried back together, each
-  // with its own copies (Cell::use_rows): bound_block() back-substitutes the block and
-  // returns its lower bounds. Each L[r] becomes the better of its two iterates. (Where
-  // OptSettings::block_rows: one iteration, no Adam steps; the same bounds as block_row per
-  // row, tests/test_block_sweep.py.)
+  // cells' respond_rows, a step at a time for all rows), then carried back together, each
+  // with its own copies (Cell::use_rows): bound_block(first, n) back-substitutes rows
+  // [first, first + n) of the block and returns their lower bounds. Each L[r] becomes the
+  // better of its two iterates. The rows go kOwnRows at a time (their copies stay a small
+  // multiple of the coefficient store). (Where OptSettings::block_rows: one iteration, no
+  // Adam steps; the same bounds as block_row row by row, tests/test_block_sweep.py.)
+  static constexpr std::ptrdiff_t kOwnRows = 64;
   template <class BoundBlock>
   void block_rows(std::ptrdiff_t rows, T* L, BoundBlock&& bound_block) {
-    for_cells([&](Cell<T>& c) { c.respond_rows(rows, opt_); });
-    for_cells([](Cell<T>& c) { c.use_rows(true); });
-    const T* d = bound_block();
-    for_cells([](Cell<T>& c) { c.use_rows(false); });
-    for (std::ptrdiff_t r = 0; r < rows; ++r) L[r] = std::max(L[r], d[r]);
+    for (std::ptrdiff_t a = 0; a < rows; a += kOwnRows) {
+      const std::ptrdiff_t n = std::min(kOwnRows, rows - a);
+      for_cells([&](Cell<T>& c) { c.respond_rows(a, n, opt_); });
+      for_cells([](Cell<T>& c) { c.use_rows(true); });
+      const T* d = bound_block(a, n);
+      for_cells([](Cell<T>& c) { c.use_rows(false); });
+      for (std::ptrdiff_t r = 0; r < n; ++r) L[a + r] = std::max(L[a + r], d[r]);
+    }
   }
 
   // Sweep every row of the last kept block (of `rows` rows) at once, as far as scope, with

@@ -107,11 +107,13 @@ class StepRelaxations {
   // sweep, a step at a time for all rows (each step's candidates stay in cache); use_rows(true)
   // then makes at() read row set_row(r)'s, so that one back-substitution of the block carries
   // every row with its own relaxations (each cell's carry goes row by row through them).
-  void respond_rows(std::ptrdiff_t rows, const OptSettings& opt) {
+  // (Rows [first, first + count) of the block: at most a few dozen at a time, so that their
+  // copies stay a small multiple of the coefficient store; row set_row(j) is row first + j.)
+  void respond_rows(std::ptrdiff_t first, std::ptrdiff_t count, const OptSettings& opt) {
     if (!opt_) return;
-    const std::size_t R = static_cast<std::size_t>(rows), n = shared_.size() * R;
+    const std::size_t R = static_cast<std::size_t>(count), n = shared_.size() * R;
     if (rows_.size() < n) rows_.resize(n);
-    rows_n_ = rows;
+    rows_n_ = count;
     for (std::size_t t = 0; t < shared_.size(); ++t) {
       if (!ready_[t]) continue;
       Opt& w = work_[t];  // the responder: its planes swapped with each row's in turn
@@ -120,7 +122,7 @@ class StepRelaxations {
         Set& mine = rows_[t * R + r];
         mine = init_[t].P;
         if (!bswept_[t]) continue;  // the block's rows meet nothing here
-        const std::ptrdiff_t k = static_cast<std::ptrdiff_t>(t * R + r);
+        const std::ptrdiff_t k = static_cast<std::ptrdiff_t>(t) * brows_ + first + static_cast<std::ptrdiff_t>(r);
         std::swap(w.P, mine);
         w.load_sweep(bx_x_.row(k), bx_y_.row(k), bx_v_.row(k));
         w.improve(bx_[t], 0, opt);

@@ -282,8 +282,9 @@ class GruCell final : public Cell<T> {
     Pz_.take_sweep(r);
     Lz_.take_sweep(r);
   }
-  void respond_rows(std::ptrdiff_t R, const OptSettings& opt) override {
-    Pr_.respond_rows(R, opt), Pu_.respond_rows(R, opt), Pz_.respond_rows(R, opt), Lz_.respond_rows(R, opt);
+  void respond_rows(std::ptrdiff_t first, std::ptrdiff_t n, const OptSettings& opt) override {
+    Pr_.respond_rows(first, n, opt), Pu_.respond_rows(first, n, opt), Pz_.respond_rows(first, n, opt),
+        Lz_.respond_rows(first, n, opt);
   }
   void use_rows(bool on) override { Pr_.use_rows(on), Pu_.use_rows(on), Pz_.use_rows(on), Lz_.use_rows(on); }
 

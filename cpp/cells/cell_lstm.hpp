@@ -250,8 +250,8 @@ class LstmCell final : public Cell<T> {
     Pig_.take_sweep(r);
     Po_.take_sweep(r);
   }
-  void respond_rows(std::ptrdiff_t R, const OptSettings& opt) override {
-    for (auto* p : {&Pf_, &Pig_, &Po_}) p->respond_rows(R, opt);
+  void respond_rows(std::ptrdiff_t first, std::ptrdiff_t n, const OptSettings& opt) override {
+    for (auto* p : {&Pf_, &Pig_, &Po_}) p->respond_rows(first, n, opt);
   }
   void use_rows(bool on) override {
     for (auto* p : {&Pf_, &Pig_, &Po_}) p->use_rows(on);

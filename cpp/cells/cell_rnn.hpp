@@ -330,7 +330,9 @@ class RnnCell final : public Cell<T> {
     }
   }
   void take_sweep(std::ptrdiff_t r) override { lines_.take_sweep(r); }
-  void respond_rows(std::ptrdiff_t R, const OptSettings& opt) override { lines_.respond_rows(R, opt); }
+  void respond_rows(std::ptrdiff_t first, std::ptrdiff_t n, const OptSettings& opt) override {
+    lines_.respond_rows(first, n, opt);
+  }
   void use_rows(bool on) override { lines_.use_rows(on); }
 
   bool improve(int it, const OptSettings& opt) override { return lines_.improve(it, opt); }
