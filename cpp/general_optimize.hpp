@@ -111,7 +111,7 @@ class RowOptimizer {
   void sweep_block(std::ptrdiff_t rows, Scope scope) {
     swept_ = false;
     if (opt_.contacts() || !opt_.blocks) return;
-    const std::ptrdiff_t L = static_cast<std::ptrdiff_t>(net_.layers.size()), w0 = a_.cols;
+    const std::ptrdiff_t w0 = a_.cols;
     if (ab_.rows < Tn_ * rows) {
       ab_ = Mat<T>(Tn_ * rows, w0);
       hb_.clear();
@@ -122,23 +122,13 @@ class RowOptimizer {
         const T* fa = fa_.kept(t, r, rows);
         frame_input(t, fa, fa != nullptr, ab_.row(t * rows + r));
       }
-    for (std::ptrdiff_t l = 0; l <= std::min(scope.layer, L - 1); ++l) {
+    for_steps(scope, [&](std::ptrdiff_t l, std::ptrdiff_t k, std::ptrdiff_t t, std::ptrdiff_t prev) {
       const std::ptrdiff_t s = net_.layers[l].hidden();
-      for (std::size_t k = 0; k < chains_[l].size(); ++k) {
-        const std::ptrdiff_t kk = static_cast<std::ptrdiff_t>(k);
-        if (l == scope.layer && kk != scope.dir) continue;
-        const std::ptrdiff_t steps = l == scope.layer ? scope.steps : Tn_;
-        const bool rev = k == 1;
-        for (std::ptrdiff_t i = 0; i < steps; ++i) {
-          const std::ptrdiff_t t = rev ? Tn_ - 1 - i : i;
-          const std::ptrdiff_t prev = i == 0 ? -1 : (rev ? t + 1 : t - 1);
-          const Mat<T>& src = l == 0 ? ab_ : hb_[l - 1];
-          MatView<const T> in{src.row(t * rows), rows, src.cols, src.cols};
-          MatView<T> out{hb_[l].row(t * rows) + kk * s, rows, s, hb_[l].cols};
-          chains_[l][k]->sweep_block(t, prev, in, out, rows);
-        }
-      }
-    }
+      const Mat<T>& src = l == 0 ? ab_ : hb_[l - 1];
+      MatView<const T> in{src.row(t * rows), rows, src.cols, src.cols};
+      MatView<T> out{hb_[l].row(t * rows) + k * s, rows, s, hb_[l].cols};
+      chains_[l][k]->sweep_block(t, prev, in, out, rows);
+    });
     swept_ = true;
   }
 
@@ -303,22 +293,28 @@ class RowOptimizer {
 
   void sweep(Scope scope) {
     for (std::ptrdiff_t t = 0; t < Tn_; ++t) frame_input(t, fa_.row(t), fa_.has(t), a_.row(t));
+    for_steps(scope, [&](std::ptrdiff_t l, std::ptrdiff_t k, std::ptrdiff_t t, std::ptrdiff_t prev) {
+      const T* in = l == 0 ? a_.row(t) : h_[l - 1].row(t);
+      chains_[l][k]->sweep(t, prev, in, h_[l].row(t) + k * net_.layers[l].hidden());
+    });
+  }
+
+  // f(layer, chain, t, prev) for every step a sweep as far as scope runs, in forward order:
+  // every chain of the layers below scope.layer, then chain scope.dir of that layer for its
+  // first scope.steps steps, each chain in its own order (prev: the step before, −1: none).
+  template <class F>
+  void for_steps(Scope scope, F&& f) {
     const std::ptrdiff_t L = static_cast<std::ptrdiff_t>(net_.layers.size());
-    for (std::ptrdiff_t l = 0; l <= std::min(scope.layer, L - 1); ++l) {
-      const std::ptrdiff_t s = net_.layers[l].hidden();
-      for (std::size_t k = 0; k < chains_[l].size(); ++k) {
-        const std::ptrdiff_t kk = static_cast<std::ptrdiff_t>(k);
-        if (l == scope.layer && kk != scope.dir) continue;
+    for (std::ptrdiff_t l = 0; l <= std::min(scope.layer, L - 1); ++l)
+      for (std::ptrdiff_t k = 0; k < static_cast<std::ptrdiff_t>(chains_[l].size()); ++k) {
+        if (l == scope.layer && k != scope.dir) continue;
         const std::ptrdiff_t steps = l == scope.layer ? scope.steps : Tn_;
         const bool rev = k == 1;
         for (std::ptrdiff_t i = 0; i < steps; ++i) {
           const std::ptrdiff_t t = rev ? Tn_ - 1 - i : i;
-          const std::ptrdiff_t prev = i == 0 ? -1 : (rev ? t + 1 : t - 1);
-          const T* in = l == 0 ? a_.row(t) : h_[l - 1].row(t);
-          chains_[l][k]->sweep(t, prev, in, h_[l].row(t) + kk * s);
+          f(l, k, t, i == 0 ? -1 : (rev ? t + 1 : t - 1));
         }
       }
-    }
   }
 
   const GeneralNet<T>& net_;

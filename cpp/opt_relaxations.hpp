@@ -81,7 +81,7 @@ class StepRelaxations {
   // (A step the block's sweep did not reach keeps the row's fresh start there: met by none.)
   void start_block_sweep(std::ptrdiff_t rows) {
     const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(shared_.size()) * rows, s = rec_.width();
-    if (bx_x_.rows < n) bx_x_ = Mat<T>(n, s), bx_y_ = Mat<T>(n, s), bx_v_ = Mat<T>(n, s);
+    if (bs_x_.rows < n) bs_x_ = Mat<T>(n, s), bs_y_ = Mat<T>(n, s), bs_v_ = Mat<T>(n, s);
     brows_ = rows;
   }
   struct Swept {
@@ -90,14 +90,14 @@ class StepRelaxations {
   Swept swept(std::ptrdiff_t t, std::ptrdiff_t r) {
     const std::ptrdiff_t k = t * brows_ + r;
     bswept_[t] = 1;
-    return {bx_x_.row(k), bx_y_.row(k), bx_v_.row(k)};
+    return {bs_x_.row(k), bs_y_.row(k), bs_v_.row(k)};
   }
   void take_sweep(std::ptrdiff_t r) {
     if (!on_) return;
     for (std::size_t t = 0; t < shared_.size(); ++t)
       if (ready_[t] && bswept_[t]) {
         const std::ptrdiff_t k = static_cast<std::ptrdiff_t>(t) * brows_ + r;
-        work_[t].load_sweep(bx_x_.row(k), bx_y_.row(k), bx_v_.row(k));
+        work_[t].load_sweep(bs_x_.row(k), bs_y_.row(k), bs_v_.row(k));
       }
   }
 
@@ -124,7 +124,7 @@ class StepRelaxations {
         if (!bswept_[t]) continue;  // the block's rows meet nothing here
         const std::ptrdiff_t k = static_cast<std::ptrdiff_t>(t) * brows_ + first + static_cast<std::ptrdiff_t>(r);
         std::swap(w.P, mine);
-        w.load_sweep(bx_x_.row(k), bx_y_.row(k), bx_v_.row(k));
+        w.load_sweep(bs_x_.row(k), bs_y_.row(k), bs_v_.row(k));
         w.improve(bx_[t], 0, opt);
         std::swap(w.P, mine);
       }
@@ -174,7 +174,7 @@ class StepRelaxations {
   std::vector<Opt> init_, work_;
   std::vector<char> ready_;
   detail::StepRecords<T> rec_;
-  Mat<T> bx_x_, bx_y_, bx_v_;  // a block's sweep: row (t * brows_ + r) per step and row,
+  Mat<T> bs_x_, bs_y_, bs_v_;  // a block's sweep: row (t * brows_ + r) per step and row,
   std::vector<char> bswept_;   // the steps it reached
   std::vector<Set> rows_;      // a block's rows' own copies (t * rows_n_ + r)
   std::ptrdiff_t rows_n_ = 0, row_ = 0;
