@@ -56,3 +56,25 @@ def test_a_block_sweep_gives_every_row_its_own_sweep(name):
         # the refinement does tighten here (the comparison is not between two untouched passes)
         exact = core_pass(m, x, eps, p, mask, "exact")
         assert np.min(block["lower"]) > np.min(exact["lower"]), (name, idx)
+
+
+@pytest.mark.parametrize("name", ["lstm_T8_h16", "gru_T4_h24", "rnn_tanh_T16_h16", "general/lstm_bi2_T8_h12"])
+def test_rows_with_more_iterations_start_from_the_block_sweep(name):
+    """With two iterations per intermediate row the rows are optimised one at a time again,
+    each starting from its values in the block's sweep (take_sweep): the same bounds as each
+    row sweeping itself."""
+    m = pf.load_model(DATA / f"{name}.npz")
+    X, _ = pf.load_inputs(DATA / f"{name}.npz")
+    T = X.shape[1]
+    x = X[1]
+    eps = pf.certify(m, x, 10.0).eps * 1.05
+    out = []
+    for blocks in (True, False):
+        opts = _core.PassOptions(planes="optimized", want_states=True, opt_blocks=blocks, opt_inter_iters=2)
+        out.append(_core.general_bounds(*general_arguments(as_general(m)), x, eps, 2.0, np.ones(T, bool),
+                                        *margin_spec(m, x), opts))
+    for key in out[0]:
+        np.testing.assert_allclose(out[0][key], out[1][key], rtol=1e-9, atol=1e-12, err_msg=f"{name} {key}")
+    # the second iteration runs (not the blocked path of one iteration): other bounds
+    one = core_pass(m, x, eps, 2.0, np.ones(T, bool), "optimized")
+    assert not np.array_equal(out[0]["lower"], one["lower"])
