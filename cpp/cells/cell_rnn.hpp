@@ -175,12 +175,12 @@ class BlockSweep {
   T* c(std::ptrdiff_t t, std::ptrdiff_t r, std::ptrdiff_t Tn, std::ptrdiff_t R, std::ptrdiff_t s) {
     return at(c_, t, r, Tn, R, s);
   }
-  // Row r of the state before step t (prev < 0: init, or zero).
+  // Row r of the state before step t (prev < 0: init, or zero; sweep_state's rule).
   const T* h_before(std::ptrdiff_t prev, std::ptrdiff_t r, std::ptrdiff_t R, const T* init, const std::vector<T>& zero) {
-    return prev >= 0 ? h_.row(prev * R + r) : (init ? init : zero.data());
+    return sweep_state(h_, prev < 0 ? prev : prev * R + r, init, zero);
   }
   const T* c_before(std::ptrdiff_t prev, std::ptrdiff_t r, std::ptrdiff_t R, const T* init, const std::vector<T>& zero) {
-    return prev >= 0 ? c_.row(prev * R + r) : (init ? init : zero.data());
+    return sweep_state(c_, prev < 0 ? prev : prev * R + r, init, zero);
   }
 
  private:
