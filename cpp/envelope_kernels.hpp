@@ -7,6 +7,12 @@
 //   envelope_winners: for each of the G x G cells (centre (cx_i, cy_j), cell c = i G + j),
 //     the first candidate k with the highest a_k cx + b_k cy + lo_k (win[c], the lower
 //     side's winner) and the first with the lowest a_k cx + b_k cy + hi_k (win[C + c]).
+// And the two loops of a best response on the tables (OptPlaneSet::envelope_response), four
+// neurons at a time with every data-dependent choice a select (the sides and the takes follow
+// the random signs of the coefficients: as branches they were mostly mispredicted):
+//   envelope_cells: each neuron's slot in the tables, the cell of its sweep point;
+//   envelope_take: each met side takes its winner where tighter at the sweep point (line_take:
+//     a line's candidate, optim_lines.hpp).
 #pragma once
 #include <cstddef>
 #include <limits>
@@ -84,6 +90,149 @@ PQ_ALWAYS_INLINE void envelope_winners_body(int G, const T* cx, const T* cy, int
   }
 }
 
+
+// Slot wk_i = (2 i + side_i) per + cx_i G + cy_i of each of s neurons (side 1 where v_i < 0;
+// −1 where v_i = 0): the cell of (mx_i, my_i) clamped to the box [xl, xu] x [yl, yu], cx =
+// ⌊(x − xl) kx⌋ capped at G − 1 (kx = G / width, 0 for a degenerate side; NaN: cell 0).
+template <class T>
+struct CellArgs {
+  const T *mx, *my, *v, *xl, *xu, *kx, *yl, *yu, *ky;
+};
+template <class T>
+PQ_ALWAYS_INLINE int cell_slot(const CellArgs<T>& a, std::size_t i, int G, int per) {
+  const T top = T(G - 1);
+  T x = a.mx[i] > a.xl[i] ? a.mx[i] : a.xl[i], y = a.my[i] > a.yl[i] ? a.my[i] : a.yl[i];
+  T fx = ((x < a.xu[i] ? x : a.xu[i]) - a.xl[i]) * a.kx[i], fy = ((y < a.yu[i] ? y : a.yu[i]) - a.yl[i]) * a.ky[i];
+  fx = fx > T(0) ? fx : T(0);
+  fy = fy > T(0) ? fy : T(0);
+  const int cx = static_cast<int>(fx < top ? fx : top), cy = static_cast<int>(fy < top ? fy : top);
+  const int slot = (2 * static_cast<int>(i) + static_cast<int>(a.v[i] < T(0))) * per + cx * G + cy;
+  return a.v[i] != T(0) ? slot : -1;
+}
+template <class T>
+PQ_ALWAYS_INLINE void envelope_cells_body(const CellArgs<T>& a, std::size_t s, int G, int per, int* wk) {
+  using V = Vec<T, 4 * static_cast<int>(sizeof(T))>;
+  using v_t = typename V::type;
+  typedef int i4 __attribute__((vector_size(4 * sizeof(int))));
+  const v_t zero{}, top = zero + T(G - 1);
+  const std::size_t s4 = s / 4 * 4;
+  for (std::size_t i = 0; i < s4; i += 4) {  // the lanes of cell_slot
+    v_t x = V::load(a.mx + i), y = V::load(a.my + i), xl = V::load(a.xl + i), yl = V::load(a.yl + i);
+    x = x > xl ? x : xl;
+    y = y > yl ? y : yl;
+    const v_t xu = V::load(a.xu + i), yu = V::load(a.yu + i);
+    v_t fx = ((x < xu ? x : xu) - xl) * V::load(a.kx + i), fy = ((y < yu ? y : yu) - yl) * V::load(a.ky + i);
+    fx = fx > zero ? fx : zero;
+    fy = fy > zero ? fy : zero;
+    const i4 cx = __builtin_convertvector(fx < top ? fx : top, i4), cy = __builtin_convertvector(fy < top ? fy : top, i4);
+    const v_t v = V::load(a.v + i);
+    const i4 side = -__builtin_convertvector(v < zero, i4), met = __builtin_convertvector(v != zero, i4);
+    const int b = static_cast<int>(i);
+    const i4 idx = i4{b, b + 1, b + 2, b + 3};
+    const i4 slot = (2 * idx + side) * per + cx * G + cy;
+    const i4 out = slot | ~met;
+    __builtin_memcpy(wk + i, &out, sizeof out);
+  }
+  for (std::size_t i = s4; i < s; ++i) wk[i] = cell_slot(a, i, G, per);
+}
+
+// Each neuron i with wk_i >= 0 (the index of its winner q in W: slopes q.a, q.b, offset q.c)
+// on the side v_i selects (lower for v_i >= 0): that side of the planes `from` (aL, bL, cL,
+// aU, bU, cU) becomes q where q is higher (lower side; upper: lower) at (mx_i, my_i), into
+// `to` (the same arrays, or a row's copy written whole: from's values where not taken).
+template <class T>
+struct TakeArgs {
+  const T *mx, *my, *v;
+  const T* from[6];
+  T* to[6];
+};
+template <class T, class Q>
+PQ_ALWAYS_INLINE void take_one(const TakeArgs<T>& a, const Q* W, const int* wk, std::size_t i) {
+  const bool met = wk[i] >= 0, lower = a.v[i] >= T(0);
+  const Q& q = W[met ? wk[i] : 0];
+  const T x = a.mx[i], y = a.my[i];
+  T p[6];
+  for (int j = 0; j < 6; ++j) p[j] = a.from[j][i];
+  const T lo = p[0] * x + p[1] * y + p[2], hi = p[3] * x + p[4] * y + p[5];
+  const T after = q.a * x + q.b * y + q.c;
+  const bool tl = met & lower & (after > lo), tu = met & !lower & (after < hi);
+  a.to[0][i] = tl ? q.a : p[0], a.to[1][i] = tl ? q.b : p[1], a.to[2][i] = tl ? q.c : p[2];
+  a.to[3][i] = tu ? q.a : p[3], a.to[4][i] = tu ? q.b : p[4], a.to[5][i] = tu ? q.c : p[5];
+}
+template <class T, class Q>
+PQ_ALWAYS_INLINE void envelope_take_body(const TakeArgs<T>& a, const Q* W, const int* wk, std::size_t s) {
+  using V = Vec<T, 4 * static_cast<int>(sizeof(T))>;
+  using v_t = typename V::type;
+  using m_t = decltype(v_t{} < v_t{});
+  const v_t zero{};
+  const std::size_t s4 = s / 4 * 4;
+  for (std::size_t i = 0; i < s4; i += 4) {  // the lanes of take_one
+    v_t qa, qb, qc;
+    m_t met;
+    for (int j = 0; j < 4; ++j) {
+      const int k = wk[i + j];
+      const Q& q = W[k >= 0 ? k : 0];
+      qa[j] = q.a, qb[j] = q.b, qc[j] = q.c;
+      met[j] = k >= 0 ? -1 : 0;
+    }
+    const v_t x = V::load(a.mx + i), y = V::load(a.my + i);
+    const v_t al = V::load(a.from[0] + i), bl = V::load(a.from[1] + i), cl = V::load(a.from[2] + i);
+    const v_t au = V::load(a.from[3] + i), bu = V::load(a.from[4] + i), cu = V::load(a.from[5] + i);
+    const v_t lo = al * x + bl * y + cl, hi = au * x + bu * y + cu, after = qa * x + qb * y + qc;
+    const m_t lower = V::load(a.v + i) >= zero;
+    const m_t tl = met & lower & (after > lo), tu = met & ~lower & (after < hi);
+    V::store(a.to[0] + i, tl ? qa : al), V::store(a.to[1] + i, tl ? qb : bl), V::store(a.to[2] + i, tl ? qc : cl);
+    V::store(a.to[3] + i, tu ? qa : au), V::store(a.to[4] + i, tu ? qb : bu), V::store(a.to[5] + i, tu ? qc : cu);
+  }
+  for (std::size_t i = s4; i < s; ++i) take_one(a, W, wk, i);
+}
+
+// Lines (optim_lines.hpp): each neuron i with wk_i >= 0 (the index of its candidate q in W:
+// slope q.first, offset q.second) on the side v_i selects: that side's line of `from` (al, bl,
+// au, bu) becomes q where q is higher (lower side; upper: lower) at z_i, into `to`.
+template <class T>
+struct LineTakeArgs {
+  const T *z, *v;
+  const T* from[4];
+  T* to[4];
+};
+template <class T, class Q>
+PQ_ALWAYS_INLINE void line_take_one(const LineTakeArgs<T>& a, const Q* W, const int* wk, std::size_t i) {
+  const bool met = wk[i] >= 0, lower = a.v[i] >= T(0);
+  const Q& q = W[met ? wk[i] : 0];
+  const T z = a.z[i], after = q.first * z + q.second;
+  T p[4];
+  for (int j = 0; j < 4; ++j) p[j] = a.from[j][i];
+  const bool tl = met & lower & (after > p[0] * z + p[1]), tu = met & !lower & (after < p[2] * z + p[3]);
+  a.to[0][i] = tl ? q.first : p[0], a.to[1][i] = tl ? q.second : p[1];
+  a.to[2][i] = tu ? q.first : p[2], a.to[3][i] = tu ? q.second : p[3];
+}
+template <class T, class Q>
+PQ_ALWAYS_INLINE void line_take_body(const LineTakeArgs<T>& a, const Q* W, const int* wk, std::size_t s) {
+  using V = Vec<T, 4 * static_cast<int>(sizeof(T))>;
+  using v_t = typename V::type;
+  using m_t = decltype(v_t{} < v_t{});
+  const v_t zero{};
+  const std::size_t s4 = s / 4 * 4;
+  for (std::size_t i = 0; i < s4; i += 4) {  // the lanes of line_take_one
+    v_t qa, qb;
+    m_t met;
+    for (int j = 0; j < 4; ++j) {
+      const int k = wk[i + j];
+      const Q& q = W[k >= 0 ? k : 0];
+      qa[j] = q.first, qb[j] = q.second;
+      met[j] = k >= 0 ? -1 : 0;
+    }
+    const v_t z = V::load(a.z + i), al = V::load(a.from[0] + i), bl = V::load(a.from[1] + i);
+    const v_t au = V::load(a.from[2] + i), bu = V::load(a.from[3] + i), after = qa * z + qb;
+    const m_t lower = V::load(a.v + i) >= zero;
+    const m_t tl = met & lower & (after > al * z + bl), tu = met & ~lower & (after < au * z + bu);
+    V::store(a.to[0] + i, tl ? qa : al), V::store(a.to[1] + i, tl ? qb : bl);
+    V::store(a.to[2] + i, tu ? qa : au), V::store(a.to[3] + i, tu ? qb : bu);
+  }
+  for (std::size_t i = s4; i < s; ++i) line_take_one(a, W, wk, i);
+}
+
 #if PQ_X86_DISPATCH && !defined(__AVX2__)
 template <class T>
 PQ_TARGET_AVX2 void envelope_lattice_avx2(int S, const T* fx, const T* gy, const T* lx, const T* ly, int C,
@@ -94,6 +243,18 @@ template <class T>
 PQ_TARGET_AVX2 void envelope_winners_avx2(int G, const T* cx, const T* cy, int C, const T* A, const T* B,
                                           const T* lo, const T* hi, int* win) {
   envelope_winners_body(G, cx, cy, C, A, B, lo, hi, win);
+}
+template <class T>
+PQ_TARGET_AVX2 void envelope_cells_avx2(const CellArgs<T>& a, std::size_t s, int G, int per, int* wk) {
+  envelope_cells_body(a, s, G, per, wk);
+}
+template <class T, class Q>
+PQ_TARGET_AVX2 void envelope_take_avx2(const TakeArgs<T>& a, const Q* W, const int* wk, std::size_t s) {
+  envelope_take_body(a, W, wk, s);
+}
+template <class T, class Q>
+PQ_TARGET_AVX2 void line_take_avx2(const LineTakeArgs<T>& a, const Q* W, const int* wk, std::size_t s) {
+  line_take_body(a, W, wk, s);
 }
 #endif
 
@@ -113,6 +274,30 @@ void envelope_winners(int G, const T* cx, const T* cy, int C, const T* A, const 
   if (cpu_has_avx2_fma()) return envelope_winners_avx2(G, cx, cy, C, A, B, lo, hi, win);
 #endif
   envelope_winners_body(G, cx, cy, C, A, B, lo, hi, win);
+}
+
+template <class T>
+void envelope_cells(const CellArgs<T>& a, std::size_t s, int G, int per, int* wk) {
+#if PQ_X86_DISPATCH && !defined(__AVX2__)
+  if (cpu_has_avx2_fma()) return envelope_cells_avx2(a, s, G, per, wk);
+#endif
+  envelope_cells_body(a, s, G, per, wk);
+}
+
+template <class T, class Q>
+void envelope_take(const TakeArgs<T>& a, const Q* W, const int* wk, std::size_t s) {
+#if PQ_X86_DISPATCH && !defined(__AVX2__)
+  if (cpu_has_avx2_fma()) return envelope_take_avx2(a, W, wk, s);
+#endif
+  envelope_take_body(a, W, wk, s);
+}
+
+template <class T, class Q>
+void line_take(const LineTakeArgs<T>& a, const Q* W, const int* wk, std::size_t s) {
+#if PQ_X86_DISPATCH && !defined(__AVX2__)
+  if (cpu_has_avx2_fma()) return line_take_avx2(a, W, wk, s);
+#endif
+  line_take_body(a, W, wk, s);
 }
 
 }  // namespace detail

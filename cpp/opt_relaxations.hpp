@@ -41,7 +41,7 @@ class StepRelaxations {
   // a block of rows each with its own copies (use_rows), the current row's (set_row).
   const Set& at(std::ptrdiff_t t) const {
     if (!ready(t)) return shared_[t];
-    if (rows_on_) return rows_[static_cast<std::size_t>(t * rows_n_ + row_)];
+    if (rows_on_) return bswept_[t] ? rows_[static_cast<std::size_t>(t * rows_n_ + row_)] : shared_[t];
     return on_ ? work_[t].P : shared_[t];
   }
   Set& shared(std::ptrdiff_t t) { return shared_[t]; }
@@ -105,7 +105,8 @@ class StepRelaxations {
   // respond_rows gives every row of the last kept block (of `rows` rows) its copies, the
   // shared relaxations improved once (a best response) at the row's values from the block's
   // sweep, a step at a time for all rows (each step's candidates stay in cache); use_rows(true)
-  // then makes at() read row set_row(r)'s, so that one back-substitution of the block carries
+  // then makes at() read row set_row(r)'s (the shared relaxations at steps the block's sweep
+  // did not reach), so that one back-substitution of the block carries
   // every row with its own relaxations (each cell's carry goes row by row through them).
   // (Rows [first, first + count) of the block: at most a few dozen at a time, so that their
   // copies stay a small multiple of the coefficient store; row set_row(j) is row first + j.)
@@ -115,18 +116,14 @@ class StepRelaxations {
     if (rows_.size() < n) rows_.resize(n);
     rows_n_ = count;
     for (std::size_t t = 0; t < shared_.size(); ++t) {
-      if (!ready_[t]) continue;
+      if (!ready_[t] || !bswept_[t]) continue;  // (unswept: the block's rows meet nothing here, at())
       Opt& w = work_[t];  // the responder: its planes swapped with each row's in turn
       w.start_row(init_[t], false);
       for (std::size_t r = 0; r < R; ++r) {
-        Set& mine = rows_[t * R + r];
-        mine = init_[t].P;
-        if (!bswept_[t]) continue;  // the block's rows meet nothing here
         const std::ptrdiff_t k = static_cast<std::ptrdiff_t>(t) * brows_ + first + static_cast<std::ptrdiff_t>(r);
-        std::swap(w.P, mine);
-        w.load_sweep(bs_x_.row(k), bs_y_.row(k), bs_v_.row(k));
-        w.improve(bx_[t], 0, opt);
-        std::swap(w.P, mine);
+        std::swap(w.P, rows_[t * R + r]);  // written whole from the row's start, init_[t].P
+        w.respond_swept(bx_[t], bs_x_.row(k), bs_y_.row(k), bs_v_.row(k), opt, init_[t].P);
+        std::swap(w.P, rows_[t * R + r]);
       }
     }
   }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "bound_state.hpp"
+#include "envelope_kernels.hpp"
 #include "lines.hpp"
 #include "sign_rule.hpp"
 
@@ -68,12 +69,15 @@ struct OptLineSet {
     vv.assign(P.al.size(), T(0));
   }
   void zero_grad() {}
-  // Exact offset of side `lower` of neuron i for its current slope.
-  void refresh(const LineBoxes<T>& bx, std::size_t i, bool lower) {
-    const T a = lower ? P.al[i] : P.au[i];
+  // Exact offset of side `lower` of neuron i for slope a (widened by line_margin).
+  static T offset(const LineBoxes<T>& bx, std::size_t i, bool lower, T a) {
     const T c = detail::line_extreme(bx.fn, a, bx.l[i], bx.u[i], !lower);
     const T m = detail::line_margin(bx.fn, a, bx.l[i], bx.u[i]);
-    (lower ? P.bl[i] : P.bu[i]) = lower ? c - m : c + m;
+    return lower ? c - m : c + m;
+  }
+  // Exact offset of side `lower` of neuron i for its current slope.
+  void refresh(const LineBoxes<T>& bx, std::size_t i, bool lower) {
+    (lower ? P.bl[i] : P.bu[i]) = offset(bx, i, lower, lower ? P.al[i] : P.au[i]);
   }
   // The sweep's inputs and coefficients of every line (s each; my unused), swept elsewhere
   // (OptPlaneSet::load_sweep).
@@ -82,6 +86,37 @@ struct OptLineSet {
     mzv.assign(mz, mz + s);
     vv.assign(v, v + s);
   }
+  // A best response at values swept elsewhere (OptPlaneSet::respond_swept).
+  // On a grid (not ReLU): each met side's cell candidate (computed on first use, as improve),
+  // then the takes four neurons at a time (envelope_kernels.hpp line_take).
+  // (from: the lines responded to, the row's start; P is written whole.)
+  void respond_swept(LineBoxes<T>& bx, const T* mz, const T* my, const T* v, const OptSettings& opt,
+                     const LineSet<T>& from) {
+    if (P.al.size() != from.al.size()) P = from;  // (sized once)
+    const std::size_t s = P.al.size();
+    const int G = grid(opt, s);
+    if (G == 0 || bx.fn == Activation::Relu) {
+      P = from;
+      load_sweep(mz, my, v);
+      return improve(bx, 0, opt);
+    }
+    wk_.resize(s);
+    for (std::size_t i = 0; i < s; ++i) {
+      if (v[i] == T(0) || !(bx.l[i] < bx.u[i])) {
+        wk_[i] = -1;
+        continue;
+      }
+      const bool lower = v[i] >= T(0);
+      const int cell = detail::grid_cell(std::min(std::max(mz[i], bx.l[i]), bx.u[i]), bx.l[i], bx.u[i], G);
+      candidate(bx, i, lower, cell, G);
+      wk_[i] = static_cast<int>((2 * i + (lower ? 0 : 1)) * static_cast<std::size_t>(G)) + cell;
+    }
+    const auto* W = &bx.cand.at(s, static_cast<std::size_t>(G), 0, true, 0, {std::numeric_limits<T>::quiet_NaN(), T(0)});
+    detail::line_take<T>({mz, v, {from.al.data(), from.bl.data(), from.au.data(), from.bu.data()},
+                          {P.al.data(), P.bl.data(), P.au.data(), P.bu.data()}},
+                         W, wk_.data(), s);
+  }
+  std::vector<int> wk_;  // respond_swept's scratch: each neuron's candidate slot (−1: not met)
   // The line selected by coefficient v at input mz (recorded for the best response).
   T eval(std::size_t i, T v, T mz) {
     if (mzv.size() != P.al.size()) { mzv.assign(P.al.size(), T(0)); vv = mzv; }
@@ -89,8 +124,23 @@ struct OptLineSet {
     vv[i] = v;
     return line_value(P, i, v, mz);
   }
+  // The grid of opt for s neurons (0: none, or too large).
+  static int grid(const OptSettings& opt, std::size_t s) {
+    return opt.grid > 0 && detail::grid_fits(s, static_cast<std::size_t>(opt.grid)) ? opt.grid : 0;
+  }
+  // Candidate (slope, offset) of cell `cell` of side `lower` of neuron i: the tangent at the
+  // cell's centre with its exact offset, computed on first use.
+  std::pair<T, T>& candidate(LineBoxes<T>& bx, std::size_t i, bool lower, int cell, int G) {
+    auto& q = bx.cand.at(P.al.size(), static_cast<std::size_t>(G), i, lower, static_cast<std::size_t>(cell),
+                         {std::numeric_limits<T>::quiet_NaN(), T(0)});
+    if (std::isnan(q.first)) {
+      const T a = detail::dphi(bx.fn, detail::grid_centre(cell, bx.l[i], bx.u[i], G));
+      q = {a, offset(bx, i, lower, a)};
+    }
+    return q;
+  }
   void improve(LineBoxes<T>& bx, int, const OptSettings& opt) {
-    const int G = opt.grid > 0 && detail::grid_fits(vv.size(), static_cast<std::size_t>(opt.grid)) ? opt.grid : 0;
+    const int G = grid(opt, vv.size());
     for (std::size_t i = 0; i < vv.size(); ++i) {
       const T v = vv[i];
       if (v == T(0) || !(bx.l[i] < bx.u[i])) continue;
@@ -100,14 +150,7 @@ struct OptLineSet {
       T& b = lower ? P.bl[i] : P.bu[i];
       const T olda = a, oldb = b, before = a * mzv[i] + b;
       if (G > 0 && bx.fn != Activation::Relu) {  // ReLU's responses need no offset search
-        const int cell = detail::grid_cell(z, bx.l[i], bx.u[i], G);
-        auto& q = bx.cand.at(vv.size(), static_cast<std::size_t>(G), i, lower, static_cast<std::size_t>(cell),
-                             {std::numeric_limits<T>::quiet_NaN(), T(0)});
-        if (std::isnan(q.first)) {
-          a = detail::dphi(bx.fn, detail::grid_centre(cell, bx.l[i], bx.u[i], G));
-          refresh(bx, i, lower);
-          q = {a, b};
-        }
+        const auto& q = candidate(bx, i, lower, detail::grid_cell(z, bx.l[i], bx.u[i], G), G);
         a = q.first;
         b = q.second;
       } else {

@@ -92,6 +92,11 @@ struct PlaneBoxes {
     }
     return q;
   }
+  // The candidate slots (neuron, side, cell) of cells 0 and 1 (candidate()'s).
+  const Candidate* candidate_slots() {
+    const T none = std::numeric_limits<T>::quiet_NaN();
+    return &cand.at(box.size(), kCellSlots, 0, true, 0, {none, none, none, none, none});
+  }
   // The envelope at `cell` of side `lower` of box i (G >= 2): the index in `winners` of the
   // winning cell's plane (the table filled on first use for the box).
   int winner_index(std::size_t i, bool lower, int G, int cell) {
@@ -99,6 +104,8 @@ struct PlaneBoxes {
     if (k < 0) fill_envelope(i, G);  // sets k
     return k;
   }
+  // The envelope's slots (neuron, side, cell) of grid G, −1 where a box's table is not filled.
+  const int* envelope_slots(int G) { return &envelope.at(box.size(), per_side(G), 0, true, 0, -1); }
   // Winner k of side `lower` of box i: the tangent at its cell's centre with its exact offset,
   // computed on first use; e: its cell.
   const Candidate& winner(std::size_t i, bool lower, int G, int k, int& e) {
@@ -166,8 +173,29 @@ struct PlaneBoxes {
       }
     }
   }
+  // The G x G grid's cells by neuron in arrays (envelope_response): the box's sides, and G
+  // over its widths (0 for a degenerate side: one cell), for the G last asked.
+  struct GridScale {
+    std::vector<T> xl, xu, yl, yu, kx, ky;
+    int G = 0;
+  };
+  GridScale gs;
+  const GridScale& grid_scale(int G) {
+    if (gs.G == G) return gs;
+    const std::size_t n = box.size();
+    for (auto* v : {&gs.xl, &gs.xu, &gs.yl, &gs.yu, &gs.kx, &gs.ky}) v->resize(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto& b = box[i];
+      gs.xl[i] = b.xl, gs.xu[i] = b.xu, gs.yl[i] = b.yl, gs.yu[i] = b.yu;
+      gs.kx[i] = b.xu > b.xl ? T(G) / (b.xu - b.xl) : T(0);
+      gs.ky[i] = b.yu > b.yl ? T(G) / (b.yu - b.yl) : T(0);
+    }
+    gs.G = G;
+    return gs;
+  }
   void set(Surface f, const T* xl, const T* xu, const T* yl, const T* yu, std::ptrdiff_t s) {
     sf = f;
+    gs.G = 0;
     box.resize(s);
     sv.resize(s);
     cand.clear();
@@ -297,61 +325,123 @@ struct OptPlaneSet {
   // G >= 2: F is not convex (concave) over most boxes, so the tangent at the point is seldom
   // the best plane there; the grid's best plane at the centre of the point's cell instead
   // (its own tangent is one of the candidates; the winner's centre is the point of contact
-  // that only Adam steps, grads, read). In two sweeps over the neurons, so that the loads of
-  // different neurons overlap: each met side's slot of the envelope first, then the winners.
-  void envelope_response(PlaneBoxes<T>& bx, int G) {
-    const std::size_t s = vv.size();
+  // that only Adam steps, grads, read). At the sweep's values (mx, my) with coefficients v
+  // (s each). In three sweeps over the neurons, so that the loads of different neurons
+  // overlap: each met side's slot of the envelope, then its winner, then the take.
+  void envelope_response(PlaneBoxes<T>& bx, int G) { envelope_response(bx, G, mxv.data(), myv.data(), vv.data(), P); }
+  // (from: the planes responded to; P, written whole without gradients, may be another set.)
+  void envelope_response(PlaneBoxes<T>& bx, int G, const T* mx, const T* my, const T* v, const PlaneSet<T>& from) {
+    const std::size_t s = P.aL.size();
     wk_.resize(s);
-    for (std::size_t i = 0; i < s; ++i) {
-      const T v = vv[i];
-      if (v == T(0)) {
-        wk_[i] = -1;
-        continue;
+    const int* table = bx.envelope_slots(G);
+    const int per = static_cast<int>(PlaneBoxes<T>::per_side(G));
+    const auto& g = bx.grid_scale(G);
+    int* wk = wk_.data();
+    detail::envelope_cells<T>({mx, my, v, g.xl.data(), g.xu.data(), g.kx.data(), g.yl.data(), g.yu.data(), g.ky.data()},
+                              s, G, per, wk);
+    for (std::size_t i = 0; i < s; ++i) {  // each met slot's winner, computed on first use
+      if (wk[i] < 0) continue;
+      int k = table[wk[i]];
+      if (k < 0) {  // the box's tables (no reallocation: the slots exist)
+        bx.fill_envelope(i, G);
+        k = table[wk[i]];
       }
-      const auto& b = bx.box[i];
-      const T x = std::min(std::max(mxv[i], b.xl), b.xu), y = std::min(std::max(myv[i], b.yl), b.yu);
-      const int cell = detail::grid_cell(x, b.xl, b.xu, G) * G + detail::grid_cell(y, b.yl, b.yu, G);
-      wk_[i] = bx.winner_index(i, v >= T(0), G, cell);
-    }
-    const T none = std::numeric_limits<T>::quiet_NaN();
-    for (std::size_t i = 0; i < s; ++i) {
-      if (wk_[i] < 0) continue;
-      const bool lower = vv[i] >= T(0);
       int e = -1;
-      const auto& q = bx.winner(i, lower, G, wk_[i], e);
-      if (!grads) {
-        take_if_tighter(i, lower, q, none, none);
-        continue;
-      }
+      bx.winner(i, v[i] >= T(0), G, k, e);
+      wk[i] = k;
+    }
+    if (!grads) return take_winners(bx, mx, my, v, from);
+    for (std::size_t i = 0; i < s; ++i) {
+      if (wk[i] < 0) continue;
+      const bool lower = v[i] >= T(0);
+      int e = -1;
+      const auto& q = bx.winner(i, lower, G, wk[i], e);
       const auto& b = bx.box[i];
-      take_if_tighter(i, lower, q, detail::grid_centre(e / G, b.xl, b.xu, G),
+      take_if_tighter(i, lower, q, mx[i], my[i], detail::grid_centre(e / G, b.xl, b.xu, G),
                       detail::grid_centre(e % G, b.yl, b.yu, G));
     }
   }
-  std::vector<int> wk_;  // envelope_response's scratch: each neuron's winner (−1: not met)
+  // Each met side takes its winner (wk_, computed) where tighter at (mx, my): the take of
+  // take_if_tighter without contact points, with both sides written through selects (the
+  // side and the take are data-dependent: as branches they were mostly mispredicted).
+  void take_winners(const PlaneBoxes<T>& bx, const T* mx, const T* my, const T* v, const PlaneSet<T>& from) {
+    if (bx.winners.empty()) {  // none met
+      if (&from != &P) P = from;
+      return;
+    }
+    detail::envelope_take<T>(take_args(mx, my, v, from), bx.winners.data(), wk_.data(), P.aL.size());
+  }
+  // The take kernels' arguments: the sides of `from`, into P.
+  detail::TakeArgs<T> take_args(const T* mx, const T* my, const T* v, const PlaneSet<T>& from) {
+    return {mx, my, v, {from.aL.data(), from.bL.data(), from.cL.data(), from.aU.data(), from.bU.data(), from.cU.data()},
+            {P.aL.data(), P.bL.data(), P.cL.data(), P.aU.data(), P.bU.data(), P.cU.data()}};
+  }
+  // A best response of a row without gradients at values swept elsewhere (a block's sweep:
+  // inputs mx, my and coefficients v, s each; StepRelaxations::respond_rows) to the planes
+  // `from` (the row's start), into P.
+  void respond_swept(PlaneBoxes<T>& bx, const T* mx, const T* my, const T* v, const OptSettings& opt,
+                     const PlaneSet<T>& from) {
+    if (P.aL.size() != from.aL.size()) P = from;  // (sized once)
+    const int G = opt.grid;
+    const bool fits = detail::grid_fits(bx.box.size(), PlaneBoxes<T>::per_side(G));
+    if (opt.br_iters > 0 && !grads && G >= 2 && bx.sf != Surface::Bilinear && fits)
+      return envelope_response(bx, G, mx, my, v, from);
+    if (opt.br_iters > 0 && !grads && G > 0 && bx.sf == Surface::Bilinear && fits)
+      return mccormick_response(bx, mx, my, v, from);
+    P = from;
+    load_sweep(mx, my, v);
+    improve(bx, 0, opt);
+  }
+  // The bilinear F4 on a grid without gradients (tangent_response's McCormick branch): each
+  // met side tries the first of McCormick's two planes of that side, then the second, each
+  // kept where tighter at (mx, my); their slots computed on first use.
+  void mccormick_response(PlaneBoxes<T>& bx, const T* mx, const T* my, const T* v, const PlaneSet<T>& from) {
+    const std::size_t s = P.aL.size();
+    wk_.resize(s);
+    int* wk = wk_.data();
+    for (std::size_t i = 0; i < s; ++i) {
+      if (v[i] == T(0)) {
+        wk[i] = -1;
+        continue;
+      }
+      const bool lower = v[i] >= T(0);
+      const auto& b = bx.box[i];
+      const T A0 = lower ? b.yl : b.yu, A1 = lower ? b.yu : b.yl;
+      bx.candidate(i, lower, 0, [&] { return std::make_pair(A0, b.xl); });
+      bx.candidate(i, lower, 1, [&] { return std::make_pair(A1, b.xu); });
+      wk[i] = static_cast<int>((2 * i + (lower ? 0 : 1)) * PlaneBoxes<T>::kCellSlots);
+    }
+    const auto* W = bx.candidate_slots();
+    detail::envelope_take<T>(take_args(mx, my, v, from), W, wk, s);  // McCormick's first plane,
+    for (std::size_t i = 0; i < s; ++i) wk[i] += wk[i] >= 0 ? 1 : 0;
+    detail::envelope_take<T>(take_args(mx, my, v, P), W, wk, s);     // then the second
+  }
+  std::vector<int> wk_;  // envelope_response's scratch: each neuron's slot, then winner (−1: not met)
   // Slopes (A, B) = slopes() with their exact offset for side `lower` of plane i, kept if
   // tighter at the last sweep's inputs (with (px, py), the point of contact of a tangent
   // plane, NaN for McCormick's); cell >= 0: the candidate slot of that cell (McCormick's two
   // planes, G = 1's one cell), computed there on first use.
   template <class Slopes>
   void try_slopes(PlaneBoxes<T>& bx, std::size_t i, bool lower, int cell, Slopes&& slopes, T px, T py) {
-    if (cell >= 0) return take_if_tighter(i, lower, bx.candidate(i, lower, cell, slopes), px, py);
+    if (cell >= 0) return take_if_tighter(i, lower, bx.candidate(i, lower, cell, slopes), mxv[i], myv[i], px, py);
     const auto [a, b] = slopes();
-    take_if_tighter(i, lower, bx.exact(i, lower, a, b), px, py);
+    take_if_tighter(i, lower, bx.exact(i, lower, a, b), mxv[i], myv[i], px, py);
   }
   // Side `lower` of plane i becomes q (slopes, exact offset, where it is attained; (px, py)
-  // its point of contact) if q is tighter at the last sweep's inputs.
+  // its point of contact) if q is tighter at the sweep's inputs (mx, my).
   // (Where the offset is attained and the point of contact only for gradients, grads.)
-  PQ_ALWAYS_INLINE void take_if_tighter(std::size_t i, bool lower, const typename PlaneBoxes<T>::Candidate& q, T px,
-                                        T py) {
-    const T mx = mxv[i], my = myv[i];
-    const T before = lower ? P.aL[i] * mx + P.bL[i] * my + P.cL[i] : P.aU[i] * mx + P.bU[i] * my + P.cU[i];
+  PQ_ALWAYS_INLINE void take_if_tighter(std::size_t i, bool lower, const typename PlaneBoxes<T>::Candidate& q, T mx,
+                                        T my, T px, T py) {
+    T* pa = (lower ? P.aL : P.aU).data();
+    T* pb = (lower ? P.bL : P.bU).data();
+    T* pc = (lower ? P.cL : P.cU).data();
+    const T before = pa[i] * mx + pb[i] * my + pc[i];
     const T after = q.a * mx + q.b * my + q.c;
-    if (lower ? !(after > before) : !(after < before)) return;  // keep the old plane
-    (lower ? P.aL : P.aU)[i] = q.a;
-    (lower ? P.bL : P.bU)[i] = q.b;
-    (lower ? P.cL : P.cU)[i] = q.c;
-    if (!grads) return;
+    const bool take = lower ? after > before : after < before;  // else keep the old plane
+    pa[i] = take ? q.a : pa[i];
+    pb[i] = take ? q.b : pb[i];
+    pc[i] = take ? q.c : pc[i];
+    if (!grads || !take) return;
     (lower ? xsL : xsU)[i] = q.xs;
     (lower ? ysL : ysU)[i] = q.ys;
     (lower ? pxL : pxU)[i] = px;

@@ -78,3 +78,71 @@ def test_rows_with_more_iterations_start_from_the_block_sweep(name):
     # the second iteration runs (not the blocked path of one iteration): other bounds
     one = core_pass(m, x, eps, 2.0, np.ones(T, bool), "optimized")
     assert not np.array_equal(out[0]["lower"], one["lower"])
+
+
+def test_the_response_and_sweep_kernels_give_the_same_pass_in_the_baseline_build(tmp_path):
+    """The block's best responses and sweep run four neurons at a time through selects
+    (cpp/envelope_kernels.hpp envelope_cells / envelope_take / line_take, cpp/sweep_kernels.hpp),
+    built for AVX2 (this process, where the CPU has it) and the baseline ISA (POPQORN_NO_AVX2,
+    a fresh process): every bound of an optimised pass agrees in both, on tangent planes
+    (LSTM), McCormick's planes and lines (GRU) and lines alone (RNN), with a scalar tail
+    (h = 12, 16, 24) and some frames fixed."""
+    import os
+    import subprocess
+    import sys
+
+    names = ["lstm_T8_h16", "gru_T4_h24", "rnn_tanh_T16_h16", "general/lstm_bi2_T8_h12"]
+    code = f"""
+import math, sys
+import numpy as np
+sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+from test_block_sweep import DATA, core_pass
+import popqorn_fast as pf
+out = []
+for name in {names!r}:
+    m = pf.load_model(DATA / f"{{name}}.npz")
+    X, _ = pf.load_inputs(DATA / f"{{name}}.npz")
+    T = X.shape[1]
+    for idx, p, mask in [(0, 2.0, np.ones(T, bool)), (1, math.inf, np.arange(T) % 3 != 1)]:
+        eps = pf.certify(m, X[idx], 10.0, p=p).eps * 1.05
+        res = core_pass(m, X[idx], eps, p, mask, "optimized")
+        out += [np.ravel(res[k]) for k in sorted(res)]
+np.save(sys.argv[1], np.concatenate(out))
+"""
+    here, base = tmp_path / "here.npy", tmp_path / "baseline.npy"
+    subprocess.run([sys.executable, "-c", code, str(here)], check=True)
+    subprocess.run([sys.executable, "-c", code, str(base)], check=True, env=dict(os.environ, POPQORN_NO_AVX2="1"))
+    a, b = np.load(here), np.load(base)
+    assert a.size > 1000 and np.all(np.isfinite(a))
+    # (other kernels of the pass round differently by ISA, ~1e-9 relative; a plane chosen
+    # differently moves a bound by far more)
+    np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["lstm_T8_h16", "gru_T4_h24", "rnn_tanh_T16_h16", "general/lstm2_T4_h24"])
+def test_the_four_lane_take_chooses_the_planes_of_the_scalar_take(name):
+    """Without gradients a row's best responses take their winners four neurons at a time
+    (envelope_kernels.hpp envelope_take / line_take, every row of the default pass); with
+    gradients (opt_iters > opt_br: the margins end with an Adam step, which needs the points
+    of contact) every row takes them one at a time (OptPlaneSet::take_if_tighter, OptLineSet's
+    improve) and sweeps itself. The intermediate bounds, refined with one best response
+    either way, are the same; the margins differ by the Adam step only."""
+    m = pf.load_model(DATA / f"{name}.npz")
+    X, _ = pf.load_inputs(DATA / f"{name}.npz")
+    T = X.shape[1]
+    for idx, p in [(0, 2.0), (1, math.inf)]:
+        x = X[idx]
+        eps = pf.certify(m, x, 10.0, p=p).eps * 1.05
+
+        def run(**kw):
+            opts = _core.PassOptions(planes="optimized", want_states=True, **kw)
+            return _core.general_bounds(*general_arguments(as_general(m)), x, eps, p, np.ones(T, bool),
+                                        *margin_spec(m, x), opts)
+
+        lanes, scalar, exact = run(), run(opt_iters=7), core_pass(m, x, eps, p, np.ones(T, bool), "exact")
+        states = [k for k in lanes if k not in ("lower", "upper", "slope")]
+        assert states
+        for key in states:
+            np.testing.assert_allclose(lanes[key], scalar[key], rtol=1e-9, atol=1e-12, err_msg=f"{name}/{idx} {key}")
+        # (the refinement moved the intermediate bounds: the takes chose planes)
+        assert any(np.max(np.abs(lanes[k] - exact[k])) > 1e-6 for k in states), (name, idx)

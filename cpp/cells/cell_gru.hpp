@@ -252,12 +252,12 @@ class GruCell final : public Cell<T> {
       for (std::ptrdiff_t i = 0; i < 2 * s; ++i) g_[i] = a[i] + b[i] + w_.b_ih[i] + w_.b_hh[i];
       for (std::ptrdiff_t i = 0; i < s; ++i) g_[2 * s + i] = b[2 * s + i] + w_.b_hh[2 * s + i];  // v
       const T* kr = Pr_.kept(t, r, R);
+      const T* v = kr ? kr : zero_.data();
       const auto sr = Pr_.swept(t, r);
-      for (std::ptrdiff_t i = 0; i < s; ++i) {
-        const T v = kr ? kr[i] : T(0);
-        sr.x[i] = g_[2 * s + i], sr.y[i] = g_[i], sr.v[i] = v;
-        u_[i] = a[2 * s + i] + w_.b_ih[2 * s + i] + plane_value(pr, i, v, g_[2 * s + i], g_[i]);
-      }
+      std::copy(g_.data() + 2 * s, g_.data() + 3 * s, sr.x), std::copy(g_.data(), g_.data() + s, sr.y);
+      std::copy(v, v + s, sr.v);
+      plane_values(pr, v, sr.x, sr.y, s, u_.data());  // r_t ⊙ (W_hn h + b_hn), then + W_in a + b_in
+      for (std::ptrdiff_t i = 0; i < s; ++i) u_[i] = a[2 * s + i] + w_.b_ih[2 * s + i] + u_[i];
       if (!out) continue;
       const PlaneSet<T>& pu = Pu_.shared(t);
       const PlaneSet<T>& pz = Pz_.shared(t);

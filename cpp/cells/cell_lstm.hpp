@@ -225,24 +225,21 @@ class LstmCell final : public Cell<T> {
       for (std::ptrdiff_t j = 0; j < 4 * s; ++j) yr[j] += b_[j];
       const T* cp = bs_.c_before(prev, r, R, w_.c0, zero_);
       const T* kf = Pf_.kept(t, r, R);
+      const T* v = kf ? kf : zero_.data();  // P^f and P^ig share the coefficient met at c_t
       const auto f = Pf_.swept(t, r), ig = Pig_.swept(t, r);
+      std::copy(cp, cp + s, f.x), std::copy(yr + s, yr + 2 * s, f.y), std::copy(v, v + s, f.v);
+      std::copy(yr + 2 * s, yr + 3 * s, ig.x), std::copy(yr, yr + s, ig.y), std::copy(v, v + s, ig.v);
       T* c = bs_.c(t, r, Tn, R, s);
-      for (std::ptrdiff_t i = 0; i < s; ++i) {  // P^f and P^ig share the coefficient met at c_t
-        const T v = kf ? kf[i] : T(0);
-        f.x[i] = cp[i], f.y[i] = yr[s + i], f.v[i] = v;
-        ig.x[i] = yr[2 * s + i], ig.y[i] = yr[i], ig.v[i] = v;
-        c[i] = plane_value(pf, i, v, cp[i], yr[s + i]) + plane_value(pig, i, v, yr[2 * s + i], yr[i]);
-      }
+      plane_values(pf, v, cp, yr + s, s, c);
+      plane_values<T, true>(pig, v, yr + 2 * s, yr, s, c);
       if (!out) continue;
-      const PlaneSet<T>& po = Po_.shared(t);
       const T* ko = Po_.kept(t, r, R);
+      const T* vo = ko ? ko : zero_.data();
       const auto o = Po_.swept(t, r);
+      std::copy(c, c + s, o.x), std::copy(yr + 3 * s, yr + 4 * s, o.y), std::copy(vo, vo + s, o.v);
       T* hr = bs_.h(t, r, Tn, R, s);
-      for (std::ptrdiff_t i = 0; i < s; ++i) {
-        const T v = ko ? ko[i] : T(0);
-        o.x[i] = c[i], o.y[i] = yr[3 * s + i], o.v[i] = v;
-        hr[i] = h(r, i) = plane_value(po, i, v, c[i], yr[3 * s + i]);
-      }
+      plane_values(Po_.shared(t), vo, c, yr + 3 * s, s, hr);
+      std::copy(hr, hr + s, h.row(r));
     }
   }
   void take_sweep(std::ptrdiff_t r) override {

@@ -13,6 +13,7 @@
 #include "../opt_relaxations.hpp"
 #include "../products_f32.hpp"
 #include "../sign_rule.hpp"
+#include "../sweep_kernels.hpp"
 
 namespace pq {
 
@@ -318,15 +319,14 @@ class RnnCell final : public Cell<T> {
     const LineSet<T>& ln = lines_.shared(t);
     for (std::ptrdiff_t r = 0; r < R; ++r) {
       const T* k = lines_.kept(t, r, R);
+      const T* v = k ? k : zero_.data();
       const auto sw = lines_.swept(t, r);
+      T* zr = z.row(r);
+      for (std::ptrdiff_t i = 0; i < s_; ++i) zr[i] += b_[i];
+      std::copy(zr, zr + s_, sw.x), std::fill(sw.y, sw.y + s_, T(0)), std::copy(v, v + s_, sw.v);
       T* o = bs_.h(t, r, zl_.rows, R, s_);
-      for (std::ptrdiff_t i = 0; i < s_; ++i) {
-        const T v = k ? k[i] : T(0), zi = z(r, i) + b_[i];
-        sw.x[i] = zi;
-        sw.y[i] = T(0);
-        sw.v[i] = v;
-        o[i] = h(r, i) = line_value(ln, i, v, zi);
-      }
+      line_values(ln, v, zr, s_, o);
+      std::copy(o, o + s_, h.row(r));
     }
   }
   void take_sweep(std::ptrdiff_t r) override { lines_.take_sweep(r); }
