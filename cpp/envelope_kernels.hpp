@@ -136,6 +136,21 @@ PQ_ALWAYS_INLINE void envelope_cells_body(const CellArgs<T>& a, std::size_t s, i
   for (std::size_t i = s4; i < s; ++i) wk[i] = cell_slot(a, i, G, per);
 }
 
+// The takes' lanes: field(W[wk_j]) for the four neurons j from i (W[0] where wk_j < 0: not
+// met), and the mask of the met ones.
+template <class v_t, class Q, class F>
+PQ_ALWAYS_INLINE v_t lanes4(const Q* W, const int* wk, std::size_t i, F&& field) {
+  v_t out;
+  for (int j = 0; j < 4; ++j) out[j] = field(W[wk[i + j] >= 0 ? wk[i + j] : 0]);
+  return out;
+}
+template <class m_t>
+PQ_ALWAYS_INLINE m_t met4(const int* wk, std::size_t i) {
+  m_t met;
+  for (int j = 0; j < 4; ++j) met[j] = wk[i + j] >= 0 ? -1 : 0;
+  return met;
+}
+
 // Each neuron i with wk_i >= 0 (the index of its winner q in W: slopes q.a, q.b, offset q.c)
 // on the side v_i selects (lower for v_i >= 0): that side of the planes `from` (aL, bL, cL,
 // aU, bU, cU) becomes q where q is higher (lower side; upper: lower) at (mx_i, my_i), into
@@ -167,14 +182,10 @@ PQ_ALWAYS_INLINE void envelope_take_body(const TakeArgs<T>& a, const Q* W, const
   const v_t zero{};
   const std::size_t s4 = s / 4 * 4;
   for (std::size_t i = 0; i < s4; i += 4) {  // the lanes of take_one
-    v_t qa, qb, qc;
-    m_t met;
-    for (int j = 0; j < 4; ++j) {
-      const int k = wk[i + j];
-      const Q& q = W[k >= 0 ? k : 0];
-      qa[j] = q.a, qb[j] = q.b, qc[j] = q.c;
-      met[j] = k >= 0 ? -1 : 0;
-    }
+    const v_t qa = lanes4<v_t>(W, wk, i, [](const Q& q) { return q.a; });
+    const v_t qb = lanes4<v_t>(W, wk, i, [](const Q& q) { return q.b; });
+    const v_t qc = lanes4<v_t>(W, wk, i, [](const Q& q) { return q.c; });
+    const m_t met = met4<m_t>(wk, i);
     const v_t x = V::load(a.mx + i), y = V::load(a.my + i);
     const v_t al = V::load(a.from[0] + i), bl = V::load(a.from[1] + i), cl = V::load(a.from[2] + i);
     const v_t au = V::load(a.from[3] + i), bu = V::load(a.from[4] + i), cu = V::load(a.from[5] + i);
@@ -215,14 +226,9 @@ PQ_ALWAYS_INLINE void line_take_body(const LineTakeArgs<T>& a, const Q* W, const
   const v_t zero{};
   const std::size_t s4 = s / 4 * 4;
   for (std::size_t i = 0; i < s4; i += 4) {  // the lanes of line_take_one
-    v_t qa, qb;
-    m_t met;
-    for (int j = 0; j < 4; ++j) {
-      const int k = wk[i + j];
-      const Q& q = W[k >= 0 ? k : 0];
-      qa[j] = q.first, qb[j] = q.second;
-      met[j] = k >= 0 ? -1 : 0;
-    }
+    const v_t qa = lanes4<v_t>(W, wk, i, [](const Q& q) { return q.first; });
+    const v_t qb = lanes4<v_t>(W, wk, i, [](const Q& q) { return q.second; });
+    const m_t met = met4<m_t>(wk, i);
     const v_t z = V::load(a.z + i), al = V::load(a.from[0] + i), bl = V::load(a.from[1] + i);
     const v_t au = V::load(a.from[2] + i), bu = V::load(a.from[3] + i), after = qa * z + qb;
     const m_t lower = V::load(a.v + i) >= zero;
