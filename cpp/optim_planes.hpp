@@ -92,6 +92,24 @@ struct PlaneBoxes {
     }
     return q;
   }
+  // The bilinear F4's candidate slots: McCormick's two planes of each side of every box, (yl,
+  // xl) and (yu, xu) for the lower side, (yu, xl) and (yl, xu) for the upper, with their exact
+  // offsets (computed once for the boxes).
+  const Candidate* mccormick() {
+    if (!mccormick_) {
+      for (std::size_t i = 0; i < box.size(); ++i) {
+        const auto& b = box[i];
+        for (const bool lower : {true, false}) {
+          const T A0 = lower ? b.yl : b.yu, A1 = lower ? b.yu : b.yl;
+          candidate(i, lower, 0, [&] { return std::make_pair(A0, b.xl); });
+          candidate(i, lower, 1, [&] { return std::make_pair(A1, b.xu); });
+        }
+      }
+      mccormick_ = true;
+    }
+    return candidate_slots();
+  }
+  bool mccormick_ = false;
   // The candidate slots (neuron, side, cell) of cells 0 and 1 (candidate()'s).
   const Candidate* candidate_slots() {
     const T none = std::numeric_limits<T>::quiet_NaN();
@@ -196,6 +214,7 @@ struct PlaneBoxes {
   void set(Surface f, const T* xl, const T* xu, const T* yl, const T* yu, std::ptrdiff_t s) {
     sf = f;
     gs.G = 0;
+    mccormick_ = false;
     box.resize(s);
     sv.resize(s);
     cand.clear();
@@ -397,25 +416,18 @@ struct OptPlaneSet {
   // kept where tighter at (mx, my); their slots computed on first use.
   void mccormick_response(PlaneBoxes<T>& bx, const T* mx, const T* my, const T* v, const PlaneSet<T>& from) {
     const std::size_t s = P.aL.size();
+    const auto* W = bx.mccormick();
     wk_.resize(s);
     int* wk = wk_.data();
-    for (std::size_t i = 0; i < s; ++i) {
-      if (v[i] == T(0)) {
-        wk[i] = -1;
-        continue;
-      }
-      const bool lower = v[i] >= T(0);
-      const auto& b = bx.box[i];
-      const T A0 = lower ? b.yl : b.yu, A1 = lower ? b.yu : b.yl;
-      bx.candidate(i, lower, 0, [&] { return std::make_pair(A0, b.xl); });
-      bx.candidate(i, lower, 1, [&] { return std::make_pair(A1, b.xu); });
-      wk[i] = static_cast<int>((2 * i + (lower ? 0 : 1)) * PlaneBoxes<T>::kCellSlots);
+    for (std::size_t i = 0; i < s; ++i) {  // (selects: vectorised)
+      const int slot = (2 * static_cast<int>(i) + static_cast<int>(v[i] < T(0))) * PlaneBoxes<T>::kCellSlots;
+      wk[i] = v[i] != T(0) ? slot : -1;
     }
-    const auto* W = bx.candidate_slots();
     detail::envelope_take<T>(take_args(mx, my, v, from), W, wk, s);  // McCormick's first plane,
     for (std::size_t i = 0; i < s; ++i) wk[i] += wk[i] >= 0 ? 1 : 0;
     detail::envelope_take<T>(take_args(mx, my, v, P), W, wk, s);     // then the second
   }
+
   std::vector<int> wk_;  // envelope_response's scratch: each neuron's slot, then winner (−1: not met)
   // Slopes (A, B) = slopes() with their exact offset for side `lower` of plane i, kept if
   // tighter at the last sweep's inputs (with (px, py), the point of contact of a tangent

@@ -252,11 +252,11 @@ class GruCell final : public Cell<T> {
       for (std::ptrdiff_t i = 0; i < 2 * s; ++i) g_[i] = a[i] + b[i] + w_.b_ih[i] + w_.b_hh[i];
       for (std::ptrdiff_t i = 0; i < s; ++i) g_[2 * s + i] = b[2 * s + i] + w_.b_hh[2 * s + i];  // v
       const T* kr = Pr_.kept(t, r, R);
-      const T* v = kr ? kr : zero_.data();
+      const T* vr = kr ? kr : zero_.data();
       const auto sr = Pr_.swept(t, r);
       std::copy(g_.data() + 2 * s, g_.data() + 3 * s, sr.x), std::copy(g_.data(), g_.data() + s, sr.y);
-      std::copy(v, v + s, sr.v);
-      plane_values(pr, v, sr.x, sr.y, s, u_.data());  // r_t ⊙ (W_hn h + b_hn), then + W_in a + b_in
+      std::copy(vr, vr + s, sr.v);
+      plane_values(pr, vr, sr.x, sr.y, s, u_.data());  // r_t ⊙ (W_hn h + b_hn), then + W_in a + b_in
       for (std::ptrdiff_t i = 0; i < s; ++i) u_[i] = a[2 * s + i] + w_.b_ih[2 * s + i] + u_[i];
       if (!out) continue;
       const PlaneSet<T>& pu = Pu_.shared(t);
@@ -264,16 +264,17 @@ class GruCell final : public Cell<T> {
       const LineSet<T>& lz = Lz_.shared(t);
       const T* hp = bs_.h_before(prev, r, R, w_.h0, zero_);
       const T* ku = Pu_.kept(t, r, R);
+      const T* v = ku ? ku : zero_.data();
       const auto su = Pu_.swept(t, r), sz = Pz_.swept(t, r), sl = Lz_.swept(t, r);
+      std::copy(g_.data() + s, g_.data() + 2 * s, sl.x), std::fill(sl.y, sl.y + s, T(0));
+      shared_z_values(pu, pz, lz, v, sl.x, s, sl.v, sz.y);  // the merged coefficient on z, then z
+      for (std::ptrdiff_t i = 0; i < s; ++i) su.y[i] = T(1) - sz.y[i];
+      std::copy(u_.data(), u_.data() + s, su.x), std::copy(v, v + s, su.v);
+      std::copy(hp, hp + s, sz.x), std::copy(v, v + s, sz.v);
       T* o = bs_.h(t, r, Tn, R, s);
-      for (std::ptrdiff_t i = 0; i < s; ++i) {
-        const T v = ku ? ku[i] : T(0), mu = shared_z_mu(v, pu, pz, static_cast<std::size_t>(i));
-        const T zt = line_value(lz, i, mu, g_[s + i]);
-        sl.x[i] = g_[s + i], sl.y[i] = T(0), sl.v[i] = mu;
-        su.x[i] = u_[i], su.y[i] = T(1) - zt, su.v[i] = v;
-        sz.x[i] = hp[i], sz.y[i] = zt, sz.v[i] = v;
-        o[i] = h(r, i) = plane_value(pu, i, v, u_[i], T(1) - zt) + plane_value(pz, i, v, hp[i], zt);
-      }
+      plane_values(pu, v, su.x, su.y, s, o);  // F₁(u, 1 − z) + F₂(h_{t−1}, z)
+      plane_values<T, true>(pz, v, sz.x, sz.y, s, o);
+      std::copy(o, o + s, h.row(r));
     }
   }
   void take_sweep(std::ptrdiff_t r) override {
