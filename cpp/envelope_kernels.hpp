@@ -10,7 +10,8 @@
 // And the two loops of a best response on the tables (OptPlaneSet::envelope_response), four
 // neurons at a time with every data-dependent choice a select (the sides and the takes follow
 // the random signs of the coefficients: as branches they were mostly mispredicted):
-//   envelope_cells: each neuron's slot in the tables, the cell of its sweep point;
+//   envelope_cells: each neuron's slot in the tables, the cell of its sweep point (line_cells:
+//     a line's, optim_lines.hpp);
 //   envelope_take: each met side takes its winner where tighter at the sweep point (line_take:
 //     a line's candidate, optim_lines.hpp).
 #pragma once
@@ -136,6 +137,42 @@ PQ_ALWAYS_INLINE void envelope_cells_body(const CellArgs<T>& a, std::size_t s, i
   for (std::size_t i = s4; i < s; ++i) wk[i] = cell_slot(a, i, G, per);
 }
 
+// Lines (optim_lines.hpp): slot wk_i = (2 i + side_i) G + c_i of each of s neurons, c_i the
+// cell of z_i clamped to [l_i, u_i] (⌊(z − l) k⌋ capped at G − 1, k = G / (u − l); NaN: cell
+// 0); −1 where v_i = 0 or the interval is a point.
+template <class T>
+PQ_ALWAYS_INLINE int line_slot(const T* z, const T* v, const T* l, const T* u, const T* k, std::size_t i, int G) {
+  const T x = z[i] > l[i] ? z[i] : l[i];
+  T f = ((x < u[i] ? x : u[i]) - l[i]) * k[i];
+  f = f > T(0) ? f : T(0);
+  const int c = static_cast<int>(f < T(G - 1) ? f : T(G - 1));
+  const int slot = (2 * static_cast<int>(i) + static_cast<int>(v[i] < T(0))) * G + c;
+  return v[i] != T(0) && l[i] < u[i] ? slot : -1;
+}
+template <class T>
+PQ_ALWAYS_INLINE void line_cells_body(const T* z, const T* v, const T* l, const T* u, const T* k, std::size_t s, int G,
+                                      int* wk) {
+  using V = Vec<T, 4 * static_cast<int>(sizeof(T))>;
+  using v_t = typename V::type;
+  typedef int i4 __attribute__((vector_size(4 * sizeof(int))));
+  const v_t zero{}, top = zero + T(G - 1);
+  const std::size_t s4 = s / 4 * 4;
+  for (std::size_t i = 0; i < s4; i += 4) {  // the lanes of line_slot
+    const v_t li = V::load(l + i), ui = V::load(u + i), vi = V::load(v + i);
+    v_t x = V::load(z + i);
+    x = x > li ? x : li;
+    v_t f = ((x < ui ? x : ui) - li) * V::load(k + i);
+    f = f > zero ? f : zero;
+    const i4 c = __builtin_convertvector(f < top ? f : top, i4);
+    const i4 side = -__builtin_convertvector(vi < zero, i4);
+    const i4 met = __builtin_convertvector((vi != zero) & (li < ui), i4);
+    const int b = static_cast<int>(i);
+    const i4 out = ((2 * i4{b, b + 1, b + 2, b + 3} + side) * G + c) | ~met;
+    __builtin_memcpy(wk + i, &out, sizeof out);
+  }
+  for (std::size_t i = s4; i < s; ++i) wk[i] = line_slot(z, v, l, u, k, i, G);
+}
+
 // The takes' lanes: field(W[wk_j]) for the four neurons j from i (W[0] where wk_j < 0: not
 // met), and the mask of the met ones.
 template <class v_t, class Q, class F>
@@ -258,6 +295,11 @@ template <class T, class Q>
 PQ_TARGET_AVX2 void envelope_take_avx2(const TakeArgs<T>& a, const Q* W, const int* wk, std::size_t s) {
   envelope_take_body(a, W, wk, s);
 }
+template <class T>
+PQ_TARGET_AVX2 void line_cells_avx2(const T* z, const T* v, const T* l, const T* u, const T* k, std::size_t s, int G,
+                                    int* wk) {
+  line_cells_body(z, v, l, u, k, s, G, wk);
+}
 template <class T, class Q>
 PQ_TARGET_AVX2 void line_take_avx2(const LineTakeArgs<T>& a, const Q* W, const int* wk, std::size_t s) {
   line_take_body(a, W, wk, s);
@@ -296,6 +338,14 @@ void envelope_take(const TakeArgs<T>& a, const Q* W, const int* wk, std::size_t 
   if (cpu_has_avx2_fma()) return envelope_take_avx2(a, W, wk, s);
 #endif
   envelope_take_body(a, W, wk, s);
+}
+
+template <class T>
+void line_cells(const T* z, const T* v, const T* l, const T* u, const T* k, std::size_t s, int G, int* wk) {
+#if PQ_X86_DISPATCH && !defined(__AVX2__)
+  if (cpu_has_avx2_fma()) return line_cells_avx2(z, v, l, u, k, s, G, wk);
+#endif
+  line_cells_body(z, v, l, u, k, s, G, wk);
 }
 
 template <class T, class Q>

@@ -30,8 +30,20 @@ struct LineBoxes {
   // computed on first use (a NaN slope: not yet) and kept while the intervals are (at most
   // detail::kMaxCandidates slots; beyond, the tangent at each row's own point).
   detail::CandidateGrid<std::pair<T, T>> cand;
+  // G over each interval's width (0 for a point), for the G last asked (line_cells).
+  std::vector<T> k;
+  int kG = 0;
+  const T* grid_scale(int G) {
+    if (kG != G) {
+      k.resize(l.size());
+      for (std::size_t i = 0; i < l.size(); ++i) k[i] = u[i] > l[i] ? T(G) / (u[i] - l[i]) : T(0);
+      kG = G;
+    }
+    return k.data();
+  }
   void set(Activation f, const T* lo, const T* hi, std::ptrdiff_t s) {
     fn = f;
+    kG = 0;
     cand.clear();
     l.assign(lo, lo + s);
     u.assign(hi, hi + s);
@@ -101,17 +113,10 @@ struct OptLineSet {
       return improve(bx, 0, opt);
     }
     wk_.resize(s);
-    for (std::size_t i = 0; i < s; ++i) {
-      if (v[i] == T(0) || !(bx.l[i] < bx.u[i])) {
-        wk_[i] = -1;
-        continue;
-      }
-      const bool lower = v[i] >= T(0);
-      const int cell = detail::grid_cell(std::min(std::max(mz[i], bx.l[i]), bx.u[i]), bx.l[i], bx.u[i], G);
-      candidate(bx, i, lower, cell, G);
-      wk_[i] = static_cast<int>((2 * i + (lower ? 0 : 1)) * static_cast<std::size_t>(G)) + cell;
-    }
+    detail::line_cells(mz, v, bx.l.data(), bx.u.data(), bx.grid_scale(G), s, G, wk_.data());
     const auto* W = &bx.cand.at(s, static_cast<std::size_t>(G), 0, true, 0, {std::numeric_limits<T>::quiet_NaN(), T(0)});
+    for (std::size_t i = 0; i < s; ++i)  // each met slot's candidate, computed on first use
+      if (wk_[i] >= 0 && std::isnan(W[wk_[i]].first)) candidate(bx, i, v[i] >= T(0), wk_[i] % G, G);
     detail::line_take<T>({mz, v, {from.al.data(), from.bl.data(), from.au.data(), from.bu.data()},
                           {P.al.data(), P.bl.data(), P.au.data(), P.bu.data()}},
                          W, wk_.data(), s);
