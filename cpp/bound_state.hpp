@@ -154,13 +154,6 @@ class StepRecords {
   std::ptrdiff_t keep_ = 0;
 };
 
-// The cell (0 .. G-1) of v among G equal cells of [lo, hi] (OptSettings::grid); 0 when the
-// interval is a point.
-template <class T>
-int grid_cell(T v, T lo, T hi, int G) {
-  if (!(hi > lo)) return 0;
-  return static_cast<int>(std::min(std::max((v - lo) / (hi - lo) * T(G), T(0)), T(G - 1)));
-}
 // The centre of cell k of G equal cells of [lo, hi].
 template <class T>
 T grid_centre(int k, T lo, T hi, int G) {

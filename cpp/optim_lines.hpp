@@ -155,7 +155,8 @@ struct OptLineSet {
       T& b = lower ? P.bl[i] : P.bu[i];
       const T olda = a, oldb = b, before = a * mzv[i] + b;
       if (G > 0 && bx.fn != Activation::Relu) {  // ReLU's responses need no offset search
-        const auto& q = candidate(bx, i, lower, detail::grid_cell(z, bx.l[i], bx.u[i], G), G);
+        const int cell = detail::line_slot(mzv.data(), vv.data(), bx.l.data(), bx.u.data(), bx.grid_scale(G), i, G) % G;
+        const auto& q = candidate(bx, i, lower, cell, G);  // (line_cells' cell, as respond_swept)
         a = q.first;
         b = q.second;
       } else {

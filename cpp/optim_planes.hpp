@@ -115,13 +115,6 @@ struct PlaneBoxes {
     const T none = std::numeric_limits<T>::quiet_NaN();
     return &cand.at(box.size(), kCellSlots, 0, true, 0, {none, none, none, none, none});
   }
-  // The envelope at `cell` of side `lower` of box i (G >= 2): the index in `winners` of the
-  // winning cell's plane (the table filled on first use for the box).
-  int winner_index(std::size_t i, bool lower, int G, int cell) {
-    const int& k = envelope.at(box.size(), per_side(G), i, lower, static_cast<std::size_t>(cell), -1);
-    if (k < 0) fill_envelope(i, G);  // sets k
-    return k;
-  }
   // The envelope's slots (neuron, side, cell) of grid G, −1 where a box's table is not filled.
   const int* envelope_slots(int G) { return &envelope.at(box.size(), per_side(G), 0, true, 0, -1); }
   // Winner k of side `lower` of box i: the tangent at its cell's centre with its exact offset,
@@ -413,7 +406,7 @@ struct OptPlaneSet {
   }
   // The bilinear F4 on a grid without gradients (tangent_response's McCormick branch): each
   // met side tries the first of McCormick's two planes of that side, then the second, each
-  // kept where tighter at (mx, my); their slots computed on first use.
+  // kept where tighter at (mx, my) (the planes of every box computed once, mccormick()).
   void mccormick_response(PlaneBoxes<T>& bx, const T* mx, const T* my, const T* v, const PlaneSet<T>& from) {
     const std::size_t s = P.aL.size();
     const auto* W = bx.mccormick();
