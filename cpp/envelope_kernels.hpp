@@ -20,6 +20,7 @@
 #include <type_traits>
 
 #include "matmul.hpp"
+#include "sign_rule.hpp"
 
 namespace pq {
 namespace detail {
@@ -173,19 +174,29 @@ PQ_ALWAYS_INLINE void line_cells_body(const T* z, const T* v, const T* l, const 
   for (std::size_t i = s4; i < s; ++i) wk[i] = line_slot(z, v, l, u, k, i, G);
 }
 
-// The takes' lanes: field(W[wk_j]) for the four neurons j from i (W[0] where wk_j < 0: not
-// met), and the mask of the met ones.
-template <class v_t, class Q, class F>
-PQ_ALWAYS_INLINE v_t lanes4(const Q* W, const int* wk, std::size_t i, F&& field) {
-  v_t out;
-  for (int j = 0; j < 4; ++j) out[j] = field(W[wk[i + j] >= 0 ? wk[i + j] : 0]);
-  return out;
+// The takes' lanes (L: Lane4 or Lane1, for_lanes4): field(W[wk_j]) for the neurons j of the
+// lane from i (W[0] where wk_j < 0: not met), and whether each is met (a mask of the lanes).
+template <class L, class Q, class F>
+PQ_ALWAYS_INLINE auto gather(const Q* W, const int* wk, std::size_t i, F&& field) {
+  using V = typename L::type;
+  if constexpr (std::is_arithmetic_v<V>) {
+    return field(W[wk[i] >= 0 ? wk[i] : 0]);
+  } else {
+    V out;
+    for (std::size_t j = 0; j < sizeof(V) / sizeof(out[0]); ++j) out[j] = field(W[wk[i + j] >= 0 ? wk[i + j] : 0]);
+    return out;
+  }
 }
-template <class m_t>
-PQ_ALWAYS_INLINE m_t met4(const int* wk, std::size_t i) {
-  m_t met;
-  for (int j = 0; j < 4; ++j) met[j] = wk[i + j] >= 0 ? -1 : 0;
-  return met;
+template <class L>
+PQ_ALWAYS_INLINE auto met_lanes(const int* wk, std::size_t i) {
+  using V = typename L::type;
+  if constexpr (std::is_arithmetic_v<V>) {
+    return wk[i] >= 0;
+  } else {
+    decltype(V{} < V{}) met;
+    for (std::size_t j = 0; j < sizeof(V) / sizeof(V{}[0]); ++j) met[j] = wk[i + j] >= 0 ? -1 : 0;
+    return met;
+  }
 }
 
 // Each neuron i with wk_i >= 0 (the index of its winner q in W: slopes q.a, q.b, offset q.c)
@@ -199,40 +210,21 @@ struct TakeArgs {
   T* to[6];
 };
 template <class T, class Q>
-PQ_ALWAYS_INLINE void take_one(const TakeArgs<T>& a, const Q* W, const int* wk, std::size_t i) {
-  const bool met = wk[i] >= 0, lower = a.v[i] >= T(0);
-  const Q& q = W[met ? wk[i] : 0];
-  const T x = a.mx[i], y = a.my[i];
-  T p[6];
-  for (int j = 0; j < 6; ++j) p[j] = a.from[j][i];
-  const T lo = p[0] * x + p[1] * y + p[2], hi = p[3] * x + p[4] * y + p[5];
-  const T after = q.a * x + q.b * y + q.c;
-  const bool tl = met & lower & (after > lo), tu = met & !lower & (after < hi);
-  a.to[0][i] = tl ? q.a : p[0], a.to[1][i] = tl ? q.b : p[1], a.to[2][i] = tl ? q.c : p[2];
-  a.to[3][i] = tu ? q.a : p[3], a.to[4][i] = tu ? q.b : p[4], a.to[5][i] = tu ? q.c : p[5];
-}
-template <class T, class Q>
 PQ_ALWAYS_INLINE void envelope_take_body(const TakeArgs<T>& a, const Q* W, const int* wk, std::size_t s) {
-  using V = Vec<T, 4 * static_cast<int>(sizeof(T))>;
-  using v_t = typename V::type;
-  using m_t = decltype(v_t{} < v_t{});
-  const v_t zero{};
-  const std::size_t s4 = s / 4 * 4;
-  for (std::size_t i = 0; i < s4; i += 4) {  // the lanes of take_one
-    const v_t qa = lanes4<v_t>(W, wk, i, [](const Q& q) { return q.a; });
-    const v_t qb = lanes4<v_t>(W, wk, i, [](const Q& q) { return q.b; });
-    const v_t qc = lanes4<v_t>(W, wk, i, [](const Q& q) { return q.c; });
-    const m_t met = met4<m_t>(wk, i);
-    const v_t x = V::load(a.mx + i), y = V::load(a.my + i);
-    const v_t al = V::load(a.from[0] + i), bl = V::load(a.from[1] + i), cl = V::load(a.from[2] + i);
-    const v_t au = V::load(a.from[3] + i), bu = V::load(a.from[4] + i), cu = V::load(a.from[5] + i);
-    const v_t lo = al * x + bl * y + cl, hi = au * x + bu * y + cu, after = qa * x + qb * y + qc;
-    const m_t lower = V::load(a.v + i) >= zero;
-    const m_t tl = met & lower & (after > lo), tu = met & ~lower & (after < hi);
-    V::store(a.to[0] + i, tl ? qa : al), V::store(a.to[1] + i, tl ? qb : bl), V::store(a.to[2] + i, tl ? qc : cl);
-    V::store(a.to[3] + i, tu ? qa : au), V::store(a.to[4] + i, tu ? qb : bu), V::store(a.to[5] + i, tu ? qc : cu);
-  }
-  for (std::size_t i = s4; i < s; ++i) take_one(a, W, wk, i);
+  for_lanes4<T>(static_cast<std::ptrdiff_t>(s), [&](auto lane, std::ptrdiff_t i) {
+    using L = decltype(lane);
+    const auto qa = gather<L>(W, wk, i, [](const Q& q) { return q.a; });
+    const auto qb = gather<L>(W, wk, i, [](const Q& q) { return q.b; });
+    const auto qc = gather<L>(W, wk, i, [](const Q& q) { return q.c; });
+    const auto x = L::ld(a.mx + i), y = L::ld(a.my + i);
+    const auto al = L::ld(a.from[0] + i), bl = L::ld(a.from[1] + i), cl = L::ld(a.from[2] + i);
+    const auto au = L::ld(a.from[3] + i), bu = L::ld(a.from[4] + i), cu = L::ld(a.from[5] + i);
+    const auto lo = al * x + bl * y + cl, hi = au * x + bu * y + cu, after = qa * x + qb * y + qc;
+    const auto met = met_lanes<L>(wk, i), lower = L::ld(a.v + i) >= decltype(x){};
+    const auto tl = met & lower & (after > lo), tu = met & (lower == 0) & (after < hi);
+    L::st(a.to[0] + i, tl ? qa : al), L::st(a.to[1] + i, tl ? qb : bl), L::st(a.to[2] + i, tl ? qc : cl);
+    L::st(a.to[3] + i, tu ? qa : au), L::st(a.to[4] + i, tu ? qb : bu), L::st(a.to[5] + i, tu ? qc : cu);
+  });
 }
 
 // Lines (optim_lines.hpp): each neuron i with wk_i >= 0 (the index of its candidate q in W:
@@ -245,35 +237,18 @@ struct LineTakeArgs {
   T* to[4];
 };
 template <class T, class Q>
-PQ_ALWAYS_INLINE void line_take_one(const LineTakeArgs<T>& a, const Q* W, const int* wk, std::size_t i) {
-  const bool met = wk[i] >= 0, lower = a.v[i] >= T(0);
-  const Q& q = W[met ? wk[i] : 0];
-  const T z = a.z[i], after = q.first * z + q.second;
-  T p[4];
-  for (int j = 0; j < 4; ++j) p[j] = a.from[j][i];
-  const bool tl = met & lower & (after > p[0] * z + p[1]), tu = met & !lower & (after < p[2] * z + p[3]);
-  a.to[0][i] = tl ? q.first : p[0], a.to[1][i] = tl ? q.second : p[1];
-  a.to[2][i] = tu ? q.first : p[2], a.to[3][i] = tu ? q.second : p[3];
-}
-template <class T, class Q>
 PQ_ALWAYS_INLINE void line_take_body(const LineTakeArgs<T>& a, const Q* W, const int* wk, std::size_t s) {
-  using V = Vec<T, 4 * static_cast<int>(sizeof(T))>;
-  using v_t = typename V::type;
-  using m_t = decltype(v_t{} < v_t{});
-  const v_t zero{};
-  const std::size_t s4 = s / 4 * 4;
-  for (std::size_t i = 0; i < s4; i += 4) {  // the lanes of line_take_one
-    const v_t qa = lanes4<v_t>(W, wk, i, [](const Q& q) { return q.first; });
-    const v_t qb = lanes4<v_t>(W, wk, i, [](const Q& q) { return q.second; });
-    const m_t met = met4<m_t>(wk, i);
-    const v_t z = V::load(a.z + i), al = V::load(a.from[0] + i), bl = V::load(a.from[1] + i);
-    const v_t au = V::load(a.from[2] + i), bu = V::load(a.from[3] + i), after = qa * z + qb;
-    const m_t lower = V::load(a.v + i) >= zero;
-    const m_t tl = met & lower & (after > al * z + bl), tu = met & ~lower & (after < au * z + bu);
-    V::store(a.to[0] + i, tl ? qa : al), V::store(a.to[1] + i, tl ? qb : bl);
-    V::store(a.to[2] + i, tu ? qa : au), V::store(a.to[3] + i, tu ? qb : bu);
-  }
-  for (std::size_t i = s4; i < s; ++i) line_take_one(a, W, wk, i);
+  for_lanes4<T>(static_cast<std::ptrdiff_t>(s), [&](auto lane, std::ptrdiff_t i) {
+    using L = decltype(lane);
+    const auto qa = gather<L>(W, wk, i, [](const Q& q) { return q.first; });
+    const auto qb = gather<L>(W, wk, i, [](const Q& q) { return q.second; });
+    const auto z = L::ld(a.z + i), al = L::ld(a.from[0] + i), bl = L::ld(a.from[1] + i);
+    const auto au = L::ld(a.from[2] + i), bu = L::ld(a.from[3] + i), after = qa * z + qb;
+    const auto met = met_lanes<L>(wk, i), lower = L::ld(a.v + i) >= decltype(z){};
+    const auto tl = met & lower & (after > al * z + bl), tu = met & (lower == 0) & (after < au * z + bu);
+    L::st(a.to[0] + i, tl ? qa : al), L::st(a.to[1] + i, tl ? qb : bl);
+    L::st(a.to[2] + i, tu ? qa : au), L::st(a.to[3] + i, tu ? qb : bu);
+  });
 }
 
 #if PQ_X86_DISPATCH && !defined(__AVX2__)

@@ -85,6 +85,15 @@ struct Lane4Wide : Lane4<T> {
   }
 };
 
+// f(Lane4<T>{}, i) for i = 0, 4, ... and f(Lane1<T>{}, i) on the tail of n: an elementwise
+// loop written once for the lanes and the tail (sweep_kernels.hpp, envelope_kernels.hpp).
+template <class T, class F>
+PQ_ALWAYS_INLINE void for_lanes4(std::ptrdiff_t n, F&& f) {
+  std::ptrdiff_t i = 0;
+  for (; i + 4 <= n; i += 4) f(Lane4<T>{}, i);
+  for (; i < n; ++i) f(Lane1<T>{}, i);
+}
+
 }  // namespace detail
 
 // Σ_{i<n} f(lane, i) with four partial sums (sign_rule_rows.hpp sum4_lanes) on the CPU's

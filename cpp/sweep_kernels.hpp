@@ -11,14 +11,6 @@
 namespace pq {
 namespace detail {
 
-// f(Lane4<T>{}, i) for i = 0, 4, ... and f(Lane1<T>{}, i) on the tail of n.
-template <class T, class F>
-PQ_ALWAYS_INLINE void for_lanes4(std::ptrdiff_t n, F&& f) {
-  std::ptrdiff_t i = 0;
-  for (; i + 4 <= n; i += 4) f(Lane4<T>{}, i);
-  for (; i < n; ++i) f(Lane1<T>{}, i);
-}
-
 // out_i = (Add: out_i +) the plane of P that v_i selects (lower for v_i >= 0) at (x_i, y_i).
 template <class T, bool Add>
 PQ_ALWAYS_INLINE void plane_values_body(PlaneRefs<T> P, const T* v, const T* x, const T* y, std::ptrdiff_t n,
