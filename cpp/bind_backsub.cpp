@@ -156,9 +156,8 @@ py::dict gru(const Arr& w_ih, const Arr& w_hh, const Arr& b_ih, const Arr& b_hh,
   net.h0 = h0.data();
   // "optimized": shared z (RECURRENCES.md §4 "GRU, shared z") with exact planes for every
   // intermediate bound, then the per-row slope optimisation (general_optimize.hpp).
-  // Defaults opt_iters = opt_br = 6 (best responses only, as the LSTM's): on gru_T8_h16 /
-  // gru_T4_h24 the best response converges in ~3 iterations, and Adam steps after it
-  // (lr 0.01 .. 0.0005) changed the margin bound by < 1 % at 2-3x the time.
+  // Defaults opt_iters = opt_br = kMarginIters (best responses only, as the LSTM's): Adam steps
+  // after them (lr 0.01 .. 0.0005) changed the margin bound by < 1 % at 2-3x the time.
   net.planes = parse_planes(planes, net.opt, opt_iters, opt_lr, opt_br, opt_grid);
   net.shared_z = shared_z || planes == "optimized";
   net.opt.trace = opt_trace;
@@ -200,12 +199,12 @@ void bind_backsub(py::module_& m) {
   using namespace pybind11::literals;
   m.def("rnn_bounds", &rnn, "weight_ih"_a, "weight_hh"_a, "bias"_a, "h0"_a, "activation"_a, "x"_a,
         "eps"_a, "p"_a, "frame_mask"_a, "spec_weight"_a, "spec_bias"_a, "want_states"_a = false,
-        "planes"_a = "exact", "opt_iters"_a = 6, "opt_inter"_a = 1 << 20, "opt_inter_iters"_a = 1,
+        "planes"_a = "exact", "opt_iters"_a = pq::kMarginIters, "opt_inter"_a = 1 << 20, "opt_inter_iters"_a = 1,
         "opt_trace"_a = false, "opt_grid"_a = 8,
         "Bounds of spec_weight @ h_T + spec_bias for a vanilla RNN (RECURRENCES.md §0, §4).");
   m.def("lstm_bounds", &lstm, "weight_ih"_a, "weight_hh"_a, "bias"_a, "h0"_a, "c0"_a, "x"_a,
         "eps"_a, "p"_a, "frame_mask"_a, "spec_weight"_a, "spec_bias"_a, "planes"_a = "exact",
-        "want_states"_a = false, "opt_iters"_a = 6, "opt_lr"_a = 0.01, "opt_br"_a = 6, "opt_inter"_a = 1 << 20, "opt_inter_iters"_a = 1,
+        "want_states"_a = false, "opt_iters"_a = pq::kMarginIters, "opt_lr"_a = 0.01, "opt_br"_a = pq::kMarginIters, "opt_inter"_a = 1 << 20, "opt_inter_iters"_a = 1,
         "opt_trace"_a = false, "opt_grid"_a = 8,
         "Bounds of spec_weight @ h_T + spec_bias for an LSTM (RECURRENCES.md §0, §4). planes=\"optimized\" "
         "(§3b): opt_iters iterations per margin row (the first opt_br best responses, then Adam steps of "
@@ -214,7 +213,7 @@ void bind_backsub(py::module_& m) {
         "opt_trace: also opt_trace_lower as for gru_bounds (tests).");
   m.def("gru_bounds", &gru, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a, "bias_hh"_a, "h0"_a, "x"_a,
         "eps"_a, "p"_a, "frame_mask"_a, "spec_weight"_a, "spec_bias"_a, "planes"_a = "exact",
-        "want_states"_a = false, "opt_iters"_a = 6, "opt_lr"_a = 0.01, "opt_br"_a = 6,
+        "want_states"_a = false, "opt_iters"_a = pq::kMarginIters, "opt_lr"_a = 0.01, "opt_br"_a = pq::kMarginIters,
         "opt_inter"_a = 1 << 20, "opt_inter_iters"_a = 1, "gru_shared_z"_a = false, "opt_trace"_a = false,
         "opt_grid"_a = 8,
         "Bounds of spec_weight @ h_T + spec_bias for a GRU (RECURRENCES.md §0, §4). gru_shared_z: "

@@ -233,8 +233,8 @@ void bind_general(py::module_& m) {
              o.want_states = want_states;
              return o;
            }),
-           "planes"_a = "exact", "shared_z"_a = false, "want_states"_a = false, "opt_iters"_a = 6, "opt_lr"_a = 0.01,
-           "opt_br"_a = 6, "opt_inter"_a = 1 << 20, "opt_inter_iters"_a = 1, "rounding"_a = "sound", "opt_grid"_a = 8,
+           "planes"_a = "exact", "shared_z"_a = false, "want_states"_a = false, "opt_iters"_a = pq::kMarginIters,
+           "opt_lr"_a = 0.01, "opt_br"_a = pq::kMarginIters, "opt_inter"_a = 1 << 20, "opt_inter_iters"_a = 1, "rounding"_a = "sound", "opt_grid"_a = 8,
            "opt_blocks"_a = true,
            "planes: \"exact\", \"1d\", \"constant\" or \"optimized\" (RECURRENCES.md §3b: opt_iters "
            "iterations per margin row, the first opt_br best responses, then Adam steps of size opt_lr; "

@@ -43,6 +43,9 @@ struct PassCommon {
 // "optimized" relaxations (RECURRENCES.md §3b; optim_planes.hpp, optim_lines.hpp): per margin
 // row `iters` iterations on that row's own planes / lines (iters = 0: off), the first
 // `br_iters` best responses, then Adam steps of size `lr` (planes only).
+// The bindings' default of both: three best responses per margin row (six before 0.2.7 gave
+// radii 1.0002x larger on average at 1.02-1.16x the pass; bench/results/2026-12-14-issue-base.md)
+inline constexpr int kMarginIters = 3;
 struct OptSettings {
   int iters = 0;
   double lr = 0.02;

@@ -202,8 +202,8 @@ def test_one_layer_optimized_is_as_tight_as_the_former_routines(name):
     _core.<kind>_bounds (the folded head as the driver's head) and through general_bounds
     (the specification on the logits), gives margin lower bounds at least those of the former
     one-layer routines (recorded in tests/data/optimized/one_layer_lower.npz, main a4d1c4b),
-    and close to them. Both with opt_grid=0: the best responses of those routines (the tangent
-    at the sweep point itself). "At least" is to 1e-5 of the scale: the optimised margins move
+    and close to them. Both with those routines' best responses: opt_grid=0 (the tangent at
+    the sweep point itself) and six per margin row. "At least" is to 1e-5 of the scale: the optimised margins move
     by up to ~2e-6 relative with the summation order of the pass (the folded constants of
     2026-12-07: 6.8e-7 in the release build, 1.6e-6 in the -O1 sanitizer build; 6e-7 before
     them). "Close" is to 1e-3: the exact planes both start from stop at 1e-8 of F's range
@@ -216,7 +216,8 @@ def test_one_layer_optimized_is_as_tight_as_the_former_routines(name):
     for idx, eps, p in [(0, 0.02, 2.0), (1, 0.01, np.inf), (2, 0.05, 1.0)]:
         a = list(fixture_args(d, idx, eps, p, np.ones(T, bool), "optimized"))
         old = ref[f"{name}/{idx}"]
-        kw = {"planes": "optimized", "opt_grid": 0} if kind == "rnn" else {"opt_grid": 0}
+        kw = ({"planes": "optimized", "opt_grid": 0, "opt_iters": 6} if kind == "rnn"
+              else {"opt_grid": 0, "opt_iters": 6, "opt_br": 6})
         one = getattr(_core, f"{kind}_bounds")(*a, **kw)["lower"]
         sw, sb, x = a[9], a[10], a[5]
         K = sw.shape[0]
@@ -225,7 +226,8 @@ def test_one_layer_optimized_is_as_tight_as_the_former_routines(name):
         else:
             layer = (kind, a[4] if kind == "rnn" else "tanh", [(a[0], a[1], a[2], np.zeros_like(a[2]), None, None)])
         gen = _core.general_bounds([], [layer], "last", [(sw, sb, None)], x, eps, p, np.ones(T, bool), np.eye(K),
-                                   np.zeros(K), _core.PassOptions(planes="optimized", opt_grid=0))["lower"]
+                                   np.zeros(K), _core.PassOptions(planes="optimized", opt_grid=0, opt_iters=6,
+                                                                opt_br=6))["lower"]
         for new in (one, gen):
             assert np.all(new >= old - 1e-5 * np.maximum(1.0, np.abs(old))), (idx, new - old)
             np.testing.assert_allclose(new, old, rtol=1e-3, atol=1e-3)

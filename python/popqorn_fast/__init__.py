@@ -16,7 +16,7 @@ from .model_io import default_model_path, load_inputs, load_model
 from .general import Dense, RecurrentClassifier, RecurrentLayer
 from .weights import GRUWeights, LSTMWeights, RNNWeights
 
-__version__ = "0.2.6"
+__version__ = "0.2.7"
 
 __all__ = [
     "RNNWeights", "LSTMWeights", "GRUWeights", "RecurrentLayer", "Dense", "RecurrentClassifier", "load_model", "load_inputs", "default_model_path",
