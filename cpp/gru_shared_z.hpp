@@ -31,13 +31,6 @@ void shared_z_boxes(const T* yl, const T* yu, std::ptrdiff_t s, T* zl, T* zu, T*
   }
 }
 
-// The merged coefficient on z of neuron i for coefficient v on h (the sign rule's choice).
-template <class T>
-inline T shared_z_mu(T v, const PlaneSet<T>& Pu, const PlaneSet<T>& Pm, std::size_t i) {
-  const bool lo = v >= T(0);
-  return v * (lo ? Pm.bL[i] : Pm.bU[i]) - v * (lo ? Pu.bL[i] : Pu.bU[i]);
-}
-
 // Λ (R x s) on h_k -> Λ_u (ou), Λ_{h,k-1} (oh) and Λ_yz (oz), all assigned; d[r] += constants.
 template <class T>
 PQ_ALWAYS_INLINE void pass_shared_z_body(MatView<const T> L, const PlaneSet<T>& Pu, const PlaneSet<T>& Pm,

@@ -49,7 +49,8 @@ class StepRelaxations {
   bool optimized() const { return opt_; }
   bool ready(std::ptrdiff_t t) const { return opt_ && ready_[t]; }
   Opt& work(std::ptrdiff_t t) { return work_[t]; }
-  T rec(std::ptrdiff_t t, std::ptrdiff_t i) const { return rec_.row(t)[i]; }
+  // The coefficients the row in use met at step t (s; recorded by carry).
+  const T* recs(std::ptrdiff_t t) const { return rec_.row(t); }
 
   // Carry: the coefficients (R x s) met at step t; row 0's while one row is in use (R = 1),
   // every row's while a block's are kept.

@@ -17,6 +17,7 @@
 #include "envelope_kernels.hpp"
 #include "lines.hpp"
 #include "sign_rule.hpp"
+#include "sweep_kernels.hpp"
 
 namespace pq {
 
@@ -62,12 +63,6 @@ T line_extreme(Activation fn, T a, T l, T u, bool want_max) {
   return best;
 }
 }  // namespace detail
-
-// The line of set P at neuron i on the side coefficient v selects (lower for v >= 0), at z.
-template <class T>
-T line_value(const LineSet<T>& P, std::size_t i, T v, T z) {
-  return v >= T(0) ? P.al[i] * z + P.bl[i] : P.au[i] * z + P.bu[i];
-}
 
 template <class T>
 struct OptLineSet {
@@ -122,12 +117,12 @@ struct OptLineSet {
                          W, wk_.data(), s);
   }
   std::vector<int> wk_;  // respond_swept's scratch: each neuron's candidate slot (−1: not met)
-  // The line selected by coefficient v at input mz (recorded for the best response).
-  T eval(std::size_t i, T v, T mz) {
-    if (mzv.size() != P.al.size()) { mzv.assign(P.al.size(), T(0)); vv = mzv; }
-    mzv[i] = mz;
-    vv[i] = v;
-    return line_value(P, i, v, mz);
+  // A row's forward sweep through this step (OptPlaneSet::sweep_values): the lines the
+  // coefficients v select at inputs mz, s each, into out; the sweep's values kept for the
+  // best responses (lines keep no gradient).
+  void sweep_values(const T* v, const T* mz, T* out) {
+    load_sweep(mz, nullptr, v);
+    line_values(P, v, mz, static_cast<std::ptrdiff_t>(P.al.size()), out);
   }
   // The grid of opt for s neurons (0: none, or too large).
   static int grid(const OptSettings& opt, std::size_t s) {

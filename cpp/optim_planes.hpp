@@ -32,6 +32,7 @@
 #include "envelope_kernels.hpp"
 #include "planes.hpp"
 #include "sign_rule.hpp"
+#include "sweep_kernels.hpp"
 
 namespace pq {
 
@@ -221,12 +222,6 @@ struct PlaneBoxes {
   }
 };
 
-// The plane of set P at neuron i on the side coefficient v selects (lower for v >= 0), at (x, y).
-template <class T>
-T plane_value(const PlaneSet<T>& P, std::size_t i, T v, T x, T y) {
-  return v >= T(0) ? P.aL[i] * x + P.bL[i] * y + P.cL[i] : P.aU[i] * x + P.bU[i] * y + P.cU[i];
-}
-
 // One row's copy of a layer of planes: the PlaneSet the backward pass reads, the points
 // where each side's offset is attained, each side's point of contact when it is a tangent
 // plane, and the Adam state of those points.
@@ -280,27 +275,36 @@ struct OptPlaneSet {
     vv.assign(s, T(0));
   }
   // The sweep's inputs and coefficients of every plane (s each), swept elsewhere (a block's
-  // sweep with the shared planes, StepRelaxations::take_sweep) as if by eval_and_grad.
+  // sweep with the shared planes, StepRelaxations::take_sweep) as if by sweep_values.
   void load_sweep(const T* mx, const T* my, const T* v) {
     const std::size_t s = P.aL.size();
     mxv.assign(mx, mx + s);
     myv.assign(my, my + s);
     vv.assign(v, v + s);
   }
-  // Forward value of the plane selected by coefficient v at inputs (mx, my); with grads,
-  // accumulates the gradient of L w.r.t. the selected side's slopes.
   std::vector<T> mxv, myv, vv;                     // last sweep: inputs and coefficient
   bool grads = true;
-  T eval_and_grad(std::size_t i, T v, T mx, T my) {
-    mxv[i] = mx; myv[i] = my; vv[i] = v;  // sized by start_row
-    if (grads && v >= T(0)) {
-      gaL[i] += v * (mx - xsL[i]);
-      gbL[i] += v * (my - ysL[i]);
-    } else if (grads) {
-      gaU[i] += v * (mx - xsU[i]);
-      gbU[i] += v * (my - ysU[i]);
+  // A row's forward sweep through this step (the cells' sweep): the planes the coefficients v
+  // select at inputs (mx, my), s each, into out (Add: added to it), by the block's sweep
+  // kernel (sweep_kernels.hpp); the sweep's values kept for the best responses and, with
+  // grads, the gradient of L w.r.t. each selected side's slopes.
+  template <bool Add = false>
+  void sweep_values(const T* v, const T* mx, const T* my, T* out) {
+    load_sweep(mx, my, v);
+    const std::size_t s = P.aL.size();
+    if (grads) {
+      zero_grad();
+      for (std::size_t i = 0; i < s; ++i) {
+        if (v[i] >= T(0)) {
+          gaL[i] += v[i] * (mx[i] - xsL[i]);
+          gbL[i] += v[i] * (my[i] - ysL[i]);
+        } else {
+          gaU[i] += v[i] * (mx[i] - xsU[i]);
+          gbU[i] += v[i] * (my[i] - ysU[i]);
+        }
+      }
     }
-    return plane_value(P, i, v, mx, my);
+    plane_values<T, Add>(P, v, mx, my, static_cast<std::ptrdiff_t>(s), out);
   }
   // Steps in coordinates scaled by the box (a floor for degenerate ones), so one step size
   // suits every plane.

@@ -1,8 +1,9 @@
-// The elementwise loops of a block's forward sweep (planes="optimized", RECURRENCES.md §3b;
-// the cells' sweep_block): each neuron's relaxation on the side its coefficient selects,
+// The elementwise loops of the forward sweeps (planes="optimized", RECURRENCES.md §3b; the
+// cells' sweep_block for a block of rows, their sweep through OptPlaneSet / OptLineSet::
+// sweep_values for one row): each neuron's relaxation on the side its coefficient selects,
 // evaluated at its inputs. Four lanes at a time with the side a select (the coefficients'
 // signs are random: as branches they were mostly mispredicted), for the baseline ISA and,
-// where the CPU has it, AVX2 (no FMA: the values round as plane_value / line_value's).
+// where the CPU has it, AVX2 (no FMA: a x + b y + c rounds as written, in both builds).
 #pragma once
 #include <cstddef>
 
@@ -38,7 +39,7 @@ PQ_ALWAYS_INLINE void line_values_body(LineRefs<T> L, const T* v, const T* z, st
 }
 
 // The GRU's shared z (gru_shared_z.hpp): mu_i = the merged coefficient on z for v_i
-// (shared_z_mu: v pick(v, bm) − v pick(v, bu)), and z_i = the line of lz that mu_i selects
+// (v pick(v, bm) − v pick(v, bu), the sign rule's choice), and z_i = the line of lz that mu_i selects
 // at g_i.
 template <class T>
 PQ_ALWAYS_INLINE void shared_z_values_body(PlaneRefs<T> Pu, PlaneRefs<T> Pm, LineRefs<T> lz, const T* v, const T* g,
@@ -71,23 +72,23 @@ PQ_TARGET_AVX2 void line_values_avx2(LineRefs<T> L, const T* v, const T* z, std:
 
 }  // namespace detail
 
-// out_i = the plane of P that v_i selects (lower for v_i >= 0) at (x_i, y_i), i < n: plane_value
-// for n neurons; Add: added to out_i.
+// out_i = the plane of P that v_i selects (lower for v_i >= 0) at (x_i, y_i), i < n; Add:
+// added to out_i.
 template <class T, bool Add = false>
 void plane_values(const PlaneSet<T>& P, const T* v, const T* x, const T* y, std::ptrdiff_t n, T* out) {
   PQ_SIGN_RULE_DISPATCH(plane_values_avx2<T, Add>(refs(P), v, x, y, n, out));
   detail::plane_values_body<T, Add>(refs(P), v, x, y, n, out);
 }
 
-// out_i = the line of L that v_i selects at z_i, i < n: line_value for n neurons.
+// out_i = the line of L that v_i selects (lower for v_i >= 0) at z_i, i < n.
 template <class T>
 void line_values(const LineSet<T>& L, const T* v, const T* z, std::ptrdiff_t n, T* out) {
   PQ_SIGN_RULE_DISPATCH(line_values_avx2(refs(L), v, z, n, out));
   detail::line_values_body(refs(L), v, z, n, out);
 }
 
-// The GRU's shared z for n neurons: mu_i = shared_z_mu(v_i, Pu, Pm, i), z_i = line_value(lz,
-// i, mu_i, g_i).
+// The GRU's shared z for n neurons: mu_i, the merged coefficient on z for v_i on h, and z_i,
+// the line of lz that mu_i selects at g_i (shared_z_values_body).
 template <class T>
 void shared_z_values(const PlaneSet<T>& Pu, const PlaneSet<T>& Pm, const LineSet<T>& lz, const T* v, const T* g,
                      std::ptrdiff_t n, T* mu, T* z) {

@@ -33,7 +33,7 @@ class GruCell final : public Cell<T> {
         Pz_(Tn, s_, opt.optimized(), opt.opt.contacts()),
         Lz_(shared_z_ ? Tn : 0, s_, opt.optimized()), zw_(shared_z_ ? Tn : 0, 4 * s_), Lh_(Rmax, s_),
         Lh2_(Rmax, s_), G4_(Rmax, 4 * s_), wl_(s_), wu_(s_), zero_(s_, T(0)),
-        sh_(opt.optimized() ? Tn : 0, s_), g_(3 * s_), u_(s_), cr_(cr), aw_(cr.rd.on() ? Tn : 0, 4 * s_),
+        sh_(opt.optimized() ? Tn : 0, s_), g_(3 * s_), u_(s_), zmu_(s_), zs_(s_), ws_(s_), cr_(cr), aw_(cr.rd.on() ? Tn : 0, 4 * s_),
         cw_(cr.rd.on() ? s_ : 0), cw2_(cr.rd.on() ? s_ : 0), mh_(cr.rd.on() ? s_ : 0),
         prev_(static_cast<std::size_t>(Tn), -1),
         hb_(static_cast<std::size_t>(Tn), char(0)) {
@@ -213,21 +213,18 @@ class GruCell final : public Cell<T> {
     add_rowdots(w_.w_hh, hp, g_.data());
     add_rowdots(block(w_.w_ih, 0, 2 * s, 0, n), in, g_.data());
     add_rowdots(block(w_.w_ih, 2 * s, s, 0, n), in, u_.data());
-    OptPlaneSet<T>& pr = Pr_.work(t);
-    pr.zero_grad();
-    for (std::ptrdiff_t i = 0; i < s; ++i) u_[i] += pr.eval_and_grad(i, Pr_.rec(t, i), g_[2 * s + i], g_[i]);
+    Pr_.work(t).template sweep_values<true>(Pr_.recs(t), g_.data() + 2 * s, g_.data(), u_.data());
     if (!Pu_.ready(t)) return;  // an objective on u_t: P^u, P^z not fixed yet
     OptPlaneSet<T>& pu = Pu_.work(t);
     OptPlaneSet<T>& pz = Pz_.work(t);
-    OptLineSet<T>& lz = Lz_.work(t);
-    pu.zero_grad();
-    pz.zero_grad();
+    const T* v = Pu_.recs(t);
+    // the merged coefficient on z and z itself (the block's kernel), then F₁(u, 1 − z) + F₂(h_{t−1}, z)
+    shared_z_values(pu.P, pz.P, Lz_.work(t).P, v, g_.data() + s, s, zmu_.data(), zs_.data());
+    Lz_.work(t).load_sweep(g_.data() + s, nullptr, zmu_.data());
+    for (std::ptrdiff_t i = 0; i < s; ++i) ws_[i] = T(1) - zs_[i];
     T* o = sh_.row(t);
-    for (std::ptrdiff_t i = 0; i < s; ++i) {
-      const T v = Pu_.rec(t, i);
-      const T zt = lz.eval(i, shared_z_mu(v, pu.P, pz.P, i), g_[s + i]);
-      o[i] = pu.eval_and_grad(i, v, u_[i], T(1) - zt) + pz.eval_and_grad(i, v, hp[i], zt);
-    }
+    pu.sweep_values(v, u_.data(), ws_.data(), o);
+    pz.template sweep_values<true>(v, hp, zs_.data(), o);
     std::copy(o, o + s, h);
   }
 
@@ -434,7 +431,8 @@ class GruCell final : public Cell<T> {
   Mat<T> Lh_, Lh2_, G4_;      // Λ on h_t (and its swap), the four coefficient blocks
   std::vector<T> wl_, wu_, zero_;
   Mat<T> sh_;                 // optimized: the sweep's hidden values per step,
-  std::vector<T> g_, u_;      // its gates [y^r; y^z; v] and u
+  std::vector<T> g_, u_;      // its gates [y^r; y^z; v] and u,
+  std::vector<T> zmu_, zs_, ws_;  // the merged coefficient on z, z and w = 1 − z
   BlockSweep<T> bs_;          // a block's sweep,
   Mat<T> gh_;                 // its W_hh h_prev
   CellRounding<T> cr_;        // rounding="sound": Γ and the input's magnitudes,

@@ -193,20 +193,13 @@ class LstmCell final : public Cell<T> {
     add_rowdots(w_.w_ih, in, y_.data());
     add_rowdots(w_.w_hh, sweep_state(sh_, prev, w_.h0, zero_), y_.data());
     const T* cp = sweep_state(sc_, prev, w_.c0, zero_);
-    OptPlaneSet<T>& pf = Pf_.work(t);
-    OptPlaneSet<T>& pig = Pig_.work(t);
-    pf.zero_grad();
-    pig.zero_grad();
     T* c = sc_.row(t);
-    for (std::ptrdiff_t i = 0; i < s; ++i) {  // P^f and P^ig share the coefficient met at c_t
-      const T v = Pf_.rec(t, i);
-      c[i] = pf.eval_and_grad(i, v, cp[i], y_[s + i]) + pig.eval_and_grad(i, v, y_[2 * s + i], y_[i]);
-    }
+    const T* v = Pf_.recs(t);  // P^f and P^ig share the coefficient met at c_t
+    Pf_.work(t).sweep_values(v, cp, y_.data() + s, c);
+    Pig_.work(t).template sweep_values<true>(v, y_.data() + 2 * s, y_.data(), c);
     if (!Po_.ready(t)) return;  // an objective on c_t: P^o not fixed yet
-    OptPlaneSet<T>& po = Po_.work(t);
-    po.zero_grad();
     T* o = sh_.row(t);
-    for (std::ptrdiff_t i = 0; i < s; ++i) o[i] = po.eval_and_grad(i, Po_.rec(t, i), c[i], y_[3 * s + i]);
+    Po_.work(t).sweep_values(Po_.recs(t), c, y_.data() + 3 * s, o);
     std::copy(o, o + s, h);
   }
 

@@ -304,9 +304,8 @@ class RnnCell final : public Cell<T> {
     std::copy(b_.begin(), b_.end(), z_.begin());
     add_rowdots(w_.w_ih, in, z_.data());
     add_rowdots(w_.w_hh, sweep_state(sh_, prev, w_.h0, zero_), z_.data());
-    OptLineSet<T>& ln = lines_.work(t);
     T* o = sh_.row(t);
-    for (std::ptrdiff_t i = 0; i < s_; ++i) o[i] = ln.eval(i, lines_.rec(t, i), z_[i]);
+    lines_.work(t).sweep_values(lines_.recs(t), z_.data(), o);
     std::copy(o, o + s_, h);
   }
 
