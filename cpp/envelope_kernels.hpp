@@ -100,78 +100,58 @@ template <class T>
 struct CellArgs {
   const T *mx, *my, *v, *xl, *xu, *kx, *yl, *yu, *ky;
 };
-template <class T>
-PQ_ALWAYS_INLINE int cell_slot(const CellArgs<T>& a, std::size_t i, int G, int per) {
-  const T top = T(G - 1);
-  T x = a.mx[i] > a.xl[i] ? a.mx[i] : a.xl[i], y = a.my[i] > a.yl[i] ? a.my[i] : a.yl[i];
-  T fx = ((x < a.xu[i] ? x : a.xu[i]) - a.xl[i]) * a.kx[i], fy = ((y < a.yu[i] ? y : a.yu[i]) - a.yl[i]) * a.ky[i];
-  fx = fx > T(0) ? fx : T(0);
-  fy = fy > T(0) ? fy : T(0);
-  const int cx = static_cast<int>(fx < top ? fx : top), cy = static_cast<int>(fy < top ? fy : top);
-  const int slot = (2 * static_cast<int>(i) + static_cast<int>(a.v[i] < T(0))) * per + cx * G + cy;
-  return a.v[i] != T(0) ? slot : -1;
+// Lanes W (Lane4 or Lane1, for_lanes4) of neurons from i: their slots.
+template <class W, class T>
+PQ_ALWAYS_INLINE typename W::itype cell_slots(const CellArgs<T>& a, std::ptrdiff_t i, int G, int per) {
+  using V = typename W::type;
+  const V zero{}, top = zero + T(G - 1);
+  V x = W::ld(a.mx + i), y = W::ld(a.my + i);
+  const V xl = W::ld(a.xl + i), yl = W::ld(a.yl + i), xu = W::ld(a.xu + i), yu = W::ld(a.yu + i);
+  x = x > xl ? x : xl;
+  y = y > yl ? y : yl;
+  V fx = ((x < xu ? x : xu) - xl) * W::ld(a.kx + i), fy = ((y < yu ? y : yu) - yl) * W::ld(a.ky + i);
+  fx = fx > zero ? fx : zero;
+  fy = fy > zero ? fy : zero;
+  const auto cx = W::to_int(fx < top ? fx : top), cy = W::to_int(fy < top ? fy : top);
+  const V v = W::ld(a.v + i);
+  const auto slot = (2 * W::iota(static_cast<int>(i)) + W::ones(v < zero)) * per + cx * G + cy;
+  return W::where(v != zero, slot, -1);
 }
 template <class T>
 PQ_ALWAYS_INLINE void envelope_cells_body(const CellArgs<T>& a, std::size_t s, int G, int per, int* wk) {
-  using V = Vec<T, 4 * static_cast<int>(sizeof(T))>;
-  using v_t = typename V::type;
-  typedef int i4 __attribute__((vector_size(4 * sizeof(int))));
-  const v_t zero{}, top = zero + T(G - 1);
-  const std::size_t s4 = s / 4 * 4;
-  for (std::size_t i = 0; i < s4; i += 4) {  // the lanes of cell_slot
-    v_t x = V::load(a.mx + i), y = V::load(a.my + i), xl = V::load(a.xl + i), yl = V::load(a.yl + i);
-    x = x > xl ? x : xl;
-    y = y > yl ? y : yl;
-    const v_t xu = V::load(a.xu + i), yu = V::load(a.yu + i);
-    v_t fx = ((x < xu ? x : xu) - xl) * V::load(a.kx + i), fy = ((y < yu ? y : yu) - yl) * V::load(a.ky + i);
-    fx = fx > zero ? fx : zero;
-    fy = fy > zero ? fy : zero;
-    const i4 cx = __builtin_convertvector(fx < top ? fx : top, i4), cy = __builtin_convertvector(fy < top ? fy : top, i4);
-    const v_t v = V::load(a.v + i);
-    const i4 side = -__builtin_convertvector(v < zero, i4), met = __builtin_convertvector(v != zero, i4);
-    const int b = static_cast<int>(i);
-    const i4 idx = i4{b, b + 1, b + 2, b + 3};
-    const i4 slot = (2 * idx + side) * per + cx * G + cy;
-    const i4 out = slot | ~met;
-    __builtin_memcpy(wk + i, &out, sizeof out);
-  }
-  for (std::size_t i = s4; i < s; ++i) wk[i] = cell_slot(a, i, G, per);
+  for_lanes4<T>(static_cast<std::ptrdiff_t>(s), [&](auto w, std::ptrdiff_t i) {
+    using W = decltype(w);
+    W::st_int(wk + i, cell_slots<W>(a, i, G, per));
+  });
 }
 
 // Lines (optim_lines.hpp): slot wk_i = (2 i + side_i) G + c_i of each of s neurons, c_i the
 // cell of z_i clamped to [l_i, u_i] (⌊(z − l) k⌋ capped at G − 1, k = G / (u − l); NaN: cell
 // 0); −1 where v_i = 0 or the interval is a point.
+template <class W, class T>
+PQ_ALWAYS_INLINE typename W::itype line_slots(const T* z, const T* v, const T* l, const T* u, const T* k,
+                                               std::ptrdiff_t i, int G) {
+  using V = typename W::type;
+  const V zero{}, top = zero + T(G - 1), li = W::ld(l + i), ui = W::ld(u + i), vi = W::ld(v + i);
+  V x = W::ld(z + i);
+  x = x > li ? x : li;
+  V f = ((x < ui ? x : ui) - li) * W::ld(k + i);
+  f = f > zero ? f : zero;
+  const auto slot = (2 * W::iota(static_cast<int>(i)) + W::ones(vi < zero)) * G + W::to_int(f < top ? f : top);
+  return W::where((vi != zero) & (li < ui), slot, -1);
+}
+// Neuron i's slot alone (the rows' own responses, OptLineSet::improve).
 template <class T>
 PQ_ALWAYS_INLINE int line_slot(const T* z, const T* v, const T* l, const T* u, const T* k, std::size_t i, int G) {
-  const T x = z[i] > l[i] ? z[i] : l[i];
-  T f = ((x < u[i] ? x : u[i]) - l[i]) * k[i];
-  f = f > T(0) ? f : T(0);
-  const int c = static_cast<int>(f < T(G - 1) ? f : T(G - 1));
-  const int slot = (2 * static_cast<int>(i) + static_cast<int>(v[i] < T(0))) * G + c;
-  return v[i] != T(0) && l[i] < u[i] ? slot : -1;
+  return line_slots<Lane1<T>>(z, v, l, u, k, static_cast<std::ptrdiff_t>(i), G);
 }
 template <class T>
 PQ_ALWAYS_INLINE void line_cells_body(const T* z, const T* v, const T* l, const T* u, const T* k, std::size_t s, int G,
                                       int* wk) {
-  using V = Vec<T, 4 * static_cast<int>(sizeof(T))>;
-  using v_t = typename V::type;
-  typedef int i4 __attribute__((vector_size(4 * sizeof(int))));
-  const v_t zero{}, top = zero + T(G - 1);
-  const std::size_t s4 = s / 4 * 4;
-  for (std::size_t i = 0; i < s4; i += 4) {  // the lanes of line_slot
-    const v_t li = V::load(l + i), ui = V::load(u + i), vi = V::load(v + i);
-    v_t x = V::load(z + i);
-    x = x > li ? x : li;
-    v_t f = ((x < ui ? x : ui) - li) * V::load(k + i);
-    f = f > zero ? f : zero;
-    const i4 c = __builtin_convertvector(f < top ? f : top, i4);
-    const i4 side = -__builtin_convertvector(vi < zero, i4);
-    const i4 met = __builtin_convertvector((vi != zero) & (li < ui), i4);
-    const int b = static_cast<int>(i);
-    const i4 out = ((2 * i4{b, b + 1, b + 2, b + 3} + side) * G + c) | ~met;
-    __builtin_memcpy(wk + i, &out, sizeof out);
-  }
-  for (std::size_t i = s4; i < s; ++i) wk[i] = line_slot(z, v, l, u, k, i, G);
+  for_lanes4<T>(static_cast<std::ptrdiff_t>(s), [&](auto w, std::ptrdiff_t i) {
+    using W = decltype(w);
+    W::st_int(wk + i, line_slots<W>(z, v, l, u, k, i, G));
+  });
 }
 
 // The takes' lanes (L: Lane4 or Lane1, for_lanes4): field(W[wk_j]) for the neurons j of the

@@ -65,6 +65,23 @@ struct Lane4 {  // N = 8: the eight lanes of Lane4Wide
     const M sign = (M)(-type{});  // the bits of -0.0: the sign bit alone
     return (type)((M)v & ~sign);
   }
+  // N int lanes, as Lane1's: to_int truncates toward zero (as static_cast), ones(m) is 1
+  // where the comparison mask m holds, iota(b) = {b, b + 1, ...}, where(m, a, b) = m ? a : b
+  using itype = typename Vec<int, N * static_cast<int>(sizeof(int))>::type;
+  static PQ_ALWAYS_INLINE itype to_int(type f) { return __builtin_convertvector(f, itype); }
+  template <class M>
+  static PQ_ALWAYS_INLINE itype ones(M m) { return -__builtin_convertvector(m, itype); }
+  static PQ_ALWAYS_INLINE itype iota(int b) {
+    itype r;
+    for (int j = 0; j < N; ++j) r[j] = b + j;
+    return r;
+  }
+  template <class M>
+  static PQ_ALWAYS_INLINE itype where(M m, itype a, int b) {
+    const itype k = __builtin_convertvector(m, itype);  // all ones where m
+    return (a & k) | ((itype{} + b) & ~k);
+  }
+  static PQ_ALWAYS_INLINE void st_int(int* p, itype v) { __builtin_memcpy(p, &v, sizeof v); }
 };
 
 // Four lanes that also offer eight (sign_rule_rows.hpp sums4_lanes: the same sums), for the

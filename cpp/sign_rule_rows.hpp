@@ -45,6 +45,14 @@ struct Lane1 {
   static PQ_ROW_INLINE void st(T* p, T v) { *p = v; }
   static PQ_ROW_INLINE T pick(T v, T a, T b) { return v >= T(0) ? a : b; }
   static PQ_ROW_INLINE T abs(T v) { return std::fabs(v); }
+  // int lanes (Lane4's itype): a value truncated toward zero, 1 where a comparison holds, the
+  // lane's index from b, a where m else b, and the store
+  using itype = int;
+  static PQ_ROW_INLINE int to_int(T f) { return static_cast<int>(f); }
+  static PQ_ROW_INLINE int ones(bool m) { return m ? 1 : 0; }
+  static PQ_ROW_INLINE int iota(int b) { return b; }
+  static PQ_ROW_INLINE int where(bool m, int a, int b) { return m ? a : b; }
+  static PQ_ROW_INLINE void st_int(int* p, int v) { *p = v; }
 };
 
 // Four scalars with lane-wise arithmetic: the four-lane type where vector extensions are
