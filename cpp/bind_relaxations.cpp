@@ -178,7 +178,7 @@ py::tuple envelope_kernels_py(const Arr& fx, const Arr& gy, const Arr& lx, const
   pq::detail::envelope_lattice(static_cast<int>(S), fx.data(), gy.data(), lx.data(), ly.data(), static_cast<int>(C),
                                a.data(), b.data(), plo, phi);
   pq::detail::envelope_winners(static_cast<int>(G), cx.data(), cy.data(), static_cast<int>(C), a.data(), b.data(),
-                               plo, phi, win.mutable_data());
+                               plo, phi, win.mutable_data(), 0, static_cast<int>(C));
   return py::make_tuple(lo, hi, win);
 }
 

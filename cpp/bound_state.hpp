@@ -70,9 +70,10 @@ struct OptSettings {
   bool contacts() const { return trace || adam_steps(); }
 };
 
-// OptSettings::grid as the bindings take it: 0 .. 64.
+// OptSettings::grid as the bindings take it: 0 .. kMaxGrid.
+inline constexpr int kMaxGrid = 64;
 inline int checked_grid(int g) {
-  if (g < 0 || g > 64) throw InvalidArgument("opt_grid must be in [0, 64]");
+  if (g < 0 || g > kMaxGrid) throw InvalidArgument("opt_grid must be in [0, 64]");
   return g;
 }
 

@@ -1,12 +1,13 @@
 // The two loops of planes="optimized"'s envelope tables (optim_planes.hpp
-// PlaneBoxes::fill_envelope; RECURRENCES.md §3b), compiled for the baseline ISA and, where
+// PlaneBoxes::rank_box / fill_cell; RECURRENCES.md §3b), compiled for the baseline ISA and, where
 // the CPU has it, for AVX2. Both do elementwise arithmetic and exact max / min reductions
 // (no FMA, no reassociation of a sum), so both builds give the same values and winners:
 //   envelope_lattice: for each of the S x S lattice points (x_p, y_q) with F = f_p g_q,
 //     every candidate k's F - a_k x - b_k y into its running min lo_k and max hi_k;
-//   envelope_winners: for each of the G x G cells (centre (cx_i, cy_j), cell c = i G + j),
-//     the first candidate k with the highest a_k cx + b_k cy + lo_k (win[c], the lower
-//     side's winner) and the first with the lowest a_k cx + b_k cy + hi_k (win[C + c]).
+//   envelope_winners: for each of the cells c0 <= c < c1 of the G x G grid (centre
+//     (cx_i, cy_j), cell c = i G + j), the first candidate k with the highest
+//     a_k cx + b_k cy + lo_k (win[c], the lower side's winner) and the first with the lowest
+//     a_k cx + b_k cy + hi_k (win[C + c]).
 // And the two loops of a best response on the tables (OptPlaneSet::envelope_response), four
 // neurons at a time with every data-dependent choice a select (the sides and the takes follow
 // the random signs of the coefficients: as branches they were mostly mispredicted):
@@ -47,13 +48,13 @@ PQ_ALWAYS_INLINE void envelope_lattice_body(int S, const T* fx, const T* gy, con
 template <class T>
 PQ_ALWAYS_INLINE void envelope_winners_body(int G, const T* cx, const T* cy, int C, const T* __restrict A,
                                             const T* __restrict B, const T* __restrict lo,
-                                            const T* __restrict hi, int* win) {
+                                            const T* __restrict hi, int* win, int c0, int c1) {
   using V = Vec<T, 4 * static_cast<int>(sizeof(T))>;
   using v_t = typename V::type;
   using I = std::conditional_t<sizeof(T) == 8, long long, int>;
   typedef I i_t __attribute__((vector_size(4 * sizeof(T))));
   const int C4 = C / 4 * 4;
-  for (int c = 0; c < C; ++c) {
+  for (int c = c0; c < c1; ++c) {
     const T px = cx[c / G], py = cy[c % G];
     T top = -std::numeric_limits<T>::infinity(), bot = std::numeric_limits<T>::infinity();
     int bl = 0, bu = 0;
@@ -239,8 +240,8 @@ PQ_TARGET_AVX2 void envelope_lattice_avx2(int S, const T* fx, const T* gy, const
 }
 template <class T>
 PQ_TARGET_AVX2 void envelope_winners_avx2(int G, const T* cx, const T* cy, int C, const T* A, const T* B,
-                                          const T* lo, const T* hi, int* win) {
-  envelope_winners_body(G, cx, cy, C, A, B, lo, hi, win);
+                                          const T* lo, const T* hi, int* win, int c0, int c1) {
+  envelope_winners_body(G, cx, cy, C, A, B, lo, hi, win, c0, c1);
 }
 template <class T>
 PQ_TARGET_AVX2 void envelope_cells_avx2(const CellArgs<T>& a, std::size_t s, int G, int per, int* wk) {
@@ -272,11 +273,11 @@ void envelope_lattice(int S, const T* fx, const T* gy, const T* lx, const T* ly,
 
 template <class T>
 void envelope_winners(int G, const T* cx, const T* cy, int C, const T* A, const T* B, const T* lo, const T* hi,
-                      int* win) {
+                      int* win, int c0, int c1) {
 #if PQ_X86_DISPATCH && !defined(__AVX2__)
-  if (cpu_has_avx2_fma()) return envelope_winners_avx2(G, cx, cy, C, A, B, lo, hi, win);
+  if (cpu_has_avx2_fma()) return envelope_winners_avx2(G, cx, cy, C, A, B, lo, hi, win, c0, c1);
 #endif
-  envelope_winners_body(G, cx, cy, C, A, B, lo, hi, win);
+  envelope_winners_body(G, cx, cy, C, A, B, lo, hi, win, c0, c1);
 }
 
 template <class T>

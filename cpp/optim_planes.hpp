@@ -56,7 +56,7 @@ struct PlaneBoxes {
   static constexpr std::size_t kCellSlots = 2;
   // The grid's envelope (RECURRENCES.md §3b): slot (neuron, side, cell) holds the index in
   // `winners` of the cell whose candidate is highest (lower side; upper: lowest) at this
-  // cell's centre, -1 before the box's table is filled (fill_envelope). The winners of one
+  // cell's centre, -1 before it is filled (fill_cell). The winners of one
   // box side are stored together (wcell: each one's cell), computed on first use: a
   // candidate slot for each of the G² cells of every side (2 MB per pass at LSTM T = 8,
   // h = 16, allocated and filled for each pass) was mostly missed in cache
@@ -131,16 +131,29 @@ struct PlaneBoxes {
     }
     return q;
   }
-  // Both sides' envelope tables of box i (RECURRENCES.md §3b): the candidates are the
-  // tangents at the G x G cell centres; to rank them, each one's offsets are estimated as the
-  // min and max of F - a x - b y over a kLattice x kLattice lattice of the box (its corners
-  // and edges included). The estimate only picks the winner: a row that takes it gets its
-  // exact offset (winner()), so every plane in use stays valid.
+  // The envelope tables of box i (RECURRENCES.md §3b): the candidates are the tangents at
+  // the G x G cell centres; to rank them, each one's offsets are estimated as the min and max
+  // of F - a x - b y over a kLattice x kLattice lattice of the box (its corners and edges
+  // included), once per box (rank_box); a cell's winners (both sides) are found the first
+  // time a row's sweep point lands in it (fill_cell: a pass meets ~40 % of the cells). The
+  // estimate only picks the winner: a row that takes it gets its exact offset (winner()), so
+  // every plane in use stays valid.
   static constexpr int kLattice = 9;
-  void fill_envelope(std::size_t i, int G) {
+  // Per ranked box (rank_of[i], −1: not yet): its candidates' slopes a, b and estimated
+  // offsets lo, hi, then the cell centres cx, cy (ranks, 4 G² + 2 G each), and each side's
+  // candidate -> its slot in `winners` (rank_slots, 2 G² each, −1: not a winner yet).
+  std::vector<int> rank_of;
+  std::vector<T> ranks;
+  std::vector<int> rank_slots;
+  std::vector<int> win_;  // fill_cell's scratch (2 G²)
+  void rank_box(std::size_t i, int G) {
     const auto& b = box[i];
-    const std::size_t per = per_side(G), n = box.size();
     const int S = kLattice, C = G * G;
+    const std::size_t id = rank_of[i] = static_cast<int>(ranks.size() / (4 * C + 2 * G));
+    ranks.resize((id + 1) * static_cast<std::size_t>(4 * C + 2 * G));
+    rank_slots.resize((id + 1) * static_cast<std::size_t>(2 * C), -1);
+    T* a = ranks.data() + id * static_cast<std::size_t>(4 * C + 2 * G);
+    T *bb = a + C, *lo = bb + C, *hi = lo + C, *cx = hi + C, *cy = cx + G;
     T fx[kLattice], gy[kLattice], lx[kLattice], ly[kLattice];
     for (int j = 0; j < S; ++j) {
       lx[j] = j + 1 == S ? b.xu : b.xl + (b.xu - b.xl) * (T(j) / T(S - 1));
@@ -149,7 +162,7 @@ struct PlaneBoxes {
       gy[j] = detail::surface_g(sf, ly[j]);
     }
     // the cell centres and the factors of tangent_slopes there, once per axis
-    std::vector<T> cx(G), cy(G), dfx(G), fcx(G), gcy(G), dgy(G);
+    T dfx[kMaxGrid], fcx[kMaxGrid], gcy[kMaxGrid], dgy[kMaxGrid];
     for (int k = 0; k < G; ++k) {
       cx[k] = detail::grid_centre(k, b.xl, b.xu, G);
       cy[k] = detail::grid_centre(k, b.yl, b.yu, G);
@@ -160,29 +173,34 @@ struct PlaneBoxes {
     }
     // each candidate's slopes (tangent_slopes at its cell's centre) and estimated min / max
     // of F - a x - b y
-    std::vector<T> a(C), bb(C), lo(C, std::numeric_limits<T>::infinity()), hi(C, -std::numeric_limits<T>::infinity());
     for (int k = 0; k < C; ++k) {
       a[k] = dfx[k / G] * gcy[k % G];
       bb[k] = fcx[k / G] * dgy[k % G];
+      lo[k] = std::numeric_limits<T>::infinity();
+      hi[k] = -std::numeric_limits<T>::infinity();
     }
-    detail::envelope_lattice(S, fx, gy, lx, ly, C, a.data(), bb.data(), lo.data(), hi.data());
-    // each cell's winner, lower side then upper (envelope_kernels.hpp)
-    std::vector<int> win(2 * static_cast<std::size_t>(C));
-    detail::envelope_winners(G, cx.data(), cy.data(), C, a.data(), bb.data(), lo.data(), hi.data(), win.data());
-    // each side's distinct winners together in `winners` (offsets computed on first use)
+    detail::envelope_lattice(S, fx, gy, lx, ly, C, a, bb, lo, hi);
+  }
+  // Cell c's winner of each side of box i into the tables (envelope_kernels.hpp); a side's
+  // distinct winners get one slot each in `winners` (offsets computed on first use).
+  void fill_cell(std::size_t i, int G, int c) {
+    if (rank_of[i] < 0) rank_box(i, G);
+    const int C = G * G;
+    const std::size_t id = static_cast<std::size_t>(rank_of[i]), per = per_side(G), n = box.size();
+    const T* a = ranks.data() + id * static_cast<std::size_t>(4 * C + 2 * G);
+    const T *bb = a + C, *lo = bb + C, *hi = lo + C, *cx = hi + C, *cy = cx + G;
+    win_.resize(2 * static_cast<std::size_t>(C));
+    detail::envelope_winners(G, cx, cy, C, a, bb, lo, hi, win_.data(), c, c + 1);
     const T none = std::numeric_limits<T>::quiet_NaN();
-    std::vector<int> slot(static_cast<std::size_t>(C));
     for (int side = 0; side < 2; ++side) {
-      std::fill(slot.begin(), slot.end(), -1);
-      for (int c = 0; c < C; ++c) {
-        const int w = win[side * C + c];
-        if (slot[w] < 0) {
-          slot[w] = static_cast<int>(winners.size());
-          winners.push_back({none, none, none, none, none});
-          wcell.push_back(w);
-        }
-        envelope.at(n, per, i, side == 0, static_cast<std::size_t>(c), -1) = slot[w];
+      const int w = win_[side * C + c];
+      int& slot = rank_slots[id * static_cast<std::size_t>(2 * C) + static_cast<std::size_t>(side * C + w)];
+      if (slot < 0) {
+        slot = static_cast<int>(winners.size());
+        winners.push_back({none, none, none, none, none});
+        wcell.push_back(w);
       }
+      envelope.at(n, per, i, side == 0, static_cast<std::size_t>(c), -1) = slot;
     }
   }
   // The G x G grid's cells by neuron in arrays (envelope_response): the box's sides, and G
@@ -215,6 +233,9 @@ struct PlaneBoxes {
     envelope.clear();
     winners.clear();
     wcell.clear();
+    rank_of.assign(static_cast<std::size_t>(s), -1);
+    ranks.clear();
+    rank_slots.clear();
     for (std::ptrdiff_t i = 0; i < s; ++i) {
       box[i] = {xl[i], xu[i], yl[i], yu[i]};
       sv[i] = detail::side_values(f, box[i]);
@@ -315,7 +336,7 @@ struct OptPlaneSet {
   // (a saddle: its tangent plane is a poor bound) the two McCormick planes of the side are
   // tried instead. On a grid (G > 0, OptSettings::grid) the point moves to the centre of its
   // cell of the G x G grid over the box, and from G = 2 on the plane tried is the grid's
-  // envelope there (the best of the G^2 cells' tangents, fill_envelope); each cell's plane
+  // envelope there (the best of the G^2 cells' tangents, fill_cell); each cell's plane
   // is looked up once computed: the rows of a pass share at most G^2 offsets per plane and
   // side instead of one per row met.
   void tangent_response(PlaneBoxes<T>& bx, int G) {
@@ -358,8 +379,8 @@ struct OptPlaneSet {
     for (std::size_t i = 0; i < s; ++i) {  // each met slot's winner, computed on first use
       if (wk[i] < 0) continue;
       int k = table[wk[i]];
-      if (k < 0) {  // the box's tables (no reallocation: the slots exist)
-        bx.fill_envelope(i, G);
+      if (k < 0) {  // the cell's winners (no reallocation: the slots exist)
+        bx.fill_cell(i, G, wk[i] % per);
         k = table[wk[i]];
       }
       int e = -1;
