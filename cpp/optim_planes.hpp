@@ -118,12 +118,12 @@ struct PlaneBoxes {
   }
   // The envelope's slots (neuron, side, cell) of grid G, −1 where a box's table is not filled.
   const int* envelope_slots(int G) { return &envelope.at(box.size(), per_side(G), 0, true, 0, -1); }
-  // Winner k of side `lower` of box i: the tangent at its cell's centre with its exact offset,
-  // computed on first use; e: its cell.
-  const Candidate& winner(std::size_t i, bool lower, int G, int k, int& e) {
+  // Winner k of side `lower` of box i: the tangent at its cell's centre (cell wcell[k]) with
+  // its exact offset, computed on first use.
+  const Candidate& winner(std::size_t i, bool lower, int G, int k) {
     Candidate& q = winners[static_cast<std::size_t>(k)];
-    e = wcell[static_cast<std::size_t>(k)];
     if (std::isnan(q.a)) {
+      const int e = wcell[static_cast<std::size_t>(k)];
       const auto& b = box[i];
       const T x = detail::grid_centre(e / G, b.xl, b.xu, G), y = detail::grid_centre(e % G, b.yl, b.yu, G);
       const auto [a, bs] = tangent_slopes(sf, x, y);
@@ -383,16 +383,15 @@ struct OptPlaneSet {
         bx.fill_cell(i, G, wk[i] % per);
         k = table[wk[i]];
       }
-      int e = -1;
-      bx.winner(i, v[i] >= T(0), G, k, e);
+      bx.winner(i, v[i] >= T(0), G, k);
       wk[i] = k;
     }
     if (!grads) return take_winners(bx, mx, my, v, from);
     for (std::size_t i = 0; i < s; ++i) {
       if (wk[i] < 0) continue;
       const bool lower = v[i] >= T(0);
-      int e = -1;
-      const auto& q = bx.winner(i, lower, G, wk[i], e);
+      const auto& q = bx.winner(i, lower, G, wk[i]);
+      const int e = bx.wcell[static_cast<std::size_t>(wk[i])];
       const auto& b = bx.box[i];
       take_if_tighter(i, lower, q, mx[i], my[i], detail::grid_centre(e / G, b.xl, b.xu, G),
                       detail::grid_centre(e % G, b.yl, b.yu, G));
