@@ -149,10 +149,11 @@ struct PlaneBoxes {
   void rank_box(std::size_t i, int G) {
     const auto& b = box[i];
     const int S = kLattice, C = G * G;
-    const std::size_t id = rank_of[i] = static_cast<int>(ranks.size() / (4 * C + 2 * G));
-    ranks.resize((id + 1) * static_cast<std::size_t>(4 * C + 2 * G));
+    const std::size_t stride = static_cast<std::size_t>(4 * C + 2 * G), id = ranks.size() / stride;
+    rank_of[i] = static_cast<int>(id);
+    ranks.resize((id + 1) * stride);
     rank_slots.resize((id + 1) * static_cast<std::size_t>(2 * C), -1);
-    T* a = ranks.data() + id * static_cast<std::size_t>(4 * C + 2 * G);
+    T* a = ranks.data() + id * stride;
     T *bb = a + C, *lo = bb + C, *hi = lo + C, *cx = hi + C, *cy = cx + G;
     T fx[kLattice], gy[kLattice], lx[kLattice], ly[kLattice];
     for (int j = 0; j < S; ++j) {

@@ -33,7 +33,8 @@ class GruCell final : public Cell<T> {
         Pz_(Tn, s_, opt.optimized(), opt.opt.contacts()),
         Lz_(shared_z_ ? Tn : 0, s_, opt.optimized()), zw_(shared_z_ ? Tn : 0, 4 * s_), Lh_(Rmax, s_),
         Lh2_(Rmax, s_), G4_(Rmax, 4 * s_), wl_(s_), wu_(s_), zero_(s_, T(0)),
-        sh_(opt.optimized() ? Tn : 0, s_), g_(3 * s_), u_(s_), zmu_(s_), zs_(s_), ws_(s_), cr_(cr), aw_(cr.rd.on() ? Tn : 0, 4 * s_),
+        sh_(opt.optimized() ? Tn : 0, s_), g_(3 * s_), u_(s_), zmu_(s_), zs_(s_), ws_(s_), cr_(cr),
+        aw_(cr.rd.on() ? Tn : 0, 4 * s_),
         cw_(cr.rd.on() ? s_ : 0), cw2_(cr.rd.on() ? s_ : 0), mh_(cr.rd.on() ? s_ : 0),
         prev_(static_cast<std::size_t>(Tn), -1),
         hb_(static_cast<std::size_t>(Tn), char(0)) {
