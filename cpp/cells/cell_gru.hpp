@@ -123,14 +123,9 @@ class GruCell final : public Cell<T> {
                       cw_.data(), cw2_.data());
       return through_inputs(t, R, true, in, k, fold);
     }
-    if (!Pr_.by_rows()) {
-      planes(entry, t, 0, R, k, fold);
-    } else {  // every row through its own relaxations (Cell::use_rows)
-      for (std::ptrdiff_t r = 0; r < R; ++r) {
-        Pr_.set_row(r), Pu_.set_row(r), Pz_.set_row(r), Lz_.set_row(r);
-        planes(entry, t, r, 1, k.from(r), fold);
-      }
-    }
+    auto row = [&](std::ptrdiff_t r) { Pr_.set_row(r), Pu_.set_row(r), Pz_.set_row(r), Lz_.set_row(r); };
+    block_or_rows(Pr_.by_rows(), R, k, row,
+                  [&](std::ptrdiff_t r0, std::ptrdiff_t n, RowConsts<T> kr) { planes(entry, t, r0, n, kr, fold); });
     through_inputs(t, R, entry == Entry::Hidden, in, k, fold);
   }
 

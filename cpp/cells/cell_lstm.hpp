@@ -81,14 +81,9 @@ class LstmCell final : public Cell<T> {
       std::swap(Lc_, Lc2_);
       return carry_affine(cview(Gv), w_, t, xb, aw, f32_, top_rows(Lh_, R), in, k, fold);
     }
-    if (!Pf_.by_rows()) {
-      planes(entry, t, 0, R, k, fold);
-    } else {  // every row through its own planes (Cell::use_rows)
-      for (std::ptrdiff_t r = 0; r < R; ++r) {
-        for (auto* p : {&Pf_, &Pig_, &Po_}) p->set_row(r);
-        planes(entry, t, r, 1, k.from(r), fold);
-      }
-    }
+    auto row = [&](std::ptrdiff_t r) { for (auto* p : {&Pf_, &Pig_, &Po_}) p->set_row(r); };
+    block_or_rows(Pf_.by_rows(), R, k, row,
+                  [&](std::ptrdiff_t r0, std::ptrdiff_t n, RowConsts<T> kr) { planes(entry, t, r0, n, kr, fold); });
     std::swap(Lc_, Lc2_);
     carry_affine(cview(Gv), w_, t, xb, aw, f32_, top_rows(Lh_, R), in, k, fold);
   }

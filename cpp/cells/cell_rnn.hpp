@@ -114,6 +114,19 @@ void carry_affine(MatView<const T> G, const DirectionWeights<T>& w, std::ptrdiff
 // (none for j >= in_rows), its constant ±xb[j] and, under rounding="sound", its charge
 // aw[j]: products by ±1 are exact, so these are the values the products of the identity
 // gave, without reading or writing the R x m identity.
+// The relaxation stage of a cell's carry for R rows: the whole block through the shared
+// relaxations, or, while every row uses its own copies (Cell::use_rows, by_rows), row by row,
+// select(r) pointing the cell's relaxations at row r first. stage(r0, n, k) carries rows
+// [r0, r0 + n) with their constants k.
+template <class T, class Select, class Stage>
+void block_or_rows(bool by_rows, std::ptrdiff_t R, RowConsts<T> k, Select&& select, Stage&& stage) {
+  if (!by_rows) return stage(std::ptrdiff_t(0), R, k);
+  for (std::ptrdiff_t r = 0; r < R; ++r) {
+    select(r);
+    stage(r, std::ptrdiff_t(1), k.from(r));
+  }
+}
+
 template <class T>
 void carry_identity_rows(std::ptrdiff_t r0, std::ptrdiff_t R, std::ptrdiff_t m, MatView<const T> w_h,
                          MatView<const T> w_in, std::ptrdiff_t in_rows, const T* xb, const T* aw, MatView<T> Lh,
@@ -232,14 +245,9 @@ class RnnCell final : public Cell<T> {
     // the lines write all of G: they take the affine step's constant and charge too, unless
     // its products run in float32 (affine_constant charges those)
     const bool fold = entry == Entry::Hidden && folds_affine(f32_);
-    if (entry == Entry::Hidden && !lines_.by_rows()) {
-      lines(t, 0, R, k, fold);
-    } else if (entry == Entry::Hidden) {  // every row through its own lines (Cell::use_rows)
-      for (std::ptrdiff_t r = 0; r < R; ++r) {
-        lines_.set_row(r);
-        lines(t, r, 1, k.from(r), fold);
-      }
-    }
+    if (entry == Entry::Hidden)
+      block_or_rows(lines_.by_rows(), R, k, [&](std::ptrdiff_t r) { lines_.set_row(r); },
+                    [&](std::ptrdiff_t r0, std::ptrdiff_t n, RowConsts<T> kr) { lines(t, r0, n, kr, fold); });
     carry_affine(cview(top_rows(G_, R)), w_, t, xb_.row(t), k.err ? aw_.row(t) : nullptr, f32_, top_rows(Lh_, R), in, k,
                  fold);
   }
