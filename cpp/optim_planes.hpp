@@ -146,15 +146,26 @@ struct PlaneBoxes {
   std::vector<T> ranks;
   std::vector<int> rank_slots;
   std::vector<int> win_;  // fill_cell's scratch (2 G²)
+  struct Ranked {
+    T *a, *b, *lo, *hi, *cx, *cy;
+    int* slots;  // side * G² + candidate
+  };
+  // The storage of ranked box `id` at grid G.
+  Ranked ranked(std::size_t id, int G) {
+    const int C = G * G;
+    T* a = ranks.data() + id * static_cast<std::size_t>(4 * C + 2 * G);
+    int* slots = rank_slots.data() + id * static_cast<std::size_t>(2 * C);
+    return {a, a + C, a + 2 * C, a + 3 * C, a + 4 * C, a + 4 * C + G, slots};
+  }
   void rank_box(std::size_t i, int G) {
     const auto& b = box[i];
     const int S = kLattice, C = G * G;
-    const std::size_t stride = static_cast<std::size_t>(4 * C + 2 * G), id = ranks.size() / stride;
+    const std::size_t id = ranks.size() / static_cast<std::size_t>(4 * C + 2 * G);
     rank_of[i] = static_cast<int>(id);
-    ranks.resize((id + 1) * stride);
+    ranks.resize((id + 1) * static_cast<std::size_t>(4 * C + 2 * G));
     rank_slots.resize((id + 1) * static_cast<std::size_t>(2 * C), -1);
-    T* a = ranks.data() + id * stride;
-    T *bb = a + C, *lo = bb + C, *hi = lo + C, *cx = hi + C, *cy = cx + G;
+    const Ranked r = ranked(id, G);
+    T *a = r.a, *bb = r.b, *lo = r.lo, *hi = r.hi, *cx = r.cx, *cy = r.cy;
     T fx[kLattice], gy[kLattice], lx[kLattice], ly[kLattice];
     for (int j = 0; j < S; ++j) {
       lx[j] = j + 1 == S ? b.xu : b.xl + (b.xu - b.xl) * (T(j) / T(S - 1));
@@ -187,15 +198,14 @@ struct PlaneBoxes {
   void fill_cell(std::size_t i, int G, int c) {
     if (rank_of[i] < 0) rank_box(i, G);
     const int C = G * G;
-    const std::size_t id = static_cast<std::size_t>(rank_of[i]), per = per_side(G), n = box.size();
-    const T* a = ranks.data() + id * static_cast<std::size_t>(4 * C + 2 * G);
-    const T *bb = a + C, *lo = bb + C, *hi = lo + C, *cx = hi + C, *cy = cx + G;
+    const std::size_t per = per_side(G), n = box.size();
+    const Ranked r = ranked(static_cast<std::size_t>(rank_of[i]), G);
     win_.resize(2 * static_cast<std::size_t>(C));
-    detail::envelope_winners(G, cx, cy, C, a, bb, lo, hi, win_.data(), c, c + 1);
+    detail::envelope_winners(G, r.cx, r.cy, C, r.a, r.b, r.lo, r.hi, win_.data(), c, c + 1);
     const T none = std::numeric_limits<T>::quiet_NaN();
     for (int side = 0; side < 2; ++side) {
       const int w = win_[side * C + c];
-      int& slot = rank_slots[id * static_cast<std::size_t>(2 * C) + static_cast<std::size_t>(side * C + w)];
+      int& slot = r.slots[side * C + w];
       if (slot < 0) {
         slot = static_cast<int>(winners.size());
         winners.push_back({none, none, none, none, none});
